@@ -1,0 +1,179 @@
+"""The three assets, thin: call a source or ``flatten``, return values, add metadata.
+
+``raw_tweets`` (landing zone) → ``clean_tweets`` (one typed row per post) → ``s3_parquet`` (the
+published Athena table). All share the daily UTC partitions and ``BackfillPolicy.single_run()``, so
+a backfill of any range is one run; every value is ``{partition_key: value}``.
+"""
+
+
+import tempfile
+import time
+from collections import Counter
+
+import polars as pl
+import pyarrow as pa
+from dagster import AssetExecutionContext, BackfillPolicy, MetadataValue, asset
+
+from .athena import DEFAULT_TABLE, create_table_ddl
+from .flatten import flatten_day
+from .io_manager import LakeResource, PageSpool, SpooledPages, StoredPages
+from .partitions import daily_partitions, day_window, start_date
+from .schema import PUBLISHED_SCHEMA, dagster_table_schema
+from .sources.base import PostSource
+
+GROUP = "tweets"
+OWNERS = ["team:data-engineering"]
+SINGLE_RUN = BackfillPolicy.single_run()
+PROGRESS_EVERY_S = 10.0
+QUARANTINE_SAMPLE = 20
+PUBLISHED_TABLE = "tweets"
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    pool="x_api",
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"python", "json"},
+    metadata={"lake/table": "raw_tweets", "lake/format": "jsonl.gz"},
+    description=(
+        "The day's X API v2 response pages as received (data, includes, meta, errors), one page per "
+        "line in gzip JSON lines: the landing zone, from which everything downstream can be "
+        "recomputed without calling the API again."
+    ),
+)
+def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, SpooledPages]:
+    """Stream the window's pages from the source into one spool file per day."""
+    days = list(context.partition_keys)
+    start, end = context.partition_time_window
+    spool_dir = tempfile.mkdtemp(prefix="raw_tweets-")
+    spools = {day: PageSpool(spool_dir, day) for day in days}
+    stats = {day: Counter() for day in days}
+    spans: dict[str, list[str]] = {day: [] for day in days}
+    context.log.info(f"fetching {len(days)} day(s) {days[0]}…{days[-1]} from {source.describe()}")
+    started = last_report = time.monotonic()
+    for page in source.pages(start, end, context.log):
+        if page.day not in spools:
+            raise RuntimeError(f"source {source.source_name} yielded a page for {page.day}, outside the run's {days[0]}…{days[-1]} ({page.location})")
+        spools[page.day].write(page.body)
+        day_stats = stats[page.day]
+        day_stats["pages"] += 1
+        day_stats["posts"] += page.posts
+        day_stats["api_errors"] += page.api_errors
+        spans[page.day].extend(s for s in (page.earliest, page.latest) if s)
+        if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+            last_report = time.monotonic()
+            context.log.info(
+                f"{sum(s['pages'] for s in stats.values()):,} pages, {sum(s['posts'] for s in stats.values()):,} posts so far (latest day {page.day})"
+            )
+    result = {}
+    for day in days:
+        result[day] = spools[day].close()
+        s = stats[day]
+        context.add_asset_metadata(
+            {
+                "pages": s["pages"],
+                "posts": s["posts"],
+                "api_errors": s["api_errors"],
+                "earliest_created_at": min(spans[day]) if spans[day] else "",
+                "latest_created_at": max(spans[day]) if spans[day] else "",
+                "source": source.describe(),
+                "uncompressed_bytes": spools[day].bytes_in,
+            },
+            partition_key=day,
+        )
+    total = sum(s["posts"] for s in stats.values())
+    context.log.info(f"landed {total:,} posts in {sum(s['pages'] for s in stats.values()):,} pages over {len(days)} day(s) in {time.monotonic() - started:.1f}s")
+    return result
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"polars", "parquet"},
+    metadata={"lake/table": "clean_tweets", "lake/format": "parquet", "dagster/column_schema": dagster_table_schema()},
+    description=(
+        "One typed row per post, deduplicated by id within the day: every field of the API v2 post "
+        "object and its expansions (author, referenced posts, media, poll, place) as columns "
+        "(tweet_assets.schema). Unreadable pages and posts are quarantined and counted."
+    ),
+)
+def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages]) -> dict[str, pl.DataFrame]:
+    """Flatten each day's landed pages (read back in batches) into rows."""
+    result = {}
+    for day, stored in raw_tweets.items():
+        started = time.monotonic()
+        last = [started]
+
+        def progress(pages: int, rows: int, day=day, last=last) -> None:
+            if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+                last[0] = time.monotonic()
+                context.log.info(f"{day}: {pages:,} pages flattened, {rows:,} rows so far")
+
+        out = flatten_day(stored.lines(), day_window(day), progress=progress)
+        frame = out.frame
+        reasons = Counter(q.reason for q in out.quarantined)
+        if out.quarantined:
+            context.log.warning(
+                f"{day}: quarantined {len(out.quarantined)} ({dict(reasons)}); first: "
+                + "; ".join(f"{q.location} {q.reason}: {q.detail[:200]}" for q in out.quarantined[:3])
+            )
+        context.log.info(f"{day}: {frame.height:,} rows from {out.stats['posts']:,} posts in {time.monotonic() - started:.1f}s")
+        result[day] = frame
+        context.add_asset_metadata(
+            {
+                "dagster/row_count": frame.height,
+                "posts_in_pages": out.stats["posts"],
+                "authors": frame.get_column("author_id").n_unique() if frame.height else 0,
+                "quarantined": len(out.quarantined),
+                "quarantined_by_reason": MetadataValue.json(dict(reasons)),
+                "quarantine_sample": MetadataValue.json([q.__dict__ for q in out.quarantined[:QUARANTINE_SAMPLE]]),
+                "api_errors": out.stats["api_errors"],
+                "duplicates_removed": out.stats["duplicates"],
+                "superseded_edits": out.stats["superseded_edits"],
+                "values_coerced_or_nulled": MetadataValue.json(
+                    {k: v for k, v in out.stats.items() if k.startswith(("coerced:", "invalid_"))}
+                ),
+                "duration_s": round(time.monotonic() - started, 3),
+            },
+            partition_key=day,
+        )
+    return result
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"parquet", "s3", "athena"},
+    metadata={
+        "lake/table": PUBLISHED_TABLE,
+        "lake/format": "parquet",
+        "dagster/column_schema": dagster_table_schema(),
+        "athena/table": DEFAULT_TABLE,
+    },
+    description=(
+        "The published table: Hive layout tweets/dt=YYYY-MM-DD/part-00000.parquet (dt not in the "
+        "file), zstd, timestamps in ms UTC, sorted by created_at, one object per day overwritten on "
+        "rerun. Query it from Athena with the DDL in this asset's metadata (partition projection)."
+    ),
+)
+def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, pl.DataFrame], lake: LakeResource) -> dict[str, pa.Table]:
+    """Cast each day's rows to the published Arrow schema, sorted by ``created_at``."""
+    result = {}
+    for day, frame in clean_tweets.items():
+        table = frame.sort(["created_at", "id"]).to_arrow().cast(PUBLISHED_SCHEMA)
+        result[day] = table
+        context.add_asset_metadata({"dagster/row_count": table.num_rows, "rows": table.num_rows}, partition_key=day)
+    location = lake.lake().uri(PUBLISHED_TABLE)
+    context.add_output_metadata(
+        {
+            "table_location": location,
+            "athena_ddl": MetadataValue.md(f"```sql\n{create_table_ddl(location, first_day=start_date())}\n```"),
+        }
+    )
+    return result

@@ -1,0 +1,66 @@
+"""Asset checks, partition-aware: they run for the partitions of the run that materialized them.
+
+The two on ``clean_tweets`` are blocking: a failure stops ``s3_parquet`` from publishing the day.
+The one on ``s3_parquet`` reads the written Parquet files back and compares their physical schema
+with the declared one (``schema.PUBLISHED_SCHEMA``), so what Athena reads is what the DDL says.
+"""
+
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, asset_check
+
+from .assets import PUBLISHED_TABLE, clean_tweets, s3_parquet
+from .io_manager import LakeIOManager, LakeResource
+from .partitions import daily_partitions, day_window
+from .schema import PUBLISHED_SCHEMA
+
+
+@asset_check(asset=clean_tweets, blocking=True, partitions_def=daily_partitions, description="Every row has an id, and no id appears twice in a day.")
+def ids_unique_and_not_null(context: AssetCheckExecutionContext, clean_tweets: dict[str, pl.DataFrame]) -> AssetCheckResult:
+    nulls, dupes = {}, {}
+    for day, frame in clean_tweets.items():
+        ids = frame.get_column("id")
+        if ids.null_count():
+            nulls[day] = ids.null_count()
+        if ids.n_unique() != ids.len():
+            dupes[day] = ids.len() - ids.n_unique()
+    return AssetCheckResult(
+        passed=not nulls and not dupes,
+        metadata={"days_checked": len(clean_tweets), "null_ids": MetadataValue.json(nulls), "duplicate_ids": MetadataValue.json(dupes)},
+    )
+
+
+@asset_check(asset=clean_tweets, blocking=True, partitions_def=daily_partitions, description="Every created_at lies in its partition's UTC day [00:00Z, next 00:00Z).")
+def created_at_in_partition(context: AssetCheckExecutionContext, clean_tweets: dict[str, pl.DataFrame]) -> AssetCheckResult:
+    outside = {}
+    for day, frame in clean_tweets.items():
+        start, end = day_window(day)
+        col = frame.get_column("created_at")
+        bad = frame.filter(col.is_null() | (col < start) | (col >= end)).height
+        if bad:
+            outside[day] = bad
+    return AssetCheckResult(passed=not outside, metadata={"days_checked": len(clean_tweets), "rows_outside": MetadataValue.json(outside)})
+
+
+@asset_check(asset=s3_parquet, partitions_def=daily_partitions, description="Each written Parquet file's schema equals the declared published schema (the Athena DDL's).")
+def published_schema_matches(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+    store = lake.lake()
+    mismatches = {}
+    for day in context.partition_keys:
+        key = LakeIOManager.key(PUBLISHED_TABLE, "parquet", day)
+        with store.open(key) as handle:
+            schema = pq.read_schema(pa.BufferReader(handle.read()))
+        if not schema.equals(PUBLISHED_SCHEMA, check_metadata=False):
+            diff = [
+                f"{f.name}: {f.type} != {schema.field(f.name).type if f.name in schema.names else 'missing'}"
+                for f in PUBLISHED_SCHEMA
+                if f.name not in schema.names or not schema.field(f.name).type.equals(f.type)
+            ]
+            extra = [n for n in schema.names if n not in PUBLISHED_SCHEMA.names]
+            mismatches[day] = diff + [f"unexpected column {n}" for n in extra] or ["column order or nullability differs"]
+    return AssetCheckResult(
+        passed=not mismatches,
+        metadata={"days_checked": len(context.partition_keys), "mismatches": MetadataValue.json(mismatches)},
+    )

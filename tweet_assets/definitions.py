@@ -1,0 +1,83 @@
+"""The code location: assets, checks, job, schedule, and resources picked per environment.
+
+Environment variables (all optional; the defaults run anywhere with no credentials):
+
+==============================  ==========================================================
+``TWEET_ASSETS_LAKE_URL``       ``s3://bucket/prefix`` or a local directory (default ``lake``)
+``TWEET_ASSETS_SOURCE``         ``sample`` (default), ``replay`` or ``x_api``
+``TWEET_ASSETS_REPLAY_DIR``     twarc2 JSON-lines file or directory, for ``replay``
+``TWEET_ASSETS_SAMPLE_POSTS``   posts per day of the ``sample`` source (default 200)
+``TWEET_ASSETS_START_DATE``     first daily partition (default 2006-03-21)
+``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...   the standard AWS settings (boto3)
+==============================  ==========================================================
+
+As in Dagster's ``project_fully_featured``, the resources differ per environment while the assets
+do not: :func:`resources_from_env` is the one place that reads these variables.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from dagster_aws.s3 import S3Resource
+
+from . import assets, checks
+from .io_manager import LakeIOManager, LakeResource
+from .schedules import tweets_daily_job, tweets_daily_schedule
+from .sources import ReplaySource, SampleSource
+
+SOURCES = ("sample", "replay", "x_api")
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or wrong; the message names the variable and what to set."""
+
+
+def source_from_env(env: dict | None = None):
+    """The ``source`` resource chosen by ``TWEET_ASSETS_SOURCE``.
+
+    Raises:
+        ConfigurationError: unknown source name, or a setting the source needs is missing.
+    """
+    env = os.environ if env is None else env
+    name = env.get("TWEET_ASSETS_SOURCE", "sample").strip().lower() or "sample"
+    if name == "sample":
+        posts = env.get("TWEET_ASSETS_SAMPLE_POSTS", "200")
+        if not posts.isdigit():
+            raise ConfigurationError(f"TWEET_ASSETS_SAMPLE_POSTS={posts!r}: set it to a whole number of posts per day.")
+        return SampleSource(posts_per_day=int(posts))
+    if name == "replay":
+        path = env.get("TWEET_ASSETS_REPLAY_DIR", "").strip()
+        if not path:
+            raise ConfigurationError("TWEET_ASSETS_SOURCE=replay needs TWEET_ASSETS_REPLAY_DIR: a twarc2 JSON-lines file or directory.")
+        return ReplaySource(path=path)
+    if name == "x_api":
+        from .sources.x_api import XApiSource
+
+        return XApiSource.from_env(env)
+    raise ConfigurationError(f"TWEET_ASSETS_SOURCE={name!r} is not a source: use one of {', '.join(SOURCES)}.")
+
+
+def lake_from_env(env: dict | None = None) -> LakeResource:
+    """The lake location from ``TWEET_ASSETS_LAKE_URL`` and the standard AWS variables."""
+    env = os.environ if env is None else env
+    url = env.get("TWEET_ASSETS_LAKE_URL", "").strip() or "lake"
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+    return LakeResource(url=url, s3=S3Resource(region_name=region, endpoint_url=endpoint))
+
+
+def resources_from_env(env: dict | None = None) -> dict:
+    """``{"source", "lake", "io_manager"}`` for this environment."""
+    lake = lake_from_env(env)
+    return {"source": source_from_env(env), "lake": lake, "io_manager": LakeIOManager(location=lake)}
+
+
+defs = Definitions(
+    assets=load_assets_from_modules([assets]),
+    asset_checks=load_asset_checks_from_modules([checks]),
+    jobs=[tweets_daily_job],
+    schedules=[tweets_daily_schedule],
+    resources=resources_from_env(),
+)

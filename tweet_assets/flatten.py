@@ -1,0 +1,516 @@
+"""API v2 response pages → one typed row per post (the ``clean_tweets`` transform). Pure functions.
+
+The reference for what a flattener must do is twarc-csv 0.7.2 (``dataframe_converter.py``) and
+twarc's ``expansions.ensure_flattened``; this module does at least that, typed instead of
+JSON-encoded:
+
+- the author, the replied-to user, and the retweeted and quoted posts' authors are joined from
+  ``includes.users``; media from ``includes.media`` by ``attachments.media_keys``; the poll from
+  ``includes.polls``; the place from ``includes.places`` by ``geo.place_id``;
+- a retweet carries the retweeted post's text, entities, attachments, context annotations and
+  public metrics (the API truncates a retweet's own text), keeps its own author and is flagged
+  ``is_retweet``;
+- a long post's text and entities come from ``note_tweet``; ``&amp;``, ``&lt;``, ``&gt;`` (the only
+  entities the API escapes) are unescaped;
+- a missing ``impression_count``/``bookmark_count`` is null, not 0;
+- within a day: one row per id (the last seen wins), and of an edited post only the newest
+  version present (the last id of its ``edit_history_tweet_ids``), rows sorted by ``created_at``.
+
+Every column is built with Arrow/polars operations over a whole batch of pages (explode, joins
+against ``includes``); there is no per-post Python here. Posts that cannot be rows (no or invalid
+``id``/``created_at``, outside the partition's day) are quarantined with the reason and their
+location, and counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .pages import DecodedBatch, Quarantined, decode_pages
+from .schema import COLUMN_NAMES, PUBLISHED_SCHEMA
+
+P = pl.col
+I64 = pl.Int64
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"  # RFC 3339 UTC as the API writes it: 2021-04-08T19:34:16.000Z
+
+#: The polars schema of the published columns (derived from ``schema.PUBLISHED_SCHEMA``).
+POLARS_SCHEMA: pl.Schema = pl.from_arrow(PUBLISHED_SCHEMA.empty_table()).schema
+
+#: Content a retweet takes from the retweeted post (twarc-csv's ``merge_retweets`` rule).
+RETWEET_INHERITS = (
+    "text",
+    "has_note_tweet",
+    "hashtags",
+    "cashtags",
+    "mentions",
+    "mention_user_ids",
+    "urls",
+    "url_entities",
+    "annotations",
+    "context_annotations",
+    "media_keys",
+    "_poll_id",
+    "retweet_count",
+    "reply_count",
+    "like_count",
+    "quote_count",
+    "impression_count",
+    "bookmark_count",
+)
+
+
+@dataclass
+class FlatBatch:
+    """The rows of one batch of pages.
+
+    ``frame`` has exactly the published columns (``schema.COLUMNS``, in order, typed per
+    :data:`POLARS_SCHEMA`) plus nothing else; ``quarantined`` the posts that are not rows;
+    ``stats`` counters: ``posts`` (in ``data`` of readable pages), ``api_errors``,
+    ``quarantined_pages`` (unreadable pages, also in ``quarantined``), ``invalid_<column>`` for
+    ids present but not numeric (null in the row), ``coerced:<key path>`` for values of the
+    wrong JSON type that were converted (see ``pages.coerce``).
+    """
+
+    frame: pl.DataFrame
+    quarantined: list[Quarantined] = field(default_factory=list)
+    stats: Counter = field(default_factory=Counter)
+
+
+def _ts(expr: pl.Expr) -> pl.Expr:
+    return expr.str.to_datetime(format=TS_FORMAT, time_unit="ms", time_zone="UTC", strict=False)
+
+
+def _unescape(expr: pl.Expr) -> pl.Expr:
+    # The API escapes only these three; &amp; last so "&amp;lt;" becomes "&lt;", not "<".
+    return (
+        expr.str.replace_all("&lt;", "<", literal=True)
+        .str.replace_all("&gt;", ">", literal=True)
+        .str.replace_all("&amp;", "&", literal=True)
+    )
+
+
+def _field_list(expr: pl.Expr, name: str) -> pl.Expr:
+    """From a list of structs, the list of one field."""
+    return expr.list.eval(pl.element().struct.field(name))
+
+
+def _ref_id(kind: str) -> pl.Expr:
+    """The id of the first ``referenced_tweets`` entry of type ``kind`` (string, or null)."""
+    refs = P("referenced_tweets")
+    return refs.list.eval(
+        pl.element().filter(pl.element().struct.field("type") == kind).struct.field("id")
+    ).list.first()
+
+
+def _struct_array_frame(arr: pa.Array) -> pl.DataFrame:
+    """A polars frame with one column per field of an Arrow struct array."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pl.from_arrow(pa.RecordBatch.from_struct_array(arr))
+
+
+def _includes(table: pa.Table, name: str) -> pl.DataFrame:
+    lists = pc.struct_field(table.column("includes").combine_chunks(), name)
+    return _struct_array_frame(pc.list_flatten(lists))
+
+
+def post_content(tweets: pl.DataFrame) -> list[pl.Expr]:
+    """Expressions for the columns a post's own content gives (text, entities, metrics, ...).
+
+    ``tweets`` has the raw Post fields (``pages.TWEET``) as columns; used for ``data`` and for
+    ``includes.tweets`` (the retweeted/quoted posts) alike.
+    """
+    note = P("note_tweet")
+    entities = pl.coalesce(note.struct.field("entities"), P("entities"))
+    metrics = P("public_metrics")
+    url_entities = entities.struct.field("urls")
+    return [
+        _unescape(pl.coalesce(note.struct.field("text"), P("text"))).alias("text"),
+        note.struct.field("text").is_not_null().alias("has_note_tweet"),
+        _field_list(entities.struct.field("hashtags"), "tag").alias("hashtags"),
+        _field_list(entities.struct.field("cashtags"), "tag").alias("cashtags"),
+        _field_list(entities.struct.field("mentions"), "username").alias("mentions"),
+        _field_list(entities.struct.field("mentions"), "id").list.eval(pl.element().cast(I64, strict=False)).alias("mention_user_ids"),
+        _field_list(url_entities, "expanded_url").alias("urls"),
+        url_entities.list.eval(
+            pl.struct(
+                pl.element().struct.field(n)
+                for n in ("url", "expanded_url", "display_url", "unwound_url", "title", "description", "status", "media_key")
+            )
+        ).alias("url_entities"),
+        P("entities").struct.field("annotations").list.eval(
+            pl.struct(pl.element().struct.field(n) for n in ("type", "normalized_text", "probability"))
+        ).alias("annotations"),
+        P("context_annotations").list.eval(
+            pl.struct(
+                pl.element().struct.field("domain").struct.field("id").alias("domain_id"),
+                pl.element().struct.field("domain").struct.field("name").alias("domain_name"),
+                pl.element().struct.field("domain").struct.field("description").alias("domain_description"),
+                pl.element().struct.field("entity").struct.field("id").alias("entity_id"),
+                pl.element().struct.field("entity").struct.field("name").alias("entity_name"),
+                pl.element().struct.field("entity").struct.field("description").alias("entity_description"),
+            )
+        ).alias("context_annotations"),
+        P("attachments").struct.field("media_keys").alias("media_keys"),
+        P("attachments").struct.field("poll_ids").list.first().alias("_poll_id"),
+        *(metrics.struct.field(m).alias(m) for m in ("retweet_count", "reply_count", "like_count", "quote_count", "impression_count", "bookmark_count")),
+    ]
+
+
+def _users(table: pa.Table) -> pl.DataFrame:
+    users = _includes(table, "users")
+    desc = P("entities").struct.field("description")
+    return (
+        users.filter(P("id").is_not_null())
+        .unique("id", keep="last", maintain_order=True)
+        .select(
+            P("id").alias("_uid"),
+            P("username").alias("author_username"),
+            P("name").alias("author_name"),
+            _ts(P("created_at")).alias("author_created_at"),
+            P("description").alias("author_description"),
+            P("location").alias("author_location"),
+            P("url").alias("author_url"),
+            _field_list(P("entities").struct.field("url").struct.field("urls"), "expanded_url").list.first().alias("author_expanded_url"),
+            P("profile_image_url").alias("author_profile_image_url"),
+            P("pinned_tweet_id").cast(I64, strict=False).alias("author_pinned_tweet_id"),
+            P("protected").alias("author_protected"),
+            P("verified").alias("author_verified"),
+            P("verified_type").alias("author_verified_type"),
+            *(
+                P("public_metrics").struct.field(m).alias(f"author_{m}")
+                for m in ("followers_count", "following_count", "listed_count", "tweet_count")
+            ),
+            _field_list(desc.struct.field("hashtags"), "tag").alias("author_description_hashtags"),
+            _field_list(desc.struct.field("cashtags"), "tag").alias("author_description_cashtags"),
+            _field_list(desc.struct.field("mentions"), "username").alias("author_description_mentions"),
+            _field_list(desc.struct.field("urls"), "expanded_url").alias("author_description_urls"),
+            P("withheld").struct.field("country_codes").alias("author_withheld_country_codes"),
+            P("withheld").struct.field("scope").alias("author_withheld_scope"),
+        )
+    )
+
+
+def _media(table: pa.Table) -> pl.DataFrame:
+    media = _includes(table, "media")
+    return (
+        media.filter(P("media_key").is_not_null())
+        .unique("media_key", keep="last", maintain_order=True)
+        .with_columns(P("public_metrics").struct.field("view_count").alias("view_count"))
+        .drop("public_metrics")
+    )
+
+
+def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None = None) -> FlatBatch:
+    """Flatten a decoded batch of pages into published rows.
+
+    Args:
+        batch: pages as decoded by :func:`tweet_assets.pages.decode_pages`.
+        window: the partition's UTC ``[start, end)``; posts outside it are quarantined
+            (``outside_partition``). None keeps every post.
+
+    Returns:
+        A :class:`FlatBatch`; ``len(frame) + (quarantined posts) == stats['posts']``. Not yet
+        deduplicated across batches: see :func:`finalize_day`.
+    """
+    table = batch.table
+    stats: Counter = Counter()
+    data = table.column("data").combine_chunks()
+    page_of_post = pl.from_arrow(pc.list_parent_indices(data)).cast(pl.Int64)
+    raw = _struct_array_frame(pc.list_flatten(data))
+    stats["posts"] = raw.height
+    errors = pc.list_value_length(table.column("errors").combine_chunks())
+    stats["api_errors"] = int(pc.sum(errors).as_py() or 0)
+    stats["quarantined_pages"] = len(batch.quarantined)
+    for path, count in batch.coerced.items():
+        stats[f"coerced:{path}"] += count
+    if raw.height == 0:
+        return FlatBatch(pl.DataFrame(schema=POLARS_SCHEMA), list(batch.quarantined), stats)
+
+    offsets = pl.from_arrow(data.offsets).cast(pl.Int64)
+    position = pl.int_range(0, raw.height, eager=True) - offsets.gather(page_of_post)
+    rules = table.column("matching_rules").combine_chunks().take(page_of_post.to_arrow())
+    posts = raw.with_columns(
+        page_of_post.alias("_page"),
+        position.alias("_pos"),
+        pl.from_arrow(rules).alias("_rules"),
+    ).with_row_index("_row")
+
+    # --- quarantine: no usable id / created_at, or outside the day
+    posts = posts.with_columns(
+        P("id").cast(I64, strict=False).alias("_id"),
+        _ts(P("created_at")).alias("_created_at"),
+    )
+    reason = (
+        pl.when(P("id").is_null())
+        .then(pl.lit("missing_id"))
+        .when(P("_id").is_null())
+        .then(pl.lit("invalid_id"))
+        .when(P("created_at").is_null())
+        .then(pl.lit("missing_created_at"))
+        .when(P("_created_at").is_null())
+        .then(pl.lit("invalid_created_at"))
+    )
+    if window is not None:
+        start, end = (pl.lit(t).cast(pl.Datetime("ms", "UTC")) for t in window)
+        reason = reason.when((P("_created_at") < start) | (P("_created_at") >= end)).then(pl.lit("outside_partition"))
+    posts = posts.with_columns(reason.otherwise(None).alias("_reason"))
+    bad = posts.filter(P("_reason").is_not_null())
+    quarantined = list(batch.quarantined) + [
+        Quarantined(
+            f"{batch.locations[row['_page']]}#{row['_pos']}",
+            row["_reason"],
+            f"id={row['id']!r} created_at={row['created_at']!r}",
+        )
+        for row in bad.select("_page", "_pos", "_reason", "id", "created_at").iter_rows(named=True)
+    ]
+    posts = posts.filter(P("_reason").is_null())
+
+    # --- the post's own fields and content
+    frame = posts.select(
+        "_row",
+        P("_id").alias("id"),
+        P("_created_at").alias("created_at"),
+        P("conversation_id").cast(I64, strict=False),
+        P("author_id").cast(I64, strict=False).alias("author_id"),
+        P("author_id").alias("_author_id"),
+        P("lang"),
+        P("source"),
+        P("reply_settings"),
+        P("possibly_sensitive"),
+        _ref_id("retweeted").alias("_retweeted_id"),
+        _ref_id("quoted").alias("_quoted_id"),
+        _ref_id("replied_to").alias("_replied_to_id"),
+        P("in_reply_to_user_id").alias("_in_reply_to_user_id"),
+        P("geo").struct.field("place_id").alias("place_id"),
+        P("geo").struct.field("coordinates").struct.field("coordinates").list.get(0, null_on_oob=True).alias("longitude"),
+        P("geo").struct.field("coordinates").struct.field("coordinates").list.get(1, null_on_oob=True).alias("latitude"),
+        P("edit_history_tweet_ids").list.eval(pl.element().cast(I64, strict=False)).alias("edit_history_tweet_ids"),
+        P("edit_controls").struct.field("edits_remaining").alias("edits_remaining"),
+        P("edit_controls").struct.field("is_edit_eligible").alias("is_edit_eligible"),
+        _ts(P("edit_controls").struct.field("editable_until")).alias("editable_until"),
+        P("withheld").struct.field("copyright").alias("withheld_copyright"),
+        P("withheld").struct.field("country_codes").alias("withheld_country_codes"),
+        P("withheld").struct.field("scope").alias("withheld_scope"),
+        P("_rules")
+        .list.eval(pl.struct(pl.element().struct.field("id").cast(I64, strict=False), pl.element().struct.field("tag")))
+        .alias("matching_rules"),
+        *post_content(posts),
+    )
+
+    # --- referenced posts (includes.tweets): retweet content, retweeted/quoted authors
+    originals = (
+        _includes(table, "tweets")
+        .filter(P("id").is_not_null())
+        .unique("id", keep="last", maintain_order=True)
+    )
+    originals = originals.select(P("id").alias("_ref_id"), P("author_id").alias("_ref_author_id"), *post_content(originals))
+    frame = frame.join(
+        originals.rename({c: f"{c}__rt" for c in RETWEET_INHERITS}).rename({"_ref_author_id": "_retweeted_user_id"}),
+        left_on="_retweeted_id",
+        right_on="_ref_id",
+        how="left",
+        maintain_order="left",
+    )
+    found = P("_retweeted_user_id").is_not_null() | P("text__rt").is_not_null()
+    frame = frame.with_columns(
+        P("_retweeted_id").is_not_null().alias("is_retweet"),
+        *(pl.when(found).then(P(f"{c}__rt")).otherwise(P(c)).alias(c) for c in RETWEET_INHERITS),
+    ).drop([f"{c}__rt" for c in RETWEET_INHERITS])
+    frame = frame.join(
+        originals.select("_ref_id", P("_ref_author_id").alias("_quoted_user_id")),
+        left_on="_quoted_id",
+        right_on="_ref_id",
+        how="left",
+        maintain_order="left",
+    )
+
+    # --- users: author profile, replied-to / retweeted / quoted usernames
+    users = _users(table)
+    usernames = users.select("_uid", "author_username")
+    frame = frame.join(users, left_on="_author_id", right_on="_uid", how="left", maintain_order="left")
+    for prefix, id_col in (("in_reply_to", "_in_reply_to_user_id"), ("retweeted", "_retweeted_user_id"), ("quoted", "_quoted_user_id")):
+        frame = frame.join(
+            usernames.rename({"author_username": f"{prefix}_username"}),
+            left_on=id_col,
+            right_on="_uid",
+            how="left",
+            maintain_order="left",
+        )
+
+    # --- media, poll, place
+    media = _media(table)
+    exploded = frame.select("_row", "media_keys").explode("media_keys").filter(P("media_keys").is_not_null())
+    attached = (
+        exploded.join(media, left_on="media_keys", right_on="media_key", how="left", maintain_order="left")
+        .select(
+            "_row",
+            pl.struct(
+                P("media_keys").alias("media_key"),
+                *(P(n) for n in ("type", "url", "preview_image_url", "width", "height", "duration_ms", "alt_text", "view_count", "variants")),
+            ).alias("_media"),
+        )
+        .group_by("_row", maintain_order=True)
+        .agg(P("_media").alias("media"))
+    )
+    frame = frame.join(attached, on="_row", how="left", maintain_order="left")
+
+    polls = _includes(table, "polls")
+    if polls.height:
+        polls = polls.filter(P("id").is_not_null()).unique("id", keep="last", maintain_order=True).select(
+            P("id").alias("_poll_id"),
+            P("options").alias("poll_options"),
+            P("duration_minutes").alias("poll_duration_minutes"),
+            _ts(P("end_datetime")).alias("poll_end_datetime"),
+            P("voting_status").alias("poll_voting_status"),
+        )
+        frame = frame.join(polls, on="_poll_id", how="left", maintain_order="left")
+
+    places = _includes(table, "places")
+    if places.height:
+        places = places.filter(P("id").is_not_null()).unique("id", keep="last", maintain_order=True).select(
+            P("id").alias("place_id"),
+            P("full_name").alias("place_full_name"),
+            P("name").alias("place_name"),
+            P("place_type"),
+            P("country").alias("place_country"),
+            P("country_code").alias("place_country_code"),
+            P("geo").struct.field("bbox").alias("place_bbox"),
+        )
+        frame = frame.join(places, on="place_id", how="left", maintain_order="left")
+
+    frame = frame.with_columns(
+        P("_retweeted_id").cast(I64, strict=False).alias("retweeted_id"),
+        P("_retweeted_user_id").cast(I64, strict=False).alias("retweeted_user_id"),
+        P("_quoted_id").cast(I64, strict=False).alias("quoted_id"),
+        P("_quoted_user_id").cast(I64, strict=False).alias("quoted_user_id"),
+        P("_replied_to_id").cast(I64, strict=False).alias("replied_to_id"),
+        P("_in_reply_to_user_id").cast(I64, strict=False).alias("in_reply_to_user_id"),
+        P("_poll_id").cast(I64, strict=False).alias("poll_id"),
+    )
+    for src, dst in (
+        ("_author_id", "author_id"),
+        ("_retweeted_id", "retweeted_id"),
+        ("_quoted_id", "quoted_id"),
+        ("_replied_to_id", "replied_to_id"),
+        ("_in_reply_to_user_id", "in_reply_to_user_id"),
+        ("_poll_id", "poll_id"),
+    ):
+        invalid = frame.select((P(src).is_not_null() & P(dst).is_null()).sum()).item()
+        if invalid:
+            stats[f"invalid_{dst}"] += invalid
+    return FlatBatch(conform(frame), quarantined, stats)
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """Select the published columns in order, cast to :data:`POLARS_SCHEMA`; absent ones are null."""
+    return frame.select(
+        (P(name) if name in frame.columns else pl.lit(None)).cast(POLARS_SCHEMA[name]).alias(name)
+        for name in COLUMN_NAMES
+    )
+
+
+@dataclass
+class DayResult:
+    """A day's rows, deduplicated and sorted, with what was set aside.
+
+    ``stats`` adds ``duplicates`` (rows whose id was seen again; the last seen is kept) and
+    ``superseded_edits`` (older versions of an edited post whose newer version is in the day).
+    """
+
+    frame: pl.DataFrame
+    quarantined: list[Quarantined]
+    stats: Counter
+
+
+#: Pages decoded and flattened together: bounds memory (a page is ~0.1-1 MB of JSON) while keeping
+#: the per-batch overhead small.
+BATCH_PAGES = 200
+BATCH_BYTES = 64 << 20
+
+
+def flatten_day(
+    pages: Iterable[tuple[str, bytes]],
+    window: tuple[datetime, datetime] | None = None,
+    batch_pages: int = BATCH_PAGES,
+    batch_bytes: int = BATCH_BYTES,
+    progress=None,
+) -> "DayResult":
+    """Flatten a day's landed pages, batch by batch, into its deduplicated sorted rows.
+
+    Args:
+        pages: ``(location, page bytes)`` in landing order (e.g. ``StoredPages.lines()``).
+        window: the day's UTC ``[start, end)``; posts outside are quarantined.
+        batch_pages, batch_bytes: a batch is closed at whichever comes first.
+        progress: optional callable ``(pages_done, rows_so_far)`` called after each batch.
+
+    Returns:
+        The day's :class:`DayResult`.
+    """
+    batches: list[FlatBatch] = []
+    lines: list[bytes] = []
+    locations: list[str] = []
+    size = pages_done = rows = 0
+
+    def flush() -> None:
+        nonlocal size, pages_done, rows
+        if not lines:
+            return
+        flat = flatten_batch(decode_pages(lines, locations), window)
+        batches.append(flat)
+        pages_done += len(lines)
+        rows += flat.frame.height
+        lines.clear()
+        locations.clear()
+        size = 0
+        if progress is not None:
+            progress(pages_done, rows)
+
+    for location, line in pages:
+        lines.append(line)
+        locations.append(location)
+        size += len(line)
+        if len(lines) >= batch_pages or size >= batch_bytes:
+            flush()
+    flush()
+    return finalize_day(batches)
+
+
+def finalize_day(batches: Iterable[FlatBatch]) -> DayResult:
+    """Combine a day's batches: dedupe by id (last wins), keep an edited post's newest version,
+    sort by ``created_at`` then ``id``.
+    """
+    frames, quarantined, stats = [], [], Counter()
+    for b in batches:
+        frames.append(b.frame)
+        quarantined.extend(b.quarantined)
+        stats.update(b.stats)
+    frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=POLARS_SCHEMA)
+    before = frame.height
+    frame = frame.unique("id", keep="last", maintain_order=True)
+    stats["duplicates"] += before - frame.height
+    # An edit is a new post whose edit_history_tweet_ids ends with its own id and lists the
+    # earlier versions' ids (X API v2 "Edit Posts" docs). Earlier versions present in the same
+    # day are superseded by it.
+    older = (
+        frame.filter(P("edit_history_tweet_ids").list.len() > 1)
+        .filter(P("edit_history_tweet_ids").list.last() == P("id"))
+        .select(P("edit_history_tweet_ids").list.slice(0, P("edit_history_tweet_ids").list.len() - 1).alias("old"))
+        .explode("old")
+        .get_column("old")
+        .drop_nulls()
+        .unique()
+    )
+    if older.len():
+        before = frame.height
+        frame = frame.filter(~P("id").is_in(older.implode()))
+        stats["superseded_edits"] += before - frame.height
+    frame = frame.sort(["created_at", "id"])
+    return DayResult(frame, quarantined, stats)

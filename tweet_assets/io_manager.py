@@ -1,0 +1,232 @@
+"""One IO manager for the whole lake: keys, formats, one object per partition, atomic writes.
+
+Layout (Hive style, one object per asset and UTC day, overwritten on re-materialization)::
+
+    <lake>/raw_tweets/dt=YYYY-MM-DD/part-00000.jsonl.gz     gzip JSON lines, one API page per line
+    <lake>/clean_tweets/dt=YYYY-MM-DD/part-00000.parquet    Parquet, zstd
+    <lake>/tweets/dt=YYYY-MM-DD/part-00000.parquet          the published table (s3_parquet)
+
+``<lake>`` is a local directory (the embedded default) or ``s3://bucket/prefix`` through
+dagster-aws's ``S3Resource`` (region, ``endpoint_url`` and credentials from its configuration or the
+standard AWS environment). An asset's table folder and format come from its definition metadata
+(``lake/table``, ``lake/format``); the folder defaults to the asset key.
+
+Partitioned values are mappings ``{partition_key: value}`` both ways: the assets carry
+``BackfillPolicy.single_run()``, so one run may hold one day or a year. ``handle_output`` writes
+each day's object; ``load_input`` returns the upstream days of the run, lazily for raw pages.
+Dagster's own ``UPathIOManager`` is not used because it refuses multi-partition runs for outputs.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Iterator, Mapping
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+from dagster_aws.s3 import S3Resource
+from pydantic import Field, PrivateAttr
+
+from .lake import Lake, LakeError, open_lake
+
+PART = "part-00000"
+FORMATS = {"jsonl.gz", "parquet"}
+#: Rows per Parquet row group: a day is one file; ~100k posts make row groups of tens of MB.
+ROW_GROUP_ROWS = 100_000
+
+
+class PageSpool:
+    """Writes one day's pages to a local gzip JSON-lines file, one page per line, as received.
+
+    ``path`` is the file; ``pages`` and ``bytes_in`` count what was written (uncompressed bytes).
+    Close it (or use it as a context manager) before storing it.
+    """
+
+    def __init__(self, directory: str, day: str):
+        self.path = os.path.join(directory, f"raw-{day}.jsonl.gz")
+        self._file = gzip.open(self.path, "wb", compresslevel=6)
+        self.pages = 0
+        self.bytes_in = 0
+
+    def write(self, body: bytes) -> None:
+        self._file.write(body)
+        self._file.write(b"\n")
+        self.pages += 1
+        self.bytes_in += len(body) + 1
+
+    def close(self) -> "SpooledPages":
+        if not self._file.closed:
+            self._file.close()
+        return SpooledPages(self.path, self.pages)
+
+
+@dataclass(frozen=True)
+class SpooledPages:
+    """A day's pages in a local gzip JSON-lines file, ready to be stored (the ``raw_tweets`` value)."""
+
+    path: str
+    pages: int
+
+
+@dataclass(frozen=True)
+class StoredPages:
+    """A day's landed pages in the lake, read lazily (the ``raw_tweets`` value as an input).
+
+    ``uri`` is where they are; :meth:`lines` streams them without holding the day in memory.
+    """
+
+    lake: Lake
+    key: str
+    uri: str
+
+    def lines(self) -> Iterator[tuple[str, bytes]]:
+        """``(location, page bytes)`` per page, location ``<uri>:<line number>``; empty lines skipped."""
+        with self.lake.open(self.key) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                line = line.rstrip(b"\r\n")
+                if line:
+                    yield f"{self.uri}:{number}", line
+
+
+class LakeResource(ConfigurableResource):
+    """Where the lake is, as a resource: the IO manager stores through it, asset checks read
+    the written objects through it.
+    """
+
+    url: str = Field(
+        default="lake",
+        description="A local directory, or s3://bucket/prefix. Env: TWEET_ASSETS_LAKE_URL.",
+    )
+    s3: S3Resource = Field(default_factory=S3Resource, description="S3 client settings, for s3:// lakes.")
+    _lake: Lake | None = PrivateAttr(default=None)
+
+    def lake(self) -> Lake:
+        """The :class:`~tweet_assets.lake.Lake` behind ``url`` (one client per resource)."""
+        if self._lake is None:
+            self._lake = open_lake(self.url, self.s3.get_client, self.s3.endpoint_url)
+        return self._lake
+
+
+class LakeIOManager(ConfigurableIOManager):
+    """Stores each asset partition as one object in the lake (local directory or S3).
+
+    Values: ``raw_tweets`` → :class:`SpooledPages` out, :class:`StoredPages` in; DataFrames
+    (polars) or Arrow tables → Parquet (zstd, ``ROW_GROUP_ROWS`` rows per row group,
+    timestamps as written) out, polars DataFrames in. Partitioned values are always
+    ``{partition_key: value}``.
+
+    Raises:
+        LakeError: a write or read failed (the message names bucket, key and endpoint).
+        ValueError: an output's partition keys differ from the run's.
+    """
+
+    location: LakeResource = Field(default_factory=LakeResource, description="Where the lake is.")
+
+    def lake(self) -> Lake:
+        """The :class:`~tweet_assets.lake.Lake` this IO manager writes to."""
+        return self.location.lake()
+
+    # --- keys
+    @staticmethod
+    def _table(metadata: Mapping | None, asset_key) -> tuple[str, str]:
+        metadata = metadata or {}
+        table = metadata.get("lake/table") or "/".join(asset_key.path)
+        fmt = metadata.get("lake/format") or "parquet"
+        if fmt not in FORMATS:
+            raise ValueError(f"asset {asset_key.to_user_string()}: lake/format {fmt!r} is not one of {sorted(FORMATS)}")
+        return str(table), str(fmt)
+
+    @staticmethod
+    def key(table: str, fmt: str, partition_key: str | None) -> str:
+        """Object key of one partition: ``<table>/dt=<day>/part-00000.<fmt>`` (or no dt folder)."""
+        folder = f"{table}/dt={partition_key}" if partition_key else table
+        return f"{folder}/{PART}.{fmt}"
+
+    # --- output
+    def handle_output(self, context: OutputContext, obj) -> None:
+        table, fmt = self._table(context.definition_metadata, context.asset_key)
+        if context.has_asset_partitions:
+            expected = list(context.asset_partition_keys)
+            if not isinstance(obj, Mapping):
+                if len(expected) != 1:
+                    raise ValueError(f"{context.asset_key.to_user_string()}: a run of {len(expected)} partitions must return {{partition_key: value}}")
+                obj = {expected[0]: obj}
+            if sorted(obj) != sorted(expected):
+                raise ValueError(
+                    f"{context.asset_key.to_user_string()} returned partitions {sorted(obj)[:3]}… but the run targets {expected[:3]}…"
+                )
+            items = [(pk, obj[pk]) for pk in expected]
+        else:
+            items = [(None, obj)]
+        lake = self.lake()
+        total = 0
+        for partition_key, value in items:
+            key = self.key(table, fmt, partition_key)
+            started = time.monotonic()
+            size = self._write(lake, key, fmt, value)
+            total += size
+            context.log.info(f"wrote {lake.uri(key)} ({size:,} bytes, {time.monotonic() - started:.2f}s)")
+            metadata = {"uri": lake.uri(key), "bytes": size}
+            if partition_key is not None:
+                context.step_context.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=partition_key)
+        if not context.has_asset_partitions:
+            context.add_output_metadata({"uri": lake.uri(self.key(table, fmt, None)), "bytes": total})
+
+    def _write(self, lake: Lake, key: str, fmt: str, value) -> int:
+        if fmt == "jsonl.gz":
+            if not isinstance(value, SpooledPages):
+                raise TypeError(f"{key}: jsonl.gz objects are written from SpooledPages, got {type(value).__name__}")
+            try:
+                return lake.put_file(key, value.path)
+            finally:
+                os.remove(value.path)
+        if isinstance(value, pl.DataFrame):
+            value = value.to_arrow()
+        if not isinstance(value, pa.Table):
+            raise TypeError(f"{key}: Parquet objects are written from polars DataFrames or Arrow tables, got {type(value).__name__}")
+        fd, tmp = tempfile.mkstemp(suffix=".parquet")
+        os.close(fd)
+        try:
+            write_parquet(value, tmp)
+            return lake.put_file(key, tmp)
+        finally:
+            os.remove(tmp)
+
+    # --- input
+    def load_input(self, context: InputContext):
+        upstream = context.upstream_output
+        table, fmt = self._table(upstream.definition_metadata if upstream else None, context.asset_key)
+        lake = self.lake()
+        if not context.has_asset_partitions:
+            return self._read(lake, self.key(table, fmt, None), fmt)
+        return {pk: self._read(lake, self.key(table, fmt, pk), fmt) for pk in context.asset_partition_keys}
+
+    def _read(self, lake: Lake, key: str, fmt: str):
+        if fmt == "jsonl.gz":
+            if lake.size(key) is None:
+                raise LakeError(f"no object at {lake.uri(key)}: materialize raw_tweets for this partition first.")
+            return StoredPages(lake, key, lake.uri(key))
+        with lake.open(key) as handle:
+            data = handle.read()
+        return pl.from_arrow(pq.read_table(pa.BufferReader(data)))
+
+
+def write_parquet(table: pa.Table, path: str) -> None:
+    """Write ``table`` as Parquet at ``path``: zstd, ``ROW_GROUP_ROWS`` rows per row group,
+    column statistics on, timestamps kept at their unit (the published schema uses ms, UTC).
+    """
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS,
+        write_statistics=True,
+        coerce_timestamps="ms",
+        allow_truncated_timestamps=False,
+    )

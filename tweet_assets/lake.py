@@ -1,0 +1,229 @@
+"""The lake's storage: a local directory or an S3 prefix, behind one small interface.
+
+Writes are whole-object and atomic: a local file is written to a temporary name and renamed; an S3
+object is written by one ``PutObject`` or one multipart upload (boto3's ``upload_file``), which
+becomes visible only when complete. So a reader never sees half an object at a published key.
+
+Every storage failure is raised as :class:`LakeError` naming the bucket, key and endpoint and saying
+what to check; credentials are never part of a message.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import IO, Iterator
+from urllib.parse import urlparse
+
+
+class LakeError(RuntimeError):
+    """A storage operation failed; the message says where (URI, endpoint) and what to check."""
+
+
+class Lake:
+    """Base interface. Keys are ``/``-separated paths relative to the lake's base."""
+
+    url: str
+
+    def uri(self, key: str) -> str:
+        """The full URI (``s3://bucket/prefix/key`` or an absolute local path) of ``key``."""
+        raise NotImplementedError
+
+    def put_file(self, key: str, path: str) -> int:
+        """Store the local file ``path`` at ``key``, replacing any object there; returns bytes."""
+        raise NotImplementedError
+
+    def put_bytes(self, key: str, data: bytes) -> int:
+        """Store ``data`` at ``key`` in one write, replacing any object there; returns bytes."""
+        raise NotImplementedError
+
+    def open(self, key: str) -> IO[bytes]:
+        """A readable binary stream of the object (caller closes it).
+
+        Raises:
+            LakeError: the object does not exist or cannot be read.
+        """
+        raise NotImplementedError
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.open(key) as handle:
+            return handle.read()
+
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes, or None if there is no object at ``key``."""
+        raise NotImplementedError
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix``, sorted."""
+        raise NotImplementedError
+
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key`` (no error if absent)."""
+        raise NotImplementedError
+
+
+class LocalLake(Lake):
+    """A directory on this machine (the embedded default)."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.url = self.root
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    def uri(self, key: str) -> str:
+        return self._path(key)
+
+    def _atomic(self, key: str, write) -> int:
+        target = self._path(key)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-", suffix=".part")
+            with os.fdopen(fd, "wb") as out:
+                write(out)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise LakeError(f"cannot write {target}: {exc}. Check that the lake directory is writable.") from exc
+        return os.path.getsize(target)
+
+    def put_file(self, key: str, path: str) -> int:
+        def copy(out):
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+
+        return self._atomic(key, copy)
+
+    def put_bytes(self, key: str, data: bytes) -> int:
+        return self._atomic(key, lambda out: out.write(data))
+
+    def open(self, key: str) -> IO[bytes]:
+        path = self._path(key)
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            raise LakeError(f"no object at {path}: materialize the upstream asset for this partition first.") from None
+
+    def size(self, key: str) -> int | None:
+        path = self._path(key)
+        return os.path.getsize(path) if os.path.isfile(path) else None
+
+    def list(self, prefix: str) -> Iterator[str]:
+        base = self._path(prefix)
+        found = []
+        for dirpath, _, names in os.walk(base):
+            for name in names:
+                if not name.startswith(".tmp-"):
+                    rel = os.path.relpath(os.path.join(dirpath, name), self.root)
+                    found.append(rel.replace(os.sep, "/"))
+        return iter(sorted(found))
+
+    def delete(self, key: str) -> None:
+        try:
+            os.remove(self._path(key))
+        except FileNotFoundError:
+            pass
+
+
+class S3Lake(Lake):
+    """``s3://bucket/prefix`` through a boto3 S3 client (from dagster-aws's ``S3Resource``)."""
+
+    def __init__(self, url: str, client, endpoint: str | None = None):
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise LakeError(f"lake URL {url!r} is not s3://bucket[/prefix]")
+        self.url = url.rstrip("/")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.client = client
+        self.endpoint = endpoint or getattr(getattr(client, "meta", None), "endpoint_url", None) or "AWS default"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def _fail(self, action: str, key: str, exc: Exception) -> LakeError:
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        where = f"{action} s3://{self.bucket}/{self._key(key)} (endpoint {self.endpoint})"
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "?")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            hint = {
+                "NoSuchBucket": f"bucket {self.bucket!r} does not exist: create it, or fix TWEET_ASSETS_LAKE_URL",
+                "AccessDenied": "access denied: check the IAM policy (deploy/iam/policy.json) covers this bucket and prefix",
+                "InvalidAccessKeyId": "the AWS access key is not valid: check the credentials in the environment or instance profile",
+                "SignatureDoesNotMatch": "the AWS secret key does not match: check the credentials",
+                "NoSuchKey": "no object there: materialize the upstream asset for this partition first",
+                "404": "no object there: materialize the upstream asset for this partition first",
+            }.get(code, "see the error code")
+            return LakeError(f"{where} failed: {code} (HTTP {status}); {hint}.")
+        if isinstance(exc, EndpointConnectionError):
+            return LakeError(f"{where} failed: cannot reach the endpoint; check AWS_ENDPOINT_URL / the network.")
+        if isinstance(exc, NoCredentialsError):
+            return LakeError(f"{where} failed: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use an instance profile.")
+        return LakeError(f"{where} failed: {type(exc).__name__}: {exc}")
+
+    def put_file(self, key: str, path: str) -> int:
+        try:
+            self.client.upload_file(path, self.bucket, self._key(key))
+        except Exception as exc:  # boto3 wraps ClientError in S3UploadFailedError
+            raise self._fail("upload to", key, getattr(exc, "__cause__", None) or exc) from exc
+        return os.path.getsize(path)
+
+    def put_bytes(self, key: str, data: bytes) -> int:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except Exception as exc:
+            raise self._fail("put", key, exc) from exc
+        return len(data)
+
+    def open(self, key: str) -> IO[bytes]:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        except Exception as exc:
+            raise self._fail("get", key, exc) from exc
+
+    def size(self, key: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._fail("head", key, exc) from exc
+        except Exception as exc:
+            raise self._fail("head", key, exc) from exc
+
+    def list(self, prefix: str) -> Iterator[str]:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        except Exception as exc:
+            raise self._fail("list", prefix, exc) from exc
+        return iter(sorted(keys))
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            raise self._fail("delete", key, exc) from exc
+
+
+def open_lake(url: str, s3_client_factory=None, endpoint: str | None = None) -> Lake:
+    """A :class:`Lake` for ``url``: ``s3://bucket/prefix`` (needs ``s3_client_factory()``, a boto3
+    S3 client factory) or a local directory path.
+    """
+    if url.startswith("s3://"):
+        if s3_client_factory is None:
+            raise LakeError("an s3:// lake needs an S3 client (dagster-aws S3Resource)")
+        return S3Lake(url, s3_client_factory(), endpoint)
+    if "://" in url and not url.startswith("file://"):
+        raise LakeError(f"lake URL {url!r}: use s3://bucket/prefix or a local directory")
+    return LocalLake(url[len("file://") :] if url.startswith("file://") else url)

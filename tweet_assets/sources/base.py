@@ -1,0 +1,66 @@
+"""The source interface: a Dagster resource that yields a window's API v2 response pages.
+
+A source knows nothing of storage or flattening. It yields :class:`SourcePage` objects, each one
+whole response body as bytes (``{"data", "includes", "meta", "errors"}``), tagged with the UTC day
+(partition key) it belongs to. ``raw_tweets`` streams them to the lake unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterator
+
+from dagster import ConfigurableResource
+
+
+@dataclass(frozen=True)
+class SourcePage:
+    """One API response page and where it belongs.
+
+    Attributes:
+        day: partition key ``YYYY-MM-DD`` (UTC) the page's posts were created on.
+        body: the page as one JSON object in UTF-8 bytes, no trailing newline. Bytes that are not
+            valid JSON are allowed here (they are landed as received and quarantined later).
+        location: where it came from, for logs and quarantine records (``file:line``, or the
+            endpoint and page number).
+        posts: number of posts in ``data``.
+        api_errors: number of entries in ``errors``.
+        earliest, latest: smallest and largest ``created_at`` in ``data`` (RFC 3339, UTC), or None.
+    """
+
+    day: str
+    body: bytes
+    location: str
+    posts: int = 0
+    api_errors: int = 0
+    earliest: str | None = None
+    latest: str | None = None
+
+
+class PostSource(ConfigurableResource):
+    """Interface of every source (``replay``, ``sample``, ``x_api``); pick one per environment."""
+
+    @property
+    def source_name(self) -> str:
+        """Short name shown in metadata (``replay``, ``sample``, ``x_api``)."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line for logs and metadata saying what the source reads, without secrets."""
+        return self.source_name
+
+    def pages(self, start: datetime, end: datetime, log: logging.Logger) -> Iterator[SourcePage]:
+        """Yield every page with posts created in ``[start, end)`` (aware UTC datetimes, 00:00Z).
+
+        Pages may come in any day order; each carries its day. Raises on configuration errors
+        (missing path, bad credential) with a message that says what to set.
+        """
+        raise NotImplementedError
+
+
+def created_at_range(posts: list[dict]) -> tuple[str | None, str | None]:
+    """Smallest and largest ``created_at`` string among ``posts`` (RFC 3339 sorts as text)."""
+    stamps = [p["created_at"] for p in posts if isinstance(p, dict) and isinstance(p.get("created_at"), str)]
+    return (min(stamps), max(stamps)) if stamps else (None, None)
