@@ -1,0 +1,40 @@
+# The two commands a new user runs (README): `make demo` and `make test`.
+# Each sets up its own virtual environment from pyproject.toml first, so a fresh machine with
+# python3 (3.10+) is enough.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test setup setup-test dagit ddl bench clean
+
+demo: setup  ## materialize the last 3 days with the sample source into ./lake, print the table
+	$(PY) -m tweet_assets.cli demo
+
+test: setup-test  ## run the whole test suite
+	$(PY) -m pytest -q
+
+dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home} $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+ddl: setup  ## print the Athena DDL (LOCATION=s3://bucket/prefix/tweets/)
+	$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION))
+
+bench: setup-test  ## the performance benchmark (bench/README.md)
+	$(PY) bench/run.py
+
+setup: $(VENV)/.installed
+setup-test: $(VENV)/.installed-test
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -U pip
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) lake .dagster_home

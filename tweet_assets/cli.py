@@ -1,0 +1,131 @@
+"""Commands a user runs: ``tweet-assets demo`` and ``tweet-assets ddl``.
+
+``demo`` materializes a range of days through the real job (``raw_tweets → clean_tweets →
+s3_parquet`` and its checks, one single-run backfill) into the lake configured by the environment
+(default: the ``sample`` source into ``./lake``), then reads the published table back the way Athena
+would, as hive-partitioned Parquet, with DuckDB, and prints it.
+
+``ddl`` prints the Athena ``CREATE EXTERNAL TABLE`` for a table location.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+from .athena import DEFAULT_DATABASE, DEFAULT_TABLE, create_table_ddl
+from .partitions import DAY_FORMAT, start_date
+
+
+def _default_range(days: int = 3) -> tuple[str, str]:
+    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    return (yesterday - timedelta(days=days - 1)).strftime(DAY_FORMAT), yesterday.strftime(DAY_FORMAT)
+
+
+def run_job(start: str, end: str):
+    """Run ``tweets_daily_job`` for partitions ``start…end`` (inclusive) as one run, in process,
+    recorded in the Dagster instance at ``DAGSTER_HOME`` (so Dagit shows it).
+
+    Returns the ``ExecuteInProcessResult``. Raises ``dagster.DagsterError`` subclasses on failure.
+    """
+    from dagster import DagsterInstance
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from .definitions import defs
+
+    job = defs.resolve_job_def("tweets_daily_job")
+    with DagsterInstance.get() as instance:
+        return job.execute_in_process(
+            instance=instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        )
+
+
+def read_back(lake_url: str, limit: int = 5) -> str:
+    """Query the published table as Athena would see it (hive partitions, ``dt`` from the path)
+    with DuckDB on a local lake, or pyarrow's S3 filesystem for an ``s3://`` lake. Returns text.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    if lake_url.startswith("s3://"):
+        import pyarrow.dataset as ds
+        import pyarrow.fs as pafs
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        fs = pafs.S3FileSystem(endpoint_override=endpoint, region=os.environ.get("AWS_REGION", "us-east-1"))
+        dataset = ds.dataset(lake_url[5:].rstrip("/") + "/tweets", filesystem=fs, format="parquet", partitioning="hive")
+        con.register("tweets", dataset.to_table())
+    else:
+        pattern = os.path.join(os.path.abspath(lake_url), "tweets", "*", "*.parquet")
+        con.execute(f"CREATE VIEW tweets AS SELECT * FROM read_parquet('{pattern}', hive_partitioning=true)")
+    out = []
+    per_day = con.execute(
+        "SELECT dt, count(*) AS posts, count(DISTINCT author_id) AS authors, "
+        "sum(CASE WHEN is_retweet THEN 1 ELSE 0 END) AS retweets, "
+        "sum(coalesce(len(hashtags), 0)) AS hashtags, min(created_at) AS first, max(created_at) AS last "
+        "FROM tweets GROUP BY dt ORDER BY dt"
+    )
+    out.append(_table(per_day.description, per_day.fetchall()))
+    sample = con.execute(
+        f"SELECT dt, id, created_at, author_username, left(replace(text, chr(10), ' '), 60) AS text, "
+        f"like_count, hashtags FROM tweets ORDER BY created_at DESC LIMIT {int(limit)}"
+    )
+    out.append(_table(sample.description, sample.fetchall()))
+    return "\n\n".join(out)
+
+
+def _table(description, rows) -> str:
+    headers = [d[0] for d in description]
+    cells = [[str(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = lambda values: " | ".join(v.ljust(w) for v, w in zip(values, widths))  # noqa: E731
+    return "\n".join([line(headers), "-+-".join("-" * w for w in widths), *(line(r) for r in cells)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tweet-assets", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="materialize a range of days into the lake and read the table back")
+    start, end = _default_range()
+    demo.add_argument("--start", default=start, help=f"first day, YYYY-MM-DD (default {start})")
+    demo.add_argument("--end", default=end, help=f"last day, inclusive (default {end})")
+    ddl = sub.add_parser("ddl", help="print the Athena CREATE EXTERNAL TABLE statement")
+    ddl.add_argument("--location", default="s3://YOUR-BUCKET/tweet_assets/tweets/", help="the table's S3 prefix (…/tweets/)")
+    ddl.add_argument("--table", default=DEFAULT_TABLE)
+    ddl.add_argument("--database", default=DEFAULT_DATABASE)
+    ddl.add_argument("--first-day", default=start_date(), help="first dt of the partition projection range")
+    args = parser.parse_args(argv)
+
+    if args.command == "ddl":
+        print(create_table_ddl(args.location, args.table, args.database, args.first_day) + ";")
+        return 0
+
+    for value in (args.start, args.end):
+        try:
+            datetime.strptime(value, DAY_FORMAT)
+        except ValueError:
+            parser.error(f"{value!r} is not a YYYY-MM-DD day")
+    if args.start > args.end:
+        parser.error(f"--start {args.start} is after --end {args.end}")
+    os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
+    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+    lake_url = os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip() or "lake"
+    source = os.environ.get("TWEET_ASSETS_SOURCE", "sample")
+    print(f"materializing raw_tweets → clean_tweets → s3_parquet for {args.start}…{args.end} (source {source}, lake {lake_url}, DAGSTER_HOME {os.environ['DAGSTER_HOME']})", flush=True)
+    started = time.monotonic()
+    result = run_job(args.start, args.end)
+    if not result.success:
+        print("the run failed; see the log above", file=sys.stderr)
+        return 1
+    print(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s\n")
+    print("the published table, read back as Athena reads it (hive-partitioned Parquet, DuckDB):\n")
+    print(read_back(lake_url))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
