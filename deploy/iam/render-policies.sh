@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Fill the placeholders of the IAM policies in this folder and write the results to OUTDIR.
+#
+#   LAKE_BUCKET=my-bucket LAKE_PREFIX=tweet_assets REGION=eu-west-1 ACCOUNT_ID=123456789012 \
+#   KMS_KEY_ID=1234abcd-12ab-34cd-56ef-1234567890ab \
+#   ATHENA_WORKGROUP=primary GLUE_DATABASE=tweets_db RESULTS_BUCKET=my-athena-results RESULTS_PREFIX=tweet_assets \
+#     deploy/iam/render-policies.sh out/
+#
+# LAKE_PREFIX is the path part of TWEET_ASSETS_LAKE_URL (s3://LAKE_BUCKET/LAKE_PREFIX); leave it
+# empty for a lake at the bucket's root. KMS_KEY_ID is the key that encrypts the SSM parameter
+# (the key id, not an alias). SSM_PARAMETER (default /tweet_assets/x_bearer_token) is the
+# parameter's name. The Athena variables are needed only for athena-reader-policy.json, which is
+# skipped when ATHENA_WORKGROUP is unset.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="${1:?usage: render-policies.sh OUTDIR}"
+ssm_parameter="${SSM_PARAMETER:-/tweet_assets/x_bearer_token}"
+
+need() {
+  local name="$1"
+  if [[ -z "${!name:-}" ]]; then
+    echo "render-policies.sh: set $name" >&2
+    exit 2
+  fi
+}
+
+for name in LAKE_BUCKET REGION ACCOUNT_ID KMS_KEY_ID; do need "$name"; done
+if [[ ! "$ssm_parameter" =~ ^/[A-Za-z0-9_./-]+$ ]]; then
+  echo "render-policies.sh: SSM_PARAMETER must be a full name starting with /, got '$ssm_parameter'" >&2
+  exit 2
+fi
+
+prefix="${LAKE_PREFIX:-}"
+prefix="${prefix#/}"
+prefix="${prefix%/}"
+
+# sed replacement text: escape \, & and the | delimiter.
+esc() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
+
+render() {
+  local src="$1" dst="$2"
+  local -a expr=(
+    -e "s|parameter/tweet_assets/x_bearer_token|parameter$(esc "$ssm_parameter")|g"
+    -e "s|LAKE_BUCKET|$(esc "$LAKE_BUCKET")|g"
+    -e "s|ACCOUNT_ID|$(esc "$ACCOUNT_ID")|g"
+    -e "s|KMS_KEY_ID|$(esc "$KMS_KEY_ID")|g"
+    -e "s|REGION|$(esc "$REGION")|g"
+  )
+  if [[ -n "$prefix" ]]; then
+    expr+=(-e "s|LAKE_PREFIX|$(esc "$prefix")|g")
+  else
+    expr+=(-e "s|LAKE_PREFIX/||g")
+  fi
+  if [[ -n "${ATHENA_WORKGROUP:-}" ]]; then
+    local results="${RESULTS_PREFIX:-}"
+    results="${results#/}"
+    results="${results%/}"
+    expr+=(
+      -e "s|ATHENA_WORKGROUP|$(esc "$ATHENA_WORKGROUP")|g"
+      -e "s|GLUE_DATABASE|$(esc "${GLUE_DATABASE:?set GLUE_DATABASE}")|g"
+      -e "s|RESULTS_BUCKET|$(esc "${RESULTS_BUCKET:?set RESULTS_BUCKET}")|g"
+    )
+    if [[ -n "$results" ]]; then
+      expr+=(-e "s|RESULTS_PREFIX|$(esc "$results")|g")
+    else
+      expr+=(-e 's|"RESULTS_PREFIX",|"",|g' -e "s|RESULTS_PREFIX/||g")
+    fi
+  fi
+  sed "${expr[@]}" "$src" > "$dst"
+  if grep -Eq 'LAKE_BUCKET|LAKE_PREFIX|ACCOUNT_ID|KMS_KEY_ID|REGION|ATHENA_WORKGROUP|GLUE_DATABASE|RESULTS_BUCKET|RESULTS_PREFIX' "$dst"; then
+    echo "render-policies.sh: placeholders left in $dst" >&2
+    exit 3
+  fi
+}
+
+mkdir -p "$out"
+render "$here/policy.json" "$out/policy.json"
+cp "$here/trust-policy.json" "$out/trust-policy.json"
+if [[ -n "${ATHENA_WORKGROUP:-}" ]]; then
+  render "$here/athena-reader-policy.json" "$out/athena-reader-policy.json"
+fi
+echo "wrote the policies to $out" >&2

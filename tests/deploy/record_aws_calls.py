@@ -1,0 +1,66 @@
+"""Run tweets_daily_job for one partition against an in-process moto S3 and print every AWS call
+the pipeline made, as JSON lines ``{"service", "operation", "params"}`` (bodies left out).
+
+Used by test_iam.py in a subprocess, so the lake settings are read at import time as in production:
+    TWEET_ASSETS_LAKE_URL=s3://bucket/prefix python record_aws_calls.py 2024-01-01
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from urllib.parse import urlparse
+
+import boto3
+import botocore.client
+from moto import mock_aws
+
+
+def main(partition: str) -> None:
+    calls: list[dict] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        params = {k: v for k, v in api_params.items() if isinstance(v, (str, int)) and k != "Body"}
+        calls.append({"service": self.meta.service_model.service_name, "operation": operation_name, "params": params})
+        return original(self, operation_name, api_params)
+
+    os.environ.setdefault("TWEET_ASSETS_SAMPLE_POSTS", "50")
+    url = urlparse(os.environ["TWEET_ASSETS_LAKE_URL"])
+    with mock_aws():
+        boto3.client("s3", region_name=os.environ["AWS_DEFAULT_REGION"]).create_bucket(
+            Bucket=url.netloc, CreateBucketConfiguration={"LocationConstraint": os.environ["AWS_DEFAULT_REGION"]}
+        )
+        botocore.client.BaseClient._make_api_call = recording
+        try:
+            from tweet_assets.definitions import defs
+
+            result = defs.get_job_def("tweets_daily_job").execute_in_process(partition_key=partition, raise_on_error=True)
+            assert result.success
+            # a rerun overwrites the same keys (and reads them back)
+            result = defs.get_job_def("tweets_daily_job").execute_in_process(partition_key=partition, raise_on_error=True)
+            assert result.success
+            # the lake's other calls: a multipart upload (boto3 switches at 8 MiB), listing a
+            # table's prefix, and deleting an object (cleanup)
+            from tweet_assets.lake import open_lake
+
+            lake = open_lake(os.environ["TWEET_ASSETS_LAKE_URL"], lambda: boto3.client("s3"))
+            big = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"big-{os.getpid()}.bin")
+            with open(big, "wb") as handle:
+                handle.write(os.urandom(9 * 1024 * 1024))
+            try:
+                lake.put_file("raw_tweets/dt=1999-01-01/part-00000.jsonl.gz", big)
+            finally:
+                os.remove(big)
+            for table in ("raw_tweets", "clean_tweets", "tweets"):
+                assert list(lake.list(f"{table}/")), table
+            lake.delete("raw_tweets/dt=1999-01-01/part-00000.jsonl.gz")
+        finally:
+            botocore.client.BaseClient._make_api_call = original
+    for call in calls:
+        print(json.dumps(call))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,247 @@
+"""deploy/iam: parliament lints the rendered policies, and a policy evaluator shows that the
+pipeline's real AWS calls (recorded from a run of tweets_daily_job against moto) are allowed while
+other prefixes, buckets, parameters and actions are denied.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from deploy_helpers import DEPLOY, HERE, clean_env, require_project, venv_bin
+from iam_eval import Request, is_allowed, request_for_call
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+BUCKET = "example-tweets-lake"
+PREFIX = "lake/v1"
+KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+PARAM = "/tweet_assets/x_bearer_token"
+PARAM_ARN = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/x_bearer_token"
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}"
+PLACEHOLDER_ENV = {
+    "LAKE_BUCKET": BUCKET,
+    "LAKE_PREFIX": PREFIX,
+    "REGION": REGION,
+    "ACCOUNT_ID": ACCOUNT,
+    "KMS_KEY_ID": KEY_ID,
+    "ATHENA_WORKGROUP": "analysts",
+    "GLUE_DATABASE": "tweets_db",
+    "RESULTS_BUCKET": "example-athena-results",
+    "RESULTS_PREFIX": "tweet_assets",
+}
+
+
+def render(tmp_path, **overrides) -> dict[str, dict]:
+    env = clean_env(**{**PLACEHOLDER_ENV, **overrides})
+    out = tmp_path / "rendered"
+    subprocess.run(["bash", str(DEPLOY / "iam" / "render-policies.sh"), str(out)], env=env, check=True, timeout=60)
+    return {p.name: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
+
+
+def parliament(policy: dict) -> list[str]:
+    """parliament's findings for ``policy`` (--string: its --file needs a TTY)."""
+    proc = subprocess.run(
+        [venv_bin("parliament"), "--string", json.dumps(policy)], capture_output=True, text=True, timeout=120
+    )
+    findings = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert proc.returncode == (1 if findings else 0), proc.stderr
+    return findings
+
+
+@pytest.fixture
+def rendered(tmp_path):
+    return render(tmp_path)
+
+
+def test_templates_are_json_with_only_documented_placeholders():
+    for name in ("policy.json", "trust-policy.json", "athena-reader-policy.json"):
+        text = (DEPLOY / "iam" / name).read_text()
+        json.loads(text)
+        assert "*\"" not in text.replace("/*\"", ""), f"{name}: a bare * action or resource"
+
+
+def test_render_fills_every_placeholder_and_handles_a_lake_at_the_bucket_root(tmp_path, rendered):
+    policy = rendered["policy.json"]
+    resources = json.dumps(policy)
+    assert f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/*" in resources
+    assert PARAM_ARN in resources and KEY_ARN in resources
+    root = render(tmp_path / "root", LAKE_PREFIX="")["policy.json"]
+    assert f"arn:aws:s3:::{BUCKET}/tweets/*" in json.dumps(root)
+    assert is_allowed(root, Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/tweets/dt=2024-01-01/part-00000.parquet"))
+    assert is_allowed(root, Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "tweets/"}))
+    assert not is_allowed(root, Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": ""}))
+    # a missing placeholder value is an error, not a policy with LAKE_BUCKET in it
+    env = clean_env(**{k: v for k, v in PLACEHOLDER_ENV.items() if k != "ACCOUNT_ID"})
+    proc = subprocess.run(
+        ["bash", str(DEPLOY / "iam" / "render-policies.sh"), str(tmp_path / "bad")], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode != 0 and "ACCOUNT_ID" in proc.stderr
+
+
+def test_parliament_reports_nothing_on_the_identity_policies(rendered):
+    assert parliament(rendered["policy.json"]) == []
+    assert parliament(rendered["athena-reader-policy.json"]) == []
+
+
+def test_parliament_catches_a_too_broad_policy(rendered):
+    """Control: the same linter run flags a wildcard policy, so an empty report above means something."""
+    broad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    assert parliament(broad)
+
+
+def test_no_wildcard_actions_and_no_star_resource(rendered):
+    for name in ("policy.json", "athena-reader-policy.json"):
+        for statement in rendered[name]["Statement"]:
+            actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+            resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
+            assert all("*" not in a for a in actions), (name, actions)
+            assert "*" not in resources, (name, resources)
+            assert statement["Effect"] == "Allow"
+
+
+def test_trust_policy_lets_only_ec2_assume_the_role(rendered):
+    trust = rendered["trust-policy.json"]
+    (statement,) = trust["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "ec2.amazonaws.com"}
+    assert statement["Action"] == "sts:AssumeRole"
+    # parliament lints identity policies only: on a trust policy its one finding is the (correctly)
+    # missing Resource, which also shows it parsed the action as a real one
+    findings = parliament(trust)
+    assert len(findings) == 1 and "neither Resource nor NotResource" in findings[0], findings
+
+
+@pytest.fixture(scope="module")
+def pipeline_calls(tmp_path_factory):
+    """Every AWS call of two runs of tweets_daily_job for one day on an s3:// lake (moto, in
+    process), plus a multipart upload, a listing of each table and a delete through the lake."""
+    require_project()
+    env = clean_env(
+        TWEET_ASSETS_LAKE_URL=f"s3://{BUCKET}/{PREFIX}",
+        AWS_DEFAULT_REGION=REGION,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        DAGSTER_HOME=str(tmp_path_factory.mktemp("dagster_home")),
+        TMPDIR=str(tmp_path_factory.mktemp("tmp")),
+    )
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "record_aws_calls.py"), "2024-01-01"],
+        env=env, capture_output=True, text=True, timeout=300, cwd=env["TMPDIR"],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def test_policy_allows_every_call_the_pipeline_makes(rendered, pipeline_calls):
+    policy = rendered["policy.json"]
+    operations = {c["operation"] for c in pipeline_calls}
+    # the run really exercised writes, reads, multipart, listing and deletes
+    assert {"PutObject", "GetObject", "HeadObject", "CreateMultipartUpload", "UploadPart",
+            "CompleteMultipartUpload", "ListObjectsV2", "DeleteObject"} <= operations, operations
+    keys = {c["params"].get("Key") for c in pipeline_calls if c["operation"] == "PutObject"}
+    assert keys == {
+        f"{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz",
+        f"{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet",
+        f"{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet",
+    }
+    denied = [
+        str(request)
+        for call in pipeline_calls
+        if not is_allowed(policy, request := request_for_call(call["service"], call["operation"], call["params"], region=REGION, account=ACCOUNT))
+    ]
+    assert denied == []
+
+
+def test_policy_allows_reading_the_token_through_ssm_only(rendered):
+    policy = rendered["policy.json"]
+    assert is_allowed(policy, request_for_call("ssm", "GetParameter", {"Name": PARAM}, region=REGION, account=ACCOUNT))
+    via_ssm = {"kms:ViaService": f"ssm.{REGION}.amazonaws.com", "kms:EncryptionContext:PARAMETER_ARN": PARAM_ARN}
+    assert is_allowed(policy, Request("kms:Decrypt", KEY_ARN, via_ssm))
+    assert not is_allowed(policy, Request("kms:Decrypt", KEY_ARN, {}))
+    assert not is_allowed(policy, Request("kms:Decrypt", KEY_ARN, {**via_ssm, "kms:ViaService": f"s3.{REGION}.amazonaws.com"}))
+    assert not is_allowed(
+        policy, Request("kms:Decrypt", KEY_ARN, {**via_ssm, "kms:EncryptionContext:PARAMETER_ARN": PARAM_ARN + "_other"})
+    )
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        # another prefix in the same bucket, a sibling that shares the name's start, the parent
+        Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/other/tweets/dt=2024-01-01/part-00000.parquet"),
+        Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets_private/x.parquet"),
+        Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/dagster/compute_logs/x.out"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}"),
+        # another bucket with the same keys
+        Request("s3:PutObject", f"arn:aws:s3:::other-bucket/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"),
+        Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}-2/{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz"),
+        # listing the whole bucket, another prefix, or another bucket
+        Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": ""}),
+        Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "other/"}),
+        Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {}),
+        Request("s3:ListBucket", "arn:aws:s3:::other-bucket", {"s3:prefix": f"{PREFIX}/tweets/"}),
+        # actions the pipeline never needs
+        Request("s3:PutObjectAcl", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"),
+        Request("s3:PutBucketPolicy", f"arn:aws:s3:::{BUCKET}"),
+        Request("s3:DeleteBucket", f"arn:aws:s3:::{BUCKET}"),
+        Request("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/other"),
+        Request("ssm:GetParametersByPath", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets"),
+        Request("ssm:PutParameter", PARAM_ARN),
+        Request("kms:Encrypt", KEY_ARN, {"kms:ViaService": f"ssm.{REGION}.amazonaws.com"}),
+        Request("kms:Decrypt", f"arn:aws:kms:{REGION}:{ACCOUNT}:key/another-key", {"kms:ViaService": f"ssm.{REGION}.amazonaws.com", "kms:EncryptionContext:PARAMETER_ARN": PARAM_ARN}),
+        Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/anything"),
+    ],
+    ids=str,
+)
+def test_policy_denies_everything_else(rendered, request_):
+    assert not is_allowed(rendered["policy.json"], request_)
+
+
+def test_athena_reader_can_query_the_table_and_nothing_more(rendered):
+    policy = rendered["athena-reader-policy.json"]
+    wg = f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/analysts"
+    table_obj = f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"
+    results = "arn:aws:s3:::example-athena-results/tweet_assets/query-id.csv"
+    allowed = [
+        Request("athena:StartQueryExecution", wg),
+        Request("athena:GetQueryResults", wg),
+        Request("glue:GetTable", f"arn:aws:glue:{REGION}:{ACCOUNT}:table/tweets_db/tweets"),
+        Request("glue:GetDatabase", f"arn:aws:glue:{REGION}:{ACCOUNT}:database/tweets_db"),
+        Request("s3:GetObject", table_obj),
+        Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": f"{PREFIX}/tweets/dt=2024-01-01/"}),
+        Request("s3:GetBucketLocation", "arn:aws:s3:::example-athena-results"),
+        Request("s3:PutObject", results),
+        Request("s3:GetObject", results),
+    ]
+    denied = [
+        Request("athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary"),
+        Request("glue:GetTable", f"arn:aws:glue:{REGION}:{ACCOUNT}:table/tweets_db/other"),
+        Request("glue:DeleteTable", f"arn:aws:glue:{REGION}:{ACCOUNT}:table/tweets_db/tweets"),
+        Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz"),
+        Request("s3:PutObject", table_obj),
+        Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": f"{PREFIX}/raw_tweets/"}),
+        Request("s3:PutObject", "arn:aws:s3:::example-athena-results/elsewhere/x.csv"),
+    ]
+    assert [str(r) for r in allowed if not is_allowed(policy, r)] == []
+    assert [str(r) for r in denied if is_allowed(policy, r)] == []
+
+
+def test_evaluator_refuses_what_it_cannot_model():
+    """The evaluator must not silently pass a policy feature it ignores."""
+    with pytest.raises(NotImplementedError):
+        is_allowed({"Statement": [{"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"}]}, Request("s3:GetObject", "x"))
+    with pytest.raises(NotImplementedError):
+        is_allowed(
+            {"Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]},
+            Request("s3:GetObject", "x"),
+        )
+    # explicit deny wins over an allow
+    policy = {"Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"},
+        {"Effect": "Deny", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/secret/*"},
+    ]}
+    assert is_allowed(policy, Request("s3:GetObject", "arn:aws:s3:::b/ok"))
+    assert not is_allowed(policy, Request("s3:GetObject", "arn:aws:s3:::b/secret/x"))
