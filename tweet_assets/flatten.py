@@ -116,9 +116,16 @@ def _struct_array_frame(arr: pa.Array) -> pl.DataFrame:
     return pl.from_arrow(pa.RecordBatch.from_struct_array(arr))
 
 
-def _includes(table: pa.Table, name: str) -> pl.DataFrame:
+def _includes(table: pa.Table, name: str, key: str = "id") -> pl.DataFrame:
+    """``includes.<name>`` of every page, with ``_page`` (the page's row): joins are per page, so
+    a post meets the expansions of its own response (users' metrics as of that page).
+    Entries without ``key`` are dropped (nothing can join to them); repeats in a page keep the last.
+    """
     lists = pc.struct_field(table.column("includes").combine_chunks(), name)
-    return _struct_array_frame(pc.list_flatten(lists))
+    frame = _struct_array_frame(pc.list_flatten(lists)).with_columns(
+        pl.from_arrow(pc.list_parent_indices(lists)).cast(pl.Int64).alias("_page")
+    )
+    return frame.filter(P(key).is_not_null()).unique(["_page", key], keep="last", maintain_order=True)
 
 
 def post_content(tweets: pl.DataFrame) -> list[pl.Expr]:
@@ -168,9 +175,8 @@ def _users(table: pa.Table) -> pl.DataFrame:
     users = _includes(table, "users")
     desc = P("entities").struct.field("description")
     return (
-        users.filter(P("id").is_not_null())
-        .unique("id", keep="last", maintain_order=True)
-        .select(
+        users.select(
+            "_page",
             P("id").alias("_uid"),
             P("username").alias("author_username"),
             P("name").alias("author_name"),
@@ -199,11 +205,9 @@ def _users(table: pa.Table) -> pl.DataFrame:
 
 
 def _media(table: pa.Table) -> pl.DataFrame:
-    media = _includes(table, "media")
+    media = _includes(table, "media", key="media_key")
     return (
-        media.filter(P("media_key").is_not_null())
-        .unique("media_key", keep="last", maintain_order=True)
-        .with_columns(P("public_metrics").struct.field("view_count").alias("view_count"))
+        media.with_columns(P("public_metrics").struct.field("view_count").alias("view_count"))
         .drop("public_metrics")
     )
 
@@ -276,6 +280,7 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
     # --- the post's own fields and content
     frame = posts.select(
         "_row",
+        "_page",
         P("_id").alias("id"),
         P("_created_at").alias("created_at"),
         P("conversation_id").cast(I64, strict=False),
@@ -306,16 +311,12 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
     )
 
     # --- referenced posts (includes.tweets): retweet content, retweeted/quoted authors
-    originals = (
-        _includes(table, "tweets")
-        .filter(P("id").is_not_null())
-        .unique("id", keep="last", maintain_order=True)
-    )
-    originals = originals.select(P("id").alias("_ref_id"), P("author_id").alias("_ref_author_id"), *post_content(originals))
+    originals = _includes(table, "tweets")
+    originals = originals.select("_page", P("id").alias("_ref_id"), P("author_id").alias("_ref_author_id"), *post_content(originals))
     frame = frame.join(
         originals.rename({c: f"{c}__rt" for c in RETWEET_INHERITS}).rename({"_ref_author_id": "_retweeted_user_id"}),
-        left_on="_retweeted_id",
-        right_on="_ref_id",
+        left_on=["_page", "_retweeted_id"],
+        right_on=["_page", "_ref_id"],
         how="left",
         maintain_order="left",
     )
@@ -325,31 +326,31 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
         *(pl.when(found).then(P(f"{c}__rt")).otherwise(P(c)).alias(c) for c in RETWEET_INHERITS),
     ).drop([f"{c}__rt" for c in RETWEET_INHERITS])
     frame = frame.join(
-        originals.select("_ref_id", P("_ref_author_id").alias("_quoted_user_id")),
-        left_on="_quoted_id",
-        right_on="_ref_id",
+        originals.select("_page", "_ref_id", P("_ref_author_id").alias("_quoted_user_id")),
+        left_on=["_page", "_quoted_id"],
+        right_on=["_page", "_ref_id"],
         how="left",
         maintain_order="left",
     )
 
     # --- users: author profile, replied-to / retweeted / quoted usernames
     users = _users(table)
-    usernames = users.select("_uid", "author_username")
-    frame = frame.join(users, left_on="_author_id", right_on="_uid", how="left", maintain_order="left")
+    usernames = users.select("_page", "_uid", "author_username")
+    frame = frame.join(users, left_on=["_page", "_author_id"], right_on=["_page", "_uid"], how="left", maintain_order="left")
     for prefix, id_col in (("in_reply_to", "_in_reply_to_user_id"), ("retweeted", "_retweeted_user_id"), ("quoted", "_quoted_user_id")):
         frame = frame.join(
             usernames.rename({"author_username": f"{prefix}_username"}),
-            left_on=id_col,
-            right_on="_uid",
+            left_on=["_page", id_col],
+            right_on=["_page", "_uid"],
             how="left",
             maintain_order="left",
         )
 
     # --- media, poll, place
     media = _media(table)
-    exploded = frame.select("_row", "media_keys").explode("media_keys").filter(P("media_keys").is_not_null())
+    exploded = frame.select("_row", "_page", "media_keys").explode("media_keys").filter(P("media_keys").is_not_null())
     attached = (
-        exploded.join(media, left_on="media_keys", right_on="media_key", how="left", maintain_order="left")
+        exploded.join(media, left_on=["_page", "media_keys"], right_on=["_page", "media_key"], how="left", maintain_order="left")
         .select(
             "_row",
             pl.struct(
@@ -364,18 +365,20 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
 
     polls = _includes(table, "polls")
     if polls.height:
-        polls = polls.filter(P("id").is_not_null()).unique("id", keep="last", maintain_order=True).select(
+        polls = polls.select(
+            "_page",
             P("id").alias("_poll_id"),
             P("options").alias("poll_options"),
             P("duration_minutes").alias("poll_duration_minutes"),
             _ts(P("end_datetime")).alias("poll_end_datetime"),
             P("voting_status").alias("poll_voting_status"),
         )
-        frame = frame.join(polls, on="_poll_id", how="left", maintain_order="left")
+        frame = frame.join(polls, on=["_page", "_poll_id"], how="left", maintain_order="left")
 
     places = _includes(table, "places")
     if places.height:
-        places = places.filter(P("id").is_not_null()).unique("id", keep="last", maintain_order=True).select(
+        places = places.select(
+            "_page",
             P("id").alias("place_id"),
             P("full_name").alias("place_full_name"),
             P("name").alias("place_name"),
@@ -384,7 +387,7 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
             P("country_code").alias("place_country_code"),
             P("geo").struct.field("bbox").alias("place_bbox"),
         )
-        frame = frame.join(places, on="place_id", how="left", maintain_order="left")
+        frame = frame.join(places, on=["_page", "place_id"], how="left", maintain_order="left")
 
     frame = frame.with_columns(
         P("_retweeted_id").cast(I64, strict=False).alias("retweeted_id"),

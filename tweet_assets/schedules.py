@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
-from .partitions import daily_partitions
-
 tweets_daily_job = define_asset_job(
     "tweets_daily_job",
     selection=AssetSelection.assets("raw_tweets", "clean_tweets", "s3_parquet"),
-    partitions_def=daily_partitions,
     description="raw_tweets → clean_tweets → s3_parquet for the selected day(s).",
 )
 

@@ -1,0 +1,73 @@
+"""Shared fixtures: the recorded X API v2 data in ../shared/x-api-v2, a moto S3 server on
+loopback, and a helper that materializes the assets with test resources (as Dagster's
+project_fully_featured does).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TWEET_ASSETS_SHARED_DATA", REPO.parent / "shared" / "x-api-v2"))
+
+
+def shared_dir() -> Path:
+    """The recorded API data folder, or skip the test saying why."""
+    if not SHARED.is_dir():
+        pytest.skip(f"recorded X API v2 data not found at {SHARED} (set TWEET_ASSETS_SHARED_DATA to the x-api-v2 folder)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def x_api_v2() -> Path:
+    return shared_dir()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """A moto S3 server on 127.0.0.1, on a free port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch, moto_server):
+    """Fake credentials (moto accepts any) and the moto endpoint in the standard AWS variables."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_server,
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server
+
+
+@pytest.fixture
+def s3_lake(aws_env):
+    """A fresh bucket on the moto server; returns ``s3://<bucket>/lake``."""
+    import boto3
+
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/lake"
+
+
+@pytest.fixture
+def instance():
+    """An ephemeral Dagster instance (in memory)."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as inst:
+        yield inst
