@@ -235,6 +235,7 @@ def decode_pages(lines: Sequence[bytes], locations: Sequence[str]) -> DecodedBat
         try:
             table = _read_json_bulk(blob, max(len(line) for line in lines))
             if table.num_rows == len(lines):
+                table.validate(full=True)  # the JSON reader does not check UTF-8; this does
                 return DecodedBatch(table, list(locations))
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             pass
