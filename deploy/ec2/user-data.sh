@@ -1,0 +1,398 @@
+#!/usr/bin/env bash
+# EC2 user data for tweet_assets on Ubuntu LTS (22.04 / 24.04): installs Python and the project,
+# creates DAGSTER_HOME with the production dagster.yaml, and runs dagster-webserver (127.0.0.1
+# only) and dagster-daemon as systemd services under a dedicated unprivileged user.
+#
+# The instance needs only this script and an instance profile with deploy/iam/policy.json (see
+# deploy/README.md). The X bearer token is never in this script, the unit files or on disk: each
+# service reads it from SSM Parameter Store (SecureString) when it starts, with IMDSv2 only.
+# Re-running the script is safe: it converges to the same files and restarts the services.
+#
+# Every setting below can also be given in the environment; the test suite installs into a scratch
+# prefix with TWEET_ASSETS_ROOT=/tmp/x NO_SYSTEMD=1 SKIP_APT=1 TWEET_ASSETS_PIP_SPEC=/path/to/repo.
+set -euo pipefail
+
+# ---------------------------------------------------------------------------------------------
+# What to install: a pinned git ref (default), or a wheel, or any pip requirement.
+TWEET_ASSETS_GIT_URL="${TWEET_ASSETS_GIT_URL:-https://github.com/CHANGE-ME/tweet_assets.git}"
+TWEET_ASSETS_GIT_REF="${TWEET_ASSETS_GIT_REF:-v0.1.0}"        # a tag or a full commit SHA
+TWEET_ASSETS_WHEEL_URL="${TWEET_ASSETS_WHEEL_URL:-}"          # https://.../tweet_assets-0.1.0-py3-none-any.whl
+TWEET_ASSETS_PIP_SPEC="${TWEET_ASSETS_PIP_SPEC:-}"            # overrides both (a local path, say)
+TWEET_ASSETS_PIP_ARGS="${TWEET_ASSETS_PIP_ARGS:-}"            # extra pip install arguments
+
+# What the services run with (written to /etc/tweet_assets/tweet_assets.env; no secrets here).
+TWEET_ASSETS_LAKE_URL="${TWEET_ASSETS_LAKE_URL:-s3://CHANGE-ME-BUCKET/tweet_assets}"
+TWEET_ASSETS_SOURCE="${TWEET_ASSETS_SOURCE:-x_api}"           # x_api | replay | sample
+X_QUERY="${X_QUERY:-}"                                        # the X API search query (x_api source)
+X_BEARER_TOKEN_PARAMETER="${X_BEARER_TOKEN_PARAMETER-/tweet_assets/x_bearer_token}"  # SSM name; "" = none
+TWEET_ASSETS_START_DATE="${TWEET_ASSETS_START_DATE:-}"
+AWS_REGION="${AWS_REGION:-}"                                  # empty: read from IMDSv2 at service start
+DAGSTER_WEBSERVER_PORT="${DAGSTER_WEBSERVER_PORT:-3000}"      # always bound to 127.0.0.1
+X_API_POOL_LIMIT="${X_API_POOL_LIMIT:-1}"                     # concurrent raw_tweets steps (X API)
+
+# Where: "" on the instance; a scratch directory in tests. NO_SYSTEMD=1 writes the units but does
+# not create the user or touch systemctl; SKIP_APT=1 skips apt-get.
+TWEET_ASSETS_ROOT="${TWEET_ASSETS_ROOT:-}"
+NO_SYSTEMD="${NO_SYSTEMD:-0}"
+SKIP_APT="${SKIP_APT:-0}"
+PYTHON="${PYTHON:-python3}"
+SERVICE_USER="${SERVICE_USER:-dagster}"
+# ---------------------------------------------------------------------------------------------
+
+root="${TWEET_ASSETS_ROOT%/}"
+opt_dir="/opt/tweet_assets"               # paths as the services see them (inside $root)
+venv="$opt_dir/venv"
+etc_dir="/etc/tweet_assets"
+env_file="$etc_dir/tweet_assets.env"
+dagster_home="/var/lib/dagster"
+unit_dir="/etc/systemd/system"
+
+log() { printf 'tweet_assets user-data: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# write FILE MODE: stdin to $root/FILE, replaced atomically; a no-op when the content is unchanged
+write() {
+  local target="$root$1" mode="$2" tmp
+  mkdir -p "$(dirname "$target")"
+  tmp="$(mktemp "$target.XXXXXX")"
+  cat > "$tmp"
+  chmod "$mode" "$tmp"
+  if [[ -f "$target" ]] && cmp -s "$tmp" "$target"; then
+    rm -f "$tmp"
+  else
+    mv -f "$tmp" "$target"
+    log "wrote $target"
+  fi
+}
+
+pip_spec() {
+  if [[ -n "$TWEET_ASSETS_PIP_SPEC" ]]; then
+    printf '%s' "$TWEET_ASSETS_PIP_SPEC"
+  elif [[ -n "$TWEET_ASSETS_WHEEL_URL" ]]; then
+    printf '%s' "$TWEET_ASSETS_WHEEL_URL"
+  else
+    printf 'tweet_assets @ git+%s@%s' "$TWEET_ASSETS_GIT_URL" "$TWEET_ASSETS_GIT_REF"
+  fi
+}
+
+validate() {
+  [[ "$DAGSTER_WEBSERVER_PORT" =~ ^[0-9]+$ ]] || die "DAGSTER_WEBSERVER_PORT must be a number"
+  [[ "$X_API_POOL_LIMIT" =~ ^[0-9]+$ ]] || die "X_API_POOL_LIMIT must be a whole number"
+  [[ "$SERVICE_USER" =~ ^[a-z_][a-z0-9_-]*$ ]] || die "SERVICE_USER is not a valid user name"
+  if [[ -n "$X_BEARER_TOKEN_PARAMETER" && ! "$X_BEARER_TOKEN_PARAMETER" =~ ^/[A-Za-z0-9_./-]+$ ]]; then
+    die "X_BEARER_TOKEN_PARAMETER must be an SSM parameter name starting with /"
+  fi
+  if [[ "$TWEET_ASSETS_SOURCE" == x_api && -z "$X_BEARER_TOKEN_PARAMETER" ]]; then
+    die "TWEET_ASSETS_SOURCE=x_api needs X_BEARER_TOKEN_PARAMETER (the SSM SecureString name)"
+  fi
+  local value
+  for value in "$TWEET_ASSETS_LAKE_URL" "$TWEET_ASSETS_SOURCE" "$X_QUERY" "$TWEET_ASSETS_START_DATE" "$AWS_REGION"; do
+    [[ "$value" != *$'\n'* ]] || die "settings must be single lines"
+  done
+}
+
+install_packages() {
+  if [[ "$SKIP_APT" == 1 ]]; then
+    log "SKIP_APT=1: not installing OS packages"
+    return
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -q -y --no-install-recommends python3 python3-venv python3-pip git ca-certificates
+}
+
+create_user() {
+  if [[ "$NO_SYSTEMD" == 1 ]]; then
+    log "NO_SYSTEMD=1: not creating user $SERVICE_USER"
+    return
+  fi
+  if ! id -u "$SERVICE_USER" > /dev/null 2>&1; then
+    useradd --system --user-group --home-dir "$dagster_home" --no-create-home \
+      --shell /usr/sbin/nologin "$SERVICE_USER"
+  fi
+}
+
+install_project() {
+  if [[ ! -x "$root$venv/bin/python" ]]; then
+    "$PYTHON" -m venv "$root$venv"
+  fi
+  local -a extra=()
+  if [[ -n "$TWEET_ASSETS_PIP_ARGS" ]]; then
+    read -r -a extra <<< "$TWEET_ASSETS_PIP_ARGS"
+  fi
+  "$root$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$root$venv/bin/python" -m pip install --quiet "${extra[@]}" "$(pip_spec)"
+  "$root$venv/bin/python" -c "import tweet_assets.definitions" \
+    || die "the installed project does not load (import tweet_assets.definitions)"
+}
+
+write_config() {
+  write "$opt_dir/workspace.yaml" 0644 <<'YAML'
+load_from:
+  - python_module:
+      module_name: tweet_assets.definitions
+      location_name: tweet_assets
+YAML
+
+  # Settings for both services. Values are written literally (systemd EnvironmentFile syntax).
+  {
+    echo "# Written by deploy/ec2/user-data.sh; re-run it (or edit and restart the services)."
+    echo "DAGSTER_HOME=$dagster_home"
+    echo "TWEET_ASSETS_LAKE_URL=$TWEET_ASSETS_LAKE_URL"
+    echo "TWEET_ASSETS_SOURCE=$TWEET_ASSETS_SOURCE"
+    echo "X_QUERY=$X_QUERY"
+    echo "X_BEARER_TOKEN_PARAMETER=$X_BEARER_TOKEN_PARAMETER"
+    [[ -z "$TWEET_ASSETS_START_DATE" ]] || echo "TWEET_ASSETS_START_DATE=$TWEET_ASSETS_START_DATE"
+    [[ -z "$AWS_REGION" ]] || echo "AWS_REGION=$AWS_REGION"
+    echo "AWS_EC2_METADATA_V1_DISABLED=true"
+    echo "DAGSTER_WEBSERVER_PORT=$DAGSTER_WEBSERVER_PORT"
+    echo "PYTHONUNBUFFERED=1"
+  } | write "$env_file" 0644
+
+  # The production instance: the same text as deploy/dagster.yaml (a test keeps them equal).
+  write "$dagster_home/dagster.yaml" 0644 <<'DAGSTER_YAML'
+# Production Dagster instance for tweet_assets (Dagster 1.13). Copy to $DAGSTER_HOME/dagster.yaml;
+# deploy/ec2/user-data.sh installs this same file (it carries a copy; a test keeps the two equal).
+# Validate after editing:  DAGSTER_HOME=/var/lib/dagster dagster instance info
+
+# --- Storage: runs, event logs and schedules as SQLite files under $DAGSTER_HOME.
+storage:
+  sqlite:
+    base_dir:
+      env: DAGSTER_HOME
+
+# --- BEGIN postgres: for RDS, `pip install dagster-postgres==0.29.27` into the project's venv,
+# put the DAGSTER_PG_* variables in /etc/tweet_assets/tweet_assets.env (the password is better
+# fetched from SSM at start like the X token), and use this block instead of the sqlite one above.
+# storage:
+#   postgres:
+#     postgres_db:
+#       hostname:
+#         env: DAGSTER_PG_HOST
+#       port: 5432
+#       db_name:
+#         env: DAGSTER_PG_DB
+#       username:
+#         env: DAGSTER_PG_USERNAME
+#       password:
+#         env: DAGSTER_PG_PASSWORD
+#       params:
+#         sslmode: require
+# --- END postgres
+
+# --- Runs are queued and launched by dagster-daemon, never more than max_concurrent_runs at once.
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+
+# --- Concurrency. raw_tweets declares the pool "x_api": every step in that pool needs a slot, so a
+# backfill (or a backfill plus the daily schedule) never calls the X API from more than
+# `limit` steps at a time. A pool without a limit of its own gets default_limit; the EC2 script
+# also sets x_api explicitly (`dagster instance concurrency set x_api 1`), which is how you change
+# it later (or in the UI: Deployment > Concurrency).
+concurrency:
+  runs:
+    max_concurrent_runs: 2
+  pools:
+    default_limit: 1
+    granularity: op
+
+# --- Compute logs (stdout/stderr of each step) stay in $DAGSTER_HOME/storage by default.
+# --- BEGIN s3_compute_logs: to keep them in S3 instead, use this block (dagster-aws is installed
+# with the project) and allow the instance role s3:PutObject/GetObject/ListBucket on that prefix
+# (deploy/README.md, "Compute logs in S3").
+# compute_logs:
+#   module: dagster_aws.s3.compute_log_manager
+#   class: S3ComputeLogManager
+#   config:
+#     bucket:
+#       env: TWEET_ASSETS_COMPUTE_LOG_BUCKET
+#     prefix: tweet_assets/dagster/compute_logs
+#     region:
+#       env: AWS_REGION
+#     upload_interval: 30
+#     skip_empty_files: true
+# --- END s3_compute_logs
+
+telemetry:
+  enabled: false
+DAGSTER_YAML
+}
+
+write_launcher() {
+  # Fetches the X bearer token from SSM at service start (IMDSv2 only), then execs the service.
+  # The token lives only in the service's environment: never in a file, a unit or a log line.
+  write "$opt_dir/bin/fetch-x-token.py" 0755 <<'PYTHON'
+"""Print the X bearer token from SSM Parameter Store (SecureString, decrypted) to stdout.
+
+Region: AWS_REGION, else the instance's region from IMDSv2 (a session token first; IMDSv1 is never
+used, and boto3 is told the same through AWS_EC2_METADATA_V1_DISABLED). Errors name the parameter
+and what to check, never the value.
+"""
+import os
+import sys
+import urllib.request
+
+IMDS = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://169.254.169.254").rstrip("/")
+
+
+def imds_region() -> str:
+    put = urllib.request.Request(
+        f"{IMDS}/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+    )
+    with urllib.request.urlopen(put, timeout=5) as response:
+        token = response.read().decode()
+    get = urllib.request.Request(
+        f"{IMDS}/latest/meta-data/placement/region", headers={"X-aws-ec2-metadata-token": token}
+    )
+    with urllib.request.urlopen(get, timeout=5) as response:
+        return response.read().decode().strip()
+
+
+def main() -> int:
+    name = os.environ["X_BEARER_TOKEN_PARAMETER"]
+    os.environ["AWS_EC2_METADATA_V1_DISABLED"] = "true"
+    try:
+        region = os.environ.get("AWS_REGION") or imds_region()
+    except OSError as exc:
+        print(f"fetch-x-token: cannot read the region from IMDSv2 at {IMDS} ({exc}); set AWS_REGION", file=sys.stderr)
+        return 2
+    import boto3
+
+    try:
+        response = boto3.client("ssm", region_name=region).get_parameter(Name=name, WithDecryption=True)
+    except Exception as exc:  # noqa: BLE001 - any failure stops the service with a clear message
+        print(
+            f"fetch-x-token: cannot read SSM parameter {name} in {region}: {type(exc).__name__}: {exc}. "
+            "Check that it exists and that the instance role allows ssm:GetParameter and kms:Decrypt on it.",
+            file=sys.stderr,
+        )
+        return 3
+    parameter = response["Parameter"]
+    if parameter.get("Type") != "SecureString":
+        print(f"fetch-x-token: SSM parameter {name} is a {parameter.get('Type')}, not a SecureString", file=sys.stderr)
+        return 4
+    if not parameter.get("Value"):
+        print(f"fetch-x-token: SSM parameter {name} is empty", file=sys.stderr)
+        return 4
+    sys.stdout.write(parameter["Value"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+PYTHON
+
+  write "$opt_dir/bin/tweet-assets-run" 0755 <<LAUNCHER
+#!/usr/bin/env bash
+# Runs a tweet_assets service: reads the X bearer token from SSM when X_BEARER_TOKEN_PARAMETER is
+# set, then execs the command given. Generated by deploy/ec2/user-data.sh.
+set -euo pipefail
+export AWS_EC2_METADATA_V1_DISABLED=true
+if [[ -n "\${X_BEARER_TOKEN_PARAMETER:-}" ]]; then
+  X_BEARER_TOKEN="\$("$venv/bin/python" "$opt_dir/bin/fetch-x-token.py")"
+  export X_BEARER_TOKEN
+fi
+exec "\$@"
+LAUNCHER
+}
+
+write_units() {
+  local common
+  common="User=$SERVICE_USER
+Group=$SERVICE_USER
+EnvironmentFile=$env_file
+WorkingDirectory=$dagster_home
+Restart=on-failure
+RestartSec=10
+StandardOutput=journal
+StandardError=journal
+NoNewPrivileges=true
+PrivateTmp=true
+ProtectSystem=full
+ProtectHome=true
+UMask=0027"
+
+  write "$unit_dir/dagster-webserver.service" 0644 <<UNIT
+[Unit]
+Description=Dagster webserver for tweet_assets (127.0.0.1 only)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+$common
+SyslogIdentifier=dagster-webserver
+ExecStart=$opt_dir/bin/tweet-assets-run $venv/bin/dagster-webserver --host 127.0.0.1 --port \${DAGSTER_WEBSERVER_PORT} --workspace $opt_dir/workspace.yaml
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+
+  write "$unit_dir/dagster-daemon.service" 0644 <<UNIT
+[Unit]
+Description=Dagster daemon for tweet_assets (schedules, run queue, backfills)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+$common
+SyslogIdentifier=dagster-daemon
+ExecStart=$opt_dir/bin/tweet-assets-run $venv/bin/dagster-daemon run --workspace $opt_dir/workspace.yaml
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+
+init_instance() {
+  # Creates or migrates the SQLite storage and sets the X API pool limit; both are idempotent.
+  local -a as_user=()
+  if [[ "$NO_SYSTEMD" != 1 ]]; then
+    chown -R "$SERVICE_USER:$SERVICE_USER" "$root$dagster_home"
+    chmod 0750 "$root$dagster_home"
+    chown "root:$SERVICE_USER" "$root$env_file"
+    chmod 0640 "$root$env_file"
+    as_user=(runuser -u "$SERVICE_USER" --)
+  fi
+  (
+    cd "$root$dagster_home"
+    export DAGSTER_HOME="$root$dagster_home"
+    "${as_user[@]}" "$root$venv/bin/dagster" instance migrate > /dev/null
+    "${as_user[@]}" "$root$venv/bin/dagster" instance concurrency set x_api "$X_API_POOL_LIMIT" > /dev/null
+  )
+  log "DAGSTER_HOME=$root$dagster_home ready; pool x_api limit $X_API_POOL_LIMIT"
+}
+
+start_services() {
+  if [[ "$NO_SYSTEMD" == 1 ]]; then
+    log "NO_SYSTEMD=1: units written to $root$unit_dir, not started"
+    return
+  fi
+  systemctl daemon-reload
+  systemctl enable dagster-webserver.service dagster-daemon.service
+  # restart (not just start) so a re-run picks up a new version or new settings
+  systemctl restart dagster-webserver.service dagster-daemon.service
+  log "services started: journalctl -u dagster-webserver -u dagster-daemon"
+}
+
+main() {
+  validate
+  if [[ -n "$root" ]]; then
+    mkdir -p "$root"
+  elif [[ "$(id -u)" != 0 ]]; then
+    die "run as root (or set TWEET_ASSETS_ROOT to install into a scratch prefix)"
+  fi
+  install_packages
+  create_user
+  install_project
+  write_config
+  write_launcher
+  write_units
+  init_instance
+  start_services
+  log "done: installed $(pip_spec)"
+}
+
+main "$@"

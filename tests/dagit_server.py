@@ -1,0 +1,226 @@
+"""A real ``dagster dev`` (webserver + daemon) on a free loopback port, for the Dagit tests.
+
+It runs the project's ``workspace.yaml`` with a temporary ``DAGSTER_HOME`` (telemetry off), a
+temporary local lake, the ``sample`` source at 50 posts a day and partitions from 2024-01-01, in a
+process group of its own that :meth:`DagitServer.stop` ends whole (webserver, daemon, code server
+and any run workers), so no server outlives the test module.
+
+Use the ``dagit`` fixture factory: ``server = start_dagit(tmp_path_factory.mktemp("dagit"))``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+START_DATE = "2024-01-01"
+SAMPLE_POSTS = 50
+ASSETS = ("raw_tweets", "clean_tweets", "s3_parquet")
+#: How long ``dagster dev`` may take to answer with the code location loaded (2 cores, cold imports).
+START_TIMEOUT_S = 150
+
+LOCATION_STATUS = """
+query { workspaceOrError { __typename ... on Workspace { locationEntries { name
+  loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def dagster_executable() -> str:
+    exe = Path(sys.executable).with_name("dagster")
+    return str(exe) if exe.exists() else "dagster"
+
+
+@dataclass
+class DagitServer:
+    root: Path
+    port: int = 0
+    proc: subprocess.Popen | None = None
+    env: dict = field(default_factory=dict)
+
+    @property
+    def home(self) -> Path:
+        return self.root / "dagster_home"
+
+    @property
+    def lake(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "dagster-dev.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def parquet(self, day: str) -> Path:
+        """Where ``s3_parquet`` writes ``day`` (the published Hive layout)."""
+        return self.lake / "tweets" / f"dt={day}" / "part-00000.parquet"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+        """POST a GraphQL query; returns ``data``, raising on transport or GraphQL errors."""
+        resp = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout)
+        resp.raise_for_status()
+        body = resp.json()
+        if body.get("errors"):
+            raise AssertionError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def start(self) -> "DagitServer":
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.lake.mkdir(parents=True, exist_ok=True)
+        (self.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        self.port = free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("TWEET_ASSETS_", "DAGSTER_"))},
+            "DAGSTER_HOME": str(self.home),
+            "TWEET_ASSETS_LAKE_URL": str(self.lake),
+            "TWEET_ASSETS_SOURCE": "sample",
+            "TWEET_ASSETS_SAMPLE_POSTS": str(SAMPLE_POSTS),
+            "TWEET_ASSETS_START_DATE": START_DATE,
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [dagster_executable(), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group, ended whole in stop()
+            )
+        try:
+            self._wait_until_loaded()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_loaded(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dagster dev exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                entries = self.graphql(LOCATION_STATUS, timeout=5)["workspaceOrError"]["locationEntries"]
+                last = repr(entries)
+                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                    errors = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
+                    if errors:
+                        raise RuntimeError(f"code location failed to load: {errors}")
+                    return
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                last = repr(exc)
+            time.sleep(1)
+        raise TimeoutError(f"dagster dev did not load the code location in {START_TIMEOUT_S}s ({last}):\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """End the whole process group: SIGTERM, then SIGKILL after 20 s."""
+        if self.proc is None:
+            return
+        try:
+            pgid = os.getpgid(self.proc.pid)
+        except ProcessLookupError:
+            pgid = None
+        if pgid is not None:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+            # children (daemon, code server, run workers) may outlive the parent: end what is left
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+
+def start_dagit(root: Path) -> DagitServer:
+    return DagitServer(root=Path(root)).start()
+
+
+# --- GraphQL used by both tests -----------------------------------------------------------------
+
+BACKFILL_STATUS = """
+query ($id: String!) { partitionBackfillOrError(backfillId: $id) { __typename
+  ... on PartitionBackfill { id status numPartitions partitionNames isAssetBackfill
+    error { message } }
+  ... on PythonError { message } } }
+"""
+
+ASSET_MATERIALIZATIONS = """
+query ($key: AssetKeyInput!, $partitions: [String!]) { assetOrError(assetKey: $key) { __typename
+  ... on Asset { assetMaterializations(partitions: $partitions) { partition runId
+    metadataEntries { label __typename
+      ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue }
+      ... on TextMetadataEntry { text } ... on PathMetadataEntry { path } } } } } }
+"""
+
+CHECK_EXECUTIONS = """
+query ($key: AssetKeyInput!, $name: String!) { assetCheckExecutions(assetKey: $key, checkName: $name, limit: 20) {
+  status partition evaluation { success } } }
+"""
+
+FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def wait_for_backfill(server: DagitServer, backfill_id: str, timeout: float = 150) -> dict:
+    """Poll the backfill until it is finished; returns its last ``PartitionBackfill``."""
+    deadline = time.monotonic() + timeout
+    state = {}
+    while time.monotonic() < deadline:
+        state = server.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if state.get("status") in FINISHED:
+            return state
+        time.sleep(2)
+    raise TimeoutError(f"backfill {backfill_id} not finished in {timeout}s: {state}\n{server.log_tail()}")
+
+
+def materializations(server: DagitServer, asset: str, partitions: list[str]) -> dict[str, dict]:
+    """``{partition: {label: value}}`` of the latest materialization of each partition."""
+    data = server.graphql(ASSET_MATERIALIZATIONS, {"key": {"path": [asset]}, "partitions": partitions})["assetOrError"]
+    assert data["__typename"] == "Asset", data
+    out: dict[str, dict] = {}
+    for event in data["assetMaterializations"]:  # newest first
+        if event["partition"] in out:
+            continue
+        values = {}
+        for entry in event["metadataEntries"]:
+            for key in ("intValue", "floatValue", "text", "path"):
+                if key in entry:
+                    values[entry["label"]] = entry[key]
+        out[event["partition"]] = values
+    return out
+
+
+def check_executions(server: DagitServer, asset: str, check: str) -> list[dict]:
+    return server.graphql(CHECK_EXECUTIONS, {"key": {"path": [asset]}, "name": check})["assetCheckExecutions"]

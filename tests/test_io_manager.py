@@ -1,0 +1,88 @@
+"""The lake IO manager and storage: layout, atomic overwrite, and errors that say where and why."""
+
+from __future__ import annotations
+
+import boto3
+import polars as pl
+import pytest
+
+from tweet_assets.definitions import ConfigurationError, lake_from_env, source_from_env
+from tweet_assets.lake import LakeError, LocalLake, open_lake
+
+
+def test_local_lake_overwrites_atomically(tmp_path):
+    lake = LocalLake(str(tmp_path))
+    lake.put_bytes("t/dt=2024-01-01/part-00000.parquet", b"one")
+    lake.put_bytes("t/dt=2024-01-01/part-00000.parquet", b"two")
+    assert lake.read_bytes("t/dt=2024-01-01/part-00000.parquet") == b"two"
+    assert list(lake.list("t")) == ["t/dt=2024-01-01/part-00000.parquet"]  # no temp files left
+
+
+def test_s3_lake_roundtrip_and_listing(s3_lake, aws_env):
+    lake = lake_from_env({"TWEET_ASSETS_LAKE_URL": s3_lake, "AWS_ENDPOINT_URL": aws_env, "AWS_REGION": "us-east-1"}).lake()
+    lake.put_bytes("a/dt=2024-01-01/part-00000.parquet", b"x" * 10)
+    assert lake.size("a/dt=2024-01-01/part-00000.parquet") == 10
+    assert lake.size("a/dt=2024-01-02/part-00000.parquet") is None
+    assert list(lake.list("a")) == ["a/dt=2024-01-01/part-00000.parquet"]
+    assert lake.uri("a/x") == f"{s3_lake}/a/x"
+
+
+def test_missing_bucket_error_names_bucket_key_endpoint(aws_env):
+    lake = lake_from_env({"TWEET_ASSETS_LAKE_URL": "s3://no-such-bucket-here/p", "AWS_ENDPOINT_URL": aws_env}).lake()
+    with pytest.raises(LakeError) as info:
+        lake.put_bytes("tweets/dt=2024-01-01/part-00000.parquet", b"x")
+    message = str(info.value)
+    assert "s3://no-such-bucket-here/p/tweets/dt=2024-01-01/part-00000.parquet" in message
+    assert aws_env in message and "NoSuchBucket" in message and "TWEET_ASSETS_LAKE_URL" in message
+
+
+def test_unreachable_endpoint_error(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIACANARYKEYID00000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "canary-secret-value-0123456789")
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    endpoint = f"http://127.0.0.1:{port}"
+    from botocore.config import Config
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    lake = open_lake("s3://bucket/p", lambda: client, endpoint)
+    with pytest.raises(LakeError) as info:
+        lake.put_bytes("k", b"x")
+    assert "cannot reach the endpoint" in str(info.value) and endpoint in str(info.value)
+    assert "canary-secret-value" not in str(info.value) and "AKIACANARY" not in str(info.value)
+
+
+def test_missing_upstream_object_says_what_to_do(tmp_path):
+    lake = LocalLake(str(tmp_path))
+    with pytest.raises(LakeError, match="materialize the upstream asset"):
+        lake.open("raw_tweets/dt=2024-01-01/part-00000.jsonl.gz")
+
+
+def test_configuration_errors_name_the_variable():
+    with pytest.raises(ConfigurationError, match="TWEET_ASSETS_SOURCE='nope'"):
+        source_from_env({"TWEET_ASSETS_SOURCE": "nope"})
+    with pytest.raises(ConfigurationError, match="TWEET_ASSETS_REPLAY_DIR"):
+        source_from_env({"TWEET_ASSETS_SOURCE": "replay"})
+    with pytest.raises(ConfigurationError, match="TWEET_ASSETS_SAMPLE_POSTS"):
+        source_from_env({"TWEET_ASSETS_SAMPLE_POSTS": "lots"})
+    with pytest.raises(LakeError, match="s3://bucket/prefix"):
+        open_lake("gs://bucket/x")
+
+
+def test_parquet_written_by_io_manager_has_athena_types(tmp_path):
+    import pyarrow.parquet as pq
+
+    from tweet_assets.io_manager import write_parquet
+    from tweet_assets.schema import PUBLISHED_SCHEMA
+
+    table = PUBLISHED_SCHEMA.empty_table()
+    write_parquet(table, str(tmp_path / "x.parquet"))
+    meta = pq.ParquetFile(tmp_path / "x.parquet")
+    created = meta.schema.column(meta.schema.names.index("created_at"))
+    assert created.physical_type == "INT64"
+    assert "timeUnit=milliseconds" in str(created.logical_type) and "isAdjustedToUTC=true" in str(created.logical_type)
+    assert pl.read_parquet(tmp_path / "x.parquet").schema["created_at"] == pl.Datetime("ms", "UTC")
