@@ -39,20 +39,22 @@ PYTHON="${PYTHON:-python3}"
 SERVICE_USER="${SERVICE_USER:-dagster}"
 # ---------------------------------------------------------------------------------------------
 
+# Every path below is inside $root, and the generated files name these full paths, so a scratch
+# install is runnable as it is (TWEET_ASSETS_ROOT works like a --prefix, not a DESTDIR).
 root="${TWEET_ASSETS_ROOT%/}"
-opt_dir="/opt/tweet_assets"               # paths as the services see them (inside $root)
+opt_dir="$root/opt/tweet_assets"
 venv="$opt_dir/venv"
-etc_dir="/etc/tweet_assets"
+etc_dir="$root/etc/tweet_assets"
 env_file="$etc_dir/tweet_assets.env"
-dagster_home="/var/lib/dagster"
-unit_dir="/etc/systemd/system"
+dagster_home="$root/var/lib/dagster"
+unit_dir="$root/etc/systemd/system"
 
 log() { printf 'tweet_assets user-data: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# write FILE MODE: stdin to $root/FILE, replaced atomically; a no-op when the content is unchanged
+# write FILE MODE: stdin to FILE, replaced atomically; a no-op when the content is unchanged
 write() {
-  local target="$root$1" mode="$2" tmp
+  local target="$1" mode="$2" tmp
   mkdir -p "$(dirname "$target")"
   tmp="$(mktemp "$target.XXXXXX")"
   cat > "$tmp"
@@ -113,16 +115,16 @@ create_user() {
 }
 
 install_project() {
-  if [[ ! -x "$root$venv/bin/python" ]]; then
-    "$PYTHON" -m venv "$root$venv"
+  if [[ ! -x "$venv/bin/python" ]]; then
+    "$PYTHON" -m venv "$venv"
   fi
   local -a extra=()
   if [[ -n "$TWEET_ASSETS_PIP_ARGS" ]]; then
     read -r -a extra <<< "$TWEET_ASSETS_PIP_ARGS"
   fi
-  "$root$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$root$venv/bin/python" -m pip install --quiet "${extra[@]}" "$(pip_spec)"
-  "$root$venv/bin/python" -c "import tweet_assets.definitions" \
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet "${extra[@]}" "$(pip_spec)"
+  "$venv/bin/python" -c "import tweet_assets.definitions" \
     || die "the installed project does not load (import tweet_assets.definitions)"
 }
 
@@ -350,24 +352,24 @@ init_instance() {
   # Creates or migrates the SQLite storage and sets the X API pool limit; both are idempotent.
   local -a as_user=()
   if [[ "$NO_SYSTEMD" != 1 ]]; then
-    chown -R "$SERVICE_USER:$SERVICE_USER" "$root$dagster_home"
-    chmod 0750 "$root$dagster_home"
-    chown "root:$SERVICE_USER" "$root$env_file"
-    chmod 0640 "$root$env_file"
+    chown -R "$SERVICE_USER:$SERVICE_USER" "$dagster_home"
+    chmod 0750 "$dagster_home"
+    chown "root:$SERVICE_USER" "$env_file"
+    chmod 0640 "$env_file"
     as_user=(runuser -u "$SERVICE_USER" --)
   fi
   (
-    cd "$root$dagster_home"
-    export DAGSTER_HOME="$root$dagster_home"
-    "${as_user[@]}" "$root$venv/bin/dagster" instance migrate > /dev/null
-    "${as_user[@]}" "$root$venv/bin/dagster" instance concurrency set x_api "$X_API_POOL_LIMIT" > /dev/null
+    cd "$dagster_home"
+    export DAGSTER_HOME="$dagster_home"
+    "${as_user[@]}" "$venv/bin/dagster" instance migrate > /dev/null
+    "${as_user[@]}" "$venv/bin/dagster" instance concurrency set x_api "$X_API_POOL_LIMIT" > /dev/null
   )
-  log "DAGSTER_HOME=$root$dagster_home ready; pool x_api limit $X_API_POOL_LIMIT"
+  log "DAGSTER_HOME=$dagster_home ready; pool x_api limit $X_API_POOL_LIMIT"
 }
 
 start_services() {
   if [[ "$NO_SYSTEMD" == 1 ]]; then
-    log "NO_SYSTEMD=1: units written to $root$unit_dir, not started"
+    log "NO_SYSTEMD=1: units written to $unit_dir, not started"
     return
   fi
   systemctl daemon-reload
