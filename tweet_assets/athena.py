@@ -41,7 +41,8 @@ def athena_type(typ: pa.DataType) -> str:
 
 
 def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    # Athena DDL is parsed by Hive's grammar: a quote inside a string literal is backslash-escaped.
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def create_table_ddl(
