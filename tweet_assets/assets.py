@@ -65,6 +65,9 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
         day_stats["pages"] += 1
         day_stats["posts"] += page.posts
         day_stats["api_errors"] += page.api_errors
+        day_stats["requests"] += page.requests
+        day_stats["retries"] += page.retries
+        day_stats["rate_limit_wait_s"] += page.rate_limit_wait_s
         spans[page.day].extend(s for s in (page.earliest, page.latest) if s)
         if time.monotonic() - last_report >= PROGRESS_EVERY_S:
             last_report = time.monotonic()
@@ -84,6 +87,9 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
                 "latest_created_at": max(spans[day]) if spans[day] else "",
                 "source": source.describe(),
                 "uncompressed_bytes": spools[day].bytes_in,
+                "api_requests": s["requests"],
+                "api_retries": s["retries"],
+                "rate_limit_wait_s": round(s["rate_limit_wait_s"], 1),
             },
             partition_key=day,
         )

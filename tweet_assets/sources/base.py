@@ -28,6 +28,8 @@ class SourcePage:
         posts: number of posts in ``data``.
         api_errors: number of entries in ``errors``.
         earliest, latest: smallest and largest ``created_at`` in ``data`` (RFC 3339, UTC), or None.
+        requests, retries, rate_limit_wait_s: what fetching the page cost (API sources; 0 otherwise):
+            HTTP requests made, of which retries, and seconds slept waiting for rate-limit resets.
     """
 
     day: str
@@ -37,6 +39,9 @@ class SourcePage:
     api_errors: int = 0
     earliest: str | None = None
     latest: str | None = None
+    requests: int = 0
+    retries: int = 0
+    rate_limit_wait_s: float = 0.0
 
 
 class PostSource(ConfigurableResource):

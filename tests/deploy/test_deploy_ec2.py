@@ -1,0 +1,360 @@
+"""deploy/ec2/user-data.sh: shellcheck passes; its install steps run for real into a scratch prefix
+(twice: the second run changes nothing); the dagster-webserver command taken from the generated
+unit's ExecStart serves the code location on a loopback port and lists the three assets over
+GraphQL; and the launcher reads the X token from SSM (moto) with the region from an IMDSv2-only
+metadata stub.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from deploy_helpers import DEPLOY, REPO, clean_env, free_port, require_project, venv_bin
+
+USER_DATA = DEPLOY / "ec2" / "user-data.sh"
+ASSETS = {"raw_tweets", "clean_tweets", "s3_parquet"}
+ASSETS_QUERY = "query { assetNodes { assetKey { path } } }"
+WEBSERVER_START_TIMEOUT_S = 150
+
+
+def shellcheck(*paths) -> subprocess.CompletedProcess:
+    return subprocess.run([venv_bin("shellcheck"), "--shell=bash", *map(str, paths)], capture_output=True, text=True, timeout=120)
+
+
+def test_shellcheck_reports_nothing_on_the_deploy_scripts():
+    proc = shellcheck(USER_DATA, DEPLOY / "iam" / "render-policies.sh")
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout
+
+
+def test_shellcheck_catches_a_bad_script(tmp_path):
+    """Control: the same shellcheck run flags an unquoted variable, so the pass above means something."""
+    bad = tmp_path / "bad.sh"
+    bad.write_text("#!/usr/bin/env bash\nrm -rf $1/tmp\n")
+    proc = shellcheck(bad)
+    assert proc.returncode != 0 and "SC2086" in proc.stdout
+
+
+def embedded(name: str) -> str:
+    text = USER_DATA.read_text()
+    match = re.search(rf"<<'{name}'\n(.*?)^{name}$", text, flags=re.S | re.M)
+    assert match, f"no <<'{name}' heredoc in user-data.sh"
+    return match.group(1)
+
+
+def test_user_data_carries_the_same_dagster_yaml_as_deploy():
+    assert embedded("DAGSTER_YAML") == (DEPLOY / "dagster.yaml").read_text()
+
+
+def test_user_data_pins_what_it_installs_and_holds_no_secret():
+    text = USER_DATA.read_text()
+    ref = re.search(r'^TWEET_ASSETS_GIT_REF="\$\{TWEET_ASSETS_GIT_REF:-([^}]*)\}"', text, flags=re.M)
+    assert ref and ref.group(1) not in ("", "main", "master", "HEAD"), "the default git ref must be a tag or a commit"
+    # the token is only ever assigned from the SSM fetch, never from a literal
+    assignments = re.findall(r"X_BEARER_TOKEN=(.*)", text)
+    assert assignments and all(a.startswith('"\\$(') for a in assignments), assignments
+
+
+# ------------------------------------------------------------------------------------------------
+# The real install into a scratch prefix
+
+
+def run_user_data(root: Path, **extra) -> subprocess.CompletedProcess:
+    env = clean_env(
+        TWEET_ASSETS_ROOT=str(root),
+        NO_SYSTEMD="1",
+        SKIP_APT="1",
+        TWEET_ASSETS_PIP_SPEC=str(REPO),
+        TWEET_ASSETS_SOURCE="sample",
+        X_BEARER_TOKEN_PARAMETER="",
+        TWEET_ASSETS_LAKE_URL=str(root / "lake"),
+        TWEET_ASSETS_START_DATE="2024-01-01",
+        PYTHON=getattr(sys, "_base_executable", sys.executable),
+        **extra,
+    )
+    return subprocess.run(["bash", str(USER_DATA)], env=env, capture_output=True, text=True, timeout=900)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every installed file outside the venv and the SQLite databases."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and not rel.startswith("opt/tweet_assets/venv/") and not rel.endswith(".db") and "/storage/" not in rel:
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    require_project()
+    root = tmp_path_factory.mktemp("ec2-root")
+    started = time.monotonic()
+    first = run_user_data(root)
+    assert first.returncode == 0, first.stderr[-4000:]
+    first_s = time.monotonic() - started
+    before = snapshot(root)
+    second = run_user_data(root)
+    assert second.returncode == 0, second.stderr[-4000:]
+    print(f"user-data.sh: first run {first_s:.0f}s, second {time.monotonic() - started - first_s:.0f}s")
+    return {"root": root, "first": first, "second": second, "before": before}
+
+
+def unit(root: Path, name: str) -> dict[str, list[str]]:
+    """A systemd unit's [Service] (and other) settings: {key: [values]}."""
+    settings: dict[str, list[str]] = {}
+    for line in (root / "etc/systemd/system" / name).read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def environment_file(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            env[key] = value
+    return env
+
+
+@pytest.mark.slow
+def test_install_writes_units_config_and_instance(installed):
+    root = installed["root"]
+    for name, binary in (("dagster-webserver.service", "dagster-webserver"), ("dagster-daemon.service", "dagster-daemon")):
+        settings = unit(root, name)
+        assert settings["User"] == ["dagster"] and settings["Group"] == ["dagster"]
+        assert settings["Restart"] == ["on-failure"]
+        assert settings["StandardOutput"] == ["journal"] and settings["StandardError"] == ["journal"]
+        assert settings["NoNewPrivileges"] == ["true"]
+        assert settings["WantedBy"] == ["multi-user.target"]
+        (exec_start,) = settings["ExecStart"]
+        argv = shlex.split(exec_start)
+        assert argv[0] == f"{root}/opt/tweet_assets/bin/tweet-assets-run"
+        assert argv[1] == f"{root}/opt/tweet_assets/venv/bin/{binary}"
+        assert "X_BEARER_TOKEN" not in (root / "etc/systemd/system" / name).read_text().replace("X_BEARER_TOKEN_PARAMETER", "")
+    web = shlex.split(unit(root, "dagster-webserver.service")["ExecStart"][0])
+    assert web[web.index("--host") + 1] == "127.0.0.1"
+    env = environment_file(root / "etc/tweet_assets/tweet_assets.env")
+    assert env["DAGSTER_HOME"] == f"{root}/var/lib/dagster"
+    assert env["AWS_EC2_METADATA_V1_DISABLED"] == "true"
+    assert "X_BEARER_TOKEN" not in env
+    assert (root / "var/lib/dagster/dagster.yaml").read_text() == (DEPLOY / "dagster.yaml").read_text()
+    assert (root / "var/lib/dagster/history/runs.db").exists()
+    # the x_api pool limit was set in the new instance
+    proc = subprocess.run(
+        [str(root / "opt/tweet_assets/venv/bin/dagster"), "instance", "concurrency", "get", "x_api"],
+        env=clean_env(DAGSTER_HOME=env["DAGSTER_HOME"]), capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert '"x_api": 0 / 1 slots occupied' in proc.stdout
+    # the generated launcher is clean bash too
+    check = shellcheck(root / "opt/tweet_assets/bin/tweet-assets-run")
+    assert check.returncode == 0, check.stdout
+
+
+@pytest.mark.slow
+def test_second_run_changes_nothing(installed):
+    assert snapshot(installed["root"]) == installed["before"]
+    assert "wrote " not in installed["second"].stderr, installed["second"].stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_generated_units_pass_systemd_analyze_verify(installed):
+    analyze = "/usr/bin/systemd-analyze"
+    if not os.path.exists(analyze):
+        pytest.skip("systemd-analyze not installed (apt-get install systemd)")
+    units = [str(installed["root"] / "etc/systemd/system" / n) for n in ("dagster-webserver.service", "dagster-daemon.service")]
+    proc = subprocess.run([analyze, "verify", *units], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "dagster-" not in proc.stderr, proc.stderr
+
+
+def expand_systemd(command: str, env: dict[str, str]) -> list[str]:
+    """ExecStart's ${VAR} and $VAR replaced from the unit's environment, as systemd does."""
+    expanded = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env[m.group(1) or m.group(2)], command)
+    return shlex.split(expanded)
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a TCP socket listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+@pytest.mark.slow
+def test_webserver_from_the_unit_serves_the_three_assets_on_loopback(installed, tmp_path):
+    root = installed["root"]
+    settings = unit(root, "dagster-webserver.service")
+    env = environment_file(Path(settings["EnvironmentFile"][0]))
+    port = free_port()
+    env["DAGSTER_WEBSERVER_PORT"] = str(port)
+    argv = expand_systemd(settings["ExecStart"][0], env)
+    log = tmp_path / "webserver.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            argv, env=clean_env(**env), cwd=settings["WorkingDirectory"][0],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}/graphql"
+        deadline = time.monotonic() + WEBSERVER_START_TIMEOUT_S
+        answer = None
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                response = requests.post(url, json={"query": ASSETS_QUERY}, timeout=10)
+                if response.status_code == 200 and response.json().get("data", {}).get("assetNodes"):
+                    answer = response.json()
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        assert answer, f"no answer from {url} in {WEBSERVER_START_TIMEOUT_S}s:\n{log.read_text()[-3000:]}"
+        keys = {"/".join(node["assetKey"]["path"]) for node in answer["data"]["assetNodes"]}
+        assert keys == ASSETS
+        # bound to the IPv4 loopback only (0100007F is 127.0.0.1 in /proc/net/tcp)
+        assert listening_addresses(port) == {"0100007F"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# ------------------------------------------------------------------------------------------------
+# The launcher: X token from SSM, region from IMDSv2
+
+
+class _Imds(http.server.BaseHTTPRequestHandler):
+    """An IMDSv2-only metadata stub: a GET without a session token gets 401, as with HttpTokens=required."""
+
+    token = "stub-session-token"
+    region = "eu-central-1"
+    seen: list = []
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_PUT(self):
+        self.seen.append(("PUT", self.path, self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")))
+        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            self._reply(200, self.token)
+        else:
+            self._reply(400, "")
+
+    def do_GET(self):
+        self.seen.append(("GET", self.path, self.headers.get("X-aws-ec2-metadata-token")))
+        if self.headers.get("X-aws-ec2-metadata-token") != self.token:
+            self._reply(401, "")
+        elif self.path == "/latest/meta-data/placement/region":
+            self._reply(200, self.region)
+        else:
+            self._reply(404, "")
+
+    def _reply(self, status, body):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture
+def imds():
+    _Imds.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Imds.seen
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def moto_ssm():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+SHOW_TOKEN_DIGEST = (
+    "import hashlib, os; print(hashlib.sha256(os.environ['X_BEARER_TOKEN'].encode()).hexdigest(), os.environ['AWS_REGION'])"
+)
+
+
+@pytest.mark.slow
+def test_launcher_reads_the_token_from_ssm_with_the_region_from_imdsv2(installed, imds, moto_ssm):
+    import boto3
+
+    root = installed["root"]
+    endpoint, seen = imds
+    secret = "test-bearer-" + os.urandom(8).hex()
+    ssm = boto3.client("ssm", region_name=_Imds.region, endpoint_url=moto_ssm, aws_access_key_id="testing", aws_secret_access_key="testing")
+    ssm.put_parameter(Name="/tweet_assets/x_bearer_token", Value=secret, Type="SecureString")
+    env = clean_env(
+        X_BEARER_TOKEN_PARAMETER="/tweet_assets/x_bearer_token",
+        AWS_EC2_METADATA_SERVICE_ENDPOINT=endpoint,
+        AWS_ENDPOINT_URL=moto_ssm,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    launcher = str(root / "opt/tweet_assets/bin/tweet-assets-run")
+    proc = subprocess.run([launcher, sys.executable, "-c", SHOW_TOKEN_DIGEST], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [hashlib.sha256(secret.encode()).hexdigest(), _Imds.region]
+    assert secret not in proc.stdout + proc.stderr
+    # IMDSv2: a session token first, and no metadata read without it
+    assert seen[0][:2] == ("PUT", "/latest/api/token")
+    assert all(token == _Imds.token for method, _, token in seen if method == "GET")
+
+    # a parameter that does not exist (or is in another region) stops the service before it starts
+    proc = subprocess.run(
+        [launcher, sys.executable, "-c", "print('service started')"],
+        env={**env, "X_BEARER_TOKEN_PARAMETER": "/tweet_assets/missing"}, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0 and "service started" not in proc.stdout
+    assert "/tweet_assets/missing" in proc.stderr and "ssm:GetParameter" in proc.stderr
+    # a plain String parameter is refused: the token must be stored encrypted
+    ssm.put_parameter(Name="/tweet_assets/plain", Value=secret, Type="String")
+    proc = subprocess.run(
+        [launcher, sys.executable, "-c", "print('service started')"],
+        env={**env, "X_BEARER_TOKEN_PARAMETER": "/tweet_assets/plain"}, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode != 0 and "SecureString" in proc.stderr and secret not in proc.stderr
+
+
+@pytest.mark.slow
+def test_launcher_without_a_parameter_starts_the_service_without_a_token(installed):
+    launcher = str(installed["root"] / "opt/tweet_assets/bin/tweet-assets-run")
+    proc = subprocess.run(
+        [launcher, sys.executable, "-c", "import os; print('X_BEARER_TOKEN' in os.environ)"],
+        env=clean_env(X_BEARER_TOKEN_PARAMETER=""), capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
