@@ -50,7 +50,9 @@ class PageSpool:
 
     def __init__(self, directory: str, day: str):
         self.path = os.path.join(directory, f"raw-{day}.jsonl.gz")
-        self._file = gzip.open(self.path, "wb", compresslevel=6)
+        # mtime=0: the same pages give the same bytes, so a rerun rewrites an identical object
+        self._raw = open(self.path, "wb")
+        self._file = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=6, mtime=0)
         self.pages = 0
         self.bytes_in = 0
 
@@ -63,6 +65,7 @@ class PageSpool:
     def close(self) -> "SpooledPages":
         if not self._file.closed:
             self._file.close()
+            self._raw.close()
         return SpooledPages(self.path, self.pages)
 
 

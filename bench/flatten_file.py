@@ -1,0 +1,27 @@
+"""This project's flattening alone: a JSON-lines file of API pages → one Parquet file.
+
+Usage: python bench/flatten_file.py IN.jsonl OUT.parquet
+Prints rows, quarantined and seconds on stderr. No window (every post kept), dedup by id.
+"""
+
+import sys
+import time
+
+from tweet_assets.flatten import flatten_day
+from tweet_assets.io_manager import write_parquet
+from tweet_assets.schema import PUBLISHED_SCHEMA
+
+
+def lines(path):
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip(b"\n")
+            if line:
+                yield f"{path}:{number}", line
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    out = flatten_day(lines(sys.argv[1]))
+    write_parquet(out.frame.to_arrow().cast(PUBLISHED_SCHEMA), sys.argv[2])
+    print(f"rows={out.frame.height} quarantined={len(out.quarantined)} seconds={time.perf_counter() - started:.2f}", file=sys.stderr)

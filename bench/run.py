@@ -1,0 +1,230 @@
+"""Side-by-side benchmark: this project against twarc-csv, the tutorials' pandas way, and the
+parse floor, each tool as its own process, repeated; prints a table and writes bench/out/results.md.
+
+Usage:
+    python bench/run.py                 # 100k real posts, the 365-day backfill; 3 runs each
+    python bench/run.py --big           # also the 1M-post corpora and the 1M-post day through Dagster
+    python bench/run.py --runs 5 --only floor,project
+
+Each figure is the median of --runs runs: wall seconds, CPU seconds (user+sys), peak RSS of the
+process (from os.wait4's rusage, like /usr/bin/time -v), posts/s and output bytes. twarc-csv 0.7.2
+runs in its own virtualenv with pandas<3 (it fails on pandas 3), created on first use under the
+cache directory. Corpora are built once by bench/corpus.py, outside the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from corpus import CACHE, real_corpus, sample_corpus  # noqa: E402
+
+PY = sys.executable
+TWARC_VENV = CACHE / "twarc-venv"
+
+FLOOR_ORJSON = """
+import sys, orjson
+n = 0
+with open(sys.argv[1], 'rb') as f:
+    for line in f:
+        page = orjson.loads(line)
+        d = page.get('data')
+        n += len(d) if isinstance(d, list) else 1
+print(n)
+"""
+FLOOR_PYARROW = """
+import sys, pyarrow.json as pj
+t = pj.read_json(sys.argv[1], read_options=pj.ReadOptions(block_size=4 << 20))
+print(t.num_rows)
+"""
+TUTORIAL = """
+import sys, json, pandas as pd
+frames = []
+with open(sys.argv[1]) as f:
+    for line in f:
+        page = json.loads(line)
+        frames.append(pd.json_normalize(page.get('data') or []))
+pd.concat(frames).to_csv(sys.argv[2], index=False)
+"""
+BACKFILL = """
+import os, sys, time
+os.environ.update(TWEET_ASSETS_SOURCE='sample', TWEET_ASSETS_SAMPLE_POSTS=sys.argv[2], TWEET_ASSETS_LAKE_URL=sys.argv[1])
+from dagster import DagsterInstance, materialize
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as E, ASSET_PARTITION_RANGE_START_TAG as S
+from tweet_assets.definitions import defs, resources_from_env
+from tweet_assets import assets
+from tweet_assets.partitions import daily_partitions
+keys = daily_partitions.get_partition_keys()
+keys = [k for k in keys if '2023-01-01' <= k <= '2023-12-31'][: int(sys.argv[4])]
+res = resources_from_env()
+with DagsterInstance.ephemeral() as inst:
+    a = [assets.raw_tweets, assets.clean_tweets, assets.s3_parquet]
+    if sys.argv[3] == 'single':
+        assert materialize(a, resources=res, instance=inst, tags={S: keys[0], E: keys[-1]}).success
+    else:
+        for k in keys:
+            assert materialize(a, resources=res, instance=inst, partition_key=k).success
+print(len(keys))
+"""
+DAY = """
+import os, sys
+os.environ.update(TWEET_ASSETS_SOURCE='sample', TWEET_ASSETS_SAMPLE_POSTS=sys.argv[2], TWEET_ASSETS_LAKE_URL=sys.argv[1])
+from dagster import DagsterInstance, materialize
+from tweet_assets.definitions import resources_from_env
+from tweet_assets import assets
+with DagsterInstance.ephemeral() as inst:
+    assert materialize([assets.raw_tweets, assets.clean_tweets, assets.s3_parquet], resources=resources_from_env(), instance=inst, partition_key='2024-01-01').success
+"""
+
+
+def measure(cmd: list[str], runs: int, posts: int, out: str | None = None, env: dict | None = None, timeout: float = 3600) -> dict:
+    """Run ``cmd`` ``runs`` times; medians of wall, CPU, peak RSS; posts/s from the median wall."""
+    walls, cpus, rss = [], [], []
+    for _ in range(runs):
+        if out and os.path.exists(out):
+            shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[:4])}… exited {proc.returncode}: {err[-1500:]}")
+        walls.append(wall)
+        cpus.append(usage.ru_utime + usage.ru_stime)
+        rss.append(usage.ru_maxrss * 1024)
+    size = _size(out) if out else 0
+    wall = statistics.median(walls)
+    return {"wall": wall, "cpu": statistics.median(cpus), "rss": statistics.median(rss), "posts_s": posts / wall if posts else 0, "out_bytes": size, "walls": walls}
+
+
+def _size(path: str) -> int:
+    p = Path(path)
+    if p.is_file():
+        return p.stat().st_size
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.exists() else 0
+
+
+def twarc_python() -> str | None:
+    """The twarc-csv virtualenv's python (created on first use), or None if it cannot be installed."""
+    python = TWARC_VENV / "bin" / "python"
+    if not python.exists():
+        print("installing twarc, twarc-csv and pandas<3 in their own virtualenv (first run only)…", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(TWARC_VENV)], check=True)
+        done = subprocess.run([str(python), "-m", "pip", "install", "-q", "twarc", "twarc-csv==0.7.2", "pandas<3"], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"could not install twarc-csv: {done.stderr[-500:]}", file=sys.stderr)
+            shutil.rmtree(TWARC_VENV, ignore_errors=True)
+            return None
+    return str(python)
+
+
+def count_posts(path: Path) -> int:
+    import orjson
+
+    n = 0
+    with open(path, "rb") as handle:
+        for line in handle:
+            data = orjson.loads(line).get("data")
+            n += len(data) if isinstance(data, list) else 1
+    return n
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--big", action="store_true", help="add the 1M-post corpora and the 1M-post Dagster day")
+    parser.add_argument("--only", default="", help="comma-separated groups: floor,twarc,tutorial,project,dagster,backfill")
+    parser.add_argument("--days", type=int, default=365, help="days of the sample backfill")
+    args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    want = lambda group: not only or group in only  # noqa: E731
+    tmp = Path(tempfile.mkdtemp(prefix="tweet-assets-bench-"))
+    rows: list[tuple[str, str, dict]] = []
+    corpora = [("real 100k", real_corpus(100_000))]
+    if args.big:
+        corpora += [("real 1M", real_corpus(1_000_000)), ("sample 1M", sample_corpus(1_000_000))]
+    else:
+        corpora += [("sample 100k", sample_corpus(100_000))]
+
+    twarc = twarc_python() if (want("twarc") or want("tutorial")) else None
+    for name, path in corpora:
+        posts = count_posts(path)
+        print(f"== {name}: {path} ({posts:,} posts, {path.stat().st_size / 1e6:.0f} MB)", file=sys.stderr, flush=True)
+        runs = args.runs if posts <= 200_000 else 1
+
+        def add(tool, cmd, out=None, env=None):
+            print(f"   {tool}…", file=sys.stderr, flush=True)
+            try:
+                rows.append((name, tool, measure(cmd, runs, posts, out, env)))
+            except Exception as exc:  # report and go on: one tool failing must not hide the others
+                print(f"   {tool} failed: {exc}", file=sys.stderr)
+
+        if want("floor"):
+            add("floor: orjson per line", [PY, "-c", FLOOR_ORJSON, str(path)])
+            add("floor: pyarrow.json.read_json", [PY, "-c", FLOOR_PYARROW, str(path)])
+        if twarc and want("twarc") and posts <= 200_000:
+            add("twarc-csv 0.7.2", [str(Path(twarc).parent / "twarc2"), "--bearer-token", "x", "csv", str(path), str(tmp / "twarc.csv")], str(tmp / "twarc.csv"))
+        if twarc and want("tutorial"):
+            add("pandas json_normalize → CSV", [twarc, "-c", TUTORIAL, str(path), str(tmp / "tutorial.csv")], str(tmp / "tutorial.csv"))
+        if want("project"):
+            add("tweet_assets flatten → Parquet", [PY, str(HERE / "flatten_file.py"), str(path), str(tmp / "project.parquet")], str(tmp / "project.parquet"))
+    if want("dagster"):
+        posts = 1_000_000 if args.big else 100_000
+        print(f"== one {posts:,}-post day through Dagster (sample source, local lake)", file=sys.stderr, flush=True)
+        rows.append((f"sample day {posts // 1000}k", "raw_tweets → clean_tweets → s3_parquet", measure([PY, "-c", DAY, str(tmp / "lake-day"), str(posts)], 1, posts, str(tmp / "lake-day"))))
+        raw = _size(str(tmp / "lake-day" / "raw_tweets"))
+        pub = _size(str(tmp / "lake-day" / "tweets"))
+        rows[-1][2]["raw_gz_bytes"], rows[-1][2]["published_bytes"] = raw, pub
+    if want("backfill"):
+        print(f"== {args.days}-day backfill of the sample source at 1,000 posts/day", file=sys.stderr, flush=True)
+        for mode in ("single", "per-partition"):
+            rows.append((f"backfill {args.days} days", f"{mode} run(s)", measure([PY, "-c", BACKFILL, str(tmp / f"lake-{mode}"), "1000", mode, str(args.days)], 1, 1000 * args.days, str(tmp / f"lake-{mode}"))))
+
+    report = render(rows)
+    print(report)
+    out_dir = HERE / "out"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "results.md").write_text(report + "\n")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def render(rows) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    lines = [
+        f"Measured {stamp} on {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()} ({platform.machine()}); `python bench/run.py {' '.join(sys.argv[1:])}`",
+        "",
+        "| corpus | tool | wall s | CPU s | peak RSS MB | posts/s | output MB | vs twarc-csv | vs floor |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for corpus in dict.fromkeys(r[0] for r in rows):
+        group = [r for r in rows if r[0] == corpus]
+        twarc = next((m["posts_s"] for _, t, m in group if t.startswith("twarc-csv")), None)
+        floor = max((m["posts_s"] for _, t, m in group if t.startswith("floor")), default=None)
+        for _, tool, m in group:
+            vs_twarc = f"{m['posts_s'] / twarc:.1f}×" if twarc and m["posts_s"] else ""
+            vs_floor = f"{m['posts_s'] / floor:.2f}" if floor and m["posts_s"] and not tool.startswith("floor") else ""
+            lines.append(
+                f"| {corpus} | {tool} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['rss'] / 1e6:.0f} | {m['posts_s']:,.0f} | {m['out_bytes'] / 1e6:.1f} | {vs_twarc} | {vs_floor} |"
+            )
+            if "raw_gz_bytes" in m:
+                lines.append(f"| {corpus} | published Parquet / gzip raw pages | | | | | {m['published_bytes'] / 1e6:.1f} / {m['raw_gz_bytes'] / 1e6:.1f} | {m['published_bytes'] / max(m['raw_gz_bytes'], 1):.2f} | |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
