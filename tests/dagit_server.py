@@ -5,7 +5,8 @@ temporary local lake, the ``sample`` source at 50 posts a day and partitions fro
 process group of its own that :meth:`DagitServer.stop` ends whole (webserver, daemon, code server
 and any run workers), so no server outlives the test module.
 
-Use the ``dagit`` fixture factory: ``server = start_dagit(tmp_path_factory.mktemp("dagit"))``.
+Use: ``server = start_dagit(tmp_path_factory.mktemp("dagit"))`` in a module-scoped fixture, and
+``server.stop()`` after it; the GraphQL helpers below are shared by both Dagit test modules.
 """
 
 from __future__ import annotations
@@ -213,7 +214,7 @@ def materializations(server: DagitServer, asset: str, partitions: list[str]) -> 
     for event in data["assetMaterializations"]:  # newest first
         if event["partition"] in out:
             continue
-        values = {}
+        values = {"_run_id": event["runId"]}
         for entry in event["metadataEntries"]:
             for key in ("intValue", "floatValue", "text", "path"):
                 if key in entry:
