@@ -23,6 +23,7 @@ Settings (environment of the Airflow scheduler/workers, read when the DAG file i
 ``TWEET_ASSETS_ENV_FILE``           optional KEY=value file loaded into each task's environment, e.g.
                                     /etc/tweet_assets/tweet_assets.env (lake URL, source, region)
 ``TWEET_ASSETS_DAGSTER_URL``        optional: launch through this webserver, e.g. http://127.0.0.1:3000
+``TWEET_ASSETS_DAGSTER_POLL_SECONDS``  how often to poll a launched run's status (default 5)
 ``TWEET_ASSETS_AIRFLOW_START_DATE`` first logical date (default 2024-01-01)
 ``TWEET_ASSETS_AIRFLOW_RETRIES``    retries per task (default 3; delays 5, 10, 20 min, at most 1 h)
 ``TWEET_ASSETS_AIRFLOW_MAX_ACTIVE_RUNS``  DAG runs at once (default 1)
@@ -66,6 +67,7 @@ DAGSTER_URL = _setting("TWEET_ASSETS_DAGSTER_URL", "").rstrip("/")
 START_DATE = datetime.strptime(_setting("TWEET_ASSETS_AIRFLOW_START_DATE", "2024-01-01"), "%Y-%m-%d").replace(tzinfo=timezone.utc)
 RETRIES = int(_setting("TWEET_ASSETS_AIRFLOW_RETRIES", "3"))
 MAX_ACTIVE_RUNS = int(_setting("TWEET_ASSETS_AIRFLOW_MAX_ACTIVE_RUNS", "1"))
+POLL_SECONDS = float(_setting("TWEET_ASSETS_DAGSTER_POLL_SECONDS", "5"))
 
 
 def materialize_command(asset: str) -> str:
@@ -116,12 +118,13 @@ def _graphql(url: str, query: str, variables: dict) -> dict:
     return body["data"]
 
 
-def launch_and_wait(asset: str, ds: str, url: str = "", poll_seconds: float = 5.0) -> str:
+def launch_and_wait(asset: str, ds: str, url: str = "", poll_seconds: float = 0) -> str:
     """Launch ``asset`` for partition ``ds`` through the Dagster webserver and wait for the run.
 
     Returns the run id; raises if the launch is refused or the run does not succeed.
     """
     url = url or DAGSTER_URL
+    poll_seconds = poll_seconds or POLL_SECONDS
     params = {
         "selector": {
             "repositoryLocationName": CODE_LOCATION_NAME,

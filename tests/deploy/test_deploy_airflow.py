@@ -222,7 +222,9 @@ def test_dag_launches_through_the_dagster_webserver_when_configured(airflow, tmp
                 pass
             assert time.monotonic() < deadline, "webserver did not start"
             time.sleep(1)
-        result = run_runner(airflow, "test", DAY, TWEET_ASSETS_DAGSTER_URL=url, TWEET_ASSETS_DAGSTER_HOME=str(home))
+        result = run_runner(
+            airflow, "test", DAY, TWEET_ASSETS_DAGSTER_URL=url, TWEET_ASSETS_DAGSTER_HOME=str(home), TWEET_ASSETS_DAGSTER_POLL_SECONDS="1"
+        )
         assert result == {"state": "success", "tasks": {a: "success" for a in ASSETS}}, (tmp_path / "daemon.log").read_text()[-3000:]
     finally:
         stop(daemon)
