@@ -231,7 +231,11 @@ def decode_pages(lines: Sequence[bytes], locations: Sequence[str]) -> DecodedBat
     if not lines:
         return DecodedBatch(PAGE_SCHEMA.empty_table(), [])
     blob = b"\n".join(lines)
-    if blob.count(b"\n") == len(lines) - 1:  # a raw newline inside a page would split it in two
+    # Bulk parsing only for lines that look like one object each: a raw newline inside a page
+    # would split it in two, and pyarrow 26's JSON reader crashes (SIGSEGV) on a first line
+    # "null" and reads a later "null" line as an all-null row. Anything else goes one by one.
+    objects = all(line[:1] == b"{" and line[-1:] == b"}" for line in lines)
+    if objects and blob.count(b"\n") == len(lines) - 1:
         try:
             table = _read_json_bulk(blob, max(len(line) for line in lines))
             if table.num_rows == len(lines):
@@ -311,7 +315,8 @@ def coerce(value: Any, typ: pa.DataType, path: str, coerced: Counter) -> Any:
     Rules: numbers and booleans become strings for string fields; integral strings and floats
     become ints; numeric strings become floats; ``"true"``/``"false"`` become booleans; a single
     object where a list is expected becomes a one-element list; anything else that does not fit
-    becomes null. Unknown keys are kept out (the raw zone still has them).
+    becomes null; so does a scalar where a list is expected. Unknown keys are kept out (the raw
+    zone still has them).
     """
     if value is None:
         return None
@@ -323,6 +328,8 @@ def coerce(value: Any, typ: pa.DataType, path: str, coerced: Counter) -> Any:
     if pa.types.is_list(typ):
         if not isinstance(value, list):
             coerced[path] += 1
+            if not (isinstance(value, dict) and pa.types.is_struct(typ.value_type)):
+                return None
             value = [value]
         return [coerce(v, typ.value_type, path, coerced) for v in value]
     if pa.types.is_string(typ):
