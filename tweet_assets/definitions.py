@@ -18,11 +18,23 @@ do not: :func:`resources_from_env` is the one place that reads these variables.
 from __future__ import annotations
 
 import os
+import warnings
 
-from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules
+from pathlib import Path
+
+from dagster import (
+    AnchorBasedFilePathMapping,
+    BetaWarning,
+    Definitions,
+    link_code_references_to_git,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
+    with_source_code_references,
+)
 from dagster_aws.s3 import S3Resource
 
 from . import assets, checks
+from .freshness import FRESHNESS_CHECKS, FRESHNESS_SENSORS
 from .io_manager import LakeIOManager, LakeResource
 from .schedules import tweets_daily_job, tweets_daily_schedule
 from .sources import ReplaySource, SampleSource
@@ -74,10 +86,27 @@ def resources_from_env(env: dict | None = None) -> dict:
     return {"source": source_from_env(env), "lake": lake, "io_manager": LakeIOManager(location=lake)}
 
 
+def _assets_with_code_references():
+    """The assets, each linked to its source file and line (Dagit's "Code references")."""
+    with warnings.catch_warnings():  # code references are "beta" in Dagster 1.13
+        warnings.simplefilter("ignore", BetaWarning)
+        linked = with_source_code_references(load_assets_from_modules([assets]))
+    repo_url = os.environ.get("TWEET_ASSETS_GIT_URL")  # e.g. https://github.com/org/tweet_assets
+    if not repo_url:
+        return linked
+    return link_code_references_to_git(
+        linked,
+        git_url=repo_url,
+        git_branch=os.environ.get("TWEET_ASSETS_GIT_BRANCH", "main"),
+        file_path_mapping=AnchorBasedFilePathMapping(local_file_anchor=Path(__file__).parent.parent, file_anchor_path_in_repository=""),
+    )
+
+
 defs = Definitions(
-    assets=load_assets_from_modules([assets]),
-    asset_checks=load_asset_checks_from_modules([checks]),
+    assets=_assets_with_code_references(),
+    asset_checks=[*load_asset_checks_from_modules([checks]), *FRESHNESS_CHECKS],
     jobs=[tweets_daily_job],
     schedules=[tweets_daily_schedule],
+    sensors=FRESHNESS_SENSORS,
     resources=resources_from_env(),
 )

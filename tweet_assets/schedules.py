@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
 
+from .freshness import FRESHNESS_CHECKS
+
 tweets_daily_job = define_asset_job(
     "tweets_daily_job",
-    selection=AssetSelection.assets("raw_tweets", "clean_tweets", "s3_parquet"),
+    # the freshness check watches "yesterday" on its own sensor, not inside each partition's run
+    selection=AssetSelection.assets("raw_tweets", "clean_tweets", "s3_parquet") - AssetSelection.checks(*FRESHNESS_CHECKS),
     description="raw_tweets → clean_tweets → s3_parquet for the selected day(s).",
 )
 
