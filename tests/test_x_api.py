@@ -223,3 +223,32 @@ def test_end_to_end_live_source_into_moto(x_api_v2, s3_lake, aws_env, instance, 
     assert set(table["id"].to_pylist()) == {int(t["id"]) for p in pages for t in p["data"]}
     for event in result.all_events:  # the secret never reaches the event log
         assert SECRET not in str(event)
+
+
+@responses.activate
+def test_exhausted_retries_fail_the_run_and_publish_nothing(x_api_v2, tmp_path, instance, monkeypatch):
+    from tests.helpers import resources, run
+    from tweet_assets.sources import x_api
+
+    pages = _chain(x_api_v2)
+    callback, seen = _serve_chain(pages)
+    calls = {"n": 0}
+
+    def flaky(request):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return callback(request)
+        return 503, {}, json.dumps({"title": "Service Unavailable"})
+
+    responses.add_callback(responses.GET, CHAIN_URL, callback=flaky)
+    clock = Clock(datetime(2021, 6, 27, 12, tzinfo=timezone.utc))
+    monkeypatch.setattr(x_api, "_utcnow", clock.now)
+    monkeypatch.setattr(x_api, "_sleep", clock.sleep)
+    result = run(resources(str(tmp_path / "lake"), XApiSource(bearer_token=SECRET, query="blacklivesmatter", max_retries=2)), "2021-06-26", instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert "GET /2/tweets/search/recent page 2" in message and "HTTP 503" in message and "gave up after 3 failure(s)" in message
+    assert calls["n"] == 4 and clock.sleeps == [2.0, 4.0]
+    written = [p for p in (tmp_path / "lake").rglob("*") if p.is_file()]
+    assert written == []  # nothing partial landed or published
