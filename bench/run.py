@@ -94,12 +94,14 @@ def measure(cmd: list[str], runs: int, posts: int, out: str | None = None, env: 
     for _ in range(runs):
         if out and os.path.exists(out):
             shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+        with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty tool must not block
+            started = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **(env or {})})
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - started
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            log.seek(0)
+            err = log.read().decode(errors="replace")
         if proc.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd[:4])}… exited {proc.returncode}: {err[-1500:]}")
         walls.append(wall)

@@ -14,6 +14,7 @@ history, long posts (``note_tweet``) and non-ASCII text (accents, CJK, Arabic, e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
@@ -82,7 +83,7 @@ class SampleSource(PostSource):
         rng = random.Random(day_seed)
         start_ms = int(datetime.strptime(day, DAY_FORMAT).replace(tzinfo=timezone.utc).timestamp() * 1000)
         stamps = sorted((rng.randrange(86_400_000) for _ in range(self.posts_per_day)), reverse=True)
-        users = _UserPool(self.seed)
+        users = _user_pool(self.seed)
         for page_no, first in enumerate(range(0, self.posts_per_day, self.page_size), start=1):
             chunk = stamps[first : first + self.page_size]
             page = _Page(rng, users)
@@ -99,6 +100,11 @@ class SampleSource(PostSource):
                 earliest=_iso(start_ms + chunk[-1]),
                 latest=_iso(start_ms + chunk[0]),
             )
+
+
+@functools.lru_cache(maxsize=8)
+def _user_pool(seed: int) -> "_UserPool":
+    return _UserPool(seed)
 
 
 class _UserPool:
