@@ -67,6 +67,8 @@ write() {
   fi
 }
 
+setting() { printf "%s='%s'\n" "$1" "$2"; }
+
 pip_spec() {
   if [[ -n "$TWEET_ASSETS_PIP_SPEC" ]]; then
     printf '%s' "$TWEET_ASSETS_PIP_SPEC"
@@ -88,8 +90,9 @@ validate() {
     die "TWEET_ASSETS_SOURCE=x_api needs X_BEARER_TOKEN_PARAMETER (the SSM SecureString name)"
   fi
   local value
-  for value in "$TWEET_ASSETS_LAKE_URL" "$TWEET_ASSETS_SOURCE" "$X_QUERY" "$TWEET_ASSETS_START_DATE" "$AWS_REGION"; do
+  for value in "$TWEET_ASSETS_ROOT" "$TWEET_ASSETS_LAKE_URL" "$TWEET_ASSETS_SOURCE" "$X_QUERY" "$TWEET_ASSETS_START_DATE" "$AWS_REGION"; do
     [[ "$value" != *$'\n'* ]] || die "settings must be single lines"
+    [[ "$value" != *"'"* ]] || die "settings cannot contain a single quote (use double quotes in X_QUERY)"
   done
 }
 
@@ -136,19 +139,20 @@ load_from:
       location_name: tweet_assets
 YAML
 
-  # Settings for both services. Values are written literally (systemd EnvironmentFile syntax).
+  # Settings for both services, as KEY='value' lines: single quotes keep spaces, $ and " literal
+  # for systemd's EnvironmentFile= and for a shell's `set -a; . file` (the Airflow DAG's option).
   {
     echo "# Written by deploy/ec2/user-data.sh; re-run it (or edit and restart the services)."
-    echo "DAGSTER_HOME=$dagster_home"
-    echo "TWEET_ASSETS_LAKE_URL=$TWEET_ASSETS_LAKE_URL"
-    echo "TWEET_ASSETS_SOURCE=$TWEET_ASSETS_SOURCE"
-    echo "X_QUERY=$X_QUERY"
-    echo "X_BEARER_TOKEN_PARAMETER=$X_BEARER_TOKEN_PARAMETER"
-    [[ -z "$TWEET_ASSETS_START_DATE" ]] || echo "TWEET_ASSETS_START_DATE=$TWEET_ASSETS_START_DATE"
-    [[ -z "$AWS_REGION" ]] || echo "AWS_REGION=$AWS_REGION"
-    echo "AWS_EC2_METADATA_V1_DISABLED=true"
-    echo "DAGSTER_WEBSERVER_PORT=$DAGSTER_WEBSERVER_PORT"
-    echo "PYTHONUNBUFFERED=1"
+    setting DAGSTER_HOME "$dagster_home"
+    setting TWEET_ASSETS_LAKE_URL "$TWEET_ASSETS_LAKE_URL"
+    setting TWEET_ASSETS_SOURCE "$TWEET_ASSETS_SOURCE"
+    setting X_QUERY "$X_QUERY"
+    setting X_BEARER_TOKEN_PARAMETER "$X_BEARER_TOKEN_PARAMETER"
+    [[ -z "$TWEET_ASSETS_START_DATE" ]] || setting TWEET_ASSETS_START_DATE "$TWEET_ASSETS_START_DATE"
+    [[ -z "$AWS_REGION" ]] || setting AWS_REGION "$AWS_REGION"
+    setting AWS_EC2_METADATA_V1_DISABLED true
+    setting DAGSTER_WEBSERVER_PORT "$DAGSTER_WEBSERVER_PORT"
+    setting PYTHONUNBUFFERED 1
   } | write "$env_file" 0644
 
   # The production instance: the same text as deploy/dagster.yaml (a test keeps them equal).

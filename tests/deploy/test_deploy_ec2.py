@@ -26,6 +26,9 @@ from deploy_helpers import DEPLOY, REPO, clean_env, free_port, require_project, 
 USER_DATA = DEPLOY / "ec2" / "user-data.sh"
 ASSETS = {"raw_tweets", "clean_tweets", "s3_parquet"}
 ASSETS_QUERY = "query { assetNodes { assetKey { path } } }"
+#: An X search query with what an env file must keep literal: spaces, double quotes, $ (cashtags).
+X_QUERY = '"climate change" ($TSLA OR #energy) lang:en -is:retweet'
+
 WEBSERVER_START_TIMEOUT_S = 150
 
 
@@ -71,7 +74,7 @@ def test_user_data_pins_what_it_installs_and_holds_no_secret():
 
 
 def run_user_data(root: Path, **extra) -> subprocess.CompletedProcess:
-    env = clean_env(
+    settings = dict(
         TWEET_ASSETS_ROOT=str(root),
         NO_SYSTEMD="1",
         SKIP_APT="1",
@@ -80,9 +83,10 @@ def run_user_data(root: Path, **extra) -> subprocess.CompletedProcess:
         X_BEARER_TOKEN_PARAMETER="",
         TWEET_ASSETS_LAKE_URL=str(root / "lake"),
         TWEET_ASSETS_START_DATE="2024-01-01",
+        X_QUERY=X_QUERY,
         PYTHON=getattr(sys, "_base_executable", sys.executable),
-        **extra,
     )
+    env = clean_env(**{**settings, **extra})
     return subprocess.run(["bash", str(USER_DATA)], env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -94,6 +98,14 @@ def snapshot(root: Path) -> dict[str, str]:
         if path.is_file() and not rel.startswith("opt/tweet_assets/venv/") and not rel.endswith(".db") and "/storage/" not in rel:
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
+
+
+def test_settings_that_an_env_file_cannot_hold_are_refused_before_installing(tmp_path):
+    proc = run_user_data(tmp_path / "root", X_QUERY="it's")
+    assert proc.returncode != 0 and "single quote" in proc.stderr
+    proc = run_user_data(tmp_path / "root", DAGSTER_WEBSERVER_PORT="3000; rm -rf /")
+    assert proc.returncode != 0 and "DAGSTER_WEBSERVER_PORT" in proc.stderr
+    assert not (tmp_path / "root" / "opt").exists()
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +134,13 @@ def unit(root: Path, name: str) -> dict[str, list[str]]:
 
 
 def environment_file(path: Path) -> dict[str, str]:
+    """The file as systemd's EnvironmentFile= reads it; every line must be KEY='literal value'."""
     env = {}
     for line in path.read_text().splitlines():
         if line and not line.startswith("#"):
-            key, value = line.split("=", 1)
-            env[key] = value
+            match = re.fullmatch(r"([A-Z_][A-Z0-9_]*)='([^']*)'", line)
+            assert match, f"not a KEY='value' line: {line!r}"
+            env[match.group(1)] = match.group(2)
     return env
 
 
@@ -151,6 +165,13 @@ def test_install_writes_units_config_and_instance(installed):
     assert env["DAGSTER_HOME"] == f"{root}/var/lib/dagster"
     assert env["AWS_EC2_METADATA_V1_DISABLED"] == "true"
     assert "X_BEARER_TOKEN" not in env
+    assert env["X_QUERY"] == X_QUERY
+    # a shell sourcing the same file (the Airflow DAG's TWEET_ASSETS_ENV_FILE) reads the same value
+    sourced = subprocess.run(
+        ["bash", "-c", 'set -a; . "$1"; printf %s "$X_QUERY"', "-", str(root / "etc/tweet_assets/tweet_assets.env")],
+        env=clean_env(), capture_output=True, text=True, timeout=30,
+    )
+    assert sourced.returncode == 0 and sourced.stdout == X_QUERY, sourced.stderr
     assert (root / "var/lib/dagster/dagster.yaml").read_text() == (DEPLOY / "dagster.yaml").read_text()
     assert (root / "var/lib/dagster/history/runs.db").exists()
     # the x_api pool limit was set in the new instance
