@@ -24,6 +24,8 @@ TWEET_ASSETS_PIP_ARGS="${TWEET_ASSETS_PIP_ARGS:-}"            # extra pip instal
 TWEET_ASSETS_LAKE_URL="${TWEET_ASSETS_LAKE_URL:-s3://CHANGE-ME-BUCKET/tweet_assets}"
 TWEET_ASSETS_SOURCE="${TWEET_ASSETS_SOURCE:-x_api}"           # x_api | replay | sample
 X_QUERY="${X_QUERY:-}"                                        # the X API search query (x_api source)
+X_ACCOUNTS="${X_ACCOUNTS:-}"                                  # or: user timelines, a,b,c (no X_QUERY)
+X_FULL_ARCHIVE="${X_FULL_ARCHIVE:-}"                          # 1: full-archive search (Pro tier)
 X_BEARER_TOKEN_PARAMETER="${X_BEARER_TOKEN_PARAMETER-/tweet_assets/x_bearer_token}"  # SSM name; "" = none
 TWEET_ASSETS_START_DATE="${TWEET_ASSETS_START_DATE:-}"
 AWS_REGION="${AWS_REGION:-}"                                  # empty: read from IMDSv2 at service start
@@ -90,7 +92,7 @@ validate() {
     die "TWEET_ASSETS_SOURCE=x_api needs X_BEARER_TOKEN_PARAMETER (the SSM SecureString name)"
   fi
   local value
-  for value in "$TWEET_ASSETS_ROOT" "$TWEET_ASSETS_LAKE_URL" "$TWEET_ASSETS_SOURCE" "$X_QUERY" "$TWEET_ASSETS_START_DATE" "$AWS_REGION"; do
+  for value in "$TWEET_ASSETS_ROOT" "$TWEET_ASSETS_LAKE_URL" "$TWEET_ASSETS_SOURCE" "$X_QUERY" "$X_ACCOUNTS" "$X_FULL_ARCHIVE" "$TWEET_ASSETS_START_DATE" "$AWS_REGION"; do
     [[ "$value" != *$'\n'* ]] || die "settings must be single lines"
     [[ "$value" != *"'"* ]] || die "settings cannot contain a single quote (use double quotes in X_QUERY)"
   done
@@ -147,6 +149,8 @@ YAML
     setting TWEET_ASSETS_LAKE_URL "$TWEET_ASSETS_LAKE_URL"
     setting TWEET_ASSETS_SOURCE "$TWEET_ASSETS_SOURCE"
     setting X_QUERY "$X_QUERY"
+    [[ -z "$X_ACCOUNTS" ]] || setting X_ACCOUNTS "$X_ACCOUNTS"
+    [[ -z "$X_FULL_ARCHIVE" ]] || setting X_FULL_ARCHIVE "$X_FULL_ARCHIVE"
     setting X_BEARER_TOKEN_PARAMETER "$X_BEARER_TOKEN_PARAMETER"
     [[ -z "$TWEET_ASSETS_START_DATE" ]] || setting TWEET_ASSETS_START_DATE "$TWEET_ASSETS_START_DATE"
     [[ -z "$AWS_REGION" ]] || setting AWS_REGION "$AWS_REGION"

@@ -355,6 +355,17 @@ def test_launcher_reads_the_token_from_ssm_with_the_region_from_imdsv2(installed
     assert seen[0][:2] == ("PUT", "/latest/api/token")
     assert all(token == _Imds.token for method, _, token in seen if method == "GET")
 
+    # the code location loads its x_api source with the token the launcher fetched
+    python = str(root / "opt/tweet_assets/venv/bin/python")
+    loads = subprocess.run(
+        [launcher, python, "-c", "import tweet_assets.definitions as d; print(type(d.source_from_env()).__name__)"],
+        env={**env, "TWEET_ASSETS_SOURCE": "x_api", "X_QUERY": X_QUERY, "TWEET_ASSETS_LAKE_URL": str(root / "lake")},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert loads.returncode == 0, loads.stderr[-2000:]
+    assert loads.stdout.strip().splitlines()[-1] == "XApiSource"
+    assert secret not in loads.stdout + loads.stderr
+
     # a parameter that does not exist (or is in another region) stops the service before it starts
     proc = subprocess.run(
         [launcher, sys.executable, "-c", "print('service started')"],
