@@ -16,7 +16,7 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MetadataValue, asset
 
 from .athena import DEFAULT_TABLE, create_table_ddl
-from .flatten import flatten_day
+from .flatten import finalize_days, flatten_days
 from .io_manager import LakeResource, PageSpool, SpooledPages, StoredPages
 from .partitions import daily_partitions, day_window, start_date
 from .schema import PUBLISHED_SCHEMA, dagster_table_schema
@@ -112,18 +112,22 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
     ),
 )
 def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages]) -> dict[str, pl.DataFrame]:
-    """Flatten each day's landed pages (read back in batches) into rows."""
+    """Flatten the run's landed pages (read back in batches, several small days per batch) into
+    each day's rows."""
+    started = time.monotonic()
+    last = [started]
+
+    def progress(pages: int, rows: int) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+            last[0] = time.monotonic()
+            context.log.info(f"{pages:,} pages flattened, {rows:,} rows so far")
+
+    pages = ((day, location, line) for day, stored in raw_tweets.items() for location, line in stored.lines())
+    results = flatten_days(pages, progress=progress)
+    empty = finalize_days([], list(raw_tweets))
     result = {}
-    for day, stored in raw_tweets.items():
-        started = time.monotonic()
-        last = [started]
-
-        def progress(pages: int, rows: int, day=day, last=last) -> None:
-            if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
-                last[0] = time.monotonic()
-                context.log.info(f"{day}: {pages:,} pages flattened, {rows:,} rows so far")
-
-        out = flatten_day(stored.lines(), day_window(day), progress=progress)
+    for day in raw_tweets:
+        out = results.get(day) or empty[day]
         frame = out.frame
         reasons = Counter(q.reason for q in out.quarantined)
         if out.quarantined:
@@ -131,7 +135,6 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
                 f"{day}: quarantined {len(out.quarantined)} ({dict(reasons)}); first: "
                 + "; ".join(f"{q.location} {q.reason}: {q.detail[:200]}" for q in out.quarantined[:3])
             )
-        context.log.info(f"{day}: {frame.height:,} rows from {out.stats['posts']:,} posts in {time.monotonic() - started:.1f}s")
         result[day] = frame
         context.add_asset_metadata(
             {
@@ -147,10 +150,12 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
                 "values_coerced_or_nulled": MetadataValue.json(
                     {k: v for k, v in out.stats.items() if k.startswith(("coerced:", "invalid_"))}
                 ),
-                "duration_s": round(time.monotonic() - started, 3),
             },
             partition_key=day,
         )
+    total = sum(f.height for f in result.values())
+    context.log.info(f"{total:,} rows over {len(result)} day(s) in {time.monotonic() - started:.1f}s")
+    context.add_output_metadata({"duration_s": round(time.monotonic() - started, 3)})
     return result
 
 

@@ -68,19 +68,33 @@ RETWEET_INHERITS = (
 
 @dataclass
 class FlatBatch:
-    """The rows of one batch of pages.
+    """The rows of one batch of pages, per partition day.
 
-    ``frame`` has exactly the published columns (``schema.COLUMNS``, in order, typed per
-    :data:`POLARS_SCHEMA`) plus nothing else; ``quarantined`` the posts that are not rows;
-    ``stats`` counters: ``posts`` (in ``data`` of readable pages), ``api_errors``,
-    ``quarantined_pages`` (unreadable pages, also in ``quarantined``), ``invalid_<column>`` for
-    ids present but not numeric (null in the row), ``coerced:<key path>`` for values of the
-    wrong JSON type that were converted (see ``pages.coerce``).
+    ``frames[day]`` has exactly the published columns (``schema.COLUMNS``, in order, typed per
+    :data:`POLARS_SCHEMA`); ``quarantined`` the pages and posts that are not rows (each with its
+    ``day``); ``stats_by_day[day]`` counters: ``posts`` (in ``data`` of readable pages),
+    ``api_errors``, ``quarantined_pages``, ``invalid_<column>`` for ids present but not numeric
+    (null in the row), ``coerced:<key path>`` for values of the wrong JSON type that were converted
+    (see ``pages.coerce``). The day is None for a one-day batch (:func:`flatten_day`).
     """
 
-    frame: pl.DataFrame
+    frames: dict
     quarantined: list[Quarantined] = field(default_factory=list)
-    stats: Counter = field(default_factory=Counter)
+    stats_by_day: dict = field(default_factory=dict)
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """All rows of the batch, whatever their day."""
+        frames = list(self.frames.values())
+        return pl.concat(frames) if frames else pl.DataFrame(schema=POLARS_SCHEMA)
+
+    @property
+    def stats(self) -> Counter:
+        """The counters summed over days."""
+        total: Counter = Counter()
+        for counter in self.stats_by_day.values():
+            total.update(counter)
+        return total
 
 
 def _ts(expr: pl.Expr) -> pl.Expr:
@@ -213,38 +227,46 @@ def _media(table: pa.Table) -> pl.DataFrame:
 
 
 def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None = None) -> FlatBatch:
-    """Flatten a decoded batch of pages into published rows.
+    """Flatten a decoded batch of pages into published rows, per partition day.
 
     Args:
-        batch: pages as decoded by :func:`tweet_assets.pages.decode_pages`.
-        window: the partition's UTC ``[start, end)``; posts outside it are quarantined
-            (``outside_partition``). None keeps every post.
+        batch: pages as decoded by :func:`tweet_assets.pages.decode_pages`. When its pages carry
+            days (``batch.days``), each post must lie in its page's UTC day ``[00:00Z, next 00:00Z)``.
+        window: for a one-day batch (no days), the partition's UTC ``[start, end)``. Posts
+            outside the day or window are quarantined (``outside_partition``). None keeps all.
 
     Returns:
-        A :class:`FlatBatch`; ``len(frame) + (quarantined posts) == stats['posts']``. Not yet
-        deduplicated across batches: see :func:`finalize_day`.
+        A :class:`FlatBatch`; per day, rows + quarantined posts == ``stats_by_day[day]['posts']``.
+        Not yet deduplicated across batches: see :func:`finalize_days`.
     """
     table = batch.table
-    stats: Counter = Counter()
+    days = batch.days if batch.days else [None] * table.num_rows
+    stats: dict = {}
+    for q in batch.quarantined:
+        stats.setdefault(q.day, Counter())["quarantined_pages"] += 1
+    for day, coerced in batch.coerced.items():
+        for path, count in coerced.items():
+            stats.setdefault(day, Counter())[f"coerced:{path}"] += count
+    errors = pc.list_value_length(table.column("errors").combine_chunks()).to_pylist()
     data = table.column("data").combine_chunks()
+    for day, n_errors, n_posts in zip(days, errors, pc.list_value_length(data).to_pylist()):  # per page
+        counter = stats.setdefault(day, Counter())
+        counter["api_errors"] += n_errors or 0
+        counter["posts"] += n_posts or 0
     page_of_post = pl.from_arrow(pc.list_parent_indices(data)).cast(pl.Int64)
     raw = _struct_array_frame(pc.list_flatten(data))
-    stats["posts"] = raw.height
-    errors = pc.list_value_length(table.column("errors").combine_chunks())
-    stats["api_errors"] = int(pc.sum(errors).as_py() or 0)
-    stats["quarantined_pages"] = len(batch.quarantined)
-    for path, count in batch.coerced.items():
-        stats[f"coerced:{path}"] += count
     if raw.height == 0:
-        return FlatBatch(pl.DataFrame(schema=POLARS_SCHEMA), list(batch.quarantined), stats)
+        return FlatBatch({}, list(batch.quarantined), stats)
 
     offsets = pl.from_arrow(data.offsets).cast(pl.Int64)
     position = pl.int_range(0, raw.height, eager=True) - offsets.gather(page_of_post)
     rules = table.column("matching_rules").combine_chunks().take(page_of_post.to_arrow())
+    page_days = pl.Series("_day", days, dtype=pl.String).gather(page_of_post)
     posts = raw.with_columns(
         page_of_post.alias("_page"),
         position.alias("_pos"),
         pl.from_arrow(rules).alias("_rules"),
+        page_days,
     ).with_row_index("_row")
 
     # --- quarantine: no usable id / created_at, or outside the day
@@ -265,6 +287,10 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
     if window is not None:
         start, end = (pl.lit(t).cast(pl.Datetime("ms", "UTC")) for t in window)
         reason = reason.when((P("_created_at") < start) | (P("_created_at") >= end)).then(pl.lit("outside_partition"))
+    if batch.days:
+        day_start = P("_day").str.to_datetime("%Y-%m-%d", time_unit="ms", time_zone="UTC")
+        outside = (P("_created_at") < day_start) | (P("_created_at") >= day_start.dt.offset_by("1d"))
+        reason = reason.when(P("_day").is_not_null() & outside).then(pl.lit("outside_partition"))
     posts = posts.with_columns(reason.otherwise(None).alias("_reason"))
     bad = posts.filter(P("_reason").is_not_null())
     quarantined = list(batch.quarantined) + [
@@ -272,8 +298,9 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
             f"{batch.locations[row['_page']]}#{row['_pos']}",
             row["_reason"],
             f"id={row['id']!r} created_at={row['created_at']!r}",
+            row["_day"],
         )
-        for row in bad.select("_page", "_pos", "_reason", "id", "created_at").iter_rows(named=True)
+        for row in bad.select("_page", "_pos", "_reason", "id", "created_at", "_day").iter_rows(named=True)
     ]
     posts = posts.filter(P("_reason").is_null())
 
@@ -281,6 +308,7 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
     frame = posts.select(
         "_row",
         "_page",
+        "_day",
         P("_id").alias("id"),
         P("_created_at").alias("created_at"),
         P("conversation_id").cast(I64, strict=False),
@@ -406,10 +434,13 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
         ("_in_reply_to_user_id", "in_reply_to_user_id"),
         ("_poll_id", "poll_id"),
     ):
-        invalid = frame.select((P(src).is_not_null() & P(dst).is_null()).sum()).item()
-        if invalid:
-            stats[f"invalid_{dst}"] += invalid
-    return FlatBatch(conform(frame), quarantined, stats)
+        invalid = frame.filter(P(src).is_not_null() & P(dst).is_null()).get_column("_day").value_counts()
+        for day, count in invalid.iter_rows():
+            stats.setdefault(day, Counter())[f"invalid_{dst}"] += count
+    if not batch.days:
+        return FlatBatch({None: conform(frame)}, quarantined, stats)
+    frames = {key[0]: conform(part) for key, part in frame.partition_by("_day", as_dict=True, maintain_order=True).items()}
+    return FlatBatch(frames, quarantined, stats)
 
 
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
@@ -418,6 +449,111 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
         (P(name) if name in frame.columns else pl.lit(None)).cast(POLARS_SCHEMA[name]).alias(name)
         for name in COLUMN_NAMES
     )
+
+
+@dataclass
+class DayResult:
+    """A day's rows, deduplicated and sorted, with what was set aside.
+
+    ``stats`` adds ``duplicates`` (rows whose id was seen again; the last seen is kept) and
+    ``superseded_edits`` (older versions of an edited post whose newer version is in the day).
+    """
+
+    frame: pl.DataFrame
+    quarantined: list[Quarantined]
+    stats: Counter
+
+
+#: Pages decoded and flattened together: bounds memory (a page is ~0.1-1 MB of JSON) while keeping
+#: the per-batch overhead small.
+BATCH_PAGES = 200
+BATCH_BYTES = 64 << 20
+
+
+def flatten_days(
+    pages: Iterable[tuple[str | None, str, bytes]],
+    window: tuple[datetime, datetime] | None = None,
+    batch_pages: int = BATCH_PAGES,
+    batch_bytes: int = BATCH_BYTES,
+    progress=None,
+) -> dict:
+    """Flatten landed pages of one or many days, batch by batch, into each day's rows.
+
+    A batch may hold pages of several days (a backfill of small days is flattened in few
+    batches); every post must lie in its page's day.
+
+    Args:
+        pages: ``(day, location, page bytes)`` in landing order; ``day`` is the partition key, or
+            None for pages of one day checked against ``window``.
+        window: with ``day`` None, the UTC ``[start, end)`` posts must lie in.
+        batch_pages, batch_bytes: a batch is closed at whichever comes first.
+        progress: optional callable ``(pages_done, rows_so_far)`` called after each batch.
+
+    Returns:
+        ``{day: DayResult}`` for every day that had pages.
+    """
+    batches: list[FlatBatch] = []
+    lines: list[bytes] = []
+    locations: list[str] = []
+    days: list = []
+    size = pages_done = rows = 0
+
+    def flush() -> None:
+        nonlocal size, pages_done, rows
+        if not lines:
+            return
+        flat = flatten_batch(decode_pages(lines, locations, days if any(d is not None for d in days) else None), window)
+        batches.append(flat)
+        pages_done += len(lines)
+        rows += sum(f.height for f in flat.frames.values())
+        lines.clear()
+        locations.clear()
+        days.clear()
+        size = 0
+        if progress is not None:
+            progress(pages_done, rows)
+
+    seen: dict = {}  # the days met, in order
+    for day, location, line in pages:
+        seen.setdefault(day, None)
+        lines.append(line)
+        locations.append(location)
+        days.append(day)
+        size += len(line)
+        if len(lines) >= batch_pages or size >= batch_bytes:
+            flush()
+    flush()
+    return finalize_days(batches, list(seen))
+
+
+def flatten_day(
+    pages: Iterable[tuple[str, bytes]],
+    window: tuple[datetime, datetime] | None = None,
+    batch_pages: int = BATCH_PAGES,
+    batch_bytes: int = BATCH_BYTES,
+    progress=None,
+) -> "DayResult":
+    """Flatten one day's landed pages (``(location, page bytes)``) into its rows; posts outside
+    ``window`` (the day's UTC ``[start, end)``) are quarantined. See :func:`flatten_days`.
+    """
+    result = flatten_days(((None, location, line) for location, line in pages), window, batch_pages, batch_bytes, progress)
+    return result.get(None) or finalize_days([], [None])[None]
+
+
+def finalize_days(batches: Iterable[FlatBatch], days: list) -> dict:
+    """``{day: DayResult}`` for ``days``: each day's batches combined by :func:`finalize_day`."""
+    batches = list(batches)
+    out = {}
+    for day in days:
+        out[day] = finalize_day(
+            FlatBatch(
+                {day: b.frames[day]} if day in b.frames else {},
+                [q for q in b.quarantined if q.day == day],
+                {day: b.stats_by_day[day]} if day in b.stats_by_day else {},
+            )
+            for b in batches
+        )
+    return out
 
 
 @dataclass

@@ -196,38 +196,47 @@ class Quarantined:
     location: str
     reason: str
     detail: str = ""
+    day: str | None = None
 
 
 @dataclass
 class DecodedBatch:
     """A batch of pages as Arrow: ``table`` has :data:`PAGE_SCHEMA` (one row per readable page).
 
-    ``locations[i]`` is where row ``i`` came from. ``quarantined`` lists unreadable pages;
-    ``coerced`` counts values whose JSON type was wrong and were converted (``"5"`` → ``5``) or,
-    when not convertible, set to null, keyed by key path.
+    ``locations[i]`` is where row ``i`` came from and ``days[i]`` the partition it belongs to
+    (None when the batch is one day's). ``quarantined`` lists unreadable pages; ``coerced`` counts,
+    per day, values whose JSON type was wrong and were converted (``"5"`` → ``5``) or, when not
+    convertible, set to null, keyed by key path.
     """
 
     table: pa.Table
     locations: list[str]
     quarantined: list[Quarantined] = field(default_factory=list)
-    coerced: Counter = field(default_factory=Counter)
+    coerced: dict = field(default_factory=dict)
     fast_path: bool = True
+    days: list = field(default_factory=list)
+
+    def coerced_for(self, day: str | None) -> Counter:
+        """The coercion counter of ``day`` (created on first use)."""
+        return self.coerced.setdefault(day, Counter())
 
 
-def decode_pages(lines: Sequence[bytes], locations: Sequence[str]) -> DecodedBatch:
+def decode_pages(lines: Sequence[bytes], locations: Sequence[str], days: Sequence | None = None) -> DecodedBatch:
     """Decode JSON-lines pages into one Arrow table of :data:`PAGE_SCHEMA`.
 
     Args:
         lines: page bodies, one JSON object each, without trailing newline.
         locations: where each line came from (same length), used in quarantine records.
+        days: the partition key of each line (same length), or None for a one-day batch.
 
     Returns:
         A :class:`DecodedBatch`. Never raises for bad input: a line that is not JSON (or not
         UTF-8 even after replacement) or not an object is quarantined; a field of the wrong type
         is coerced or nulled and counted.
     """
-    if len(lines) != len(locations):
-        raise ValueError(f"{len(lines)} lines but {len(locations)} locations")
+    days = list(days) if days is not None else [None] * len(lines)
+    if not len(lines) == len(locations) == len(days):
+        raise ValueError(f"{len(lines)} lines but {len(locations)} locations and {len(days)} days")
     if not lines:
         return DecodedBatch(PAGE_SCHEMA.empty_table(), [])
     blob = b"\n".join(lines)
@@ -240,10 +249,13 @@ def decode_pages(lines: Sequence[bytes], locations: Sequence[str]) -> DecodedBat
             table = _read_json_bulk(blob, max(len(line) for line in lines))
             if table.num_rows == len(lines):
                 table.validate(full=True)  # the JSON reader does not check UTF-8; this does
-                return DecodedBatch(table, list(locations))
+                return DecodedBatch(table, list(locations), days=days if any(d is not None for d in days) else [])
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             pass
-    return _decode_one_by_one(lines, locations)
+    batch = _decode_one_by_one(lines, locations, days)
+    if not any(d is not None for d in batch.days):
+        batch.days = []
+    return batch
 
 
 def _read_json_bulk(blob: bytes, longest_line: int) -> pa.Table:
@@ -255,30 +267,31 @@ def _read_json_bulk(blob: bytes, longest_line: int) -> pa.Table:
     )
 
 
-def _decode_one_by_one(lines: Sequence[bytes], locations: Sequence[str]) -> DecodedBatch:
+def _decode_one_by_one(lines: Sequence[bytes], locations: Sequence[str], days: list) -> DecodedBatch:
     pages: list[dict] = []
     kept: list[str] = []
     batch = DecodedBatch(PAGE_SCHEMA.empty_table(), kept, fast_path=False)
-    for line, location in zip(lines, locations):
-        page = parse_page(line, location, batch)
+    for line, location, day in zip(lines, locations, days):
+        page = parse_page(line, location, batch, day)
         if page is None:
             continue
         try:
             pa.array([page], type=PAGE_TYPE)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-            page = coerce(page, PAGE_TYPE, "", batch.coerced)
+            page = coerce(page, PAGE_TYPE, "", batch.coerced_for(day))
         pages.append(page)
         kept.append(location)
+        batch.days.append(day)
     batch.table = pa.Table.from_struct_array(pa.array(pages, type=PAGE_TYPE)) if pages else batch.table
     return batch
 
 
-def parse_page(line: bytes, location: str, batch: DecodedBatch | None = None) -> dict | None:
+def parse_page(line: bytes, location: str, batch: DecodedBatch | None = None, day: str | None = None) -> dict | None:
     """Parse one JSON-lines page with orjson; return it with ``data`` as a list, or None.
 
     A line that is not valid UTF-8 is decoded with U+FFFD replacement characters (counted in
-    ``batch.coerced['<invalid utf-8>']``). A line that is not JSON or not an object is recorded
-    in ``batch.quarantined`` and None is returned.
+    ``batch.coerced_for(day)['<invalid utf-8>']``). A line that is not JSON or not an object is
+    recorded in ``batch.quarantined`` and None is returned.
     """
     try:
         page = orjson.loads(line)
@@ -288,19 +301,19 @@ def parse_page(line: bytes, location: str, batch: DecodedBatch | None = None) ->
             try:
                 page = orjson.loads(line.decode("utf-8", errors="replace"))
                 if batch is not None:
-                    batch.coerced["<invalid utf-8>"] += 1
+                    batch.coerced_for(day)["<invalid utf-8>"] += 1
             except orjson.JSONDecodeError as exc2:
                 exc = exc2
         if page is None:
             if batch is not None:
                 preview = line[:80].decode("utf-8", errors="replace")
                 batch.quarantined.append(
-                    Quarantined(location, "invalid_json", f"{exc} (line starts {preview!r}, {len(line)} bytes)")
+                    Quarantined(location, "invalid_json", f"{exc} (line starts {preview!r}, {len(line)} bytes)", day)
                 )
             return None
     if not isinstance(page, dict):
         if batch is not None:
-            batch.quarantined.append(Quarantined(location, "not_an_object", f"a JSON {type(page).__name__}"))
+            batch.quarantined.append(Quarantined(location, "not_an_object", f"a JSON {type(page).__name__}", day))
         return None
     for key in NON_API_KEYS:
         page.pop(key, None)
