@@ -44,8 +44,18 @@ _PLACES = (
 _EPOCH_MS = 1288834974657  # the X snowflake epoch (2010-11-04T01:42:54.657Z)
 
 
+@functools.lru_cache(maxsize=4096)
+def _date_prefix(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86_400, tz=timezone.utc).strftime("%Y-%m-%dT")
+
+
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """RFC 3339 UTC with milliseconds, as the API writes ``created_at``."""
+    day, rest = divmod(ms, 86_400_000)
+    seconds, milli = divmod(rest, 1000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{_date_prefix(day)}{hours:02d}:{minutes:02d}:{seconds:02d}.{milli:03d}Z"
 
 
 def _snowflake(ms: int, seq: int) -> int:
@@ -108,9 +118,9 @@ def _user_pool(seed: int) -> "_UserPool":
 
 
 class _UserPool:
-    """500 deterministic accounts per seed."""
+    """500 deterministic accounts per seed, and 4,096 texts with their entities."""
 
-    def __init__(self, seed: int, size: int = 500):
+    def __init__(self, seed: int, size: int = 500, texts: int = 4096):
         rng = random.Random(seed)
         self.users = []
         for n in range(size):
@@ -144,6 +154,47 @@ class _UserPool:
                     },
                 }
             )
+        self.texts = [_make_text(rng, self.users) for _ in range(texts)]
+
+
+def _make_text(rng: random.Random, users: list[dict]) -> tuple[str, dict, dict | None]:
+    """``(text, entities, mentioned user or None)``; text HTML-escaped as the API sends it."""
+    words = [rng.choice(_WORDS) for _ in range(rng.randrange(4, 14))]
+    entities: dict = {}
+    mentioned = None
+    text = " ".join(words)
+    if rng.random() < 0.5:
+        tag = rng.choice(_TAGS)
+        entities["hashtags"] = [{"start": len(text) + 1, "end": len(text) + 2 + len(tag), "tag": tag}]
+        text += f" #{tag}"
+    if rng.random() < 0.05:
+        tag = rng.choice(_CASHTAGS)
+        entities["cashtags"] = [{"start": len(text) + 1, "end": len(text) + 2 + len(tag), "tag": tag}]
+        text += f" ${tag}"
+    if rng.random() < 0.3:
+        mentioned = rng.choice(users)
+        entities["mentions"] = [{"start": len(text) + 1, "end": len(text) + 2 + len(mentioned["username"]), "username": mentioned["username"], "id": mentioned["id"]}]
+        text += f" @{mentioned['username']}"
+    if rng.random() < 0.2:
+        n = rng.randrange(10**6)
+        entities["urls"] = [
+            {
+                "start": len(text) + 1,
+                "end": len(text) + 24,
+                "url": f"https://t.co/{n:07d}",
+                "expanded_url": f"https://example.com/a/{n}?utm=x&y=1",
+                "display_url": f"example.com/a/{n}",
+                "status": 200,
+                "title": "An example page",
+                "unwound_url": f"https://example.com/a/{n}",
+            }
+        ]
+        text += f" https://t.co/{n:07d}"
+    if rng.random() < 0.2:
+        entities["annotations"] = [
+            {"start": 0, "end": len(words[0]) - 1, "probability": round(rng.random(), 4), "type": rng.choice(_ANNOTATION_TYPES), "normalized_text": words[0]}
+        ]
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"), entities, mentioned
 
 
 class _Page:
@@ -152,6 +203,7 @@ class _Page:
     def __init__(self, rng: random.Random, users: _UserPool):
         self.rng = rng
         self.pool = users.users
+        self.texts = users.texts
         self.data: list[dict] = []
         self.users: dict[str, dict] = {}
         self.tweets: dict[str, dict] = {}
@@ -160,47 +212,15 @@ class _Page:
         self.polls: dict[str, dict] = {}
 
     def _user(self) -> dict:
-        user = self.pool[self.rng.randrange(len(self.pool))]
+        user = self.pool[int(self.rng.random() * len(self.pool))]
         self.users[user["id"]] = user
         return user
 
     def _text(self, author: dict) -> tuple[str, dict]:
-        rng = self.rng
-        words = [rng.choice(_WORDS) for _ in range(rng.randrange(4, 14))]
-        entities: dict = {}
-        text = " ".join(words)
-        if rng.random() < 0.5:
-            tag = rng.choice(_TAGS)
-            entities["hashtags"] = [{"start": len(text) + 1, "end": len(text) + 2 + len(tag), "tag": tag}]
-            text += f" #{tag}"
-        if rng.random() < 0.05:
-            tag = rng.choice(_CASHTAGS)
-            entities["cashtags"] = [{"start": len(text) + 1, "end": len(text) + 2 + len(tag), "tag": tag}]
-            text += f" ${tag}"
-        if rng.random() < 0.3:
-            other = self._user()
-            entities["mentions"] = [{"start": len(text) + 1, "end": len(text) + 2 + len(other["username"]), "username": other["username"], "id": other["id"]}]
-            text += f" @{other['username']}"
-        if rng.random() < 0.2:
-            n = rng.randrange(10**6)
-            entities["urls"] = [
-                {
-                    "start": len(text) + 1,
-                    "end": len(text) + 24,
-                    "url": f"https://t.co/{n:07d}",
-                    "expanded_url": f"https://example.com/a/{n}?utm=x&y=1",
-                    "display_url": f"example.com/a/{n}",
-                    "status": 200,
-                    "title": "An example page",
-                    "unwound_url": f"https://example.com/a/{n}",
-                }
-            ]
-            text += f" https://t.co/{n:07d}"
-        if rng.random() < 0.2:
-            entities["annotations"] = [
-                {"start": 0, "end": len(words[0]) - 1, "probability": round(rng.random(), 4), "type": rng.choice(_ANNOTATION_TYPES), "normalized_text": words[0]}
-            ]
-        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        """A text and its entities, drawn from the seed's pool (making them is the slow part)."""
+        text, entities, mentioned = self.texts[int(self.rng.random() * len(self.texts))]
+        if mentioned is not None:
+            self.users[mentioned["id"]] = mentioned
         return text, entities
 
     def _tweet(self, ms: int, seq: int, author: dict) -> dict:
@@ -213,18 +233,18 @@ class _Page:
             "created_at": _iso(ms),
             "author_id": author["id"],
             "conversation_id": tid,
-            "lang": rng.choice(_LANGS),
-            "source": rng.choice(_SOURCES),
+            "lang": _LANGS[int(rng.random() * len(_LANGS))],
+            "source": _SOURCES[int(rng.random() * len(_SOURCES))],
             "reply_settings": "everyone",
             "possibly_sensitive": rng.random() < 0.02,
             "edit_history_tweet_ids": [tid],
             "public_metrics": {
-                "retweet_count": rng.randrange(1000),
-                "reply_count": rng.randrange(100),
-                "like_count": rng.randrange(5000),
-                "quote_count": rng.randrange(50),
-                "impression_count": rng.randrange(100_000),
-                "bookmark_count": rng.randrange(100),
+                "retweet_count": int(rng.random() * 1000),
+                "reply_count": int(rng.random() * 100),
+                "like_count": int(rng.random() * 5000),
+                "quote_count": int(rng.random() * 50),
+                "impression_count": int(rng.random() * 100_000),
+                "bookmark_count": int(rng.random() * 100),
             },
         }
         if entities:
