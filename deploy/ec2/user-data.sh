@@ -129,7 +129,8 @@ install_project() {
   fi
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet "${extra[@]}" "$(pip_spec)"
-  "$venv/bin/python" -c "import tweet_assets.definitions" \
+  # (with the credential-free sample source: the X token is only ever read by the services)
+  TWEET_ASSETS_SOURCE=sample "$venv/bin/python" -c "import tweet_assets.definitions" \
     || die "the installed project does not load (import tweet_assets.definitions)"
 }
 
