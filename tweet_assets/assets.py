@@ -181,7 +181,10 @@ def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, pl.DataFr
     """Cast each day's rows to the published Arrow schema, sorted by ``created_at``."""
     result = {}
     for day, frame in clean_tweets.items():
-        table = frame.sort(["created_at", "id"]).to_arrow().cast(PUBLISHED_SCHEMA)
+        if not frame.get_column("created_at").is_sorted():  # clean_tweets is sorted already
+            frame = frame.sort(["created_at", "id"])
+        table = frame.to_arrow().cast(PUBLISHED_SCHEMA)
+        del frame
         result[day] = table
         context.add_asset_metadata({"dagster/row_count": table.num_rows, "rows": table.num_rows}, partition_key=day)
     location = lake.lake().uri(PUBLISHED_TABLE)

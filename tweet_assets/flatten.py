@@ -547,7 +547,7 @@ def finalize_days(batches: Iterable[FlatBatch], days: list) -> dict:
     for day in days:
         out[day] = finalize_day(
             FlatBatch(
-                {day: b.frames[day]} if day in b.frames else {},
+                {day: b.frames.pop(day)} if day in b.frames else {},  # popped: freed once combined
                 [q for q in b.quarantined if q.day == day],
                 {day: b.stats_by_day[day]} if day in b.stats_by_day else {},
             )
@@ -625,21 +625,25 @@ def flatten_day(
 def finalize_day(batches: Iterable[FlatBatch]) -> DayResult:
     """Combine a day's batches: dedupe by id (last wins), keep an edited post's newest version,
     sort by ``created_at`` then ``id``.
+
+    Memory: the batches are concatenated without copying; the choice of rows and their order is
+    worked out on three small columns, and the day's rows are copied once, by one gather.
     """
     frames, quarantined, stats = [], [], Counter()
     for b in batches:
-        frames.append(b.frame)
+        frames.extend(b.frames.values())
         quarantined.extend(b.quarantined)
         stats.update(b.stats)
-    frame = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=POLARS_SCHEMA)
-    before = frame.height
-    frame = frame.unique("id", keep="last", maintain_order=True)
-    stats["duplicates"] += before - frame.height
+    frame = pl.concat(frames, how="vertical", rechunk=False) if frames else pl.DataFrame(schema=POLARS_SCHEMA)
+    frames.clear()
+    index = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), "id", "created_at", "edit_history_tweet_ids")
+    kept = index.unique("id", keep="last", maintain_order=True)
+    stats["duplicates"] += index.height - kept.height
     # An edit is a new post whose edit_history_tweet_ids ends with its own id and lists the
     # earlier versions' ids (X API v2 "Edit Posts" docs). Earlier versions present in the same
     # day are superseded by it.
     older = (
-        frame.filter(P("edit_history_tweet_ids").list.len() > 1)
+        kept.filter(P("edit_history_tweet_ids").list.len() > 1)
         .filter(P("edit_history_tweet_ids").list.last() == P("id"))
         .select(P("edit_history_tweet_ids").list.slice(0, P("edit_history_tweet_ids").list.len() - 1).alias("old"))
         .explode("old")
@@ -648,8 +652,10 @@ def finalize_day(batches: Iterable[FlatBatch]) -> DayResult:
         .unique()
     )
     if older.len():
-        before = frame.height
-        frame = frame.filter(~P("id").is_in(older.implode()))
-        stats["superseded_edits"] += before - frame.height
-    frame = frame.sort(["created_at", "id"])
-    return DayResult(frame, quarantined, stats)
+        before = kept.height
+        kept = kept.filter(~P("id").is_in(older.implode()))
+        stats["superseded_edits"] += before - kept.height
+    order = kept.sort(["created_at", "id"]).get_column("_i")
+    if order.len() != frame.height or not order.equals(pl.int_range(frame.height, dtype=pl.UInt32, eager=True)):
+        frame = frame[order]
+    return DayResult(frame.rechunk(), quarantined, stats)

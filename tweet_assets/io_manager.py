@@ -220,8 +220,8 @@ class LakeIOManager(ConfigurableIOManager):
                 raise LakeError(f"no object at {lake.uri(key)}: materialize raw_tweets for this partition first.")
             return StoredPages(lake, key, lake.uri(key))
         with lake.open(key) as handle:
-            data = handle.read()
-        return pl.from_arrow(pq.read_table(pa.BufferReader(data)))
+            source = handle if handle.seekable() else pa.BufferReader(handle.read())  # S3 bodies stream
+            return pl.from_arrow(pq.read_table(source))
 
 
 def write_parquet(table: pa.Table, path: str) -> None:
