@@ -118,3 +118,36 @@ def test_sigkill_mid_backfill_then_relaunch_publishes_each_post_once(tmp_path):
 
     ids = duckdb.connect().execute(f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{killed_lake}/tweets/*/*.parquet')").fetchone()
     assert ids == (20 * 3000, 20 * 3000)
+
+
+def test_s3_slowdown_and_500_bursts_are_retried_and_objects_match_a_clean_run(x_api_v2, aws_env, instance, monkeypatch):
+    """503 SlowDown then 500s from S3: the client's retries (S3Resource max_attempts) ride them
+    out; a fault that outlasts them fails the step naming the endpoint; the rerun repairs it."""
+    from tests.s3_fault_proxy import FaultProxy
+
+    source = ReplaySource(path=str(x_api_v2 / "twarc-network-test-data" / "tweets.jsonl"))
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    clean, flaky = (f"rel-{uuid.uuid4().hex[:10]}" for _ in range(2))
+    for bucket in (clean, flaky):
+        s3.create_bucket(Bucket=bucket)
+    assert run(resources(f"s3://{clean}/lake", source), "2021-06-26", instance=instance).success
+
+    with FaultProxy(aws_env, faults=3, status=503, code="SlowDown") as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        assert run(resources(f"s3://{flaky}/lake", source, env={"AWS_ENDPOINT_URL": proxy.url}), "2021-06-26", instance=instance).success
+        assert proxy.injected == 3 and proxy.forwarded > 5
+
+    with FaultProxy(aws_env, faults=1000, status=500, code="InternalError") as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        failed = run(resources(f"s3://{flaky}/lake", source, env={"AWS_ENDPOINT_URL": proxy.url}), "2021-06-27", instance=instance, raise_on_error=False)
+        assert not failed.success
+        failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+        assert proxy.url in str(failure.event_specific_data.error) and "InternalError" in str(failure.event_specific_data.error)
+        assert proxy.forwarded == 0 and 1 < proxy.injected < 50  # retried a bounded number of times
+
+    def dump(bucket, day):
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if f"dt={day}" in o["Key"]]
+        return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+
+    assert dump(flaky, "2021-06-27") == {}  # nothing half-written for the failed day
+    assert dump(clean, "2021-06-26") == dump(flaky, "2021-06-26") and len(dump(clean, "2021-06-26")) == 3
