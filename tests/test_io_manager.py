@@ -86,3 +86,14 @@ def test_parquet_written_by_io_manager_has_athena_types(tmp_path):
     assert created.physical_type == "INT64"
     assert "timeUnit=milliseconds" in str(created.logical_type) and "isAdjustedToUTC=true" in str(created.logical_type)
     assert pl.read_parquet(tmp_path / "x.parquet").schema["created_at"] == pl.Datetime("ms", "UTC")
+
+
+def test_bad_start_date_fails_at_load_saying_what_to_set():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TWEET_ASSETS_START_DATE": "2024-13-45"}
+    out = subprocess.run([sys.executable, "-c", "import tweet_assets.definitions"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert "TWEET_ASSETS_START_DATE='2024-13-45' is not a date" in out.stderr and "YYYY-MM-DD" in out.stderr
