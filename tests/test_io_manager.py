@@ -97,3 +97,22 @@ def test_bad_start_date_fails_at_load_saying_what_to_set():
     out = subprocess.run([sys.executable, "-c", "import tweet_assets.definitions"], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     assert "TWEET_ASSETS_START_DATE='2024-13-45' is not a date" in out.stderr and "YYYY-MM-DD" in out.stderr
+
+
+def test_spools_keep_few_files_open_and_resume_as_gzip_members(tmp_path):
+    import gzip
+
+    from tweet_assets.io_manager import SpoolSet
+
+    days = [f"2024-01-{d:02d}" for d in range(1, 11)]
+    spools = SpoolSet(str(tmp_path), days, max_open=3)
+    for round_ in range(3):  # pages of the ten days interleaved, as a replay of mixed archives gives them
+        for day in days[:8]:
+            spools.write(day, f'{{"day": "{day}", "round": {round_}}}'.encode())
+            assert sum(s.is_open for s in spools.spools.values()) <= 3
+    results = {day: spools.spools[day].close() for day in days}
+    for day in days[:8]:
+        with gzip.open(results[day].path, "rb") as handle:
+            assert handle.read().splitlines() == [f'{{"day": "{day}", "round": {r}}}'.encode() for r in range(3)]
+    with gzip.open(results["2024-01-10"].path, "rb") as handle:
+        assert handle.read() == b""  # a day with no pages is an empty stream, still an object

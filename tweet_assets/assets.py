@@ -17,7 +17,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, Metadata
 
 from .athena import DEFAULT_TABLE, create_table_ddl
 from .flatten import finalize_days, flatten_days
-from .io_manager import LakeResource, PageSpool, SpooledPages, StoredPages
+from .io_manager import LakeResource, SpooledPages, SpoolSet, StoredPages
 from .partitions import daily_partitions, day_window, start_date
 from .schema import PUBLISHED_SCHEMA, dagster_table_schema
 from .sources.base import PostSource
@@ -52,15 +52,15 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
     days = list(context.partition_keys)
     start, end = context.partition_time_window
     spool_dir = tempfile.mkdtemp(prefix="raw_tweets-")
-    spools = {day: PageSpool(spool_dir, day) for day in days}
+    spools = SpoolSet(spool_dir, days)
     stats = {day: Counter() for day in days}
     spans: dict[str, list[str]] = {day: [] for day in days}
     context.log.info(f"fetching {len(days)} day(s) {days[0]}…{days[-1]} from {source.describe()}")
     started = last_report = time.monotonic()
     for page in source.pages(start, end, context.log):
-        if page.day not in spools:
+        if page.day not in spools.spools:
             raise RuntimeError(f"source {source.source_name} yielded a page for {page.day}, outside the run's {days[0]}…{days[-1]} ({page.location})")
-        spools[page.day].write(page.body)
+        spools.write(page.day, page.body)
         day_stats = stats[page.day]
         day_stats["pages"] += 1
         day_stats["posts"] += page.posts
@@ -76,7 +76,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
             )
     result = {}
     for day in days:
-        result[day] = spools[day].close()
+        result[day] = spools.spools[day].close()
         s = stats[day]
         context.add_asset_metadata(
             {
@@ -86,7 +86,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
                 "earliest_created_at": min(spans[day]) if spans[day] else "",
                 "latest_created_at": max(spans[day]) if spans[day] else "",
                 "source": source.describe(),
-                "uncompressed_bytes": spools[day].bytes_in,
+                "uncompressed_bytes": spools.spools[day].bytes_in,
                 "api_requests": s["requests"],
                 "api_retries": s["retries"],
                 "rate_limit_wait_s": round(s["rate_limit_wait_s"], 1),

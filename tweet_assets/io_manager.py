@@ -49,28 +49,69 @@ class PageSpool:
     """Writes one day's pages to a local gzip JSON-lines file, one page per line, as received.
 
     ``path`` is the file; ``pages`` and ``bytes_in`` count what was written (uncompressed bytes).
-    Close it (or use it as a context manager) before storing it.
+    The file is opened on the first write and may be suspended (closed) and resumed: each resume
+    appends a new gzip member, which every gzip reader reads as one stream (RFC 1952, 2.2). So a
+    backfill of years keeps only a few files open, whatever the order pages come in.
+    Call :meth:`close` before storing it.
     """
 
     def __init__(self, directory: str, day: str):
         self.path = os.path.join(directory, f"raw-{day}.jsonl.gz")
-        # mtime=0: the same pages give the same bytes, so a rerun rewrites an identical object
-        self._raw = open(self.path, "wb")
-        self._file = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=6, mtime=0)
+        self._raw = None
+        self._file = None
+        self._started = False
         self.pages = 0
         self.bytes_in = 0
 
+    @property
+    def is_open(self) -> bool:
+        return self._file is not None
+
     def write(self, body: bytes) -> None:
+        if self._file is None:
+            self._raw = open(self.path, "ab" if self._started else "wb")
+            # mtime=0: the same pages give the same bytes, so a rerun rewrites an identical object
+            self._file = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=6, mtime=0)
+            self._started = True
         self._file.write(body)
         self._file.write(b"\n")
         self.pages += 1
         self.bytes_in += len(body) + 1
 
-    def close(self) -> "SpooledPages":
-        if not self._file.closed:
+    def suspend(self) -> None:
+        """Close the file for now; the next write resumes it."""
+        if self._file is not None:
             self._file.close()
             self._raw.close()
+            self._file = self._raw = None
+
+    def close(self) -> "SpooledPages":
+        self.suspend()
+        if not self._started:  # a day without pages is an empty gzip stream, not a missing object
+            with open(self.path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0):
+                pass
+            self._started = True
         return SpooledPages(self.path, self.pages)
+
+
+class SpoolSet:
+    """One :class:`PageSpool` per day, at most ``max_open`` files open at once (least recently
+    written suspended first)."""
+
+    def __init__(self, directory: str, days: list[str], max_open: int = 32):
+        self.spools = {day: PageSpool(directory, day) for day in days}
+        self.max_open = max_open
+        self._recent: dict[str, None] = {}
+
+    def write(self, day: str, body: bytes) -> None:
+        spool = self.spools[day]
+        if not spool.is_open and len(self._recent) >= self.max_open:
+            oldest = next(iter(self._recent))
+            self.spools[oldest].suspend()
+            del self._recent[oldest]
+        spool.write(body)
+        self._recent.pop(day, None)
+        self._recent[day] = None
 
 
 @dataclass(frozen=True)
