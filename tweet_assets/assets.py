@@ -6,18 +6,17 @@ a backfill of any range is one run; every value is ``{partition_key: value}``.
 """
 
 
+import itertools
 import tempfile
 import time
 import warnings
 from collections import Counter
 
-import polars as pl
-import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MetadataValue, asset
 
 from .athena import DEFAULT_TABLE, create_table_ddl
-from .flatten import finalize_days, flatten_days
-from .io_manager import LakeResource, SpooledPages, SpoolSet, StoredPages
+from .flatten import finalize_days, iter_days
+from .io_manager import LakeResource, SpooledPages, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
 from .partitions import daily_partitions, day_window, start_date
 from .schema import PUBLISHED_SCHEMA, dagster_table_schema
 from .sources.base import PostSource
@@ -111,7 +110,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
         "(tweet_assets.schema). Unreadable pages and posts are quarantined and counted."
     ),
 )
-def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages]) -> dict[str, pl.DataFrame]:
+def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages]) -> dict[str, SpooledTable]:
     """Flatten the run's landed pages (read back in batches, several small days per batch) into
     each day's rows."""
     started = time.monotonic()
@@ -123,11 +122,13 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
             context.log.info(f"{pages:,} pages flattened, {rows:,} rows so far")
 
     pages = ((day, location, line) for day, stored in raw_tweets.items() for location, line in stored.lines())
-    results = flatten_days(pages, progress=progress)
-    empty = finalize_days([], list(raw_tweets))
+    days = iter_days(pages, progress=progress)  # each day as soon as it is done
+    empty = finalize_days([], [day for day in raw_tweets])
+    spool_dir = tempfile.mkdtemp(prefix="clean_tweets-")
     result = {}
-    for day in raw_tweets:
-        out = results.get(day) or empty[day]
+    for day, out in itertools.chain(days, ((d, empty[d]) for d in raw_tweets)):
+        if day in result:
+            continue
         frame = out.frame
         reasons = Counter(q.reason for q in out.quarantined)
         if out.quarantined:
@@ -135,7 +136,7 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
                 f"{day}: quarantined {len(out.quarantined)} ({dict(reasons)}); first: "
                 + "; ".join(f"{q.location} {q.reason}: {q.detail[:200]}" for q in out.quarantined[:3])
             )
-        result[day] = frame
+        result[day] = spool_table(frame, spool_dir, day)
         context.add_asset_metadata(
             {
                 "dagster/row_count": frame.height,
@@ -153,10 +154,10 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
             },
             partition_key=day,
         )
-    total = sum(f.height for f in result.values())
+    total = sum(t.rows for t in result.values())
     context.log.info(f"{total:,} rows over {len(result)} day(s) in {time.monotonic() - started:.1f}s")
     context.add_output_metadata({"duration_s": round(time.monotonic() - started, 3)})
-    return result
+    return {day: result[day] for day in raw_tweets}
 
 
 @asset(
@@ -177,16 +178,18 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
         "rerun. Query it from Athena with the DDL in this asset's metadata (partition projection)."
     ),
 )
-def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, pl.DataFrame], lake: LakeResource) -> dict[str, pa.Table]:
-    """Cast each day's rows to the published Arrow schema, sorted by ``created_at``."""
+def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTable], lake: LakeResource) -> dict[str, SpooledTable]:
+    """Cast each day's rows to the published Arrow schema, sorted by ``created_at``, one day at
+    a time."""
+    spool_dir = tempfile.mkdtemp(prefix="s3_parquet-")
     result = {}
-    for day, frame in clean_tweets.items():
+    for day, stored in clean_tweets.items():
+        frame = stored.frame()
         if not frame.get_column("created_at").is_sorted():  # clean_tweets is sorted already
             frame = frame.sort(["created_at", "id"])
-        table = frame.to_arrow().cast(PUBLISHED_SCHEMA)
+        result[day] = spool_table(frame.to_arrow().cast(PUBLISHED_SCHEMA), spool_dir, day)
         del frame
-        result[day] = table
-        context.add_asset_metadata({"dagster/row_count": table.num_rows, "rows": table.num_rows}, partition_key=day)
+        context.add_asset_metadata({"dagster/row_count": result[day].rows, "rows": result[day].rows}, partition_key=day)
     location = lake.lake().uri(PUBLISHED_TABLE)
     context.add_output_metadata(
         {

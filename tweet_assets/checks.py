@@ -8,13 +8,12 @@ with the declared one (``schema.PUBLISHED_SCHEMA``), so what Athena reads is wha
 
 import warnings
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, PreviewWarning, asset_check
 
 from .assets import PUBLISHED_TABLE, clean_tweets, s3_parquet
-from .io_manager import LakeIOManager, LakeResource
+from .io_manager import LakeIOManager, LakeResource, StoredTable
 from .partitions import daily_partitions, day_window
 from .schema import PUBLISHED_SCHEMA
 
@@ -23,10 +22,10 @@ warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions
 
 
 @asset_check(asset=clean_tweets, blocking=True, partitions_def=daily_partitions, description="Every row has an id, and no id appears twice in a day.")
-def ids_unique_and_not_null(context: AssetCheckExecutionContext, clean_tweets: dict[str, pl.DataFrame]) -> AssetCheckResult:
+def ids_unique_and_not_null(context: AssetCheckExecutionContext, clean_tweets: dict[str, StoredTable]) -> AssetCheckResult:
     nulls, dupes = {}, {}
-    for day, frame in clean_tweets.items():
-        ids = frame.get_column("id")
+    for day, stored in clean_tweets.items():
+        ids = stored.frame(["id"]).get_column("id")
         if ids.null_count():
             nulls[day] = ids.null_count()
         if ids.n_unique() != ids.len():
@@ -38,12 +37,12 @@ def ids_unique_and_not_null(context: AssetCheckExecutionContext, clean_tweets: d
 
 
 @asset_check(asset=clean_tweets, blocking=True, partitions_def=daily_partitions, description="Every created_at lies in its partition's UTC day [00:00Z, next 00:00Z).")
-def created_at_in_partition(context: AssetCheckExecutionContext, clean_tweets: dict[str, pl.DataFrame]) -> AssetCheckResult:
+def created_at_in_partition(context: AssetCheckExecutionContext, clean_tweets: dict[str, StoredTable]) -> AssetCheckResult:
     outside = {}
-    for day, frame in clean_tweets.items():
+    for day, stored in clean_tweets.items():
         start, end = day_window(day)
-        col = frame.get_column("created_at")
-        bad = frame.filter(col.is_null() | (col < start) | (col >= end)).height
+        col = stored.frame(["created_at"]).get_column("created_at")
+        bad = int((col.is_null() | (col < start) | (col >= end)).sum())
         if bad:
             outside[day] = bad
     return AssetCheckResult(passed=not outside, metadata={"days_checked": len(clean_tweets), "rows_outside": MetadataValue.json(outside)})

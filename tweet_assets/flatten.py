@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -470,32 +470,38 @@ BATCH_PAGES = 200
 BATCH_BYTES = 64 << 20
 
 
-def flatten_days(
+def iter_days(
     pages: Iterable[tuple[str | None, str, bytes]],
     window: tuple[datetime, datetime] | None = None,
     batch_pages: int = BATCH_PAGES,
     batch_bytes: int = BATCH_BYTES,
     progress=None,
-) -> dict:
-    """Flatten landed pages of one or many days, batch by batch, into each day's rows.
+) -> Iterator[tuple[str | None, "DayResult"]]:
+    """Flatten landed pages of one or many days, batch by batch, yielding each day's rows as
+    soon as the day is complete, so memory holds about one day, whatever the range.
 
     A batch may hold pages of several days (a backfill of small days is flattened in few
     batches); every post must lie in its page's day.
 
     Args:
-        pages: ``(day, location, page bytes)`` in landing order; ``day`` is the partition key, or
-            None for pages of one day checked against ``window``.
+        pages: ``(day, location, page bytes)`` in landing order, grouped by day; ``day`` is the
+            partition key, or None for pages of one day checked against ``window``.
         window: with ``day`` None, the UTC ``[start, end)`` posts must lie in.
         batch_pages, batch_bytes: a batch is closed at whichever comes first.
         progress: optional callable ``(pages_done, rows_so_far)`` called after each batch.
 
-    Returns:
-        ``{day: DayResult}`` for every day that had pages.
+    Yields:
+        ``(day, DayResult)`` for every day that had pages, in order.
+
+    Raises:
+        ValueError: the pages are not grouped by day (a finished day came back).
     """
     batches: list[FlatBatch] = []
     lines: list[bytes] = []
     locations: list[str] = []
     days: list = []
+    open_days: dict = {}  # days met whose rows are not yet yielded, in order
+    done: set = set()
     size = pages_done = rows = 0
 
     def flush() -> None:
@@ -513,17 +519,39 @@ def flatten_days(
         if progress is not None:
             progress(pages_done, rows)
 
-    seen: dict = {}  # the days met, in order
+    def finished(keep_last: bool) -> Iterator[tuple]:
+        ready = list(open_days)[:-1] if keep_last else list(open_days)
+        for day in ready:
+            yield day, finalize_days(batches, [day])[day]
+            del open_days[day]
+            done.add(day)
+        batches[:] = [b for b in batches if b.frames or any(d in open_days for d in b.stats_by_day)]
+
     for day, location, line in pages:
-        seen.setdefault(day, None)
+        if day not in open_days:
+            if day in done:
+                raise ValueError(f"pages of {day} came after other days' pages: group pages by day")
+            open_days[day] = None
         lines.append(line)
         locations.append(location)
         days.append(day)
         size += len(line)
         if len(lines) >= batch_pages or size >= batch_bytes:
             flush()
+            yield from finished(keep_last=True)
     flush()
-    return finalize_days(batches, list(seen))
+    yield from finished(keep_last=False)
+
+
+def flatten_days(
+    pages: Iterable[tuple[str | None, str, bytes]],
+    window: tuple[datetime, datetime] | None = None,
+    batch_pages: int = BATCH_PAGES,
+    batch_bytes: int = BATCH_BYTES,
+    progress=None,
+) -> dict:
+    """``{day: DayResult}``: :func:`iter_days` collected (for callers that want every day at once)."""
+    return dict(iter_days(pages, window, batch_pages, batch_bytes, progress))
 
 
 def flatten_day(

@@ -123,6 +123,47 @@ class SpooledPages:
 
 
 @dataclass(frozen=True)
+class SpooledTable:
+    """A day's rows in a local Parquet file, ready to be stored (``clean_tweets``/``s3_parquet``
+    values): written as soon as the day is done, so a long backfill holds one day in memory."""
+
+    path: str
+    rows: int
+
+
+def spool_table(table: pa.Table | pl.DataFrame, directory: str, name: str) -> SpooledTable:
+    """Write ``table`` to ``<directory>/<name>.parquet`` with :func:`write_parquet`."""
+    if isinstance(table, pl.DataFrame):
+        table = table.to_arrow()
+    path = os.path.join(directory, f"{name}.parquet")
+    write_parquet(table, path)
+    return SpooledTable(path, table.num_rows)
+
+
+@dataclass(frozen=True)
+class StoredTable:
+    """A day's Parquet object in the lake, read on demand (``clean_tweets`` as an input)."""
+
+    lake: Lake
+    key: str
+    uri: str
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """The rows as Arrow (only ``columns`` if given).
+
+        Raises:
+            LakeError: no object at ``uri`` (materialize the upstream partition first).
+        """
+        with self.lake.open(self.key) as handle:
+            source = handle if handle.seekable() else pa.BufferReader(handle.read())  # S3 bodies stream
+            return pq.read_table(source, columns=columns)
+
+    def frame(self, columns: list[str] | None = None) -> pl.DataFrame:
+        """The rows as a polars DataFrame (only ``columns`` if given)."""
+        return pl.from_arrow(self.read(columns))
+
+
+@dataclass(frozen=True)
 class StoredPages:
     """A day's landed pages in the lake, read lazily (the ``raw_tweets`` value as an input).
 
@@ -164,10 +205,10 @@ class LakeResource(ConfigurableResource):
 class LakeIOManager(ConfigurableIOManager):
     """Stores each asset partition as one object in the lake (local directory or S3).
 
-    Values: ``raw_tweets`` → :class:`SpooledPages` out, :class:`StoredPages` in; DataFrames
-    (polars) or Arrow tables → Parquet (zstd, ``ROW_GROUP_ROWS`` rows per row group,
-    timestamps as written) out, polars DataFrames in. Partitioned values are always
-    ``{partition_key: value}``.
+    Values: ``raw_tweets`` → :class:`SpooledPages` out, :class:`StoredPages` in (lazy);
+    Parquet → :class:`SpooledTable` (or a polars DataFrame / Arrow table, written with
+    :func:`write_parquet`) out, :class:`StoredTable` in (read on demand). Partitioned values are
+    always ``{partition_key: value}``.
 
     Raises:
         LakeError: a write or read failed (the message names bucket, key and endpoint).
@@ -234,10 +275,15 @@ class LakeIOManager(ConfigurableIOManager):
                 return lake.put_file(key, value.path)
             finally:
                 os.remove(value.path)
+        if isinstance(value, SpooledTable):
+            try:
+                return lake.put_file(key, value.path)
+            finally:
+                os.remove(value.path)
         if isinstance(value, pl.DataFrame):
             value = value.to_arrow()
         if not isinstance(value, pa.Table):
-            raise TypeError(f"{key}: Parquet objects are written from polars DataFrames or Arrow tables, got {type(value).__name__}")
+            raise TypeError(f"{key}: Parquet objects are written from SpooledTable, polars DataFrames or Arrow tables, got {type(value).__name__}")
         fd, tmp = tempfile.mkstemp(suffix=".parquet")
         os.close(fd)
         try:
@@ -260,9 +306,7 @@ class LakeIOManager(ConfigurableIOManager):
             if lake.size(key) is None:
                 raise LakeError(f"no object at {lake.uri(key)}: materialize raw_tweets for this partition first.")
             return StoredPages(lake, key, lake.uri(key))
-        with lake.open(key) as handle:
-            source = handle if handle.seekable() else pa.BufferReader(handle.read())  # S3 bodies stream
-            return pl.from_arrow(pq.read_table(source))
+        return StoredTable(lake, key, lake.uri(key))
 
 
 def write_parquet(table: pa.Table, path: str) -> None:
