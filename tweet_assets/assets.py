@@ -129,19 +129,18 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
     for day, out in itertools.chain(days, ((d, empty[d]) for d in raw_tweets)):
         if day in result:
             continue
-        frame = out.frame
         reasons = Counter(q.reason for q in out.quarantined)
         if out.quarantined:
             context.log.warning(
                 f"{day}: quarantined {len(out.quarantined)} ({dict(reasons)}); first: "
                 + "; ".join(f"{q.location} {q.reason}: {q.detail[:200]}" for q in out.quarantined[:3])
             )
-        result[day] = spool_table(frame, spool_dir, day)
+        result[day] = spool_table((chunk.to_arrow() for chunk in out.chunks()), spool_dir, day, PUBLISHED_SCHEMA)
         context.add_asset_metadata(
             {
-                "dagster/row_count": frame.height,
+                "dagster/row_count": out.height,
                 "posts_in_pages": out.stats["posts"],
-                "authors": frame.get_column("author_id").n_unique() if frame.height else 0,
+                "authors": out.column("author_id").n_unique() if out.height else 0,
                 "quarantined": len(out.quarantined),
                 "quarantined_by_reason": MetadataValue.json(dict(reasons)),
                 "quarantine_sample": MetadataValue.json([q.__dict__ for q in out.quarantined[:QUARANTINE_SAMPLE]]),
@@ -184,11 +183,7 @@ def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTab
     spool_dir = tempfile.mkdtemp(prefix="s3_parquet-")
     result = {}
     for day, stored in clean_tweets.items():
-        frame = stored.frame()
-        if not frame.get_column("created_at").is_sorted():  # clean_tweets is sorted already
-            frame = frame.sort(["created_at", "id"])
-        result[day] = spool_table(frame.to_arrow().cast(PUBLISHED_SCHEMA), spool_dir, day)
-        del frame
+        result[day] = spool_table(_sorted_batches(stored), spool_dir, day, PUBLISHED_SCHEMA)
         context.add_asset_metadata({"dagster/row_count": result[day].rows, "rows": result[day].rows}, partition_key=day)
     location = lake.lake().uri(PUBLISHED_TABLE)
     context.add_output_metadata(
@@ -198,3 +193,12 @@ def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTab
         }
     )
     return result
+
+
+def _sorted_batches(stored: StoredTable):
+    """The day's rows a row group at a time when they are sorted by ``created_at`` (as
+    clean_tweets writes them); otherwise the whole day, sorted."""
+    if stored.frame(["created_at"]).get_column("created_at").is_sorted():
+        yield from stored.batches()
+    else:
+        yield stored.frame().sort(["created_at", "id"]).to_arrow()

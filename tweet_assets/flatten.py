@@ -455,13 +455,39 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
 class DayResult:
     """A day's rows, deduplicated and sorted, with what was set aside.
 
-    ``stats`` adds ``duplicates`` (rows whose id was seen again; the last seen is kept) and
-    ``superseded_edits`` (older versions of an edited post whose newer version is in the day).
+    The rows are kept as ``unordered`` (the day's batches, concatenated without copying) and
+    ``order`` (the row numbers to publish, in ``created_at`` order): :meth:`chunks` hands them out
+    a slice at a time, so writing a day never needs a second full copy of it; :attr:`frame` is the
+    whole day at once. ``stats`` adds ``duplicates`` (rows whose id was seen again; the last seen
+    is kept) and ``superseded_edits`` (older versions of an edited post whose newer version is in
+    the day).
     """
 
-    frame: pl.DataFrame
+    unordered: pl.DataFrame
+    order: pl.Series
     quarantined: list[Quarantined]
     stats: Counter
+
+    @property
+    def height(self) -> int:
+        return self.order.len()
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The day's rows, in order (one full copy)."""
+        return self.unordered[self.order].rechunk()
+
+    def column(self, name: str) -> pl.Series:
+        """One column of the day's rows, in order."""
+        return self.unordered.get_column(name).gather(self.order)
+
+    def chunks(self, rows: int = 100_000) -> Iterator[pl.DataFrame]:
+        """The day's rows in order, ``rows`` at a time (at least one, possibly empty, chunk)."""
+        if self.height == 0:
+            yield self.unordered.clear()
+            return
+        for start in range(0, self.height, rows):
+            yield self.unordered[self.order.slice(start, rows)]
 
 
 #: Pages decoded and flattened together: bounds memory (a page is ~0.1-1 MB of JSON) while keeping
@@ -588,8 +614,9 @@ def finalize_day(batches: Iterable[FlatBatch]) -> DayResult:
     """Combine a day's batches: dedupe by id (last wins), keep an edited post's newest version,
     sort by ``created_at`` then ``id``.
 
-    Memory: the batches are concatenated without copying; the choice of rows and their order is
-    worked out on three small columns, and the day's rows are copied once, by one gather.
+    Memory: the batches are concatenated without copying, and the choice of rows and their order
+    is worked out on four small columns; the rows are gathered in order only when written
+    (:meth:`DayResult.chunks`).
     """
     frames, quarantined, stats = [], [], Counter()
     for b in batches:
@@ -618,6 +645,4 @@ def finalize_day(batches: Iterable[FlatBatch]) -> DayResult:
         kept = kept.filter(~P("id").is_in(older.implode()))
         stats["superseded_edits"] += before - kept.height
     order = kept.sort(["created_at", "id"]).get_column("_i")
-    if order.len() != frame.height or not order.equals(pl.int_range(frame.height, dtype=pl.UInt32, eager=True)):
-        frame = frame[order]
-    return DayResult(frame.rechunk(), quarantined, stats)
+    return DayResult(frame, order, quarantined, stats)

@@ -20,11 +20,12 @@ Dagster's own ``UPathIOManager`` is not used because it refuses multi-partition 
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import polars as pl
 import pyarrow as pa
@@ -131,13 +132,11 @@ class SpooledTable:
     rows: int
 
 
-def spool_table(table: pa.Table | pl.DataFrame, directory: str, name: str) -> SpooledTable:
-    """Write ``table`` to ``<directory>/<name>.parquet`` with :func:`write_parquet`."""
-    if isinstance(table, pl.DataFrame):
-        table = table.to_arrow()
+def spool_table(chunks: Iterable[pa.Table], directory: str, name: str, schema: pa.Schema | None = None) -> SpooledTable:
+    """Write ``chunks`` (Arrow tables of one schema, in order; at least one) to
+    ``<directory>/<name>.parquet`` with :func:`write_parquet`, one chunk at a time."""
     path = os.path.join(directory, f"{name}.parquet")
-    write_parquet(table, path)
-    return SpooledTable(path, table.num_rows)
+    return SpooledTable(path, write_parquet(chunks, path, schema))
 
 
 @dataclass(frozen=True)
@@ -161,6 +160,18 @@ class StoredTable:
     def frame(self, columns: list[str] | None = None) -> pl.DataFrame:
         """The rows as a polars DataFrame (only ``columns`` if given)."""
         return pl.from_arrow(self.read(columns))
+
+    def batches(self, rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+        """The rows, ``rows`` at a time, read as they are needed."""
+        with self.lake.open(self.key) as handle:
+            source = handle if handle.seekable() else pa.BufferReader(handle.read())
+            parquet = pq.ParquetFile(source)
+            empty = True
+            for batch in parquet.iter_batches(batch_size=rows):
+                empty = False
+                yield pa.Table.from_batches([batch])
+            if empty:  # a day without posts: one empty chunk, with the schema
+                yield parquet.schema_arrow.empty_table()
 
 
 @dataclass(frozen=True)
@@ -309,23 +320,40 @@ class LakeIOManager(ConfigurableIOManager):
         return StoredTable(lake, key, lake.uri(key))
 
 
-def write_parquet(table: pa.Table, path: str) -> None:
-    """Write ``table`` as Parquet at ``path``: zstd, ``ROW_GROUP_ROWS`` rows per row group,
-    column statistics on, dictionary encoding for low-cardinality string columns only, timestamps
-    kept at their unit (the published schema uses ms, UTC).
+def write_parquet(table: pa.Table | Iterable[pa.Table], path: str, schema: pa.Schema | None = None) -> int:
+    """Write a table, or chunks of one in order, as Parquet at ``path``; returns the row count.
+
+    zstd, row groups of at most ``ROW_GROUP_ROWS`` rows (a chunk is written as it comes, so memory
+    holds one chunk), column statistics on, dictionary encoding for the string columns with few
+    distinct values in the first chunk, timestamps kept at their unit (the published schema: ms,
+    UTC). ``schema`` casts every chunk (default: the first chunk's schema).
     """
+    chunks = iter([table] if isinstance(table, pa.Table) else table)
+    first = next(chunks, None)
+    if first is None:
+        if schema is None:
+            raise ValueError(f"{path}: no chunk to write and no schema")
+        first = schema.empty_table()
+    if schema is not None:
+        first = first.cast(schema)
     dictionary = [
         f.name
-        for f in table.schema
-        if pa.types.is_string(f.type) and table.num_rows and pa.compute.count_distinct(table[f.name]).as_py() <= DICTIONARY_MAX_DISTINCT * table.num_rows + 1
+        for f in first.schema
+        if pa.types.is_string(f.type) and first.num_rows and pa.compute.count_distinct(first[f.name]).as_py() <= DICTIONARY_MAX_DISTINCT * first.num_rows + 1
     ]
-    pq.write_table(
-        table,
+    rows = 0
+    with pq.ParquetWriter(
         path,
+        first.schema,
         compression="zstd",
         use_dictionary=dictionary or False,
-        row_group_size=ROW_GROUP_ROWS,
         write_statistics=True,
         coerce_timestamps="ms",
         allow_truncated_timestamps=False,
-    )
+    ) as writer:
+        for chunk in itertools.chain([first], chunks):
+            if schema is not None:
+                chunk = chunk.cast(schema)
+            writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
+            rows += chunk.num_rows
+    return rows
