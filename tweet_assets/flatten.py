@@ -417,23 +417,10 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
         )
         frame = frame.join(places, on=["_page", "place_id"], how="left", maintain_order="left")
 
-    frame = frame.with_columns(
-        P("_retweeted_id").cast(I64, strict=False).alias("retweeted_id"),
-        P("_retweeted_user_id").cast(I64, strict=False).alias("retweeted_user_id"),
-        P("_quoted_id").cast(I64, strict=False).alias("quoted_id"),
-        P("_quoted_user_id").cast(I64, strict=False).alias("quoted_user_id"),
-        P("_replied_to_id").cast(I64, strict=False).alias("replied_to_id"),
-        P("_in_reply_to_user_id").cast(I64, strict=False).alias("in_reply_to_user_id"),
-        P("_poll_id").cast(I64, strict=False).alias("poll_id"),
-    )
-    for src, dst in (
-        ("_author_id", "author_id"),
-        ("_retweeted_id", "retweeted_id"),
-        ("_quoted_id", "quoted_id"),
-        ("_replied_to_id", "replied_to_id"),
-        ("_in_reply_to_user_id", "in_reply_to_user_id"),
-        ("_poll_id", "poll_id"),
-    ):
+    # ids arrive as strings; one that is not a number becomes null and is counted per day
+    id_columns = ("retweeted_id", "retweeted_user_id", "quoted_id", "quoted_user_id", "replied_to_id", "in_reply_to_user_id", "poll_id")
+    frame = frame.with_columns(P(f"_{name}").cast(I64, strict=False).alias(name) for name in id_columns)
+    for src, dst in [("_author_id", "author_id"), *((f"_{name}", name) for name in id_columns)]:
         invalid = frame.filter(P(src).is_not_null() & P(dst).is_null()).get_column("_day").value_counts()
         for day, count in invalid.iter_rows():
             stats.setdefault(day, Counter())[f"invalid_{dst}"] += count
