@@ -103,6 +103,8 @@ class DagitServer:
             "DAGSTER_DISABLE_TELEMETRY": "1",
             "PYTHONUNBUFFERED": "1",
         }
+        # create the instance's SQLite storage once, before the webserver and daemon race to migrate it
+        subprocess.run([dagster_executable(), "instance", "migrate"], cwd=REPO, env=self.env, check=True, capture_output=True, timeout=120)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [dagster_executable(), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],

@@ -154,9 +154,15 @@ def edges_between(boxes: dict, edges: list, slack: float = 20.0) -> set[tuple[st
 def launch_backfill_from_ui(page, server, days: list[str]) -> str:
     """Materialize all → the partition dialog → a custom range → Launch backfill; returns its id."""
     page.goto(server.url + GRAPH_PAGE)
-    page.get_by_role("button", name="Materialize all").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text("Partition selection").wait_for()
+    for attempt in range(3):  # a pop-up (Dagster's community banner) can swallow the first click
+        page.get_by_role("button", name="Materialize all").click()
+        try:
+            dialog.get_by_text("Partition selection").wait_for(timeout=30_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     selection = dialog.locator("input[type=text]").first
     selection.click()
     selection.fill(f"[{days[0]}...{days[-1]}]")

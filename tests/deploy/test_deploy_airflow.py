@@ -208,6 +208,8 @@ def test_dag_launches_through_the_dagster_webserver_when_configured(airflow, tmp
     port = free_port()
     env = clean_env(DAGSTER_HOME=str(home), TWEET_ASSETS_LAKE_URL=str(lake), TWEET_ASSETS_SAMPLE_POSTS="20")
     workspace = ["--workspace", str(REPO / "workspace.yaml")]
+    # create the instance's SQLite storage once, before two processes would race to migrate it
+    subprocess.run([venv_bin("dagster"), "instance", "migrate"], env=env, cwd=str(home), check=True, capture_output=True, timeout=120)
     web = start([venv_bin("dagster-webserver"), "--host", "127.0.0.1", "--port", str(port), *workspace], env, tmp_path / "web.log", home)
     daemon = start([venv_bin("dagster-daemon"), "run", *workspace], env, tmp_path / "daemon.log", home)
     try:
