@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import boto3
+import pyarrow.parquet as pq
 import pytest
 
 from tests.helpers import resources, run
@@ -104,7 +105,11 @@ def test_sigkill_mid_backfill_then_relaunch_publishes_each_post_once(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # mid-backfill: raw landed, clean_tweets half written
     proc.wait(timeout=30)
     assert len(list((killed_lake / "tweets").glob("dt=*/*.parquet"))) < 20
-    assert not list(killed_lake.rglob("*.parquet.*")) or all(p.name.startswith(".tmp-") for p in killed_lake.rglob("*.part"))
+    # a write cut short leaves at most a hidden temporary file, never a partial object at a published key
+    stray = [p.name for p in killed_lake.rglob("*") if p.is_file() and not p.name.startswith("part-00000.")]
+    assert all(name.startswith(".tmp-") and name.endswith(".part") for name in stray), stray
+    for published in killed_lake.rglob("part-00000.parquet"):
+        pq.ParquetFile(published)  # every visible object is whole: its footer reads
 
     relaunch = subprocess.run([sys.executable, "-c", BACKFILL, *days], env={**env, "TWEET_ASSETS_LAKE_URL": str(killed_lake)}, capture_output=True, timeout=300)
     assert relaunch.returncode == 0, relaunch.stderr[-2000:]
