@@ -2,13 +2,14 @@
 
 Usage: python bench/flatten_file.py IN.jsonl OUT.parquet
 Prints rows, quarantined and seconds on stderr. No window (every post kept), dedup by id.
+Rows are written as the assets write them: a day's sorted chunks, one Parquet row group each.
 """
 
 import sys
 import time
 
 from tweet_assets.flatten import flatten_day
-from tweet_assets.io_manager import write_parquet
+from tweet_assets.parquet import write_parquet
 from tweet_assets.schema import PUBLISHED_SCHEMA
 
 
@@ -23,5 +24,5 @@ def lines(path):
 if __name__ == "__main__":
     started = time.perf_counter()
     out = flatten_day(lines(sys.argv[1]))
-    write_parquet(out.frame.to_arrow().cast(PUBLISHED_SCHEMA), sys.argv[2])
-    print(f"rows={out.frame.height} quarantined={len(out.quarantined)} seconds={time.perf_counter() - started:.2f}", file=sys.stderr)
+    rows = write_parquet((chunk.to_arrow() for chunk in out.chunks()), sys.argv[2], PUBLISHED_SCHEMA)
+    print(f"rows={rows} quarantined={len(out.quarantined)} seconds={time.perf_counter() - started:.2f}", file=sys.stderr)

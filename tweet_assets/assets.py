@@ -12,6 +12,7 @@ import time
 import warnings
 from collections import Counter
 
+import polars as pl
 from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MetadataValue, asset
 
 from .athena import DEFAULT_TABLE, create_table_ddl
@@ -135,12 +136,20 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
                 f"{day}: quarantined {len(out.quarantined)} ({dict(reasons)}); first: "
                 + "; ".join(f"{q.location} {q.reason}: {q.detail[:200]}" for q in out.quarantined[:3])
             )
-        result[day] = spool_table((chunk.to_arrow() for chunk in out.chunks()), spool_dir, day, PUBLISHED_SCHEMA)
+        authors: list = []
+
+        def arrow_chunks(out=out, authors=authors):
+            for chunk in out.chunks():
+                authors.append(chunk.get_column("author_id"))
+                yield chunk.to_arrow()
+
+        result[day] = spool_table(arrow_chunks(), spool_dir, day, PUBLISHED_SCHEMA)
+        out.close()
         context.add_asset_metadata(
             {
                 "dagster/row_count": out.height,
                 "posts_in_pages": out.stats["posts"],
-                "authors": out.column("author_id").n_unique() if out.height else 0,
+                "authors": pl.concat(authors).n_unique() if out.height else 0,
                 "quarantined": len(out.quarantined),
                 "quarantined_by_reason": MetadataValue.json(dict(reasons)),
                 "quarantine_sample": MetadataValue.json([q.__dict__ for q in out.quarantined[:QUARANTINE_SAMPLE]]),

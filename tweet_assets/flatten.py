@@ -33,6 +33,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .day_rows import DayResult, DayRows
 from .pages import DecodedBatch, Quarantined, decode_pages
 from .schema import COLUMN_NAMES, PUBLISHED_SCHEMA
 
@@ -438,45 +439,6 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-@dataclass
-class DayResult:
-    """A day's rows, deduplicated and sorted, with what was set aside.
-
-    The rows are kept as ``unordered`` (the day's batches, concatenated without copying) and
-    ``order`` (the row numbers to publish, in ``created_at`` order): :meth:`chunks` hands them out
-    a slice at a time, so writing a day never needs a second full copy of it; :attr:`frame` is the
-    whole day at once. ``stats`` adds ``duplicates`` (rows whose id was seen again; the last seen
-    is kept) and ``superseded_edits`` (older versions of an edited post whose newer version is in
-    the day).
-    """
-
-    unordered: pl.DataFrame
-    order: pl.Series
-    quarantined: list[Quarantined]
-    stats: Counter
-
-    @property
-    def height(self) -> int:
-        return self.order.len()
-
-    @property
-    def frame(self) -> pl.DataFrame:
-        """The day's rows, in order (one full copy)."""
-        return self.unordered[self.order].rechunk()
-
-    def column(self, name: str) -> pl.Series:
-        """One column of the day's rows, in order."""
-        return self.unordered.get_column(name).gather(self.order)
-
-    def chunks(self, rows: int = 100_000) -> Iterator[pl.DataFrame]:
-        """The day's rows in order, ``rows`` at a time (at least one, possibly empty, chunk)."""
-        if self.height == 0:
-            yield self.unordered.clear()
-            return
-        for start in range(0, self.height, rows):
-            yield self.unordered[self.order.slice(start, rows)]
-
-
 #: Pages decoded and flattened together: bounds memory (a page is ~0.1-1 MB of JSON) while keeping
 #: the per-batch overhead small.
 BATCH_PAGES = 200
@@ -491,7 +453,9 @@ def iter_days(
     progress=None,
 ) -> Iterator[tuple[str | None, "DayResult"]]:
     """Flatten landed pages of one or many days, batch by batch, yielding each day's rows as
-    soon as the day is complete, so memory holds about one day, whatever the range.
+    soon as the day is complete. Memory is bounded whatever the range or the size of a day: a
+    batch of pages, and per open day its index and at most ``day_rows.SPILL_AFTER_BYTES`` of
+    rows (the rest spilled to local disk, see :mod:`tweet_assets.day_rows`).
 
     A batch may hold pages of several days (a backfill of small days is flattened in few
     batches); every post must lie in its page's day.
@@ -509,12 +473,11 @@ def iter_days(
     Raises:
         ValueError: the pages are not grouped by day (a finished day came back).
     """
-    batches: list[FlatBatch] = []
+    open_days: dict = {}  # day → DayRows, for days met whose rows are not yet yielded, in order
+    done: set = set()
     lines: list[bytes] = []
     locations: list[str] = []
     days: list = []
-    open_days: dict = {}  # days met whose rows are not yet yielded, in order
-    done: set = set()
     size = pages_done = rows = 0
 
     def flush() -> None:
@@ -522,7 +485,7 @@ def iter_days(
         if not lines:
             return
         flat = flatten_batch(decode_pages(lines, locations, days if any(d is not None for d in days) else None), window)
-        batches.append(flat)
+        _add(flat, open_days)
         pages_done += len(lines)
         rows += sum(f.height for f in flat.frames.values())
         lines.clear()
@@ -533,18 +496,15 @@ def iter_days(
             progress(pages_done, rows)
 
     def finished(keep_last: bool) -> Iterator[tuple]:
-        ready = list(open_days)[:-1] if keep_last else list(open_days)
-        for day in ready:
-            yield day, finalize_days(batches, [day])[day]
-            del open_days[day]
+        for day in list(open_days)[:-1] if keep_last else list(open_days):
+            yield day, open_days.pop(day).finish()
             done.add(day)
-        batches[:] = [b for b in batches if b.frames or any(d in open_days for d in b.stats_by_day)]
 
     for day, location, line in pages:
         if day not in open_days:
             if day in done:
                 raise ValueError(f"pages of {day} came after other days' pages: group pages by day")
-            open_days[day] = None
+            open_days[day] = DayRows(POLARS_SCHEMA)
         lines.append(line)
         locations.append(location)
         days.append(day)
@@ -554,6 +514,17 @@ def iter_days(
             yield from finished(keep_last=True)
     flush()
     yield from finished(keep_last=False)
+
+
+def _add(flat: FlatBatch, open_days: dict) -> None:
+    """Hand a flattened batch's rows, quarantine and counters to each day's :class:`DayRows`."""
+    for day in {*flat.frames, *flat.stats_by_day, *(q.day for q in flat.quarantined)}:
+        rows = open_days.setdefault(day, DayRows(POLARS_SCHEMA))
+        if day in flat.frames:
+            rows.add(flat.frames[day])
+        rows.stats.update(flat.stats_by_day.get(day, {}))
+    for q in flat.quarantined:
+        open_days[q.day].quarantined.append(q)
 
 
 def flatten_days(
@@ -582,54 +553,20 @@ def flatten_day(
 
 
 def finalize_days(batches: Iterable[FlatBatch], days: list) -> dict:
-    """``{day: DayResult}`` for ``days``: each day's batches combined by :func:`finalize_day`."""
-    batches = list(batches)
-    out = {}
-    for day in days:
-        out[day] = finalize_day(
-            FlatBatch(
-                {day: b.frames.pop(day)} if day in b.frames else {},  # popped: freed once combined
-                [q for q in b.quarantined if q.day == day],
-                {day: b.stats_by_day[day]} if day in b.stats_by_day else {},
-            )
-            for b in batches
-        )
-    return out
+    """``{day: DayResult}`` for ``days`` from flattened batches (a day without rows is empty)."""
+    open_days: dict = {day: DayRows(POLARS_SCHEMA) for day in days}
+    for flat in batches:
+        _add(flat, open_days)
+    return {day: open_days[day].finish() for day in days}
 
 
 def finalize_day(batches: Iterable[FlatBatch]) -> DayResult:
-    """Combine a day's batches: dedupe by id (last wins), keep an edited post's newest version,
-    sort by ``created_at`` then ``id``.
-
-    Memory: the batches are concatenated without copying, and the choice of rows and their order
-    is worked out on four small columns; the rows are gathered in order only when written
-    (:meth:`DayResult.chunks`).
-    """
-    frames, quarantined, stats = [], [], Counter()
-    for b in batches:
-        frames.extend(b.frames.values())
-        quarantined.extend(b.quarantined)
-        stats.update(b.stats)
-    frame = pl.concat(frames, how="vertical", rechunk=False) if frames else pl.DataFrame(schema=POLARS_SCHEMA)
-    frames.clear()
-    index = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_i"), "id", "created_at", "edit_history_tweet_ids")
-    kept = index.unique("id", keep="last", maintain_order=True)
-    stats["duplicates"] += index.height - kept.height
-    # An edit is a new post whose edit_history_tweet_ids ends with its own id and lists the
-    # earlier versions' ids (X API v2 "Edit Posts" docs). Earlier versions present in the same
-    # day are superseded by it.
-    older = (
-        kept.filter(P("edit_history_tweet_ids").list.len() > 1)
-        .filter(P("edit_history_tweet_ids").list.last() == P("id"))
-        .select(P("edit_history_tweet_ids").list.slice(0, P("edit_history_tweet_ids").list.len() - 1).alias("old"))
-        .explode("old")
-        .get_column("old")
-        .drop_nulls()
-        .unique()
-    )
-    if older.len():
-        before = kept.height
-        kept = kept.filter(~P("id").is_in(older.implode()))
-        stats["superseded_edits"] += before - kept.height
-    order = kept.sort(["created_at", "id"]).get_column("_i")
-    return DayResult(frame, order, quarantined, stats)
+    """Combine one day's flattened batches: dedupe by id (last wins), keep an edited post's newest
+    version, sort by ``created_at`` then ``id`` (see :mod:`tweet_assets.day_rows`)."""
+    rows = DayRows(POLARS_SCHEMA)
+    for flat in batches:
+        for frame in flat.frames.values():
+            rows.add(frame)
+        rows.stats.update(flat.stats)
+        rows.quarantined.extend(flat.quarantined)
+    return rows.finish()

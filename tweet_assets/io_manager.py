@@ -20,7 +20,6 @@ Dagster's own ``UPathIOManager`` is not used because it refuses multi-partition 
 from __future__ import annotations
 
 import gzip
-import itertools
 import os
 import tempfile
 import time
@@ -29,21 +28,16 @@ from typing import Iterable, Iterator, Mapping
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from .lake import Lake, LakeError, open_lake
+from .parquet import ROW_GROUP_ROWS, write_parquet
 
 PART = "part-00000"
 FORMATS = {"jsonl.gz", "parquet"}
-#: Rows per Parquet row group: a day is one file; ~100k posts make row groups of tens of MB.
-ROW_GROUP_ROWS = 100_000
-#: Dictionary-encode only columns with few distinct values (lang, source, ...): for ids and text it
-#: costs time and saves nothing.
-DICTIONARY_MAX_DISTINCT = 0.1
 
 
 class PageSpool:
@@ -318,42 +312,3 @@ class LakeIOManager(ConfigurableIOManager):
                 raise LakeError(f"no object at {lake.uri(key)}: materialize raw_tweets for this partition first.")
             return StoredPages(lake, key, lake.uri(key))
         return StoredTable(lake, key, lake.uri(key))
-
-
-def write_parquet(table: pa.Table | Iterable[pa.Table], path: str, schema: pa.Schema | None = None) -> int:
-    """Write a table, or chunks of one in order, as Parquet at ``path``; returns the row count.
-
-    zstd, row groups of at most ``ROW_GROUP_ROWS`` rows (a chunk is written as it comes, so memory
-    holds one chunk), column statistics on, dictionary encoding for the string columns with few
-    distinct values in the first chunk, timestamps kept at their unit (the published schema: ms,
-    UTC). ``schema`` casts every chunk (default: the first chunk's schema).
-    """
-    chunks = iter([table] if isinstance(table, pa.Table) else table)
-    first = next(chunks, None)
-    if first is None:
-        if schema is None:
-            raise ValueError(f"{path}: no chunk to write and no schema")
-        first = schema.empty_table()
-    if schema is not None:
-        first = first.cast(schema)
-    dictionary = [
-        f.name
-        for f in first.schema
-        if pa.types.is_string(f.type) and first.num_rows and pa.compute.count_distinct(first[f.name]).as_py() <= DICTIONARY_MAX_DISTINCT * first.num_rows + 1
-    ]
-    rows = 0
-    with pq.ParquetWriter(
-        path,
-        first.schema,
-        compression="zstd",
-        use_dictionary=dictionary or False,
-        write_statistics=True,
-        coerce_timestamps="ms",
-        allow_truncated_timestamps=False,
-    ) as writer:
-        for chunk in itertools.chain([first], chunks):
-            if schema is not None:
-                chunk = chunk.cast(schema)
-            writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
-            rows += chunk.num_rows
-    return rows

@@ -1,0 +1,88 @@
+"""day_rows: a day gathered as sorted runs, spilled to disk, handed out in order chunk by chunk.
+
+The same pages flattened as one in-memory run and as many small runs spilled to Arrow IPC files,
+read back in small chunks, must give the same table.
+"""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from tests.helpers import post_page_files
+from tweet_assets import day_rows
+from tweet_assets.flatten import POLARS_SCHEMA, flatten_batch, flatten_day
+from tweet_assets.pages import decode_pages
+
+
+def _lines(paths):
+    for path in paths:
+        for number, line in enumerate(path.read_bytes().splitlines(), start=1):
+            if line.strip():
+                yield f"{path.name}:{number}", line
+
+
+def test_spilled_runs_read_in_small_chunks_equal_one_in_memory_run(x_api_v2, monkeypatch):
+    files = post_page_files(x_api_v2)
+    whole = flatten_day(_lines(files), batch_pages=100_000, batch_bytes=1 << 40)
+    assert len(whole.runs) == 1 and whole.runs[0].path is None
+
+    monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)  # every run goes to disk
+    spilled = flatten_day(_lines(files), batch_pages=1)
+    assert len(spilled.runs) > 20 and all(run.path and os.path.exists(run.path) for run in spilled.runs)
+    assert spilled.height == whole.height > 2_000
+    assert spilled.stats == whole.stats and len(spilled.quarantined) == len(whole.quarantined)
+
+    chunks = list(spilled.chunks(rows=97))
+    assert [c.height for c in chunks[:-1]] == [97] * (len(chunks) - 1)
+    assert_frame_equal(pl.concat(chunks), whole.frame)
+    assert pl.concat(chunks).get_column("id").is_unique().all()
+    assert_frame_equal(pl.concat(spilled.chunks(rows=500, columns=["id", "text"])), whole.frame.select("id", "text"))
+    assert spilled.column("author_id").to_list() == whole.frame.get_column("author_id").to_list()
+
+    folder = spilled.spill.name
+    spilled.close()
+    assert not os.path.exists(folder)
+
+
+def _page(*posts) -> bytes:
+    users = [{"id": "1", "username": "ana", "name": "Ana"}]
+    return orjson.dumps({"data": list(posts), "includes": {"users": users}, "meta": {"result_count": len(posts)}})
+
+
+def _post(i, text, created="2024-01-01T10:00:00.000Z", history=None):
+    return {"id": str(i), "text": text, "created_at": created, "author_id": "1", "edit_history_tweet_ids": history or [str(i)]}
+
+
+def test_last_seen_wins_and_edits_supersede_across_spilled_runs(monkeypatch):
+    monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
+    pages = [
+        _page(_post(1, "first"), _post(2, "two", "2024-01-01T09:00:00.000Z"), _post(1, "second")),
+        _page(_post(3, "original", "2024-01-01T08:00:00.000Z")),
+        _page(_post(1, "third"), _post(4, "edited", "2024-01-01T08:30:00.000Z", history=["3", "4"])),
+        _page(_post(5, "same time", "2024-01-01T09:00:00.000Z"), _post(0, "same time, lower id", "2024-01-01T09:00:00.000Z")),
+    ]
+    out = flatten_day(((f"p:{n}", page) for n, page in enumerate(pages, start=1)), batch_pages=1)
+    assert len(out.runs) == 4 and all(run.path for run in out.runs)
+    frame = pl.concat(out.chunks(rows=2))
+    assert frame.select("id", "text").rows() == [
+        (4, "edited"),
+        (0, "same time, lower id"),
+        (2, "two"),
+        (5, "same time"),
+        (1, "third"),
+    ]
+    assert out.stats["duplicates"] == 2 and out.stats["superseded_edits"] == 1
+
+
+def test_a_day_without_rows_gives_one_empty_chunk_with_the_columns():
+    batch = flatten_batch(decode_pages([orjson.dumps({"meta": {"result_count": 0}})], ["p:1"]))
+    rows = day_rows.DayRows(POLARS_SCHEMA)
+    for frame in batch.frames.values():
+        rows.add(frame)
+    out = rows.finish()
+    chunks = list(out.chunks())
+    assert out.height == 0 and len(chunks) == 1 and chunks[0].schema == POLARS_SCHEMA

@@ -1,0 +1,201 @@
+"""A day's rows, gathered batch by batch as sorted runs, then handed out deduplicated and in order.
+
+This is an external merge sort sized for the busiest days: each flattened batch of a day is sorted
+by ``(created_at, id)`` on arrival and kept as a *run*, in memory while the day's runs total less
+than :data:`SPILL_AFTER_BYTES`, otherwise written to an uncompressed Arrow IPC file in a temporary
+directory. Only four small columns per row stay in memory for the whole day (the index: id,
+created_at, edit_history_tweet_ids and where the row is). Once the day is complete, the rows to
+publish and their order are worked out on the index, and :meth:`DayResult.chunks` reads each
+output chunk's rows from every run as one contiguous row range (runs and output share the sort
+key), so writing a day of any size holds one chunk, not the day.
+
+Memory for a day of N rows: about 40 bytes x N of index + ``SPILL_AFTER_BYTES`` of runs in
+memory + one chunk; the rest is on local disk (the temporary directory is removed when the
+:class:`DayResult` is garbage-collected or closed).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from .pages import Quarantined
+from .parquet import ROW_GROUP_ROWS
+
+P = pl.col
+#: The day's runs stay in memory up to this estimated size (bytes); later runs go to disk.
+SPILL_AFTER_BYTES = 256 << 20
+#: Rows per record batch in a spilled run: the unit read back (a few MB at most).
+SPILL_BATCH_ROWS = 8_192
+#: Rows per chunk handed out by :meth:`DayResult.chunks` (and per Parquet row group).
+CHUNK_ROWS = ROW_GROUP_ROWS
+SORT_KEY = ["created_at", "id"]
+
+
+class Run:
+    """One batch's rows of one day, sorted by ``(created_at, id)``: in memory or in an IPC file."""
+
+    def __init__(self, frame: pl.DataFrame, spill_dir: str | None = None):
+        self.height = frame.height
+        self.frame: pl.DataFrame | None = frame
+        self.path: str | None = None
+        if spill_dir is not None:
+            fd, self.path = tempfile.mkstemp(suffix=".arrow", dir=spill_dir)
+            with os.fdopen(fd, "wb") as sink, ipc.new_file(sink, frame.to_arrow().schema) as writer:
+                writer.write_table(frame.to_arrow(), max_chunksize=SPILL_BATCH_ROWS)
+            self.frame = None
+
+    def slice(self, start: int, length: int, columns: list[str] | None = None) -> pl.DataFrame:
+        """Rows ``[start, start + length)`` (only ``columns`` when given)."""
+        if self.frame is not None:
+            part = self.frame.slice(start, length)
+            return part.select(columns) if columns else part
+        first, last = start // SPILL_BATCH_ROWS, (start + length - 1) // SPILL_BATCH_ROWS
+        with pa.OSFile(self.path, "rb") as source:
+            reader = ipc.open_file(source)
+            batches = [reader.get_batch(i) for i in range(first, last + 1)]
+        table = pa.Table.from_batches(batches, schema=reader.schema)
+        if columns:
+            table = table.select(columns)
+        return pl.from_arrow(table.slice(start - first * SPILL_BATCH_ROWS, length))  # type: ignore[return-value]
+
+
+@dataclass
+class DayRows:
+    """Accumulates a day's flattened batches (:meth:`add`), then :meth:`finish` es the day.
+
+    ``schema`` is the polars schema of the rows (the published columns); ``quarantined`` and
+    ``stats`` gather what the batches set aside and counted.
+    """
+
+    schema: pl.Schema
+    quarantined: list[Quarantined] = field(default_factory=list)
+    stats: Counter = field(default_factory=Counter)
+    runs: list[Run] = field(default_factory=list)
+    index: list[pl.DataFrame] = field(default_factory=list)
+    in_memory_bytes: int = 0
+    spill_after_bytes: int | None = None  # default: SPILL_AFTER_BYTES
+    _spill: tempfile.TemporaryDirectory | None = None
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Add a batch's rows (arrival order), sorting them into a run."""
+        if frame.height == 0:
+            return
+        frame = frame.with_row_index("_seq").sort([*SORT_KEY, "_seq"])
+        number = len(self.runs)
+        self.index.append(
+            frame.select(
+                pl.lit(number, pl.UInt32).alias("_run"),
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias("_r"),
+                "_seq",
+                "id",
+                "created_at",
+                "edit_history_tweet_ids",
+            )
+        )
+        frame = frame.drop("_seq")
+        size = frame.estimated_size()
+        budget = SPILL_AFTER_BYTES if self.spill_after_bytes is None else self.spill_after_bytes
+        if self.in_memory_bytes + size <= budget:
+            self.in_memory_bytes += size
+            self.runs.append(Run(frame))
+        else:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryDirectory(prefix="tweet_assets-day-")
+            self.runs.append(Run(frame, self._spill.name))
+
+    def finish(self) -> "DayResult":
+        """Deduplicate by id (the last seen wins), keep an edited post's newest version, order by
+        ``(created_at, id)``; see :class:`DayResult`."""
+        stats = Counter(self.stats)
+        if not self.index:
+            order = pl.DataFrame(schema={"_run": pl.UInt32, "_r": pl.UInt32})
+            return DayResult(self.schema, [], order, self.quarantined, stats, None)
+        index = pl.concat(self.index, rechunk=True).sort(["_run", "_seq"])  # arrival order
+        self.index.clear()
+        kept = index.unique("id", keep="last", maintain_order=True)
+        stats["duplicates"] += index.height - kept.height
+        # An edit is a new post whose edit_history_tweet_ids ends with its own id and lists the
+        # earlier versions' ids (X API v2 "Edit Posts" docs). Earlier versions present in the
+        # same day are superseded by it.
+        history = P("edit_history_tweet_ids")
+        older = (
+            kept.filter(history.list.len() > 1)
+            .filter(history.list.last() == P("id"))
+            .select(history.list.slice(0, history.list.len() - 1).alias("old"))
+            .explode("old")
+            .get_column("old")
+            .drop_nulls()
+            .unique()
+        )
+        if older.len():
+            before = kept.height
+            kept = kept.filter(~P("id").is_in(older.implode()))
+            stats["superseded_edits"] += before - kept.height
+        order = kept.sort(SORT_KEY).select("_run", "_r")
+        return DayResult(self.schema, self.runs, order, self.quarantined, stats, self._spill)
+
+
+@dataclass
+class DayResult:
+    """A day's rows, deduplicated and sorted by ``(created_at, id)``, with what was set aside.
+
+    ``order`` lists the rows to publish (``_run``, ``_r``: run number, row in the run) in order;
+    :meth:`chunks` reads them a chunk at a time. ``stats`` adds ``duplicates`` (rows whose id was
+    seen again; the last seen is kept) and ``superseded_edits`` (older versions of an edited post
+    whose newer version is in the day) to the batches' counters.
+    """
+
+    schema: pl.Schema
+    runs: list[Run]
+    order: pl.DataFrame
+    quarantined: list[Quarantined]
+    stats: Counter
+    spill: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def height(self) -> int:
+        return self.order.height
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """The day's rows, in order, as one frame (the whole day in memory)."""
+        return pl.concat(list(self.chunks()), rechunk=True)
+
+    def column(self, name: str) -> pl.Series:
+        """One column of the day's rows, in order."""
+        return pl.concat([c.get_column(name) for c in self.chunks(columns=[name])])
+
+    def chunks(self, rows: int = CHUNK_ROWS, columns: list[str] | None = None) -> Iterator[pl.DataFrame]:
+        """The day's rows in order, ``rows`` at a time (at least one, possibly empty, chunk).
+
+        Each chunk reads, from every run it draws on, one contiguous row range: runs are sorted
+        by the same key as the output, so a chunk's rows of a run are adjacent but for removed
+        duplicates.
+        """
+        schema = {n: self.schema[n] for n in columns} if columns else self.schema
+        if self.height == 0:
+            yield pl.DataFrame(schema=schema)
+            return
+        for start in range(0, self.height, rows):
+            entries = self.order.slice(start, rows).with_row_index("_p")
+            ranges = entries.group_by("_run").agg(P("_r").min().alias("lo"), P("_r").max().alias("hi")).sort("_run")
+            pieces = []
+            for run, lo, hi in ranges.iter_rows():
+                wanted = entries.filter(P("_run") == run).get_column("_r").sort() - lo
+                pieces.append(self.runs[run].slice(lo, hi - lo + 1, columns).gather(wanted))
+            placed = entries.sort(["_run", "_r"]).get_column("_p").arg_sort()
+            yield pl.concat(pieces, rechunk=True).gather(placed)
+
+    def close(self) -> None:
+        """Remove the spilled runs now (otherwise when this object is garbage-collected)."""
+        if self.spill is not None:
+            self.spill.cleanup()
+            self.spill = None
