@@ -140,7 +140,8 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
 
         def arrow_chunks(out=out, authors=authors):
             for chunk in out.chunks():
-                authors.append(chunk.get_column("author_id"))
+                # unique() copies: a column of the chunk itself could keep its spill batch alive
+                authors.append(chunk.get_column("author_id").unique())
                 yield chunk.to_arrow()
 
         result[day] = spool_table(arrow_chunks(), spool_dir, day, PUBLISHED_SCHEMA)

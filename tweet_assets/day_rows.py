@@ -4,12 +4,12 @@ This is an external merge sort sized for the busiest days: each flattened batch 
 by ``(created_at, id)`` on arrival and kept as a *run*, in memory while the day's runs total less
 than :data:`SPILL_AFTER_BYTES`, otherwise written to an uncompressed Arrow IPC file in a temporary
 directory. Only four small columns per row stay in memory for the whole day (the index: id,
-created_at, edit_history_tweet_ids and where the row is). Once the day is complete, the rows to
+created_at and where the row is), plus the ids that edits superseded. Once the day is complete, the rows to
 publish and their order are worked out on the index, and :meth:`DayResult.chunks` reads each
 output chunk's rows from every run as one contiguous row range (runs and output share the sort
 key), so writing a day of any size holds one chunk, not the day.
 
-Memory for a day of N rows: about 40 bytes x N of index + ``SPILL_AFTER_BYTES`` of runs in
+Memory for a day of N rows: about 24 bytes x N of index + ``SPILL_AFTER_BYTES`` of runs in
 memory + one chunk; the rest is on local disk (the temporary directory is removed when the
 :class:`DayResult` is garbage-collected or closed).
 """
@@ -31,9 +31,10 @@ from .parquet import ROW_GROUP_ROWS
 
 P = pl.col
 #: The day's runs stay in memory up to this estimated size (bytes); later runs go to disk.
-SPILL_AFTER_BYTES = 256 << 20
-#: Rows per record batch in a spilled run: the unit read back (a few MB at most).
-SPILL_BATCH_ROWS = 8_192
+SPILL_AFTER_BYTES = 32 << 20
+#: Rows per record batch in a spilled run: the unit read back (a chunk reads at most two extra
+#: batches per run it draws on).
+SPILL_BATCH_ROWS = 2_048
 #: Rows per chunk handed out by :meth:`DayResult.chunks` (and per Parquet row group).
 CHUNK_ROWS = ROW_GROUP_ROWS
 SORT_KEY = ["created_at", "id"]
@@ -57,14 +58,15 @@ class Run:
         if self.frame is not None:
             part = self.frame.slice(start, length)
             return part.select(columns) if columns else part
+        # Read (not memory-mapped): the rows handed out own their memory, so a caller may keep
+        # them without keeping a spill file mapped.
         first, last = start // SPILL_BATCH_ROWS, (start + length - 1) // SPILL_BATCH_ROWS
         with pa.OSFile(self.path, "rb") as source:
             reader = ipc.open_file(source)
-            batches = [reader.get_batch(i) for i in range(first, last + 1)]
-        table = pa.Table.from_batches(batches, schema=reader.schema)
+            table = pa.Table.from_batches([reader.get_batch(i) for i in range(first, last + 1)], schema=reader.schema)
         if columns:
             table = table.select(columns)
-        return pl.from_arrow(table.slice(start - first * SPILL_BATCH_ROWS, length))  # type: ignore[return-value]
+        return pl.from_arrow(table.slice(start - first * SPILL_BATCH_ROWS, length), rechunk=False)  # type: ignore[return-value]
 
 
 @dataclass
@@ -80,16 +82,18 @@ class DayRows:
     stats: Counter = field(default_factory=Counter)
     runs: list[Run] = field(default_factory=list)
     index: list[pl.DataFrame] = field(default_factory=list)
+    superseded: list[pl.Series] = field(default_factory=list)
     in_memory_bytes: int = 0
     spill_after_bytes: int | None = None  # default: SPILL_AFTER_BYTES
     _spill: tempfile.TemporaryDirectory | None = None
 
     def add(self, frame: pl.DataFrame) -> None:
-        """Add a batch's rows (arrival order), sorting them into a run."""
+        """Add a batch's rows (in arrival order), sorting them into a run."""
         if frame.height == 0:
             return
-        frame = frame.with_row_index("_seq").sort([*SORT_KEY, "_seq"])
         number = len(self.runs)
+        frame = frame.with_row_index("_seq").sort([*SORT_KEY, "_seq"])
+        # the index stays in arrival order (so "the last seen wins" across runs is concat order)
         self.index.append(
             frame.select(
                 pl.lit(number, pl.UInt32).alias("_run"),
@@ -97,8 +101,18 @@ class DayRows:
                 "_seq",
                 "id",
                 "created_at",
-                "edit_history_tweet_ids",
             )
+            .sort("_seq")
+            .drop("_seq")
+        )
+        # An edit is a new post whose edit_history_tweet_ids ends with its own id and lists the
+        # earlier versions' ids (X API v2 "Edit Posts" docs): those versions are superseded.
+        history = P("edit_history_tweet_ids")
+        self.superseded.append(
+            frame.filter((history.list.len() > 1) & (history.list.last() == P("id")))
+            .select(history.list.slice(0, history.list.len() - 1).alias("old"))
+            .explode("old")
+            .get_column("old")
         )
         frame = frame.drop("_seq")
         size = frame.estimated_size()
@@ -118,23 +132,13 @@ class DayRows:
         if not self.index:
             order = pl.DataFrame(schema={"_run": pl.UInt32, "_r": pl.UInt32})
             return DayResult(self.schema, [], order, self.quarantined, stats, None)
-        index = pl.concat(self.index, rechunk=True).sort(["_run", "_seq"])  # arrival order
+        index = pl.concat(self.index, rechunk=True)  # arrival order
         self.index.clear()
-        kept = index.unique("id", keep="last", maintain_order=True)
+        kept = index.unique("id", keep="last")
         stats["duplicates"] += index.height - kept.height
-        # An edit is a new post whose edit_history_tweet_ids ends with its own id and lists the
-        # earlier versions' ids (X API v2 "Edit Posts" docs). Earlier versions present in the
-        # same day are superseded by it.
-        history = P("edit_history_tweet_ids")
-        older = (
-            kept.filter(history.list.len() > 1)
-            .filter(history.list.last() == P("id"))
-            .select(history.list.slice(0, history.list.len() - 1).alias("old"))
-            .explode("old")
-            .get_column("old")
-            .drop_nulls()
-            .unique()
-        )
+        del index
+        older = pl.concat(self.superseded).drop_nulls().unique()
+        self.superseded.clear()
         if older.len():
             before = kept.height
             kept = kept.filter(~P("id").is_in(older.implode()))
@@ -178,7 +182,7 @@ class DayResult:
 
         Each chunk reads, from every run it draws on, one contiguous row range: runs are sorted
         by the same key as the output, so a chunk's rows of a run are adjacent but for removed
-        duplicates.
+        duplicates. Rows are copied only to interleave runs that overlap in time.
         """
         schema = {n: self.schema[n] for n in columns} if columns else self.schema
         if self.height == 0:
@@ -186,13 +190,24 @@ class DayResult:
             return
         for start in range(0, self.height, rows):
             entries = self.order.slice(start, rows).with_row_index("_p")
-            ranges = entries.group_by("_run").agg(P("_r").min().alias("lo"), P("_r").max().alias("hi")).sort("_run")
+            ranges = (
+                entries.group_by("_run")
+                .agg(P("_r").min().alias("lo"), P("_r").max().alias("hi"), P("_p").min().alias("first"), pl.len().alias("n"))
+                .sort("first")
+                .with_row_index("_rank")
+            )
             pieces = []
-            for run, lo, hi in ranges.iter_rows():
-                wanted = entries.filter(P("_run") == run).get_column("_r").sort() - lo
-                pieces.append(self.runs[run].slice(lo, hi - lo + 1, columns).gather(wanted))
-            placed = entries.sort(["_run", "_r"]).get_column("_p").arg_sort()
-            yield pl.concat(pieces, rechunk=True).gather(placed)
+            for _, run, lo, hi, _, n in ranges.iter_rows():
+                piece = self.runs[run].slice(lo, hi - lo + 1, columns)
+                if n < hi - lo + 1:  # removed duplicates inside the range
+                    piece = piece.gather(entries.filter(P("_run") == run).get_column("_r").sort() - lo)
+                pieces.append(piece)
+            # the pieces follow one another in the chunk unless runs overlap in time
+            arrival = entries.join(ranges.select("_run", "_rank"), on="_run").sort("_rank", "_r").get_column("_p")
+            if arrival.is_sorted():
+                yield pl.concat(pieces, rechunk=False)
+            else:
+                yield pl.concat(pieces, rechunk=True).gather(arrival.arg_sort())
 
     def close(self) -> None:
         """Remove the spilled runs now (otherwise when this object is garbage-collected)."""
