@@ -18,7 +18,8 @@ from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, Metadata
 from .athena import DEFAULT_TABLE, create_table_ddl
 from .flatten import finalize_days, iter_days
 from .io_manager import LakeResource, SpooledPages, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
-from .partitions import daily_partitions, day_window, start_date
+from .partitions import daily_partitions, start_date
+from .parquet import SORTED_BY, is_sorted_by
 from .schema import PUBLISHED_SCHEMA, dagster_table_schema
 from .sources.base import PostSource
 
@@ -144,7 +145,7 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
                 authors.append(chunk.get_column("author_id").unique())
                 yield chunk.to_arrow()
 
-        result[day] = spool_table(arrow_chunks(), spool_dir, day, PUBLISHED_SCHEMA)
+        result[day] = spool_table(arrow_chunks(), spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
         out.close()
         context.add_asset_metadata(
             {
@@ -187,15 +188,24 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
         "rerun. Query it from Athena with the DDL in this asset's metadata (partition projection)."
     ),
 )
-def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTable], lake: LakeResource) -> dict[str, SpooledTable]:
-    """Cast each day's rows to the published Arrow schema, sorted by ``created_at``, one day at
-    a time."""
+def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTable], lake: LakeResource) -> dict:
+    """Publish each day's rows: clean_tweets' object as it is when its footer shows the published
+    schema and rows sorted by ``(created_at, id)`` (a server-side copy on S3), otherwise the rows
+    cast to the published schema and sorted, one day at a time."""
     spool_dir = tempfile.mkdtemp(prefix="s3_parquet-")
-    result = {}
+    result: dict = {}
+    copied = 0
     for day, stored in clean_tweets.items():
-        result[day] = spool_table(_sorted_batches(stored), spool_dir, day, PUBLISHED_SCHEMA)
-        context.add_asset_metadata({"dagster/row_count": result[day].rows, "rows": result[day].rows}, partition_key=day)
+        footer = stored.metadata()
+        if footer.schema.to_arrow_schema().equals(PUBLISHED_SCHEMA, check_metadata=False) and is_sorted_by(footer, SORTED_BY):
+            result[day], rows = stored, footer.num_rows
+            copied += 1
+        else:
+            result[day] = spool_table(_sorted_batches(stored), spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
+            rows = result[day].rows
+        context.add_asset_metadata({"dagster/row_count": rows, "rows": rows}, partition_key=day)
     location = lake.lake().uri(PUBLISHED_TABLE)
+    context.log.info(f"publishing {len(result)} day(s) to {location}: {copied} copied as they are, {len(result) - copied} rewritten")
     context.add_output_metadata(
         {
             "table_location": location,
@@ -206,8 +216,8 @@ def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTab
 
 
 def _sorted_batches(stored: StoredTable):
-    """The day's rows a row group at a time when they are sorted by ``created_at`` (as
-    clean_tweets writes them); otherwise the whole day, sorted."""
+    """The day's rows a row group at a time when they are sorted by ``created_at``; otherwise
+    the whole day, sorted."""
     if stored.frame(["created_at"]).get_column("created_at").is_sorted():
         yield from stored.batches()
     else:

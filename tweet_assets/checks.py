@@ -8,8 +8,6 @@ with the declared one (``schema.PUBLISHED_SCHEMA``), so what Athena reads is wha
 
 import warnings
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, PreviewWarning, asset_check
 
 from .assets import PUBLISHED_TABLE, clean_tweets, s3_parquet
@@ -54,8 +52,7 @@ def published_schema_matches(context: AssetCheckExecutionContext, lake: LakeReso
     mismatches = {}
     for day in context.partition_keys:
         key = LakeIOManager.key(PUBLISHED_TABLE, "parquet", day)
-        with store.open(key) as handle:
-            schema = pq.read_schema(pa.BufferReader(handle.read()))
+        schema = StoredTable(store, key, store.uri(key)).metadata().schema.to_arrow_schema()
         if not schema.equals(PUBLISHED_SCHEMA, check_metadata=False):
             diff = [
                 f"{f.name}: {f.type} != {schema.field(f.name).type if f.name in schema.names else 'missing'}"

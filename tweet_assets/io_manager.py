@@ -34,7 +34,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from .lake import Lake, LakeError, open_lake
-from .parquet import ROW_GROUP_ROWS, write_parquet
+from .parquet import ROW_GROUP_ROWS, read_footer, write_parquet
 
 PART = "part-00000"
 FORMATS = {"jsonl.gz", "parquet"}
@@ -126,11 +126,11 @@ class SpooledTable:
     rows: int
 
 
-def spool_table(chunks: Iterable[pa.Table], directory: str, name: str, schema: pa.Schema | None = None) -> SpooledTable:
+def spool_table(chunks: Iterable[pa.Table], directory: str, name: str, schema: pa.Schema | None = None, sorted_by=None) -> SpooledTable:
     """Write ``chunks`` (Arrow tables of one schema, in order; at least one) to
     ``<directory>/<name>.parquet`` with :func:`write_parquet`, one chunk at a time."""
     path = os.path.join(directory, f"{name}.parquet")
-    return SpooledTable(path, write_parquet(chunks, path, schema))
+    return SpooledTable(path, write_parquet(chunks, path, schema, sorted_by))
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,17 @@ class StoredTable:
         with self.lake.open(self.key) as handle:
             source = handle if handle.seekable() else pa.BufferReader(handle.read())  # S3 bodies stream
             return pq.read_table(source, columns=columns)
+
+    def metadata(self) -> pq.FileMetaData:
+        """The Parquet footer (schema, row counts, sorting columns), read with one ranged read.
+
+        Raises:
+            LakeError: no object at ``uri``, or it is not Parquet.
+        """
+        try:
+            return read_footer(lambda n: self.lake.read_tail(self.key, n))
+        except ValueError as exc:
+            raise LakeError(f"{self.uri}: {exc}; rematerialize this partition.") from exc
 
     def frame(self, columns: list[str] | None = None) -> pl.DataFrame:
         """The rows as a polars DataFrame (only ``columns`` if given)."""
@@ -280,6 +291,8 @@ class LakeIOManager(ConfigurableIOManager):
                 return lake.put_file(key, value.path)
             finally:
                 os.remove(value.path)
+        if isinstance(value, StoredTable):  # an object of this lake, published as it is
+            return lake.copy(value.key, key)
         if isinstance(value, SpooledTable):
             try:
                 return lake.put_file(key, value.path)
@@ -288,7 +301,7 @@ class LakeIOManager(ConfigurableIOManager):
         if isinstance(value, pl.DataFrame):
             value = value.to_arrow()
         if not isinstance(value, pa.Table):
-            raise TypeError(f"{key}: Parquet objects are written from SpooledTable, polars DataFrames or Arrow tables, got {type(value).__name__}")
+            raise TypeError(f"{key}: Parquet objects are written from SpooledTable, StoredTable (copied), polars DataFrames or Arrow tables, got {type(value).__name__}")
         fd, tmp = tempfile.mkstemp(suffix=".parquet")
         os.close(fd)
         try:

@@ -54,6 +54,19 @@ class Lake:
         """The object's size in bytes, or None if there is no object at ``key``."""
         raise NotImplementedError
 
+    def read_tail(self, key: str, nbytes: int) -> bytes:
+        """The object's last ``nbytes`` bytes (all of it if shorter): one ranged read.
+
+        Raises:
+            LakeError: the object does not exist or cannot be read.
+        """
+        raise NotImplementedError
+
+    def copy(self, source_key: str, key: str) -> int:
+        """Copy the object at ``source_key`` to ``key`` (replacing it) without passing its bytes
+        through this process where the store can copy by itself; returns bytes."""
+        raise NotImplementedError
+
     def list(self, prefix: str) -> Iterator[str]:
         """Keys under ``prefix``, sorted."""
         raise NotImplementedError
@@ -108,6 +121,18 @@ class LocalLake(Lake):
     def size(self, key: str) -> int | None:
         path = self._path(key)
         return os.path.getsize(path) if os.path.isfile(path) else None
+
+    def read_tail(self, key: str, nbytes: int) -> bytes:
+        with self.open(key) as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - nbytes))
+            return handle.read()
+
+    def copy(self, source_key: str, key: str) -> int:
+        source = self._path(source_key)
+        if not os.path.isfile(source):
+            raise LakeError(f"no object at {source}: materialize the upstream asset for this partition first.")
+        return self.put_file(key, source)
 
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix)
@@ -199,6 +224,21 @@ class S3Lake(Lake):
             raise self._fail("head", key, exc) from exc
         except Exception as exc:
             raise self._fail("head", key, exc) from exc
+
+    def read_tail(self, key: str, nbytes: int) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=-{nbytes}")
+            return response["Body"].read()
+        except Exception as exc:
+            raise self._fail("get the end of", key, exc) from exc
+
+    def copy(self, source_key: str, key: str) -> int:
+        # boto3's managed copy: server-side CopyObject, multipart above its threshold (objects > 5 GB)
+        try:
+            self.client.copy({"Bucket": self.bucket, "Key": self._key(source_key)}, self.bucket, self._key(key))
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
+        except Exception as exc:
+            raise self._fail(f"copy s3://{self.bucket}/{self._key(source_key)} to", key, exc) from exc
 
     def list(self, prefix: str) -> Iterator[str]:
         strip = len(self.prefix) + 1 if self.prefix else 0

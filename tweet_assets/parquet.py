@@ -8,7 +8,8 @@ Athena reads as ``timestamp``. Free of Dagster, so flattening a file needs only 
 from __future__ import annotations
 
 import itertools
-from typing import Iterable
+import struct
+from typing import Callable, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -21,13 +22,25 @@ ROW_GROUP_ROWS = 100_000
 DICTIONARY_MAX_DISTINCT = 0.1
 
 
-def write_parquet(table: pa.Table | Iterable[pa.Table], path: str, schema: pa.Schema | None = None) -> int:
+#: The order of every day's rows (clean_tweets and the published table), recorded in each row
+#: group's ``sorting_columns`` (Parquet format, ``RowGroup.sorting_columns``).
+SORTED_BY: tuple[tuple[str, str], ...] = (("created_at", "ascending"), ("id", "ascending"))
+
+
+def write_parquet(
+    table: pa.Table | Iterable[pa.Table],
+    path: str,
+    schema: pa.Schema | None = None,
+    sorted_by: Sequence[tuple[str, str]] | None = None,
+) -> int:
     """Write a table, or chunks of one in order, as Parquet at ``path``; returns the row count.
 
     zstd, row groups of at most ``ROW_GROUP_ROWS`` rows (a chunk is written as it comes, so memory
     holds one chunk), column statistics on, dictionary encoding for the string columns with few
     distinct values in the first chunk, timestamps kept at their unit (the published schema: ms,
-    UTC). ``schema`` casts every chunk (default: the first chunk's schema).
+    UTC). ``schema`` casts every chunk (default: the first chunk's schema). ``sorted_by``
+    (``(column, "ascending"|"descending")`` pairs) is the order the caller guarantees the rows are
+    in; it is recorded as the row groups' ``sorting_columns``, not checked.
     """
     chunks = iter([table] if isinstance(table, pa.Table) else table)
     first = next(chunks, None)
@@ -51,6 +64,7 @@ def write_parquet(table: pa.Table | Iterable[pa.Table], path: str, schema: pa.Sc
         write_statistics=True,
         coerce_timestamps="ms",
         allow_truncated_timestamps=False,
+        sorting_columns=pq.SortingColumn.from_ordering(first.schema, list(sorted_by)) if sorted_by else None,
     ) as writer:
         for chunk in itertools.chain([first], chunks):
             if schema is not None:
@@ -58,3 +72,31 @@ def write_parquet(table: pa.Table | Iterable[pa.Table], path: str, schema: pa.Sc
             writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
             rows += chunk.num_rows
     return rows
+
+
+def read_footer(read_tail: Callable[[int], bytes], guess: int = 1 << 16) -> pq.FileMetaData:
+    """A Parquet file's metadata (schema, row groups, sorting columns) from its footer alone.
+
+    ``read_tail(n)`` returns the file's last ``n`` bytes (or the whole file if shorter): one ranged
+    read of ``guess`` bytes, a second only when the footer is longer. Layout per the Parquet
+    format: ``<metadata><4-byte little-endian length>PAR1`` at the end of the file.
+
+    Raises:
+        ValueError: the bytes do not end like a Parquet file.
+    """
+    tail = read_tail(guess)
+    if len(tail) < 12 or tail[-4:] != b"PAR1":
+        raise ValueError("not a Parquet file (no PAR1 footer magic)")
+    length = struct.unpack("<I", tail[-8:-4])[0]
+    if length + 8 > len(tail):
+        tail = read_tail(length + 8)
+    return pq.read_metadata(pa.BufferReader(tail[-(length + 8) :]))
+
+
+def is_sorted_by(metadata: pq.FileMetaData, sorted_by: Sequence[tuple[str, str]] = SORTED_BY) -> bool:
+    """True if every row group of ``metadata`` declares ``sorted_by`` as its sorting columns."""
+    schema = metadata.schema.to_arrow_schema()
+    if any(name not in schema.names for name, _ in sorted_by):
+        return False
+    want = pq.SortingColumn.from_ordering(schema, list(sorted_by))
+    return all(tuple(metadata.row_group(i).sorting_columns) == tuple(want) for i in range(metadata.num_row_groups))

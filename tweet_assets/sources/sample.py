@@ -18,7 +18,7 @@ import functools
 import hashlib
 import logging
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Iterator
 
 import orjson

@@ -303,7 +303,7 @@ class XApiSource(PostSource):
             for attempt in Retrying(retry=retry_if_exception(retryable), stop=stop, wait=wait, sleep=self._sleep, reraise=True):  # noqa: E501
                 with attempt:
                     return fn()
-        except tweepy.Unauthorized as exc:
+        except tweepy.Unauthorized:
             var = "X_BEARER_TOKEN" if self.bearer_token else "X_CONSUMER_KEY/X_CONSUMER_SECRET/X_ACCESS_TOKEN/X_ACCESS_TOKEN_SECRET"
             raise XApiError(f"{endpoint} page {page_no}: 401 Unauthorized: the X API rejected the credential in {var}; check it is current (regenerate it in the developer portal).") from None
         except tweepy.Forbidden as exc:
