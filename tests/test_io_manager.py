@@ -105,7 +105,7 @@ def test_spools_keep_few_files_open_and_resume_as_gzip_members(tmp_path):
     from tweet_assets.io_manager import SpoolSet
 
     days = [f"2024-01-{d:02d}" for d in range(1, 11)]
-    spools = SpoolSet(str(tmp_path), days, max_open=3)
+    spools = SpoolSet(str(tmp_path), days, max_open=3, background=False)  # is_open checked per write
     for round_ in range(3):  # pages of the ten days interleaved, as a replay of mixed archives gives them
         for day in days[:8]:
             spools.write(day, f'{{"day": "{day}", "round": {round_}}}'.encode())
@@ -116,3 +116,25 @@ def test_spools_keep_few_files_open_and_resume_as_gzip_members(tmp_path):
             assert handle.read().splitlines() == [f'{{"day": "{day}", "round": {r}}}'.encode() for r in range(3)]
     with gzip.open(results["2024-01-10"].path, "rb") as handle:
         assert handle.read() == b""  # a day with no pages is an empty stream, still an object
+
+
+def test_background_spooling_keeps_page_order_and_reports_worker_errors(tmp_path):
+    import gzip
+
+    from tweet_assets.io_manager import SpoolSet
+
+    days = [f"2024-02-{d:02d}" for d in range(1, 6)]
+    pages = [(days[n % 5], f'{{"n": {n}, "pad": "{"x" * (n % 997)}"}}'.encode()) for n in range(3_000)]
+    with SpoolSet(str(tmp_path), days, max_open=2, max_pending=8) as spools:
+        for day, body in pages:
+            spools.write(day, body)
+        results = spools.close()
+    for day in days:
+        with gzip.open(results[day].path, "rb") as handle:
+            assert handle.read().splitlines() == [body for d, body in pages if d == day]
+        assert results[day].pages == 600
+
+    broken = SpoolSet(str(tmp_path / "no-such-dir"), days)
+    broken.write(days[0], b"{}")
+    with pytest.raises(FileNotFoundError, match="no-such-dir"):
+        broken.close()

@@ -53,31 +53,30 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
     days = list(context.partition_keys)
     start, end = context.partition_time_window
     spool_dir = tempfile.mkdtemp(prefix="raw_tweets-")
-    spools = SpoolSet(spool_dir, days)
-    stats = {day: Counter() for day in days}
-    spans: dict[str, list[str]] = {day: [] for day in days}
-    context.log.info(f"fetching {len(days)} day(s) {days[0]}…{days[-1]} from {source.describe()}")
-    started = last_report = time.monotonic()
-    for page in source.pages(start, end, context.log):
-        if page.day not in spools.spools:
-            raise RuntimeError(f"source {source.source_name} yielded a page for {page.day}, outside the run's {days[0]}…{days[-1]} ({page.location})")
-        spools.write(page.day, page.body)
-        day_stats = stats[page.day]
-        day_stats["pages"] += 1
-        day_stats["posts"] += page.posts
-        day_stats["api_errors"] += page.api_errors
-        day_stats["requests"] += page.requests
-        day_stats["retries"] += page.retries
-        day_stats["rate_limit_wait_s"] += page.rate_limit_wait_s
-        spans[page.day].extend(s for s in (page.earliest, page.latest) if s)
-        if time.monotonic() - last_report >= PROGRESS_EVERY_S:
-            last_report = time.monotonic()
-            context.log.info(
-                f"{sum(s['pages'] for s in stats.values()):,} pages, {sum(s['posts'] for s in stats.values()):,} posts so far (latest day {page.day})"
-            )
-    result = {}
+    with SpoolSet(spool_dir, days) as spools:  # compressed on a worker thread as pages arrive
+        stats = {day: Counter() for day in days}
+        spans: dict[str, list[str]] = {day: [] for day in days}
+        context.log.info(f"fetching {len(days)} day(s) {days[0]}…{days[-1]} from {source.describe()}")
+        started = last_report = time.monotonic()
+        for page in source.pages(start, end, context.log):
+            if page.day not in spools.spools:
+                raise RuntimeError(f"source {source.source_name} yielded a page for {page.day}, outside the run's {days[0]}…{days[-1]} ({page.location})")
+            spools.write(page.day, page.body)
+            day_stats = stats[page.day]
+            day_stats["pages"] += 1
+            day_stats["posts"] += page.posts
+            day_stats["api_errors"] += page.api_errors
+            day_stats["requests"] += page.requests
+            day_stats["retries"] += page.retries
+            day_stats["rate_limit_wait_s"] += page.rate_limit_wait_s
+            spans[page.day].extend(s for s in (page.earliest, page.latest) if s)
+            if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                last_report = time.monotonic()
+                context.log.info(
+                    f"{sum(s['pages'] for s in stats.values()):,} pages, {sum(s['posts'] for s in stats.values()):,} posts so far (latest day {page.day})"
+                )
+        result = spools.close()
     for day in days:
-        result[day] = spools.spools[day].close()
         s = stats[day]
         context.add_asset_metadata(
             {

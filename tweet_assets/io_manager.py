@@ -23,6 +23,8 @@ import gzip
 import os
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping
 
@@ -37,6 +39,9 @@ from .lake import Lake, LakeError, open_lake
 from .parquet import ROW_GROUP_ROWS, read_footer, write_parquet
 
 PART = "part-00000"
+#: A run of more partitions logs progress and a summary instead of one line per object.
+LOG_EACH_UP_TO = 7
+PROGRESS_EVERY_S = 10.0
 FORMATS = {"jsonl.gz", "parquet"}
 
 
@@ -91,14 +96,34 @@ class PageSpool:
 
 class SpoolSet:
     """One :class:`PageSpool` per day, at most ``max_open`` files open at once (least recently
-    written suspended first)."""
+    written suspended first).
 
-    def __init__(self, directory: str, days: list[str], max_open: int = 32):
+    With ``background`` (the default) pages are compressed and written on one worker thread, in
+    order, while the caller fetches or generates the next ones (zlib releases the GIL); at most
+    ``max_pending`` pages wait in memory. An error on the worker is raised by the next
+    :meth:`write` or by :meth:`close`. Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, directory: str, days: list[str], max_open: int = 32, background: bool = True, max_pending: int = 64):
         self.spools = {day: PageSpool(directory, day) for day in days}
         self.max_open = max_open
         self._recent: dict[str, None] = {}
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-spool") if background else None
+        self._pending: deque[Future] = deque()
+        self._max_pending = max_pending
 
     def write(self, day: str, body: bytes) -> None:
+        """Append one page to ``day``'s spool (KeyError for a day not in the set)."""
+        if day not in self.spools:
+            raise KeyError(day)
+        if self._executor is None:
+            self._write(day, body)
+            return
+        self._pending.append(self._executor.submit(self._write, day, body))
+        while len(self._pending) > self._max_pending or (self._pending and self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def _write(self, day: str, body: bytes) -> None:
         spool = self.spools[day]
         if not spool.is_open and len(self._recent) >= self.max_open:
             oldest = next(iter(self._recent))
@@ -107,6 +132,32 @@ class SpoolSet:
         spool.write(body)
         self._recent.pop(day, None)
         self._recent[day] = None
+
+    def close(self) -> dict[str, "SpooledPages"]:
+        """Wait for the pending pages, close every spool; ``{day: SpooledPages}``."""
+        self._drain(cancel=False)
+        return {day: spool.close() for day, spool in self.spools.items()}
+
+    def _drain(self, cancel: bool) -> None:
+        try:
+            while self._pending:
+                future = self._pending.popleft()
+                if cancel:
+                    future.cancel()
+                else:
+                    future.result()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=cancel)
+
+    def __enter__(self) -> "SpoolSet":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:  # the run failed: stop writing, leave the files to the temp dir
+            self._drain(cancel=True)
+            for spool in self.spools.values():
+                spool.suspend()
 
 
 @dataclass(frozen=True)
@@ -271,15 +322,22 @@ class LakeIOManager(ConfigurableIOManager):
             items = [(None, obj)]
         lake = self.lake()
         total = 0
-        for partition_key, value in items:
+        started = last_report = time.monotonic()
+        for done, (partition_key, value) in enumerate(items, start=1):
             key = self.key(table, fmt, partition_key)
-            started = time.monotonic()
+            began = time.monotonic()
             size = self._write(lake, key, fmt, value)
             total += size
-            context.log.info(f"wrote {lake.uri(key)} ({size:,} bytes, {time.monotonic() - started:.2f}s)")
+            if len(items) <= LOG_EACH_UP_TO:
+                context.log.info(f"wrote {lake.uri(key)} ({size:,} bytes, {time.monotonic() - began:.2f}s)")
+            elif time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                last_report = time.monotonic()
+                context.log.info(f"stored {done:,} of {len(items):,} objects ({total:,} bytes) under {lake.uri(table)}")
             metadata = {"uri": lake.uri(key), "bytes": size}
             if partition_key is not None:
                 context.step_context.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=partition_key)
+        if len(items) > LOG_EACH_UP_TO:
+            context.log.info(f"wrote {len(items):,} objects ({total:,} bytes) under {lake.uri(table)} in {time.monotonic() - started:.1f}s")
         if not context.has_asset_partitions:
             context.add_output_metadata({"uri": lake.uri(self.key(table, fmt, None)), "bytes": total})
 

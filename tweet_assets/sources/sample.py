@@ -118,7 +118,7 @@ def _user_pool(seed: int) -> "_UserPool":
 
 
 class _UserPool:
-    """500 deterministic accounts per seed, and 4,096 texts with their entities."""
+    """500 deterministic accounts per seed, 4,096 texts with their entities and 256 long texts."""
 
     def __init__(self, seed: int, size: int = 500, texts: int = 4096):
         rng = random.Random(seed)
@@ -155,6 +155,7 @@ class _UserPool:
                 }
             )
         self.texts = [_make_text(rng, self.users) for _ in range(texts)]
+        self.long_texts = [" ".join(rng.choice(_WORDS) for _ in range(80)) for _ in range(256)]
 
 
 def _make_text(rng: random.Random, users: list[dict]) -> tuple[str, dict, dict | None]:
@@ -204,6 +205,7 @@ class _Page:
         self.rng = rng
         self.pool = users.users
         self.texts = users.texts
+        self.long_texts = users.long_texts
         self.data: list[dict] = []
         self.users: dict[str, dict] = {}
         self.tweets: dict[str, dict] = {}
@@ -250,7 +252,7 @@ class _Page:
         if entities:
             tweet["entities"] = entities
         if rng.random() < 0.03:
-            long_text = " ".join(rng.choice(_WORDS) for _ in range(80))
+            long_text = self.long_texts[int(rng.random() * len(self.long_texts))]
             tweet["note_tweet"] = {"text": long_text, "entities": {"hashtags": [{"start": 0, "end": 5, "tag": "long"}]}}
             tweet["text"] = long_text[:275] + "…"
         if rng.random() < 0.15:
