@@ -88,6 +88,35 @@ def test_parquet_written_by_io_manager_has_athena_types(tmp_path):
     assert pl.read_parquet(tmp_path / "x.parquet").schema["created_at"] == pl.Datetime("ms", "UTC")
 
 
+def test_parquet_encodings_and_sort_order_read_back_by_another_engine(x_api_v2, tmp_path):
+    """Sorted ids and timestamps are delta-encoded, the rest dictionary-encoded, the order is in the
+    footer; DuckDB (a reader independent of Arrow's) reads back the same values."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from tests.helpers import post_page_files
+    from tweet_assets.flatten import flatten_day
+    from tweet_assets.parquet import SORTED_BY, is_sorted_by, write_parquet
+    from tweet_assets.schema import PUBLISHED_SCHEMA
+
+    lines = ((f"{p.name}:{n}", line) for p in post_page_files(x_api_v2) for n, line in enumerate(p.read_bytes().splitlines(), 1) if line.strip())
+    day = flatten_day(lines)
+    path = tmp_path / "day.parquet"
+    rows = write_parquet((chunk.to_arrow() for chunk in day.chunks(rows=1_000)), str(path), PUBLISHED_SCHEMA, SORTED_BY)
+    meta = pq.read_metadata(path)
+    assert rows == meta.num_rows == day.height > 2_000 and meta.num_row_groups == -(-rows // 1_000)
+    assert is_sorted_by(meta)
+    names = meta.schema.to_arrow_schema().names
+    group = meta.row_group(0)
+    for name in ("id", "created_at", "conversation_id"):
+        assert "DELTA_BINARY_PACKED" in group.column(names.index(name)).encodings, name
+    assert "RLE_DICTIONARY" in group.column(names.index("lang")).encodings
+    expected = day.frame.select("id", "created_at", "conversation_id", "lang").rows()
+    got = duckdb.sql(f"SELECT id, created_at, conversation_id, lang FROM read_parquet('{path}')").fetchall()
+    assert [(r[0], r[2], r[3]) for r in got] == [(r[0], r[2], r[3]) for r in expected]
+    assert [r[1].timestamp() for r in got] == [r[1].timestamp() for r in expected]
+
+
 def test_bad_start_date_fails_at_load_saying_what_to_set():
     import os
     import subprocess
