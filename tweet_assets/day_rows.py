@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from .pages import Quarantined
 from .parquet import ROW_GROUP_ROWS
@@ -34,7 +32,7 @@ P = pl.col
 SPILL_AFTER_BYTES = 32 << 20
 #: Rows per record batch in a spilled run: the unit read back (a chunk reads at most two extra
 #: batches per run it draws on).
-SPILL_BATCH_ROWS = 2_048
+SPILL_BATCH_ROWS = 1_024
 #: Rows per chunk handed out by :meth:`DayResult.chunks` (and per Parquet row group).
 CHUNK_ROWS = ROW_GROUP_ROWS
 SORT_KEY = ["created_at", "id"]
@@ -49,8 +47,9 @@ class Run:
         self.path: str | None = None
         if spill_dir is not None:
             fd, self.path = tempfile.mkstemp(suffix=".arrow", dir=spill_dir)
-            with os.fdopen(fd, "wb") as sink, ipc.new_file(sink, frame.to_arrow().schema) as writer:
-                writer.write_table(frame.to_arrow(), max_chunksize=SPILL_BATCH_ROWS)
+            os.close(fd)
+            # polars' own IPC (newest compat level: strings stay views, no conversion either way)
+            frame.write_ipc(self.path, compat_level=pl.CompatLevel.newest(), record_batch_size=SPILL_BATCH_ROWS)
             self.frame = None
 
     def slice(self, start: int, length: int, columns: list[str] | None = None) -> pl.DataFrame:
@@ -58,15 +57,10 @@ class Run:
         if self.frame is not None:
             part = self.frame.slice(start, length)
             return part.select(columns) if columns else part
-        # Read (not memory-mapped): the rows handed out own their memory, so a caller may keep
-        # them without keeping a spill file mapped.
-        first, last = start // SPILL_BATCH_ROWS, (start + length - 1) // SPILL_BATCH_ROWS
-        with pa.OSFile(self.path, "rb") as source:
-            reader = ipc.open_file(source)
-            table = pa.Table.from_batches([reader.get_batch(i) for i in range(first, last + 1)], schema=reader.schema)
-        if columns:
-            table = table.select(columns)
-        return pl.from_arrow(table.slice(start - first * SPILL_BATCH_ROWS, length), rechunk=False)  # type: ignore[return-value]
+        # Read with polars (slice pushed down to the record batches): the rows handed out are
+        # polars' own memory, holding no spill file and no Arrow buffer of a larger range.
+        part = pl.scan_ipc(self.path).slice(start, length)
+        return (part.select(columns) if columns else part).collect()
 
 
 @dataclass
@@ -189,25 +183,31 @@ class DayResult:
             yield pl.DataFrame(schema=schema)
             return
         for start in range(0, self.height, rows):
-            entries = self.order.slice(start, rows).with_row_index("_p")
-            ranges = (
-                entries.group_by("_run")
-                .agg(P("_r").min().alias("lo"), P("_r").max().alias("hi"), P("_p").min().alias("first"), pl.len().alias("n"))
-                .sort("first")
-                .with_row_index("_rank")
-            )
-            pieces = []
-            for _, run, lo, hi, _, n in ranges.iter_rows():
-                piece = self.runs[run].slice(lo, hi - lo + 1, columns)
-                if n < hi - lo + 1:  # removed duplicates inside the range
-                    piece = piece.gather(entries.filter(P("_run") == run).get_column("_r").sort() - lo)
-                pieces.append(piece)
-            # the pieces follow one another in the chunk unless runs overlap in time
-            arrival = entries.join(ranges.select("_run", "_rank"), on="_run").sort("_rank", "_r").get_column("_p")
-            if arrival.is_sorted():
-                yield pl.concat(pieces, rechunk=False)
-            else:
-                yield pl.concat(pieces, rechunk=True).gather(arrival.arg_sort())
+            # built in a function so its pieces are freed before the caller gets the chunk (a
+            # generator's own locals would live on until the next chunk)
+            yield self._chunk(self.order.slice(start, rows), columns)
+
+    def _chunk(self, order: pl.DataFrame, columns: list[str] | None) -> pl.DataFrame:
+        entries = order.with_row_index("_p")
+        ranges = (
+            entries.group_by("_run")
+            .agg(P("_r").min().alias("lo"), P("_r").max().alias("hi"), P("_p").min().alias("first"), pl.len().alias("n"))
+            .sort("first")
+            .with_row_index("_rank")
+        )
+        pieces = []
+        for _, run, lo, hi, _, n in ranges.iter_rows():
+            piece = self.runs[run].slice(lo, hi - lo + 1, columns)
+            if n < hi - lo + 1:  # removed duplicates inside the range
+                piece = piece.gather(entries.filter(P("_run") == run).get_column("_r").sort() - lo)
+            pieces.append(piece)
+        # the pieces follow one another in the chunk unless runs overlap in time
+        arrival = entries.join(ranges.select("_run", "_rank"), on="_run").sort("_rank", "_r").get_column("_p")
+        if arrival.is_sorted():
+            return pl.concat(pieces, rechunk=False)
+        chunk = pl.concat(pieces, rechunk=True)
+        pieces.clear()
+        return chunk.gather(arrival.arg_sort())
 
     def close(self) -> None:
         """Remove the spilled runs now (otherwise when this object is garbage-collected)."""
