@@ -93,6 +93,19 @@ S3_OBJECT_ACTIONS = {
 }
 
 
+def requests_for_call(service: str, operation: str, params: dict, *, region: str, account: str) -> list[Request]:
+    """Every IAM request one call needs: a copy reads its source and writes its destination
+    (S3 reference: CopyObject/UploadPartCopy need s3:GetObject on the source, s3:PutObject on the
+    target)."""
+    if service == "s3" and operation in ("CopyObject", "UploadPartCopy"):
+        source = params["CopySource"].split("?")[0].lstrip("/")
+        return [
+            Request("s3:GetObject", f"arn:aws:s3:::{source}"),
+            Request("s3:PutObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"),
+        ]
+    return [request_for_call(service, operation, params, region=region, account=account)]
+
+
 def request_for_call(service: str, operation: str, params: dict, *, region: str, account: str) -> Request:
     if service == "s3":
         bucket = params["Bucket"]

@@ -23,6 +23,9 @@ def main(partition: str) -> None:
 
     def recording(self, operation_name, api_params):
         params = {k: v for k, v in api_params.items() if isinstance(v, (str, int)) and k != "Body"}
+        if isinstance(api_params.get("CopySource"), dict):  # boto3's managed copy passes a dict
+            source = api_params["CopySource"]
+            params["CopySource"] = f"{source['Bucket']}/{source['Key']}"
         calls.append({"service": self.meta.service_model.service_name, "operation": operation_name, "params": params})
         return original(self, operation_name, api_params)
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 from deploy_helpers import DEPLOY, HERE, clean_env, require_project, venv_bin
-from iam_eval import Request, is_allowed, request_for_call
+from iam_eval import Request, is_allowed, request_for_call, requests_for_call
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -145,12 +145,15 @@ def test_policy_allows_every_call_the_pipeline_makes(rendered, pipeline_calls):
     assert keys == {
         f"{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz",
         f"{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet",
-        f"{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet",
     }
+    # the published object is a server-side copy of clean_tweets' object
+    copies = {(c["params"]["CopySource"], c["params"]["Key"]) for c in pipeline_calls if c["operation"] == "CopyObject"}
+    assert copies == {(f"{BUCKET}/{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet", f"{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet")}
     denied = [
         str(request)
         for call in pipeline_calls
-        if not is_allowed(policy, request := request_for_call(call["service"], call["operation"], call["params"], region=REGION, account=ACCOUNT))
+        for request in requests_for_call(call["service"], call["operation"], call["params"], region=REGION, account=ACCOUNT)
+        if not is_allowed(policy, request)
     ]
     assert denied == []
 
@@ -245,3 +248,19 @@ def test_evaluator_refuses_what_it_cannot_model():
     ]}
     assert is_allowed(policy, Request("s3:GetObject", "arn:aws:s3:::b/ok"))
     assert not is_allowed(policy, Request("s3:GetObject", "arn:aws:s3:::b/secret/x"))
+
+
+def test_a_copy_needs_read_on_the_source_and_write_on_the_target(rendered):
+    policy = rendered["policy.json"]
+    inside = requests_for_call(
+        "s3", "CopyObject",
+        {"Bucket": BUCKET, "Key": f"{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet", "CopySource": f"{BUCKET}/{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet"},
+        region=REGION, account=ACCOUNT,
+    )
+    assert [r.action for r in inside] == ["s3:GetObject", "s3:PutObject"] and all(is_allowed(policy, r) for r in inside)
+    from_elsewhere = requests_for_call(
+        "s3", "CopyObject",
+        {"Bucket": BUCKET, "Key": f"{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet", "CopySource": "someone-elses-bucket/secrets.parquet"},
+        region=REGION, account=ACCOUNT,
+    )
+    assert not is_allowed(policy, from_elsewhere[0]) and is_allowed(policy, from_elsewhere[1])
