@@ -3,9 +3,10 @@
 This is an external merge sort sized for the busiest days: each flattened batch of a day is sorted
 by ``(created_at, id)`` on arrival and kept as a *run*, in memory while the day's runs total less
 than :data:`SPILL_AFTER_BYTES`, otherwise written to an uncompressed Arrow IPC file in a temporary
-directory. Only four small columns per row stay in memory for the whole day (the index: id,
-created_at and where the row is), plus the ids that edits superseded. Once the day is complete, the rows to
-publish and their order are worked out on the index, and :meth:`DayResult.chunks` reads each
+directory (``TMPDIR``; it needs about the day's flattened size on local disk, some 1 GB per million
+posts). Only four small columns per row stay in memory for the whole day (the index: id,
+created_at and where the row is), plus the ids that edits superseded. Once the day is complete,
+the rows to publish and their order are worked out on the index, and :meth:`DayResult.chunks` reads each
 output chunk's rows from every run as one contiguous row range (runs and output share the sort
 key), so writing a day of any size holds one chunk, not the day.
 
