@@ -163,7 +163,8 @@ def test_background_spooling_keeps_page_order_and_reports_worker_errors(tmp_path
             assert handle.read().splitlines() == [body for d, body in pages if d == day]
         assert results[day].pages == 600
 
-    broken = SpoolSet(str(tmp_path / "no-such-dir"), days)
-    broken.write(days[0], b"{}")
-    with pytest.raises(FileNotFoundError, match="no-such-dir"):
+    # the worker's error comes back from the next write or from close, whichever comes first
+    with pytest.raises(FileNotFoundError, match="no-such-dir"), SpoolSet(str(tmp_path / "no-such-dir"), days) as broken:
+        for _ in range(100):
+            broken.write(days[0], b"{}")
         broken.close()
