@@ -91,7 +91,9 @@ class DagitServer:
     def start(self) -> "DagitServer":
         self.home.mkdir(parents=True, exist_ok=True)
         self.lake.mkdir(parents=True, exist_ok=True)
-        (self.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        # No telemetry, and no first-visit "Join the Dagster community" dialog (it covered buttons
+        # the browser tests click: dagster/_core/instance settings `nux.enabled`).
+        (self.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
         self.port = free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("TWEET_ASSETS_", "DAGSTER_"))},

@@ -95,7 +95,10 @@ def browser_context(tmp_path_factory):
 def page(browser_context, server, request, tmp_path):
     """A fresh tab; on failure its screenshot and text go to the test's tmp dir."""
     tab = browser_context.new_page()
-    # Dagit's first-visit "Join the Dagster community" dialog covers the page: skip it whenever it shows.
+    # Dagit's first-visit "Join the Dagster community" dialog covers the page. The server's instance
+    # has `nux: enabled: false`; the browser also says it was dismissed (Dagit's own localStorage key,
+    # ui-core useStateWithStorage('communityNux')); and should it show anyway, skip it.
+    tab.add_init_script("window.localStorage.setItem('communityNux', JSON.stringify('1'))")
     tab.add_locator_handler(tab.get_by_text("Join the Dagster community"), lambda: tab.get_by_role("button", name="Skip").click())
     failed_before = request.session.testsfailed
     yield tab
@@ -190,6 +193,8 @@ def wait_for_backfill_page(page, server, backfill_id: str) -> str:
 
 
 def test_backfill_of_three_days_from_the_partition_dialog(page, server):
+    # the first-visit dialog that once covered "Materialize all" is off on this instance
+    assert server.graphql("{ shouldShowNux }") == {"shouldShowNux": False}
     days = ui_days()
     for day in days:
         assert not server.parquet(day).exists()
