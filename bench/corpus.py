@@ -3,7 +3,8 @@
 - ``real-<N>.jsonl``: the real twarc2 pages in ../shared/x-api-v2 (the files the issue names),
   replicated until N posts, every numeric id string shifted per replica (same shift for a post, its
   author and its includes) so nothing deduplicates away and every join still matches.
-- ``sample-<N>.jsonl``: the ``sample`` source's pages for one day at N posts.
+- ``sample-<N>-<version>.jsonl``: the ``sample`` source's pages for one day at N posts; the version
+  is a hash of the generator's source file, so a changed generator never reuses a stale corpus.
 """
 
 from __future__ import annotations
@@ -68,7 +69,13 @@ def sample_corpus(posts: int, day: str = "2024-01-01") -> Path:
     from tweet_assets.partitions import day_window
     from tweet_assets.sources import SampleSource
 
-    out = CACHE / f"sample-{posts}.jsonl"
+    import hashlib
+
+    from tweet_assets.sources import sample
+
+    # the generator's own source is in the name: a changed generator builds a new corpus
+    version = hashlib.sha256(Path(sample.__file__).read_bytes()).hexdigest()[:8]
+    out = CACHE / f"sample-{posts}-{version}.jsonl"
     if out.exists():
         return out
     CACHE.mkdir(parents=True, exist_ok=True)

@@ -106,15 +106,19 @@ def test_parquet_encodings_and_sort_order_read_back_by_another_engine(x_api_v2, 
     meta = pq.read_metadata(path)
     assert rows == meta.num_rows == day.height > 2_000 and meta.num_row_groups == -(-rows // 1_000)
     assert is_sorted_by(meta)
-    names = meta.schema.to_arrow_schema().names
     group = meta.row_group(0)
-    for name in ("id", "created_at", "conversation_id"):
-        assert "DELTA_BINARY_PACKED" in group.column(names.index(name)).encodings, name
-    assert "RLE_DICTIONARY" in group.column(names.index("lang")).encodings
-    expected = day.frame.select("id", "created_at", "conversation_id", "lang").rows()
-    got = duckdb.sql(f"SELECT id, created_at, conversation_id, lang FROM read_parquet('{path}')").fetchall()
-    assert [(r[0], r[2], r[3]) for r in got] == [(r[0], r[2], r[3]) for r in expected]
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(group.num_columns)}
+    for leaf in ("id", "created_at", "conversation_id", "edit_history_tweet_ids.list.element"):
+        assert "DELTA_BINARY_PACKED" in encodings[leaf], leaf
+    # dictionary-encoded: flat columns and the elements of lists (the writer needs leaf paths for those)
+    for leaf in ("lang", "author_username", "hashtags.list.element", "media_keys.list.element"):
+        assert "RLE_DICTIONARY" in encodings[leaf], leaf
+    columns = "id, created_at, conversation_id, lang, edit_history_tweet_ids, hashtags"
+    expected = day.frame.select([c.strip() for c in columns.split(",")]).rows()
+    got = duckdb.sql(f"SELECT {columns} FROM read_parquet('{path}')").fetchall()
+    assert [(r[0], r[2], r[3], r[4], r[5]) for r in got] == [(r[0], r[2], r[3], r[4], r[5]) for r in expected]
     assert [r[1].timestamp() for r in got] == [r[1].timestamp() for r in expected]
+    assert any(len(r[4] or ()) > 1 for r in got) and any(r[5] for r in got)  # edited posts and hashtags are in the data
 
 
 def test_bad_start_date_fails_at_load_saying_what_to_set():
