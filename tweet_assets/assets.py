@@ -16,7 +16,9 @@ import polars as pl
 from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MetadataValue, asset
 
 from .athena import DEFAULT_TABLE, create_table_ddl
-from .flatten import finalize_days, iter_days
+from .day_rows import DayResult
+from .day_workers import WORKERS, day_groups, flatten_days_in_threads
+from .flatten import finalize_days
 from .io_manager import LakeResource, SpooledPages, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
 from .partitions import daily_partitions, start_date
 from .parquet import SORTED_BY, is_sorted_by
@@ -113,7 +115,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
 )
 def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages]) -> dict[str, SpooledTable]:
     """Flatten the run's landed pages (read back in batches, several small days per batch) into
-    each day's rows."""
+    each day's rows; a run of many days is flattened on worker threads (tweet_assets.day_workers)."""
     started = time.monotonic()
     last = [started]
 
@@ -122,51 +124,61 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
             last[0] = time.monotonic()
             context.log.info(f"{pages:,} pages flattened, {rows:,} rows so far")
 
-    pages = ((day, location, line) for day, stored in raw_tweets.items() for location, line in stored.lines())
-    days = iter_days(pages, progress=progress)  # each day as soon as it is done
-    empty = finalize_days([], [day for day in raw_tweets])
     spool_dir = tempfile.mkdtemp(prefix="clean_tweets-")
-    result = {}
-    for day, out in itertools.chain(days, ((d, empty[d]) for d in raw_tweets)):
-        if day in result:
-            continue
-        reasons = Counter(q.reason for q in out.quarantined)
-        if out.quarantined:
-            context.log.warning(
-                f"{day}: quarantined {len(out.quarantined)} ({dict(reasons)}); first: "
-                + "; ".join(f"{q.location} {q.reason}: {q.detail[:200]}" for q in out.quarantined[:3])
-            )
-        authors: list = []
-
-        def arrow_chunks(out=out, authors=authors):
-            for chunk in out.chunks():
-                # unique() copies: a column of the chunk itself could keep its spill batch alive
-                authors.append(chunk.get_column("author_id").unique())
-                yield chunk.to_arrow()
-
-        result[day] = spool_table(arrow_chunks(), spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
-        out.close()
-        context.add_asset_metadata(
-            {
-                "dagster/row_count": out.height,
-                "posts_in_pages": out.stats["posts"],
-                "authors": pl.concat(authors).n_unique() if out.height else 0,
-                "quarantined": len(out.quarantined),
-                "quarantined_by_reason": MetadataValue.json(dict(reasons)),
-                "quarantine_sample": MetadataValue.json([q.__dict__ for q in out.quarantined[:QUARANTINE_SAMPLE]]),
-                "api_errors": out.stats["api_errors"],
-                "duplicates_removed": out.stats["duplicates"],
-                "superseded_edits": out.stats["superseded_edits"],
-                "values_coerced_or_nulled": MetadataValue.json(
-                    {k: v for k, v in out.stats.items() if k.startswith(("coerced:", "invalid_"))}
-                ),
-            },
-            partition_key=day,
-        )
+    sizes = {day: stored.size() for day, stored in raw_tweets.items()}
+    groups = day_groups(sizes, WORKERS)
+    if len(groups) > 1:
+        context.log.info(f"flattening {len(raw_tweets)} days on {len(groups)} threads: " + ", ".join(f"{g[0]}…{g[-1]}" for g in groups))
+    days = flatten_days_in_threads(
+        {day: stored.lines for day, stored in raw_tweets.items()}, sizes, lambda day, out: _write_day(day, out, spool_dir), progress=progress
+    )
+    empty = finalize_days([], list(raw_tweets))  # days without pages: an empty table each
+    result: dict[str, SpooledTable] = {}
+    empty_days = ((day, _write_day(day, empty[day], spool_dir)) for day in raw_tweets if day not in result)
+    for day, (table, metadata, warning) in itertools.chain(days, empty_days):
+        if warning:
+            context.log.warning(warning)
+        result[day] = table
+        context.add_asset_metadata(metadata, partition_key=day)
     total = sum(t.rows for t in result.values())
     context.log.info(f"{total:,} rows over {len(result)} day(s) in {time.monotonic() - started:.1f}s")
     context.add_output_metadata({"duration_s": round(time.monotonic() - started, 3)})
     return {day: result[day] for day in raw_tweets}
+
+
+def _write_day(day: str, out: DayResult, spool_dir: str) -> tuple[SpooledTable, dict, str | None]:
+    """Write one flattened day to ``<spool_dir>/<day>.parquet`` (published schema, sorted) and
+    return it with its partition metadata and, if posts were quarantined, a warning line. Runs on a
+    worker thread: no Dagster context here."""
+    reasons = Counter(q.reason for q in out.quarantined)
+    warning = None
+    if out.quarantined:
+        warning = f"{day}: quarantined {len(out.quarantined)} ({dict(reasons)}); first: " + "; ".join(
+            f"{q.location} {q.reason}: {q.detail[:200]}" for q in out.quarantined[:3]
+        )
+    authors: list = []
+
+    def arrow_chunks():
+        for chunk in out.chunks():
+            # unique() copies: a column of the chunk itself could keep its spill batch alive
+            authors.append(chunk.get_column("author_id").unique())
+            yield chunk.to_arrow()
+
+    table = spool_table(arrow_chunks(), spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
+    out.close()
+    metadata = {
+        "dagster/row_count": out.height,
+        "posts_in_pages": out.stats["posts"],
+        "authors": pl.concat(authors).n_unique() if out.height else 0,
+        "quarantined": len(out.quarantined),
+        "quarantined_by_reason": MetadataValue.json(dict(reasons)),
+        "quarantine_sample": MetadataValue.json([q.__dict__ for q in out.quarantined[:QUARANTINE_SAMPLE]]),
+        "api_errors": out.stats["api_errors"],
+        "duplicates_removed": out.stats["duplicates"],
+        "superseded_edits": out.stats["superseded_edits"],
+        "values_coerced_or_nulled": MetadataValue.json({k: v for k, v in out.stats.items() if k.startswith(("coerced:", "invalid_"))}),
+    }
+    return table, metadata, warning
 
 
 @asset(

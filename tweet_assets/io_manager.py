@@ -244,6 +244,10 @@ class StoredPages:
     key: str
     uri: str
 
+    def size(self) -> int | None:
+        """Stored (gzip) bytes of the pages, or None if the object is not there."""
+        return self.lake.size(self.key)
+
     def lines(self) -> Iterator[tuple[str, bytes]]:
         """``(location, page bytes)`` per page, location ``<uri>:<line number>``; empty lines skipped."""
         with self.lake.open(self.key) as raw, igzip.GzipFile(fileobj=raw, mode="rb") as handle:
