@@ -427,7 +427,9 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
             stats.setdefault(day, Counter())[f"invalid_{dst}"] += count
     if not batch.days:
         return FlatBatch({None: conform(frame)}, quarantined, stats)
-    frames = {key[0]: conform(part) for key, part in frame.partition_by("_day", as_dict=True, maintain_order=True).items()}
+    # conform once, then split by day (a backfill batch holds hundreds of small days)
+    conformed = conform(frame).with_columns(frame.get_column("_day"))
+    frames = {key[0]: part for key, part in conformed.partition_by("_day", as_dict=True, maintain_order=True, include_key=False).items()}
     return FlatBatch(frames, quarantined, stats)
 
 
