@@ -10,6 +10,7 @@ import os
 
 import orjson
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from tests.helpers import post_page_files
@@ -86,3 +87,34 @@ def test_a_day_without_rows_gives_one_empty_chunk_with_the_columns():
     out = rows.finish()
     chunks = list(out.chunks())
     assert out.height == 0 and len(chunks) == 1 and chunks[0].schema == POLARS_SCHEMA
+
+
+@pytest.mark.parametrize("cast", [False, True], ids=["as-given", "cast-to-published-schema"])
+def test_writing_a_day_holds_one_chunk_at_a_time(x_api_v2, tmp_path, cast):
+    """write_parquet lets go of each chunk (and of its uncast original) before asking for the next:
+    memory while writing a day is one chunk, whatever the day's size."""
+    import gc
+    import weakref
+
+    import pyarrow.parquet as pq
+
+    from tweet_assets.parquet import write_parquet
+    from tweet_assets.schema import PUBLISHED_SCHEMA
+
+    day = flatten_day(_lines(post_page_files(x_api_v2)))
+    written: list[weakref.ref] = []
+    alive_before_next: list[int] = []
+
+    def tracked(table):
+        written.append(weakref.ref(table))
+        return table
+
+    def chunks():  # holds no reference to what it yielded
+        for chunk in day.chunks(rows=500):
+            gc.collect()
+            alive_before_next.append(sum(ref() is not None for ref in written))
+            yield tracked(chunk.to_arrow())
+
+    rows = write_parquet(chunks(), str(tmp_path / "day.parquet"), PUBLISHED_SCHEMA if cast else None)
+    assert rows == day.height == pq.read_metadata(tmp_path / "day.parquet").num_rows
+    assert len(alive_before_next) > 4 and alive_before_next == [0] * len(alive_before_next)

@@ -162,7 +162,9 @@ def _write_day(day: str, out: DayResult, spool_dir: str) -> tuple[SpooledTable, 
         for chunk in out.chunks():
             # unique() copies: a column of the chunk itself could keep its spill batch alive
             authors.append(chunk.get_column("author_id").unique())
-            yield chunk.to_arrow()
+            table = chunk.to_arrow()
+            del chunk  # strings were copied by to_arrow: the polars chunk is not needed while writing
+            yield table
 
     table = spool_table(arrow_chunks(), spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
     out.close()

@@ -37,6 +37,8 @@ SPILL_BATCH_ROWS = 1_024
 #: Rows per chunk handed out by :meth:`DayResult.chunks` (and per Parquet row group).
 CHUNK_ROWS = ROW_GROUP_ROWS
 SORT_KEY = ["created_at", "id"]
+#: Columns interleaved together when a chunk draws on runs that overlap in time.
+GATHER_COLUMNS = 16
 
 
 class Run:
@@ -206,9 +208,18 @@ class DayResult:
         arrival = entries.join(ranges.select("_run", "_rank"), on="_run").sort("_rank", "_r").get_column("_p")
         if arrival.is_sorted():
             return pl.concat(pieces, rechunk=False)
-        chunk = pl.concat(pieces, rechunk=True)
+        chunk = pl.concat(pieces, rechunk=False)
         pieces.clear()
-        return chunk.gather(arrival.arg_sort())
+        # interleave a few columns at a time, dropping the source columns once gathered: memory
+        # holds the chunk about once, not twice
+        positions = arrival.arg_sort()
+        names = chunk.columns
+        parts = []
+        for at in range(0, len(names), GATHER_COLUMNS):
+            group = names[at : at + GATHER_COLUMNS]
+            parts.append(chunk.select(group).rechunk().gather(positions))
+            chunk = chunk.drop(group)
+        return pl.concat(parts, how="horizontal")
 
     def close(self) -> None:
         """Remove the spilled runs now (otherwise when this object is garbage-collected)."""

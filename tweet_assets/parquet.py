@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,12 +74,21 @@ def write_parquet(
         allow_truncated_timestamps=False,
         sorting_columns=pq.SortingColumn.from_ordering(first.schema, list(sorted_by)) if sorted_by else None,
     ) as writer:
-        for chunk in itertools.chain([first], chunks):
+        pending = [first]
+        del first  # from here on only the chunk being written is held
+        for chunk in itertools.chain(_drain(pending), chunks):
             if schema is not None:
                 chunk = chunk.cast(schema)
             writer.write_table(chunk, row_group_size=ROW_GROUP_ROWS)
             rows += chunk.num_rows
+            del chunk  # before the next chunk is built
     return rows
+
+
+def _drain(items: list) -> Iterator:
+    """Yield and forget the items of a list (a plain list would hold on to each)."""
+    while items:
+        yield items.pop(0)
 
 
 def leaf_columns(name: str, type_: pa.DataType) -> list[tuple[str, pa.DataType]]:
