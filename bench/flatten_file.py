@@ -14,9 +14,9 @@ from tweet_assets.schema import PUBLISHED_SCHEMA
 
 
 def lines(path):
-    with open(path, "rb") as handle:
+    with open(path, "rb", buffering=4 << 20) as handle:  # pages are long lines: read big blocks
         for number, line in enumerate(handle, start=1):
-            line = line.rstrip(b"\n")
+            line = line[:-1] if line.endswith(b"\n") else line
             if line:
                 yield f"{path}:{number}", line
 

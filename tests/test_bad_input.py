@@ -108,3 +108,23 @@ def test_mutated_real_pages_rows_plus_quarantined_equals_posts(real_pages, mutat
     assert out.frame["id"].null_count() == 0 and out.frame["id"].n_unique() == out.frame.height
     for q in out.quarantined:
         assert q.reason and q.location
+
+
+def test_a_raw_newline_inside_a_line_is_read_or_quarantined_never_split(real_pages):
+    """A page pretty-printed on one line (raw newlines as JSON whitespace) is read like the compact
+    page; a line holding two pages is quarantined as one bad line, not read as two rows."""
+    from tweet_assets.pages import decode_pages
+
+    compact = [json.dumps(page).encode() for page in real_pages]
+    pretty = json.dumps(real_pages[0], indent=1).encode()
+    assert pretty.count(b"\n") > 100 and pretty[:1] == b"{" and pretty[-1:] == b"}"
+    two_in_one = compact[0] + b"\n" + compact[1]
+
+    good = decode_pages(compact, ["a:1", "a:2"])
+    mixed = decode_pages([pretty, compact[1]], ["b:1", "b:2"])
+    assert mixed.table.equals(good.table)
+    assert mixed.locations == ["b:1", "b:2"] and not mixed.quarantined
+
+    bad = decode_pages([two_in_one, compact[1]], ["c:1", "c:2"])
+    assert bad.table.num_rows == 1 and bad.locations == ["c:2"]
+    assert [(q.location, q.reason) for q in bad.quarantined] == [("c:1", "invalid_json")]

@@ -240,11 +240,12 @@ def decode_pages(lines: Sequence[bytes], locations: Sequence[str], days: Sequenc
     if not lines:
         return DecodedBatch(PAGE_SCHEMA.empty_table(), [])
     blob = b"\n".join(lines)
-    # Bulk parsing only for lines that look like one object each: a raw newline inside a page
-    # would split it in two, and pyarrow 26's JSON reader crashes (SIGSEGV) on a first line
-    # "null" and reads a later "null" line as an all-null row. Anything else goes one by one.
+    # Bulk parsing only for lines that look like one object each: pyarrow 26's JSON reader
+    # crashes (SIGSEGV) on a first line "null" and reads a later "null" line as an all-null row.
+    # A raw newline inside a line splits it into parts that are not objects (a parse error) or
+    # into more objects than lines (the row count below): either way it goes one by one.
     objects = all(line[:1] == b"{" and line[-1:] == b"}" for line in lines)
-    if objects and blob.count(b"\n") == len(lines) - 1:
+    if objects:
         try:
             table = _read_json_bulk(blob, max(len(line) for line in lines))
             if table.num_rows == len(lines):
