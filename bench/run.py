@@ -7,7 +7,8 @@ Usage:
     python bench/run.py --runs 5 --only floor,project
 
 Each figure is the median of --runs runs: wall seconds, CPU seconds (user+sys), peak RSS of the
-process (from os.wait4's rusage, like /usr/bin/time -v), posts/s and output bytes. twarc-csv 0.7.2
+process (from os.wait4's rusage, like /usr/bin/time -v), posts/s, output bytes and the rows the tool
+wrote (CSV records or Parquet rows), so a tool that drops posts shows it. twarc-csv 0.7.2
 runs in its own virtualenv with pandas<3 (it fails on pandas 3), created on first use under the
 cache directory. Corpora are built once by bench/corpus.py, outside the repo.
 """
@@ -109,7 +110,22 @@ def measure(cmd: list[str], runs: int, posts: int, out: str | None = None, env: 
         rss.append(usage.ru_maxrss * 1024)
     size = _size(out) if out else 0
     wall = statistics.median(walls)
-    return {"wall": wall, "cpu": statistics.median(cpus), "rss": statistics.median(rss), "posts_s": posts / wall if posts else 0, "out_bytes": size, "walls": walls}
+    return {"posts": posts, "rows": rows_out(out), "wall": wall, "cpu": statistics.median(cpus), "rss": statistics.median(rss), "posts_s": posts / wall if posts else 0, "out_bytes": size, "walls": walls}
+
+
+def rows_out(path: str | None) -> int | None:
+    """Rows a tool wrote: CSV records (header excluded; quoted newlines handled) or Parquet rows."""
+    if not path or not Path(path).is_file():
+        return None
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(path).num_rows
+    import csv
+
+    csv.field_size_limit(1 << 30)
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
 
 
 def _size(path: str) -> int:
@@ -229,8 +245,8 @@ def render(rows) -> str:
     lines = [
         f"Measured {stamp} on {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()} ({platform.machine()}); `python bench/run.py {' '.join(sys.argv[1:])}`",
         "",
-        "| corpus | tool | wall s | CPU s | peak RSS MB | posts/s | output MB | vs twarc-csv | vs floor |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| corpus | tool | wall s | CPU s | peak RSS MB | posts/s | output MB | rows out | vs twarc-csv | vs floor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for corpus in dict.fromkeys(r[0] for r in rows):
         group = [r for r in rows if r[0] == corpus]
@@ -240,8 +256,15 @@ def render(rows) -> str:
             vs_twarc = f"{m['posts_s'] / twarc:.1f}×" if twarc and m["posts_s"] else ""
             vs_floor = f"{m['posts_s'] / floor:.2f}" if floor and m["posts_s"] and not tool.startswith("floor") else ""
             lines.append(
-                f"| {corpus} | {tool} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['rss'] / 1e6:.0f} | {m['posts_s']:,.0f} | {m['out_bytes'] / 1e6:.1f} | {vs_twarc} | {vs_floor} |"
+                f"| {corpus} | {tool} | {m['wall']:.2f} | {m['cpu']:.2f} | {m['rss'] / 1e6:.0f} | {m['posts_s']:,.0f} | {m['out_bytes'] / 1e6:.1f} | {'' if m.get('rows') is None else format(m['rows'], ',')} | {vs_twarc} | {vs_floor} |"
             )
+    short = [
+        f"- {corpus}, {tool}: wrote {m['rows']:,} rows for {m['posts']:,} posts"
+        for corpus, tool, m in rows
+        if m.get("rows") is not None and m["posts"] and m["rows"] < m["posts"] and not tool.startswith("raw_tweets")
+    ]
+    if short:
+        lines += ["", "Rows missing from a tool's output (its own log says why; twarc-csv skips a whole batch when a post has a field it has no column for):", *short]
     days = {r[0]: r[2] for r in rows if r[1].startswith("raw_tweets")}
     if days:
         lines += [
