@@ -97,9 +97,11 @@ def flatten_days_in_threads(
             totals["pages"] += pages_done - before[0]
             totals["rows"] += rows - before[1]
 
+    def day_lines(days: list[str]) -> Iterator[tuple[str, str, bytes]]:
+        return ((day, location, line) for day in days for location, line in pages[day]())
+
     def work(group: int, days: list[str]) -> None:
-        lines = ((day, location, line) for day in days for location, line in pages[day]())
-        for day, result in iter_days(lines, progress=lambda p, r: count(group, p, r)):
+        for day, result in iter_days(day_lines(days), progress=lambda p, r: count(group, p, r)):
             if stop.is_set():
                 result.close()
                 return
@@ -107,8 +109,7 @@ def flatten_days_in_threads(
 
     if len(groups) <= 1:  # no thread: a single group runs on the caller's thread, as before
         for group_days in groups:
-            lines = ((day, location, line) for day in group_days for location, line in pages[day]())
-            for day, result in iter_days(lines, progress=progress):
+            for day, result in iter_days(day_lines(group_days), progress=progress):
                 yield day, handle_day(day, result)
         return
 
