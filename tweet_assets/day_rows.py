@@ -191,6 +191,10 @@ class DayResult:
             yield self._chunk(self.order.slice(start, rows), columns)
 
     def _chunk(self, order: pl.DataFrame, columns: list[str] | None) -> pl.DataFrame:
+        runs, rows = order.get_column("_run"), order.get_column("_r")
+        if runs.min() == runs.max() and rows[-1] - rows[0] + 1 == order.height:
+            # one run, no row removed inside the range (the usual small day): a plain slice
+            return self.runs[runs[0]].slice(rows[0], order.height, columns)
         entries = order.with_row_index("_p")
         ranges = (
             entries.group_by("_run")

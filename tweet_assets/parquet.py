@@ -7,6 +7,7 @@ Athena reads as ``timestamp``. Free of Dagster, so flattening a file needs only 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import struct
 from typing import Callable, Iterable, Iterator, Sequence
@@ -54,21 +55,15 @@ def write_parquet(
         first = schema.empty_table()
     if schema is not None:
         first = first.cast(schema)
-    leaves = [(f.name, path, type_) for f in first.schema for path, type_ in leaf_columns(f.name, f.type)]
-    delta = {
-        path: "DELTA_BINARY_PACKED"
-        for name, path, type_ in leaves
-        if name in DELTA_COLUMNS and (pa.types.is_integer(type_) or pa.types.is_timestamp(type_))
-    }
-    dictionary = [path for _, path, _ in leaves if path not in delta]
+    dictionary, delta = _encodings(first.schema)
     rows = 0
     with pq.ParquetWriter(
         path,
         first.schema,
         compression="zstd",
-        use_dictionary=dictionary or False,
+        use_dictionary=list(dictionary) or False,
         dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
-        column_encoding=delta or None,
+        column_encoding=dict(delta) or None,
         write_statistics=True,
         coerce_timestamps="ms",
         allow_truncated_timestamps=False,
@@ -83,6 +78,19 @@ def write_parquet(
             rows += chunk.num_rows
             del chunk  # before the next chunk is built
     return rows
+
+
+@functools.lru_cache(maxsize=16)
+def _encodings(schema: pa.Schema) -> tuple[list[str], dict[str, str]]:
+    """``(dictionary-encoded leaf paths, {leaf path: "DELTA_BINARY_PACKED"})`` of a schema (cached:
+    a backfill writes hundreds of files of the same schema)."""
+    leaves = [(f.name, path, type_) for f in schema for path, type_ in leaf_columns(f.name, f.type)]
+    delta = {
+        path: "DELTA_BINARY_PACKED"
+        for name, path, type_ in leaves
+        if name in DELTA_COLUMNS and (pa.types.is_integer(type_) or pa.types.is_timestamp(type_))
+    }
+    return [path for _, path, _ in leaves if path not in delta], delta
 
 
 def _drain(items: list) -> Iterator:
