@@ -92,3 +92,19 @@ def test_sample_volume_is_configurable_and_old_days_work():
     assert sum(p.posts for p in pages) == 1000 and len(pages) == 2
     frame = flatten_day((p.location, p.body) for p in pages).frame
     assert frame["id"].n_unique() == 1000
+
+
+def test_sample_timestamps_and_embedded_users_are_what_the_api_sends():
+    from datetime import datetime, timezone
+
+    from tweet_assets.sources.sample import _iso
+
+    for ms in (0, 999, 86_399_999, 1_709_164_800_000, 1_709_251_199_999, 1_288_834_974_657, 946_684_800_123):
+        expected = datetime.fromtimestamp(ms // 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms % 1000:03d}Z"
+        assert _iso(ms) == expected
+    page = orjson.loads(next(SampleSource(posts_per_day=100).pages(*day_window("2024-02-29"), LOG)).body)
+    users = {u["id"]: u for u in page["includes"]["users"]}
+    assert len(users) == len(page["includes"]["users"])  # each user once per page
+    assert {p["author_id"] for p in page["data"]} <= set(users)
+    assert all({"username", "name", "public_metrics", "entities"} <= set(u) for u in users.values())
+    assert all(p["created_at"].startswith("2024-02-29T") for p in page["data"])
