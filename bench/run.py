@@ -6,7 +6,8 @@ Usage:
     python bench/run.py --big           # also the 1M-post corpora and the 1M-post day through Dagster
     python bench/run.py --runs 5 --only floor,project
 
-Each figure is the median of --runs runs: wall seconds, CPU seconds (user+sys), peak RSS of the
+Each figure is the median of --runs runs, the tools of a corpus taking turns (A B C, A B C, ...) so
+that a machine speeding up or slowing down moves them alike: wall seconds, CPU seconds (user+sys), peak RSS of the
 process (from os.wait4's rusage, like /usr/bin/time -v), posts/s, output bytes and the rows the tool
 wrote (CSV records or Parquet rows), so a tool that drops posts shows it. twarc-csv 0.7.2
 runs in its own virtualenv with pandas<3 (it fails on pandas 3), created on first use under the
@@ -108,28 +109,68 @@ with DagsterInstance.ephemeral() as inst:
 """
 
 
-def measure(cmd: list[str], runs: int, posts: int, out: str | None = None, env: dict | None = None, timeout: float = 3600) -> dict:
-    """Run ``cmd`` ``runs`` times; medians of wall, CPU, peak RSS; posts/s from the median wall."""
-    walls, cpus, rss = [], [], []
-    for _ in range(runs):
-        if out and os.path.exists(out):
-            shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
-        with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty tool must not block
-            started = time.perf_counter()
-            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **(env or {})})
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.perf_counter() - started
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            log.seek(0)
-            err = log.read().decode(errors="replace")
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd[:4])}… exited {proc.returncode}: {err[-1500:]}")
-        walls.append(wall)
-        cpus.append(usage.ru_utime + usage.ru_stime)
-        rss.append(usage.ru_maxrss * 1024)
-    size = _size(out) if out else 0
+def run_once(cmd: list[str], out: str | None = None, env: dict | None = None) -> tuple[float, float, int]:
+    """Run ``cmd`` once (``out`` removed first): ``(wall s, CPU s user+sys, peak RSS bytes)``.
+
+    Raises:
+        RuntimeError: the command exited non-zero (with the end of its stderr).
+    """
+    if out and os.path.exists(out):
+        shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty tool must not block
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        log.seek(0)
+        err = log.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}… exited {proc.returncode}: {err[-1500:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def summarize(samples: list[tuple[float, float, int]], posts: int, out: str | None) -> dict:
+    """Medians of wall, CPU and peak RSS over runs; posts/s from the median wall; output size and rows."""
+    walls = [w for w, _, _ in samples]
     wall = statistics.median(walls)
-    return {"posts": posts, "rows": rows_out(out), "wall": wall, "cpu": statistics.median(cpus), "rss": statistics.median(rss), "posts_s": posts / wall if posts else 0, "out_bytes": size, "walls": walls}
+    return {
+        "posts": posts,
+        "rows": rows_out(out),
+        "wall": wall,
+        "cpu": statistics.median(c for _, c, _ in samples),
+        "rss": statistics.median(r for _, _, r in samples),
+        "posts_s": posts / wall if posts else 0,
+        "out_bytes": _size(out) if out else 0,
+        "walls": walls,
+    }
+
+
+def measure(cmd: list[str], runs: int, posts: int, out: str | None = None, env: dict | None = None) -> dict:
+    """Run ``cmd`` ``runs`` times in a row; see :func:`summarize`."""
+    return summarize([run_once(cmd, out, env) for _ in range(runs)], posts, out)
+
+
+def measure_interleaved(tools: list[tuple], runs: int, posts: int) -> list[tuple[str, dict]]:
+    """Run every tool once per round, ``runs`` rounds (A B C, A B C, ...), so a machine that speeds
+    up or slows down during the benchmark moves every tool alike and the ratios stay put.
+
+    ``tools``: ``(name, cmd, out, env)``. A tool that fails is reported, left out of later rounds
+    and of the result; the others go on.
+    """
+    samples: dict[str, list] = {name: [] for name, *_ in tools}
+    failed: set[str] = set()
+    for round_no in range(1, runs + 1):
+        for name, cmd, out, env in tools:
+            if name in failed:
+                continue
+            print(f"   [{round_no}/{runs}] {name}…", file=sys.stderr, flush=True)
+            try:
+                samples[name].append(run_once(cmd, out, env))
+            except Exception as exc:  # report and go on: one tool failing must not hide the others
+                print(f"   {name} failed: {exc}", file=sys.stderr)
+                failed.add(name)
+    return [(name, summarize(samples[name], posts, out)) for name, cmd, out, env in tools if name not in failed]
 
 
 def rows_out(path: str | None) -> int | None:
@@ -217,22 +258,17 @@ def main() -> int:
         print(f"== {name}: {path} ({posts:,} posts, {path.stat().st_size / 1e6:.0f} MB)", file=sys.stderr, flush=True)
         runs = args.runs if posts <= 200_000 else 1
 
-        def add(tool, cmd, out=None, env=None):
-            print(f"   {tool}…", file=sys.stderr, flush=True)
-            try:
-                rows.append((name, tool, measure(cmd, runs, posts, out, env)))
-            except Exception as exc:  # report and go on: one tool failing must not hide the others
-                print(f"   {tool} failed: {exc}", file=sys.stderr)
-
+        tools: list[tuple] = []
         if want("floor"):
-            add("floor: orjson per line", [PY, "-c", FLOOR_ORJSON, str(path)])
-            add("floor: pyarrow.json.read_json", [PY, "-c", FLOOR_PYARROW, str(path)])
+            tools.append(("floor: orjson per line", [PY, "-c", FLOOR_ORJSON, str(path)], None, None))
+            tools.append(("floor: pyarrow.json.read_json", [PY, "-c", FLOOR_PYARROW, str(path)], None, None))
         if twarc and want("twarc") and posts <= 200_000:
-            add("twarc-csv 0.7.2", [str(Path(twarc).parent / "twarc2"), "--bearer-token", "x", "csv", str(path), str(tmp / "twarc.csv")], str(tmp / "twarc.csv"))
+            tools.append(("twarc-csv 0.7.2", [str(Path(twarc).parent / "twarc2"), "--bearer-token", "x", "csv", str(path), str(tmp / "twarc.csv")], str(tmp / "twarc.csv"), None))
         if twarc and want("tutorial"):
-            add("pandas json_normalize → CSV", [twarc, "-c", TUTORIAL, str(path), str(tmp / "tutorial.csv")], str(tmp / "tutorial.csv"))
+            tools.append(("pandas json_normalize → CSV", [twarc, "-c", TUTORIAL, str(path), str(tmp / "tutorial.csv")], str(tmp / "tutorial.csv"), None))
         if want("project"):
-            add("tweet_assets flatten → Parquet", [PY, str(HERE / "flatten_file.py"), str(path), str(tmp / "project.parquet")], str(tmp / "project.parquet"))
+            tools.append(("tweet_assets flatten → Parquet", [PY, str(HERE / "flatten_file.py"), str(path), str(tmp / "project.parquet")], str(tmp / "project.parquet"), None))
+        rows += [(name, tool, m) for tool, m in measure_interleaved(tools, runs, posts)]
     if want("dagster"):
         for posts in (100_000, 1_000_000) if args.big else (100_000,):
             print(f"== one {posts:,}-post day through Dagster (sample source, local lake)", file=sys.stderr, flush=True)
