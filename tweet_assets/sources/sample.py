@@ -11,10 +11,11 @@ The mix: about 55% original posts, 20% retweets (text truncated with "…", as t
 replies, 10% quotes; hashtags, mentions, cashtags, URLs, annotations, media, places, polls, edit
 history, long posts (``note_tweet``) and non-ASCII text (accents, CJK, Arabic, emoji).
 
-Speed (it stands in for the API in the 365-day backfill benchmark): about 12 µs per post on the
-2-core benchmark machine, 2.1 KB of JSON per post. Users, texts' entities and places are serialized
-once per seed and embedded in each page as ``orjson.Fragment``; timestamps are formatted from
-tables.
+Speed (it stands in for the API in the 365-day backfill benchmark): 12-22 µs per post on the
+2-core benchmark machine, as its load varies (31 µs before these were done), 2.1 KB of JSON per
+post. Users, texts' entities and places are serialized once per seed and embedded in each page as
+``orjson.Fragment``; timestamps are formatted from tables. The random draws keep their order, so a
+seed gives the same bytes as before.
 """
 
 from __future__ import annotations
@@ -162,11 +163,11 @@ class _UserPool:
                     },
                 }
             )
-        self.texts = [_make_text(rng, self.users) for _ in range(texts)]
+        made = [_make_text(rng, self.users) for _ in range(texts)]
         self.long_texts = [" ".join(rng.choice(_WORDS) for _ in range(80)) for _ in range(256)]
         # Serialized once: pages embed these bytes (orjson.Fragment) instead of re-encoding them.
         self.user_json = {user["id"]: orjson.Fragment(orjson.dumps(user)) for user in self.users}
-        self.texts = [(text, orjson.Fragment(orjson.dumps(entities)) if entities else None, mentioned) for text, entities, mentioned in self.texts]
+        self.texts = [(text, orjson.Fragment(orjson.dumps(entities)) if entities else None, mentioned) for text, entities, mentioned in made]
 
 
 def _make_text(rng: random.Random, users: list[dict]) -> tuple[str, dict, dict | None]:
