@@ -21,16 +21,8 @@ def lines(path):
                 yield f"{path}:{number}", line
 
 
-def arrow_chunks(out):
-    """The day's chunks as Arrow, each polars chunk freed before its Arrow copy is written."""
-    for chunk in out.chunks():
-        table = chunk.to_arrow()
-        del chunk
-        yield table
-
-
 if __name__ == "__main__":
     started = time.perf_counter()
     out = flatten_day(lines(sys.argv[1]))
-    rows = write_parquet(arrow_chunks(out), sys.argv[2], PUBLISHED_SCHEMA)
+    rows = write_parquet(out.arrow_chunks(), sys.argv[2], PUBLISHED_SCHEMA)
     print(f"rows={rows} quarantined={len(out.quarantined)} seconds={time.perf_counter() - started:.2f}", file=sys.stderr)

@@ -91,8 +91,8 @@ def test_a_day_without_rows_gives_one_empty_chunk_with_the_columns():
 
 @pytest.mark.parametrize("cast", [False, True], ids=["as-given", "cast-to-published-schema"])
 def test_writing_a_day_holds_one_chunk_at_a_time(x_api_v2, tmp_path, cast):
-    """write_parquet lets go of each chunk (and of its uncast original) before asking for the next:
-    memory while writing a day is one chunk, whatever the day's size."""
+    """DayResult.arrow_chunks and write_parquet let go of each chunk (and of its uncast original)
+    before the next is built: memory while writing a day is one chunk, whatever the day's size."""
     import gc
     import weakref
 
@@ -109,12 +109,11 @@ def test_writing_a_day_holds_one_chunk_at_a_time(x_api_v2, tmp_path, cast):
         written.append(weakref.ref(table))
         return table
 
-    def chunks():  # holds no reference to what it yielded
-        for chunk in day.chunks(rows=500):
-            gc.collect()
-            alive_before_next.append(sum(ref() is not None for ref in written))
-            yield tracked(chunk.to_arrow())
+    def count_alive(_chunk):  # called as each next chunk is built
+        gc.collect()
+        alive_before_next.append(sum(ref() is not None for ref in written))
 
-    rows = write_parquet(chunks(), str(tmp_path / "day.parquet"), PUBLISHED_SCHEMA if cast else None)
+    chunks = map(tracked, day.arrow_chunks(rows=500, each=count_alive))  # map keeps no reference
+    rows = write_parquet(chunks, str(tmp_path / "day.parquet"), PUBLISHED_SCHEMA if cast else None)
     assert rows == day.height == pq.read_metadata(tmp_path / "day.parquet").num_rows
     assert len(alive_before_next) > 4 and alive_before_next == [0] * len(alive_before_next)

@@ -157,16 +157,9 @@ def _write_day(day: str, out: DayResult, spool_dir: str) -> tuple[SpooledTable, 
             f"{q.location} {q.reason}: {q.detail[:200]}" for q in out.quarantined[:3]
         )
     authors: list = []
-
-    def arrow_chunks():
-        for chunk in out.chunks():
-            # unique() copies: a column of the chunk itself could keep its spill batch alive
-            authors.append(chunk.get_column("author_id").unique())
-            table = chunk.to_arrow()
-            del chunk  # strings were copied by to_arrow: the polars chunk is not needed while writing
-            yield table
-
-    table = spool_table(arrow_chunks(), spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
+    # unique() copies: a column of the chunk itself could keep its spill batch alive
+    chunks = out.arrow_chunks(each=lambda chunk: authors.append(chunk.get_column("author_id").unique()))
+    table = spool_table(chunks, spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
     out.close()
     metadata = {
         "dagster/row_count": out.height,

@@ -21,9 +21,10 @@ import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import polars as pl
+import pyarrow as pa
 
 from .pages import Quarantined
 from .parquet import ROW_GROUP_ROWS
@@ -189,6 +190,20 @@ class DayResult:
             # built in a function so its pieces are freed before the caller gets the chunk (a
             # generator's own locals would live on until the next chunk)
             yield self._chunk(self.order.slice(start, rows), columns)
+
+    def arrow_chunks(self, rows: int = CHUNK_ROWS, each: Callable[[pl.DataFrame], None] | None = None) -> Iterator[pa.Table]:
+        """:meth:`chunks` as Arrow tables (polars' Arrow types: ``large_string``, ``large_list``),
+        for writing Parquet. Each polars chunk is dropped as soon as its Arrow copy exists
+        (``to_arrow`` copies polars' string views), and each Arrow chunk as soon as the next is
+        asked for, so a writer that lets go of what it wrote holds one chunk. ``each``, if given,
+        sees every polars chunk first (to gather a column, say)."""
+        for chunk in self.chunks(rows):
+            if each is not None:
+                each(chunk)
+            table = chunk.to_arrow()
+            del chunk
+            yield table
+            del table  # on resuming: before the next chunk is built
 
     def _chunk(self, order: pl.DataFrame, columns: list[str] | None) -> pl.DataFrame:
         runs, rows = order.get_column("_run"), order.get_column("_r")
