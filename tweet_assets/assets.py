@@ -58,6 +58,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
     with SpoolSet(spool_dir, days) as spools:  # compressed on a worker thread as pages arrive
         stats = {day: Counter() for day in days}
         spans: dict[str, list[str]] = {day: [] for day in days}
+        damaged: dict[str, list[str]] = {day: [] for day in days}  # damaged input files (their unreadable rest lands here)
         context.log.info(f"fetching {len(days)} day(s) {days[0]}…{days[-1]} from {source.describe()}")
         started = last_report = time.monotonic()
         for page in source.pages(start, end, context.log):
@@ -72,6 +73,8 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
             day_stats["retries"] += page.retries
             day_stats["rate_limit_wait_s"] += page.rate_limit_wait_s
             spans[page.day].extend(s for s in (page.earliest, page.latest) if s)
+            if page.damaged:
+                damaged[page.day].append(page.damaged)
             if time.monotonic() - last_report >= PROGRESS_EVERY_S:
                 last_report = time.monotonic()
                 context.log.info(
@@ -92,6 +95,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
                 "api_requests": s["requests"],
                 "api_retries": s["retries"],
                 "rate_limit_wait_s": round(s["rate_limit_wait_s"], 1),
+                "damaged_input": MetadataValue.json(damaged[day]),
             },
             partition_key=day,
         )

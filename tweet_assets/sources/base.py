@@ -30,6 +30,9 @@ class SourcePage:
         earliest, latest: smallest and largest ``created_at`` in ``data`` (RFC 3339, UTC), or None.
         requests, retries, rate_limit_wait_s: what fetching the page cost (API sources; 0 otherwise):
             HTTP requests made, of which retries, and seconds slept waiting for rate-limit resets.
+        damaged: set on a line that stands for a damaged input's unreadable rest (a truncated or
+            corrupt archive file): what was damaged and where (file, byte offset), for the run's
+            log and metadata; None otherwise.
     """
 
     day: str
@@ -42,6 +45,7 @@ class SourcePage:
     requests: int = 0
     retries: int = 0
     rate_limit_wait_s: float = 0.0
+    damaged: str | None = None
 
 
 class PostSource(ConfigurableResource):

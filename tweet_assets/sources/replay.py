@@ -1,20 +1,42 @@
 """Replay recorded API v2 response pages: twarc2 JSON-lines archives, files or directories.
 
 Format (twarc2, DocNow): one whole response page per line, ``{"data": [...], "includes": {...},
-"meta": {...}, "errors": [...]}``, plus twarc's own ``"__twarc"`` key, which is kept out of the
-landed page. Filtered-stream messages (``data`` is one object, with ``matching_rules``) are read too.
+"meta": {...}, "errors": [...]}``, plus twarc's own ``"__twarc"`` key (``url``, ``version``,
+``retrieved_at``), which is landed with the page: the raw zone holds the page as it was archived.
+Filtered-stream messages (``data`` is one object, with ``matching_rules``) are read too. Files may be
+plain or gzip (told by their first bytes, not their name: :mod:`.jsonl_files`).
 
-For a window ``[start, end)`` the source yields, per day, the posts whose ``created_at`` lies in
-that day with their page's ``includes``, ``meta`` and ``errors`` (the API's ``start_time`` inclusive,
-``end_time`` exclusive rule). A page whose posts all fall in one day is yielded byte for byte
-(only ``__twarc`` removed); a page that spans days is split into one page per day.
+For a window ``[start, end)`` the source yields, per UTC day, the posts whose ``created_at`` lies in
+that day (the API's ``start_time`` inclusive, ``end_time`` exclusive rule). A page whose posts all
+fall in one day is yielded byte for byte; a page that spans days is split into one page per day,
+each with only the ``includes`` its posts expand to and each ``errors`` entry in exactly one piece
+(:mod:`.day_split`).
 
-Nothing is dropped silently:
-- a line that is not JSON is yielded as received, with the day of the previous page of the same
-  file (archives are written in fetch order), so ``clean_tweets`` quarantines and counts it;
-- a post without a readable ``created_at`` goes with the other posts of its page;
-- pages of other endpoints (users, lists, counts, compliance rows) are skipped with a warning that
-  names the file and counts them.
+Nothing is dropped silently. A page is classified by everything its ``data`` holds, not by its first
+item: it is a page of posts when any item has a field only posts have (``text``, ``author_id``,
+``edit_history_tweet_ids``, ...) or when no item is recognisably another endpoint's object. Then:
+
+- posts with an unreadable ``created_at`` (or ``null`` items) go with their page, whose other
+  posts give the day; ``clean_tweets`` quarantines them with the reason;
+- a JSON array of pages (``[page, ...]``) is read as its pages;
+- a line with invalid UTF-8 is read with U+FFFD replacement characters: a page of one day is still
+  landed byte for byte (``clean_tweets`` reads it the same way and counts the replacements), a page
+  that spans days is split from the replaced text;
+- a UTF-8 byte order mark at the start of a file is removed;
+- what cannot be dated is landed as received and quarantined, counted, by ``clean_tweets``: a line
+  that is not JSON, a JSON value that is not an object, a page none of whose posts has a readable
+  ``created_at``, a page of API ``errors`` without ``data`` (all requested posts deleted, a
+  suspended user; landed and counted in ``api_errors``), and, for a damaged file (a truncated or
+  corrupt gzip stream), a line naming the file, the byte offset and the damage, after whatever the
+  readable part holds. Such a line goes to a deterministic day, so that it lands in exactly one
+  partition whatever the runs' windows: the day of the previous dated page of its file, else of the
+  next one; for a file with no dated page, the last day of the files before it, else the first day
+  of the files after it; only an archive with no dated page at all lands it with the run's first
+  day (every run then lands and quarantines it again). Each placement is logged as a warning;
+  a damaged file is logged as an error and listed in ``raw_tweets``' ``damaged_input`` metadata;
+  reading goes on with the next file.
+- pages of other endpoints (users, lists, counts, compliance rows, twarc2 ``flatten`` output) are
+  skipped with a warning that names the file and counts them.
 """
 
 from __future__ import annotations
@@ -22,16 +44,48 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections import Counter
+import re
+from collections import Counter, deque
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterator
+from functools import lru_cache
+from operator import itemgetter
+from typing import Callable, Iterator
 
 import orjson
 from pydantic import Field
 
-from ..pages import NON_API_KEYS
 from ..partitions import DAY_FORMAT
-from .base import PostSource, SourcePage, created_at_range
+from .base import PostSource, SourcePage
+from .day_split import split_by_day
+from .jsonl_files import JsonLinesFile
+
+#: Top-level fields of the Post object that no other API v2 object has (X API v2 data dictionary).
+POST_FIELDS = frozenset(
+    {"text", "edit_history_tweet_ids", "author_id", "conversation_id", "referenced_tweets", "in_reply_to_user_id", "note_tweet", "attachments", "reply_settings"}
+)
+#: Fields that mark another endpoint's object, and its name for the warning.
+OTHER_FIELDS = {
+    "username": "users",
+    "tweet_count": "counts",
+    "start": "counts",
+    "member_count": "lists",
+    "follower_count": "lists",
+    "owner_id": "lists",
+    "private": "lists",
+    "action": "compliance",
+    "redacted_at": "compliance",
+    "host_ids": "spaces",
+    "state": "spaces",
+    "event_type": "dm_events",
+    "name": "other",
+    "description": "other",
+}
+_CREATED = itemgetter("created_at")
+_DAY = itemgetter(slice(0, 10))
+_TEXT = itemgetter("text")
+_DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+LOGGED_PER_FILE = 5
 
 
 class ReplaySource(PostSource):
@@ -66,141 +120,264 @@ class ReplaySource(PostSource):
         return found
 
     def pages(self, start: datetime, end: datetime, log: logging.Logger) -> Iterator[SourcePage]:
+        """Yield the pages of posts created in ``[start, end)``, per day; see the module docstring.
+
+        Raises:
+            FileNotFoundError: no archive at ``path``.
+            OSError: a file cannot be opened or read (damaged content does not raise).
+        """
         lo, hi = start.strftime(DAY_FORMAT), end.strftime(DAY_FORMAT)
-        for path in self.files():
-            yield from self._file_pages(path, lo, hi, log)
+        for placed in _Placer(lo, log).archive(self.files()):
+            if lo <= placed.day < hi:
+                yield placed.page()
 
-    def _file_pages(self, path: str, lo: str, hi: str, log: logging.Logger) -> Iterator[SourcePage]:
-        skipped: Counter = Counter()
-        last_day: str | None = None
-        pending: list[tuple[str, bytes, str]] = []  # undatable lines before the file's first dated page
+    def days(self, log: logging.Logger) -> Counter:
+        """Posts per UTC day (``{YYYY-MM-DD: posts}``) over the whole archive, without building the
+        split pages: what a run of each day would land. Lines that cannot be dated are counted
+        under the day they would land with (an archive without any dated page: under ``None``)."""
+        found: Counter = Counter()
+        for placed in _Placer(None, log).archive(self.files()):
+            found[placed.day] += placed.posts
+        return found
 
-        def undated(location: str, body: bytes, why: str) -> Iterator[SourcePage]:
-            if last_day is None:
-                pending.append((location, body, why))
-            elif lo <= last_day < hi:
-                log.warning("%s %s; landing it as received with %s (its file's previous page)", location, why, last_day)
-                yield SourcePage(last_day, body, location)
 
-        for number, line in _lines(path):
-            location = f"{path}:{number}"
-            try:
-                page = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                yield from undated(location, line, "is not valid JSON")
-                continue
-            kind = _page_kind(page)
-            if kind != "posts":
-                skipped[kind] += 1
-                continue
-            parts = _split_by_day(page, line)
-            if not parts:
-                if page.get("data") or page.get("errors"):
-                    body = orjson.dumps({k: v for k, v in page.items() if k not in NON_API_KEYS})
-                    yield from undated(location, body, "has no post with a created_at")
-                continue
-            for day, body, posts in parts:
-                if last_day is None and pending:
-                    for plocation, pbody, why in pending:
-                        if lo <= day < hi:
-                            log.warning("%s %s; landing it as received with %s (the next page)", plocation, why, day)
-                            yield SourcePage(day, pbody, plocation)
-                    pending.clear()
-                last_day = day
-                if lo <= day < hi:
-                    earliest, latest = created_at_range(posts)
-                    errors = page.get("errors")
-                    yield SourcePage(
-                        day,
-                        body,
-                        location,
-                        posts=len(posts),
-                        api_errors=len(errors) if isinstance(errors, list) else 0,
-                        earliest=earliest,
-                        latest=latest,
-                    )
-        if pending:
-            log.warning(
-                "%s: %d line(s) could not be dated (%s) and the file has no dated page; not replayed",
-                path,
-                len(pending),
-                ", ".join(loc for loc, _, _ in pending),
+@dataclass
+class _Placed:
+    """A page placed in a day; its bytes are built only when asked for (a split page's piece)."""
+
+    day: str | None
+    location: str
+    build: Callable[[], bytes]
+    posts: int = 0
+    api_errors: int = 0
+    earliest: str | None = None
+    latest: str | None = None
+    damaged: str | None = None
+
+    def page(self) -> SourcePage:
+        return SourcePage(self.day, self.build(), self.location, self.posts, self.api_errors, self.earliest, self.latest, damaged=self.damaged)
+
+
+@dataclass
+class _Undated:
+    """Something that holds no readable ``created_at``: landed as received with a neighbour's day."""
+
+    body: bytes
+    location: str
+    why: str
+    posts: int = 0
+    api_errors: int = 0
+    damaged: str | None = None
+    outcome: str = "quarantined by clean_tweets"
+
+    def at(self, day: str | None) -> _Placed:
+        body = self.body
+        return _Placed(day, self.location, lambda: body, self.posts, self.api_errors, damaged=self.damaged)
+
+
+class _Placer:
+    """Reads the archive's files in order and gives every undated line its deterministic day."""
+
+    def __init__(self, first_day: str | None, log: logging.Logger):
+        self.first_day = first_day  # the run's first day: the last resort
+        self.log = log
+        self.last_day: str | None = None  # of the archive so far
+        self.waiting: list[_Undated] = []  # of files without a dated page, before any dated page
+
+    def archive(self, paths: list[str]) -> Iterator[_Placed]:
+        for path in paths:
+            yield from self._file(path)
+        if self.waiting:
+            self.log.warning(
+                "replay: no page of the archive has a dated post; %d undated line(s) landed with the run's first day %s: %s",
+                len(self.waiting),
+                self.first_day,
+                ", ".join(u.location for u in self.waiting[:LOGGED_PER_FILE]),
             )
+            for item in self.waiting:
+                yield item.at(self.first_day)
+
+    def _file(self, path: str) -> Iterator[_Placed]:
+        archive = JsonLinesFile(path)
+        skipped: Counter = Counter()
+        pending: list[_Undated] = []  # undated lines before the file's first dated page
+        file_day: str | None = None
+        logged = 0
+
+        def place(item: _Undated, day: str | None, rule: str) -> _Placed:
+            nonlocal logged
+            logged += 1
+            if logged <= LOGGED_PER_FILE:
+                self.log.warning("%s %s; landed as received with %s (%s), %s", item.location, item.why, day, rule, item.outcome)
+            return item.at(day)
+
+        replaced: Counter = Counter()
+        for number, line in archive.lines():
+            location = f"{path}:{number}"
+            for thing in _read_line(line, location, skipped, replaced):
+                if isinstance(thing, _Undated):
+                    if file_day is None:
+                        pending.append(thing)
+                    else:
+                        yield place(thing, file_day, "the previous page of its file")
+                    continue
+                if pending:
+                    for item in pending:
+                        yield place(item, thing.day, "the next page of its file")
+                    pending.clear()
+                file_day = self.last_day = thing.day
+                if self.waiting:
+                    for item in self.waiting:
+                        yield place(item, thing.day, "the first dated page of the files after it")
+                    self.waiting.clear()
+                yield thing
+        if archive.damage is not None:
+            damage = str(archive.damage)
+            self.log.error("replay: damaged file: %s; going on with the other files", damage)
+            marker = f"unreadable rest of a damaged archive file: {damage}".replace("\n", " ").encode("utf-8", "replace")
+            item = _Undated(marker, f"{path}@{archive.damage.offset}", "is a damaged file's unreadable rest", damaged=damage)
+            if file_day is None:
+                pending.append(item)
+            else:
+                yield place(item, file_day, "the previous page of its file")
+        if archive.note:
+            self.log.warning("replay: %s", archive.note)
+        if archive.bom:
+            self.log.warning("replay: %s starts with a UTF-8 byte order mark; removed", path)
+        if replaced:
+            self.log.warning("replay: %s: %d line(s) had invalid UTF-8, read with U+FFFD replacement characters", path, replaced["lines"])
+        if pending:
+            if self.last_day is not None:
+                for item in pending:
+                    yield place(item, self.last_day, "the last dated page of the files before it")
+            else:
+                self.waiting.extend(pending)
+        if logged > LOGGED_PER_FILE:
+            self.log.warning("%s: %d undated line(s) in all, landed with a neighbour's day", path, logged)
         if skipped:
-            log.warning("%s: skipped pages of other endpoints (no posts): %s", path, dict(skipped))
+            self.log.warning("%s: skipped pages of other endpoints (no posts): %s", path, dict(skipped))
 
 
-def _lines(path: str) -> Iterator[tuple[int, bytes]]:
-    if path.endswith(".gz"):
-        import gzip
-
-        handle = gzip.open(path, "rb")
+def _read_line(line: bytes, location: str, skipped: Counter, replaced: Counter) -> Iterator[_Placed | _Undated]:
+    """What one archive line holds: placed pages (per day), undated things to land, or nothing
+    (another endpoint's page, counted in ``skipped``). A line with invalid UTF-8 is read with
+    replacement characters (counted in ``replaced['lines']``)."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            value = orjson.loads(line.decode("utf-8", errors="replace"))  # only helps when not UTF-8
+        except orjson.JSONDecodeError:
+            yield _Undated(line, location, "is not valid JSON")
+            return
+        replaced["lines"] += 1
+    if isinstance(value, dict):
+        yield from _read_page(value, line, location, skipped)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for i, page in enumerate(value):  # an array of pages: each is a page
+            yield from _read_page(page, None, f"{location}[{i}]", skipped)
     else:
-        handle = open(path, "rb")
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip(b"\r\n")
-            if line.strip():
-                yield number, line
+        yield _Undated(line, location, f"is a JSON {type(value).__name__}, not a page object")
 
 
-def _page_kind(page) -> str:
-    """``posts`` for a page of posts; otherwise what it is (``users``, ``counts``, ``other``)."""
-    if not isinstance(page, dict):
-        return "other"
-    data = page.get("data")
-    items = [data] if isinstance(data, dict) else data
-    if not isinstance(items, list):
-        return "no_data" if "id" not in page else "other"
-    if not items:
-        return "posts" if "meta" in page or "errors" in page else "no_data"
-    first = items[0] if isinstance(items[0], dict) else {}
-    if "text" in first or "edit_history_tweet_ids" in first or "author_id" in first:
-        return "posts"
-    if "username" in first:
-        return "users"
-    if "tweet_count" in first:
-        return "counts"
-    return "other"
-
-
-def _split_by_day(page: dict, line: bytes) -> list[tuple[str, bytes, list[dict]]]:
-    """``[(day, page bytes, posts)]``: the page itself if all its posts share a day, else one
-    sub-page per day (same ``includes``, ``meta``, ``errors``). Undated posts go with the first day.
-    """
+def _read_page(page: dict, line: bytes | None, location: str, skipped: Counter) -> Iterator[_Placed | _Undated]:
+    """``line`` is the page's bytes as received, or None when it must be serialized (from an array)."""
     data = page.get("data")
     stream = isinstance(data, dict)
-    posts = [data] if stream else list(data or [])
-    by_day: dict[str, list[dict]] = {}
-    undated: list[dict] = []
-    for post in posts:
-        stamp = post.get("created_at") if isinstance(post, dict) else None
-        day = _day_of(stamp)
-        if day is None:
-            undated.append(post)
+    posts = [data] if stream else data
+    errors = page.get("errors")
+    n_errors = len(errors) if isinstance(errors, list) else 0
+    # fast path: every item a post with a created_at and a text, all of one valid day
+    if isinstance(posts, list) and posts:
+        try:
+            days = set(map(_DAY, map(_CREATED, posts)))
+            deque(map(_TEXT, posts), 0)
+        except (KeyError, TypeError, IndexError):
+            days = None
+        if days is not None and len(days) == 1:
+            day = next(iter(days))
+            if _valid_day(day):
+                body = line if line is not None else orjson.dumps(page)
+                stamps = list(map(_CREATED, posts))
+                yield _Placed(day, location, lambda: body, len(posts), n_errors, min(stamps), max(stamps))
+                return
+    # slow path: classify by every item, then split by day
+    if not isinstance(posts, list) or not posts:
+        if n_errors:
+            yield _Undated(_bytes(page, line), location, "holds API errors and no posts", api_errors=n_errors, outcome="its errors counted in api_errors")
+        elif "id" in page:
+            skipped["flattened_posts" if POST_FIELDS & page.keys() else _other_kind(page) or "other"] += 1
         else:
-            by_day.setdefault(day, []).append(post)
-    if not by_day:  # nothing dated: the caller lands it with a neighbouring page's day
-        return []
-    first = next(iter(by_day))
-    by_day[first].extend(undated)
-    has_extra_keys = any(k in page for k in NON_API_KEYS)
-    if len(by_day) == 1 and not has_extra_keys:
-        return [(first, line, by_day[first])]
-    base = {k: v for k, v in page.items() if k not in NON_API_KEYS}
-    out = []
-    for day, day_posts in by_day.items():
-        base["data"] = day_posts[0] if stream and len(day_posts) == 1 else day_posts
-        out.append((day, orjson.dumps(base), day_posts))
-    return out
+            skipped["no_data"] += 1
+        return
+    kind = _page_kind(posts)
+    if kind != "posts":
+        skipped[kind] += 1
+        return
+    days = [_day_of(p.get("created_at")) if isinstance(p, dict) else None for p in posts]
+    if not any(days):
+        yield _Undated(_bytes(page, line), location, "has no post with a readable created_at", posts=len(posts), api_errors=n_errors)
+        return
+    pieces = split_by_day(page, posts, days)
+    if len(pieces) == 1:  # one day, but some post without a readable day: as received
+        body = _bytes(page, line)
+        piece = pieces[0]
+        stamps = _stamps(piece.posts)
+        yield _Placed(piece.day, location, lambda: body, len(posts), n_errors, *stamps)
+        return
+    for piece in pieces:
+        yield _Placed(
+            piece.day,
+            location,
+            lambda piece=piece: piece.body(page, stream),
+            len(piece.posts),
+            len(piece.errors),
+            *_stamps(piece.posts),
+        )
+
+
+def _bytes(page: dict, line: bytes | None) -> bytes:
+    return line if line is not None else orjson.dumps(page)
+
+
+def _stamps(posts: list) -> tuple[str | None, str | None]:
+    stamps = [p["created_at"] for p in posts if isinstance(p, dict) and isinstance(p.get("created_at"), str) and _day_of(p["created_at"])]
+    return (min(stamps), max(stamps)) if stamps else (None, None)
+
+
+def _other_kind(item: dict) -> str | None:
+    for key, kind in OTHER_FIELDS.items():  # in OTHER_FIELDS' order: ``username`` before ``name``
+        if key in item:
+            return kind
+    return None
+
+
+def _page_kind(items: list) -> str:
+    """``posts`` when any item has a post-only field, or when no item is recognisably another
+    endpoint's object (nulls, bare ids: ``clean_tweets`` judges them); else that endpoint."""
+    other = None
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if not POST_FIELDS.isdisjoint(item.keys()):
+            return "posts"
+        other = other or _other_kind(item)
+    return other or "posts"
+
+
+@lru_cache(maxsize=4096)
+def _valid_day(day: str) -> bool:
+    if not _DAY_RE.match(day):
+        return False
+    try:
+        datetime.strptime(day, DAY_FORMAT)
+    except ValueError:
+        return False
+    return True
 
 
 def _day_of(stamp) -> str | None:
     if not isinstance(stamp, str) or len(stamp) < 10:
         return None
     day = stamp[:10]
-    try:
-        datetime.strptime(day, DAY_FORMAT)
-    except ValueError:
-        return None
-    return day
+    return day if _valid_day(day) else None
