@@ -15,7 +15,6 @@ from collections import Counter
 import polars as pl
 from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MetadataValue, asset
 
-from .athena import DEFAULT_TABLE, create_table_ddl
 from .day_rows import DayResult
 from .day_workers import WORKERS, day_groups, flatten_days_in_threads
 from .flatten import finalize_days
@@ -24,6 +23,8 @@ from .partitions import daily_partitions, start_date
 from .parquet import SORTED_BY, is_sorted_by
 from .schema import PUBLISHED_SCHEMA, dagster_table_schema
 from .sources.base import PostSource
+from .warehouses import ddl as warehouse_ddl
+from .warehouses.athena import DEFAULT_TABLE
 
 # BackfillPolicy is marked beta in Dagster 1.13; it is the documented way to run a range in one run.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
@@ -195,7 +196,7 @@ def _write_day(day: str, out: DayResult, spool_dir: str) -> tuple[SpooledTable, 
     description=(
         "The published table: Hive layout tweets/dt=YYYY-MM-DD/part-00000.parquet (dt not in the "
         "file), zstd, timestamps in ms UTC, sorted by created_at, one object per day overwritten on "
-        "rerun. Query it from Athena with the DDL in this asset's metadata (partition projection)."
+        "rerun. Query it from Athena, Redshift Spectrum or Snowflake with the DDL in this asset's metadata (athena_ddl, redshift_ddl, snowflake_ddl)."
     ),
 )
 def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTable], lake: LakeResource) -> dict:
@@ -219,7 +220,11 @@ def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTab
     context.add_output_metadata(
         {
             "table_location": location,
-            "athena_ddl": MetadataValue.md(f"```sql\n{create_table_ddl(location, first_day=start_date())}\n```"),
+            # each starts with its "-- dialect: …" line (tweet_assets.warehouses)
+            **{
+                f"{dialect}_ddl": MetadataValue.md(f"```sql\n{warehouse_ddl(dialect, location, first_day=start_date(), header=True)}```")
+                for dialect in ("athena", "redshift", "snowflake")
+            },
         }
     )
     return result

@@ -5,7 +5,9 @@ s3_parquet`` and its checks, one single-run backfill) into the lake configured b
 (default: the ``sample`` source into ``./lake``), then reads the published table back the way Athena
 would, as hive-partitioned Parquet, with DuckDB, and prints it.
 
-``ddl`` prints the Athena ``CREATE EXTERNAL TABLE`` for a table location.
+``ddl`` prints the DDL for a table location: Athena's ``CREATE EXTERNAL TABLE`` (default), or with
+``--dialect redshift`` / ``--dialect snowflake`` the Redshift Spectrum or Snowflake setup.
+``catalog`` registers (creates or updates) the table in the AWS Glue Data Catalog.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from .athena import DEFAULT_DATABASE, DEFAULT_TABLE, create_table_ddl
+from .warehouses import DIALECTS
+from .warehouses import ddl as warehouse_ddl
+from .warehouses.athena import DEFAULT_DATABASE, DEFAULT_TABLE
 from .partitions import DAY_FORMAT, start_date
 
 
@@ -86,6 +90,44 @@ def _table(description, rows) -> str:
     return "\n".join([line(headers), "-+-".join("-" * w for w in widths), *(line(r) for r in cells)])
 
 
+def _days(parser: argparse.ArgumentParser, spec: str) -> list[str]:
+    """``START...END`` (or one day) → every UTC day from START to END inclusive, ``YYYY-MM-DD``."""
+    start, _, end = spec.partition("...")
+    try:
+        first = datetime.strptime(start, DAY_FORMAT).date()
+        last = datetime.strptime(end or start, DAY_FORMAT).date()
+    except ValueError:
+        parser.error(f"--days {spec!r}: use START...END with YYYY-MM-DD days")
+    if first > last:
+        parser.error(f"--days {spec!r}: START is after END")
+    return [(first + timedelta(days=n)).strftime(DAY_FORMAT) for n in range((last - first).days + 1)]
+
+
+def _catalog(args) -> int:
+    """Upsert the Glue table (AWS settings from the standard variables); print what was done."""
+    import json
+
+    from .warehouses.glue import CatalogError, GlueCatalogResource, table_input
+
+    if args.dry_run:
+        print(json.dumps({"DatabaseName": args.database, "TableInput": table_input(args.location, args.table, args.first_day)}, indent=2))
+        return 0
+    glue = GlueCatalogResource(
+        database=args.database,
+        table=args.table,
+        region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None,
+        endpoint_url=os.environ.get("AWS_ENDPOINT_URL_GLUE") or os.environ.get("AWS_ENDPOINT_URL") or None,
+    )
+    try:
+        result = glue.upsert_table(args.location, first_day=args.first_day)
+    except CatalogError as exc:
+        print(f"tweet-assets catalog: {exc}", file=sys.stderr)
+        return 1
+    detail = ", ".join(f"{k} {list(v)}" for k, v in (("added", result.added), ("removed", result.removed), ("retyped", result.retyped), ("also changed", result.other_changes)) if v and result.action == "updated")
+    print(f"Glue table {result.database}.{result.table}: {result.action}" + (f" ({detail})" if detail else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tweet-assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,16 +135,25 @@ def main(argv: list[str] | None = None) -> int:
     start, end = _default_range()
     demo.add_argument("--start", default=start, help=f"first day, YYYY-MM-DD (default {start})")
     demo.add_argument("--end", default=end, help=f"last day, inclusive (default {end})")
-    ddl = sub.add_parser("ddl", help="print the Athena CREATE EXTERNAL TABLE statement")
-    ddl.add_argument("--location", default="s3://YOUR-BUCKET/tweet_assets/tweets/", help="the table's S3 prefix (…/tweets/)")
-    ddl.add_argument("--table", default=DEFAULT_TABLE)
-    ddl.add_argument("--database", default=DEFAULT_DATABASE)
-    ddl.add_argument("--first-day", default=start_date(), help="first dt of the partition projection range")
+    ddl = sub.add_parser("ddl", help="print the DDL of a warehouse (Athena by default, Redshift Spectrum, Snowflake)")
+    catalog = sub.add_parser("catalog", help="create or update the table in the AWS Glue Data Catalog")
+    for command in (ddl, catalog):
+        command.add_argument("--location", default="s3://YOUR-BUCKET/tweet_assets/tweets/", help="the table's S3 prefix (…/tweets/)")
+        command.add_argument("--table", default=DEFAULT_TABLE)
+        command.add_argument("--database", default=DEFAULT_DATABASE, help="the Glue database (Redshift: the external schema's)")
+        command.add_argument("--first-day", default=start_date(), help="first dt of the partition projection range")
+    ddl.add_argument("--dialect", choices=DIALECTS, default="athena")
+    ddl.add_argument("--iam-role", help="redshift: the IAM_ROLE ARN; snowflake: the STORAGE_AWS_ROLE_ARN (placeholders if unset)")
+    ddl.add_argument("--days", help="redshift: add the partitions of these days, START...END (YYYY-MM-DD, inclusive)")
+    catalog.add_argument("--dry-run", action="store_true", help="print the Glue TableInput as JSON, call nothing")
     args = parser.parse_args(argv)
 
     if args.command == "ddl":
-        print(create_table_ddl(args.location, args.table, args.database, args.first_day) + ";")
+        days = _days(parser, args.days) if args.days else ()
+        print(warehouse_ddl(args.dialect, args.location, table=args.table, database=args.database, first_day=args.first_day, iam_role=args.iam_role, days=days), end="")
         return 0
+    if args.command == "catalog":
+        return _catalog(args)
 
     for value in (args.start, args.end):
         try:

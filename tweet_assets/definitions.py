@@ -8,6 +8,8 @@ Environment variables (all optional; the defaults run anywhere with no credentia
 ``TWEET_ASSETS_REPLAY_DIR``     twarc2 JSON-lines file or directory, for ``replay``
 ``TWEET_ASSETS_SAMPLE_POSTS``   posts per day of the ``sample`` source (default 200)
 ``TWEET_ASSETS_START_DATE``     first daily partition (default 2006-03-21)
+``TWEET_ASSETS_GLUE_DATABASE``  adds the ``glue_table`` asset: the table registered in this Glue database
+``TWEET_ASSETS_GLUE_TABLE``     its Glue table name (default ``tweets``)
 ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...   the standard AWS settings (boto3)
 ==============================  ==========================================================
 
@@ -33,11 +35,12 @@ from dagster import (
 )
 from dagster_aws.s3 import S3Resource
 
-from . import assets, checks
+from . import assets, catalog, checks
 from .freshness import FRESHNESS_CHECKS, FRESHNESS_SENSORS
 from .io_manager import LakeIOManager, LakeResource
 from .schedules import tweets_daily_job, tweets_daily_schedule
 from .sources import ReplaySource, SampleSource
+from .warehouses.glue import GlueCatalogResource
 
 SOURCES = ("sample", "replay", "x_api")
 
@@ -80,17 +83,37 @@ def lake_from_env(env: dict | None = None) -> LakeResource:
     return LakeResource(url=url, s3=S3Resource(region_name=region, endpoint_url=endpoint))
 
 
+def glue_from_env(env: dict | None = None) -> GlueCatalogResource | None:
+    """The ``glue`` resource when ``TWEET_ASSETS_GLUE_DATABASE`` is set, else None (no Glue asset)."""
+    env = os.environ if env is None else env
+    database = env.get("TWEET_ASSETS_GLUE_DATABASE", "").strip()
+    if not database:
+        return None
+    return GlueCatalogResource(
+        database=database,
+        table=env.get("TWEET_ASSETS_GLUE_TABLE", "").strip() or "tweets",
+        region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        endpoint_url=env.get("AWS_ENDPOINT_URL_GLUE") or env.get("AWS_ENDPOINT_URL") or None,
+    )
+
+
 def resources_from_env(env: dict | None = None) -> dict:
-    """``{"source", "lake", "io_manager"}`` for this environment."""
+    """``{"source", "lake", "io_manager"}`` for this environment, and ``glue`` when
+    ``TWEET_ASSETS_GLUE_DATABASE`` is set."""
     lake = lake_from_env(env)
-    return {"source": source_from_env(env), "lake": lake, "io_manager": LakeIOManager(location=lake)}
+    resources = {"source": source_from_env(env), "lake": lake, "io_manager": LakeIOManager(location=lake)}
+    glue = glue_from_env(env)
+    if glue is not None:
+        resources["glue"] = glue
+    return resources
 
 
 def _assets_with_code_references():
     """The assets, each linked to its source file and line (Dagit's "Code references")."""
     with warnings.catch_warnings():  # code references are "beta" in Dagster 1.13
         warnings.simplefilter("ignore", BetaWarning)
-        linked = with_source_code_references(load_assets_from_modules([assets]))
+        modules = [assets, catalog] if glue_from_env() is not None else [assets]
+        linked = with_source_code_references(load_assets_from_modules(modules))
     repo_url = os.environ.get("TWEET_ASSETS_GIT_URL")  # e.g. https://github.com/org/tweet_assets
     if not repo_url:
         return linked

@@ -1,0 +1,49 @@
+"""``glue_table``: the published table registered in the AWS Glue Data Catalog, an optional asset.
+
+It is part of the code location when ``TWEET_ASSETS_GLUE_DATABASE`` is set (``definitions.py``).
+Its ``code_version`` is a hash of ``schema.py``'s columns, so Dagster marks it changed when a column
+is added; its automation condition materializes it once when missing and again on each such change
+(Dagster docs, "Declarative Automation": ``code_version_changed``; the default automation condition
+sensor must be running). Each materialization upserts the table (:mod:`.warehouses.glue`): created,
+updated with the columns added/removed/retyped, or unchanged.
+"""
+
+from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
+
+from .assets import PUBLISHED_TABLE
+from .io_manager import LakeResource
+from .partitions import start_date
+from .warehouses import schema_version
+from .warehouses.glue import GlueCatalogResource
+
+
+@asset(
+    group_name="warehouses",
+    kinds={"glue"},
+    code_version=schema_version(),
+    automation_condition=(AutomationCondition.missing().newly_true() | AutomationCondition.code_version_changed())
+    & ~AutomationCondition.in_progress(),
+    description="The published table in the Glue Data Catalog (columns from schema.py, Parquet SerDe, partition projection); upserted when the schema changes.",
+)
+def glue_table(context: AssetExecutionContext, lake: LakeResource, glue: GlueCatalogResource) -> MaterializeResult:
+    """Upsert the Glue table over the lake's published prefix (``s3://…/tweets/``).
+
+    Raises:
+        CatalogError: the lake is not on S3, the database is missing, or Glue refused a call.
+    """
+    location = lake.lake().uri(PUBLISHED_TABLE).rstrip("/") + "/"
+    result = glue.upsert_table(location, first_day=start_date())
+    context.log.info(f"Glue table {result.database}.{result.table}: {result.action} (added {list(result.added)}, removed {list(result.removed)})")
+    return MaterializeResult(
+        metadata={
+            "glue/database": result.database,
+            "glue/table": result.table,
+            "action": result.action,
+            "columns_added": MetadataValue.json(list(result.added)),
+            "columns_removed": MetadataValue.json(list(result.removed)),
+            "columns_retyped": MetadataValue.json(list(result.retyped)),
+            "other_changes": MetadataValue.json(list(result.other_changes)),
+            "table_location": location,
+            "schema_version": schema_version(),
+        }
+    )

@@ -1,0 +1,110 @@
+"""The Amazon Athena external table over the published Parquet, generated from ``schema.py``.
+
+The DDL uses partition projection (Athena docs, "Partition projection with Amazon Athena";
+"Supported types for partition projection": ``date``) so new ``dt=YYYY-MM-DD/`` folders are
+queryable at once, with no ``MSCK REPAIR TABLE`` and no Glue crawler. The same table properties
+are what :mod:`tweet_assets.warehouses.glue` registers in the Glue Data Catalog.
+
+Only Athena reads partition projection (Athena docs, "Partition projection": other engines reading
+the same Glue table, Redshift Spectrum among them, use the partitions stored in the catalog).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from collections.abc import Sequence
+
+from ..schema import COLUMNS, PARTITION_COLUMN, Column
+
+DEFAULT_TABLE = "tweets"
+DEFAULT_DATABASE = "default"
+DIALECT = "athena"
+#: The first line of the DDL a materialization attaches, naming the engine it is written for.
+HEADER = "-- dialect: athena (Amazon Athena engine v3, Hive DDL; the table is also the Glue Data Catalog's)"
+
+
+def athena_type(typ: pa.DataType) -> str:
+    """The Athena (Hive DDL) type for an Arrow type of the published schema.
+
+    Raises:
+        TypeError: the Arrow type has no safe Athena equivalent (e.g. unsigned ints, ns timestamps).
+    """
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return "string"
+    if pa.types.is_int64(typ):
+        return "bigint"
+    if pa.types.is_int32(typ):
+        return "int"
+    if pa.types.is_float64(typ):
+        return "double"
+    if pa.types.is_boolean(typ):
+        return "boolean"
+    if pa.types.is_timestamp(typ) and typ.unit == "ms":
+        return "timestamp"
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+        return f"array<{athena_type(typ.value_type)}>"
+    if pa.types.is_struct(typ):
+        return "struct<" + ",".join(f"{f.name}:{athena_type(f.type)}" for f in typ) + ">"
+    raise TypeError(f"Arrow type {typ} has no Athena-safe equivalent in this table")
+
+
+def _sql_string(text: str) -> str:
+    # Athena DDL is parsed by Hive's grammar: a quote inside a string literal is backslash-escaped.
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def table_properties(location: str, first_day: str) -> dict[str, str]:
+    """The table properties (Glue ``Parameters``) of the published table: ZSTD Parquet and partition
+    projection on ``dt`` (type ``date``, ``yyyy-MM-dd``, ``first_day`` to ``NOW``, 1 day), with the
+    storage location template ``<location>dt=${dt}/``.
+
+    Source: Athena docs, "Partition projection" → "Supported types for partition projection" (date)
+    and "Specifying custom S3 storage locations" (``storage.location.template``).
+    """
+    location = location.rstrip("/") + "/"
+    return {
+        "parquet.compression": "ZSTD",
+        "projection.enabled": "true",
+        f"projection.{PARTITION_COLUMN}.type": "date",
+        f"projection.{PARTITION_COLUMN}.format": "yyyy-MM-dd",
+        f"projection.{PARTITION_COLUMN}.range": f"{first_day},NOW",
+        f"projection.{PARTITION_COLUMN}.interval": "1",
+        f"projection.{PARTITION_COLUMN}.interval.unit": "DAYS",
+        "storage.location.template": f"{location}{PARTITION_COLUMN}=${{{PARTITION_COLUMN}}}/",
+    }
+
+
+def create_table_ddl(
+    location: str,
+    table: str = DEFAULT_TABLE,
+    database: str = DEFAULT_DATABASE,
+    first_day: str = "2006-03-21",
+    columns: Sequence[Column] = COLUMNS,
+) -> str:
+    """``CREATE EXTERNAL TABLE`` for the published table at ``location``.
+
+    Args:
+        location: the table's S3 prefix, e.g. ``s3://my-bucket/x/tweets/`` (a trailing ``/`` is
+            added); it holds ``dt=YYYY-MM-DD/part-00000.parquet`` objects.
+        table, database: names in the Glue Data Catalog (lowercase).
+        first_day: first ``dt`` of the projection range (``YYYY-MM-DD``); the range ends at ``NOW``.
+        columns: the published columns (default: ``schema.COLUMNS``; tests pass a changed copy).
+
+    Returns:
+        The DDL text, one statement, no trailing semicolon.
+    """
+    location = location.rstrip("/") + "/"
+    column_list = ",\n".join(
+        f"  `{c.name}` {athena_type(c.type)} COMMENT {_sql_string(c.description)}" for c in columns
+    )
+    properties = table_properties(location, first_day)
+    props = ",\n".join(f"  {_sql_string(k)}={_sql_string(v)}" for k, v in properties.items())
+    return (
+        f"CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{table}` (\n{column_list}\n)\n"
+        f"COMMENT 'Posts from the X API v2, one row per post, one partition per UTC day (tweet_assets)'\n"
+        f"PARTITIONED BY (`{PARTITION_COLUMN}` string)\n"
+        f"STORED AS PARQUET\n"
+        f"LOCATION {_sql_string(location)}\n"
+        f"TBLPROPERTIES (\n{props}\n)"
+    )
