@@ -10,7 +10,9 @@
 # empty for a lake at the bucket's root. KMS_KEY_ID is the key that encrypts the SSM parameter
 # (the key id, not an alias). SSM_PARAMETER (default /tweet_assets/x_bearer_token) is the
 # parameter's name. The Athena variables are needed only for athena-reader-policy.json, which is
-# skipped when ATHENA_WORKGROUP is unset.
+# skipped when ATHENA_WORKGROUP is unset. glue-catalog-policy.json (what `tweet-assets catalog` and
+# the glue_table asset need: Get/Create/UpdateTable on the one table) is rendered when GLUE_DATABASE
+# is set; GLUE_TABLE defaults to tweets.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,6 +54,12 @@ render() {
   else
     expr+=(-e "s|LAKE_PREFIX/||g")
   fi
+  if [[ -n "${GLUE_DATABASE:-}" ]]; then
+    expr+=(
+      -e "s|GLUE_DATABASE|$(esc "$GLUE_DATABASE")|g"
+      -e "s|GLUE_TABLE|$(esc "${GLUE_TABLE:-tweets}")|g"
+    )
+  fi
   if [[ -n "${ATHENA_WORKGROUP:-}" ]]; then
     local results="${RESULTS_PREFIX:-}"
     results="${results#/}"
@@ -68,7 +76,7 @@ render() {
     fi
   fi
   sed "${expr[@]}" "$src" > "$dst"
-  if grep -Eq 'LAKE_BUCKET|LAKE_PREFIX|ACCOUNT_ID|KMS_KEY_ID|REGION|ATHENA_WORKGROUP|GLUE_DATABASE|RESULTS_BUCKET|RESULTS_PREFIX' "$dst"; then
+  if grep -Eq 'LAKE_BUCKET|LAKE_PREFIX|ACCOUNT_ID|KMS_KEY_ID|REGION|ATHENA_WORKGROUP|GLUE_DATABASE|GLUE_TABLE|RESULTS_BUCKET|RESULTS_PREFIX' "$dst"; then
     echo "render-policies.sh: placeholders left in $dst" >&2
     exit 3
   fi
@@ -79,5 +87,12 @@ render "$here/policy.json" "$out/policy.json"
 cp "$here/trust-policy.json" "$out/trust-policy.json"
 if [[ -n "${ATHENA_WORKGROUP:-}" ]]; then
   render "$here/athena-reader-policy.json" "$out/athena-reader-policy.json"
+fi
+if [[ -n "${GLUE_DATABASE:-}" ]]; then
+  if [[ ! "${GLUE_TABLE:-tweets}" =~ ^[a-z0-9_]+$ || ! "$GLUE_DATABASE" =~ ^[a-z0-9_]+$ ]]; then
+    echo "render-policies.sh: GLUE_DATABASE and GLUE_TABLE must be lowercase Glue names ([a-z0-9_]), got '$GLUE_DATABASE' '${GLUE_TABLE:-tweets}'" >&2
+    exit 2
+  fi
+  render "$here/glue-catalog-policy.json" "$out/glue-catalog-policy.json"
 fi
 echo "wrote the policies to $out" >&2

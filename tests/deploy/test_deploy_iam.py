@@ -57,7 +57,7 @@ def rendered(tmp_path):
 
 
 def test_templates_are_json_with_only_documented_placeholders():
-    for name in ("policy.json", "trust-policy.json", "athena-reader-policy.json"):
+    for name in ("policy.json", "trust-policy.json", "athena-reader-policy.json", "glue-catalog-policy.json"):
         text = (DEPLOY / "iam" / name).read_text()
         json.loads(text)
         assert "*\"" not in text.replace("/*\"", ""), f"{name}: a bare * action or resource"
@@ -84,6 +84,7 @@ def test_render_fills_every_placeholder_and_handles_a_lake_at_the_bucket_root(tm
 def test_parliament_reports_nothing_on_the_identity_policies(rendered):
     assert parliament(rendered["policy.json"]) == []
     assert parliament(rendered["athena-reader-policy.json"]) == []
+    assert parliament(rendered["glue-catalog-policy.json"]) == []
 
 
 def test_parliament_catches_a_too_broad_policy(rendered):
@@ -93,7 +94,7 @@ def test_parliament_catches_a_too_broad_policy(rendered):
 
 
 def test_no_wildcard_actions_and_no_star_resource(rendered):
-    for name in ("policy.json", "athena-reader-policy.json"):
+    for name in ("policy.json", "athena-reader-policy.json", "glue-catalog-policy.json"):
         for statement in rendered[name]["Statement"]:
             actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
             resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
@@ -264,3 +265,69 @@ def test_a_copy_needs_read_on_the_source_and_write_on_the_target(rendered):
         region=REGION, account=ACCOUNT,
     )
     assert not is_allowed(policy, from_elsewhere[0]) and is_allowed(policy, from_elsewhere[1])
+
+
+@pytest.fixture
+def glue_calls(aws_env, monkeypatch):
+    """Every Glue call of `tweet-assets catalog`'s upsert against moto: create the table, then
+    update it after a column is added (so GetDatabase, GetTable, CreateTable, UpdateTable all run)."""
+    import boto3
+    import pyarrow as pa
+
+    from tweet_assets.schema import COLUMNS, Column
+    from tweet_assets.warehouses.glue import GlueCatalogResource
+
+    calls = []
+    real = GlueCatalogResource.get_client
+
+    def recording(self):
+        client = real(self)
+        client.meta.events.register(
+            "provide-client-params.glue.*", lambda params, model, **_: calls.append({"operation": model.name, "params": dict(params)})
+        )
+        return client
+
+    monkeypatch.setattr(GlueCatalogResource, "get_client", recording)
+    boto3.client("glue", endpoint_url=aws_env, region_name="us-east-1").create_database(DatabaseInput={"Name": "tweets_db"})
+    glue = GlueCatalogResource(database="tweets_db", table="tweets", region_name="us-east-1", endpoint_url=aws_env)
+    location = f"s3://{BUCKET}/{PREFIX}/tweets/"
+    assert glue.upsert_table(location, "2006-03-21").action == "created"
+    added = Column("iam_test_column", pa.string(), "A column added by the IAM test.", "tweet.id")
+    assert glue.upsert_table(location, "2006-03-21", columns=(*COLUMNS, added)).action == "updated"
+    return calls
+
+
+@pytest.mark.slow
+def test_glue_catalog_policy_allows_the_upsert_and_nothing_more(rendered, glue_calls):
+    policy = rendered["glue-catalog-policy.json"]
+    assert {c["operation"] for c in glue_calls} == {"GetDatabase", "GetTable", "CreateTable", "UpdateTable"}
+    requests = [r for c in glue_calls for r in requests_for_call("glue", c["operation"], c["params"], region=REGION, account=ACCOUNT)]
+    assert [str(r) for r in requests if not is_allowed(policy, r)] == []
+    base = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+    denied = [
+        Request("glue:DeleteTable", f"{base}:table/tweets_db/tweets"),
+        Request("glue:CreateDatabase", f"{base}:database/tweets_db"),
+        Request("glue:BatchCreatePartition", f"{base}:table/tweets_db/tweets"),
+        Request("glue:UpdateTable", f"{base}:table/tweets_db/other"),
+        Request("glue:CreateTable", f"{base}:table/other_db/tweets"),
+        Request("glue:GetTable", f"{base}:database/other_db"),
+        Request("glue:UpdateTable", f"arn:aws:glue:us-east-1:{ACCOUNT}:table/tweets_db/tweets"),
+        Request("glue:UpdateTable", f"arn:aws:glue:{REGION}:999999999999:table/tweets_db/tweets"),
+        Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"),
+    ]
+    assert [str(r) for r in denied if is_allowed(policy, r)] == []
+    # a table call needs the catalog, the database and the table: losing any one of them denies it
+    create = requests_for_call("glue", "CreateTable", {"DatabaseName": "tweets_db", "TableInput": {"Name": "tweets"}}, region=REGION, account=ACCOUNT)
+    assert [r.resource for r in create] == [f"{base}:catalog", f"{base}:database/tweets_db", f"{base}:table/tweets_db/tweets"]
+    for dropped in policy["Statement"][0]["Resource"]:
+        narrower = {"Statement": [{**policy["Statement"][0], "Resource": [r for r in policy["Statement"][0]["Resource"] if r != dropped]}]}
+        assert not all(is_allowed(narrower, r) for r in create), dropped
+
+
+def test_glue_policy_is_rendered_only_for_a_lowercase_glue_database(tmp_path):
+    assert "glue-catalog-policy.json" not in render(tmp_path / "none", GLUE_DATABASE="", ATHENA_WORKGROUP="")
+    custom = render(tmp_path / "custom", GLUE_TABLE="posts")["glue-catalog-policy.json"]
+    assert f"arn:aws:glue:{REGION}:{ACCOUNT}:table/tweets_db/posts" in custom["Statement"][0]["Resource"]
+    env = clean_env(**{**PLACEHOLDER_ENV, "GLUE_DATABASE": "Tweets-DB"})
+    proc = subprocess.run(["bash", str(DEPLOY / "iam" / "render-policies.sh"), str(tmp_path / "bad")], env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "GLUE_DATABASE" in proc.stderr
