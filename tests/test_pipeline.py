@@ -157,4 +157,6 @@ def test_raw_tweets_metadata_counts(x_api_v2, tmp_path, instance):
     assert checks == {"ids_unique_and_not_null": True, "created_at_in_partition": True, "published_schema_matches": True}
     s3_meta = result.asset_materializations_for_node("s3_parquet")[0].metadata
     assert "CREATE EXTERNAL TABLE" in s3_meta["athena_ddl"].value
+    for dialect in ("athena", "redshift", "snowflake"):  # each DDL says which dialect it is
+        assert s3_meta[f"{dialect}_ddl"].value.startswith(f"```sql\n-- dialect: {dialect} ("), dialect
     assert result.asset_materializations_for_node("s3_parquet")[0].asset_key == AssetKey("s3_parquet")
