@@ -17,8 +17,8 @@ test: setup-test  ## run the whole test suite
 dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000
 	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home} $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-ddl: setup  ## print the Athena DDL (LOCATION=s3://bucket/prefix/tweets/)
-	$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION))
+ddl: setup  ## print a warehouse's DDL (LOCATION=s3://bucket/prefix/tweets/ DIALECT=athena|redshift|snowflake)
+	$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION)) $(if $(DIALECT),--dialect $(DIALECT))
 
 bench: setup-test  ## the performance benchmark (bench/README.md)
 	$(PY) bench/run.py

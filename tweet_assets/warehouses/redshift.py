@@ -80,15 +80,15 @@ def create_external_schema(schema: str = DEFAULT_SCHEMA, database: str = DEFAULT
 def create_external_table(location: str, schema: str = DEFAULT_SCHEMA, table: str = DEFAULT_TABLE, columns: Sequence[Column] = COLUMNS) -> str:
     """``CREATE EXTERNAL TABLE`` (Parquet, partitioned by ``dt``) at S3 prefix ``location``.
 
-    Column names are double-quoted (some, e.g. ``text``, are Redshift keywords)."""
+    Column names are double-quoted (some, e.g. ``text``, are Redshift keywords). No table
+    properties: Spectrum reads the compression (ZSTD) from each Parquet file's footer."""
     location = location.rstrip("/") + "/"
     column_list = ",\n".join(f'  "{c.name}" {redshift_type(c.type)}' for c in columns)
     return (
         f"CREATE EXTERNAL TABLE {schema}.{table} (\n{column_list}\n)\n"
         f"PARTITIONED BY ({PARTITION_COLUMN} VARCHAR(10))\n"
         f"STORED AS PARQUET\n"
-        f"LOCATION {_literal(location)}\n"
-        f"TABLE PROPERTIES ('parquet.compression'='ZSTD')"
+        f"LOCATION {_literal(location)}"
     )
 
 
