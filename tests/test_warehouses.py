@@ -229,3 +229,12 @@ def test_ddl_command_prints_each_dialect(capsys):
         cli.main(["ddl", "--dialect", "redshift", "--days", "2024-03-02...2024-03-01"])
     with pytest.raises(SystemExit):
         cli.main(["ddl", "--dialect", "bigquery"])
+
+
+def test_the_glue_asset_and_resource_come_with_the_glue_database_setting():
+    from tweet_assets.definitions import glue_from_env, resources_from_env
+
+    assert glue_from_env({}) is None and "glue" not in resources_from_env({})
+    glue_resource = resources_from_env({"TWEET_ASSETS_GLUE_DATABASE": "tweets_db", "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"})["glue"]
+    assert (glue_resource.database, glue_resource.table, glue_resource.region_name, glue_resource.endpoint_url) == ("tweets_db", "tweets", "eu-west-1", "http://127.0.0.1:1")
+    assert glue_from_env({"TWEET_ASSETS_GLUE_DATABASE": "db", "TWEET_ASSETS_GLUE_TABLE": "posts"}).table == "posts"
