@@ -71,3 +71,13 @@ def instance():
 
     with DagsterInstance.ephemeral() as inst:
         yield inst
+
+
+@pytest.fixture(scope="session")
+def x_api_double():
+    """A loopback double of the X API v2 on 127.0.0.1 (tests/x_api_double.py), one per session;
+    tests take it through a function fixture that calls ``reset()``."""
+    from tests.x_api_double import XApiDouble
+
+    with XApiDouble() as double:
+        yield double

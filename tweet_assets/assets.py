@@ -82,6 +82,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
                     f"{sum(s['pages'] for s in stats.values()):,} pages, {sum(s['posts'] for s in stats.values()):,} posts so far (latest day {page.day})"
                 )
         result = spools.close()
+    learnt = source.day_metadata()  # e.g. the API's own post count per day (sources/x_api.py)
     for day in days:
         s = stats[day]
         context.add_asset_metadata(
@@ -97,6 +98,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
                 "api_retries": s["retries"],
                 "rate_limit_wait_s": round(s["rate_limit_wait_s"], 1),
                 "damaged_input": MetadataValue.json(damaged[day]),
+                **learnt.get(day, {}),
             },
             partition_key=day,
         )

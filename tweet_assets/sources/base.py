@@ -68,6 +68,12 @@ class PostSource(ConfigurableResource):
         """
         raise NotImplementedError
 
+    def day_metadata(self) -> dict[str, dict]:
+        """What the last :meth:`pages` call learnt about each day beyond its pages, as
+        ``{partition key: {metadata name: value}}`` (e.g. the API's own post count, a limit hit);
+        ``raw_tweets`` adds it to the day's metadata once the pages are consumed. Default: none."""
+        return {}
+
 
 def created_at_range(posts: list[dict]) -> tuple[str | None, str | None]:
     """Smallest and largest ``created_at`` string among ``posts`` (RFC 3339 sorts as text)."""

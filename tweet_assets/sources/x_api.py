@@ -1,35 +1,69 @@
-"""The live X API v2 source, through tweepy: search or user timelines for a day's window.
+"""The live X API v2 source, through tweepy: search or user timelines for a run's window.
 
-Endpoints (docs.x.com, X API v2):
+Endpoints and the limits this module follows (docs.x.com, X API v2 reference pages):
 
-- ``GET /2/tweets/search/recent``: the last 7 days, ``query`` up to 512 characters, 100 per page.
-- ``GET /2/tweets/search/all`` (full archive; Pro/Enterprise access): ``query`` up to 1,024
-  characters, 500 per page, at most 1 request per second.
-- ``GET /2/users/:id/tweets`` (user timeline): 100 per page (the most recent 3,200 posts).
+- ``GET /2/tweets/search/recent``: ``start_time`` no older than 7 days, ``query`` up to 512
+  characters, ``max_results`` 10-100. App-only or user context.
+- ``GET /2/tweets/search/all`` (full archive; Pro/Enterprise access): **app-only** (OAuth 2.0
+  bearer token), ``query`` up to 1,024 characters, ``max_results`` 10-500 but at most 100 when
+  ``context_annotations`` is among the ``tweet.fields`` (the API answers 400 otherwise; twarc keeps
+  ``search_all`` at 100 for this reason, DocNow/twarc#504), at most 1 request per second.
+  ``context_annotations=False`` (``X_CONTEXT_ANNOTATIONS=0``) drops that field for 500-post pages.
+- ``GET /2/tweets/counts/recent`` and ``/counts/all``: the API's own count of posts matching the
+  query, **app-only**; called once per search day with ``granularity=day`` and the same window, and
+  recorded as ``api_post_count`` in the day's ``raw_tweets`` metadata (the check
+  ``raw_posts_match_api_count`` compares it with the posts landed).
+- ``GET /2/users/:id/tweets`` (user timeline): ``max_results`` 5-100; it reaches back only to a
+  user's **3,200 most recent posts**. Each account's timeline is fetched once for the whole run
+  window (pages split by ``created_at`` day), not once per day. When a window reaches past the
+  3,200 (the account has more posts and a probe just before the window finds none), the affected
+  days carry ``timeline_3200_limit`` in their metadata and a warning is logged.
+- ``GET /2/users/by`` / ``GET /2/users``: usernames or ids resolved in batches of at most 100.
 
 For a partition the window is ``start_time`` = day 00:00Z (inclusive) and ``end_time`` = next day
-00:00Z (exclusive), the API's own rule. Every tweet field and expansion the flattener reads is
-requested, with the matching user, media, place and poll fields. Each response page is yielded
-as the bytes received (``data``, ``includes``, ``meta``, ``errors``), so the landing zone holds
-what ``replay`` reads.
+00:00Z (exclusive), the API's own rule; ``end_time`` is kept 30 s in the past (the API wants at least
+10 s). Every tweet field and expansion the flattener reads is requested.
 
-Rate limits and faults follow twarc2's behaviour (DocNow/twarc, ``twarc/decorators2.py``): on 429
-sleep until ``x-rate-limit-reset`` plus a margin, then go on; full-archive search is paced to one
-request per second; 5xx and connection errors are retried with growing (exponential) backoff, a
-bounded number of times, then the step fails with the endpoint, status and page reached. A retry
-repeats the same request (tweepy's ``Paginator`` only advances its token on success), so no page
-is lost or fetched twice. Sleep and clock are injectable so tests do not wait.
+**Pages and provenance.** Each response page is yielded as the body received (``data``,
+``includes``, ``meta``, ``errors``) with one key appended, twarc2's own retrieval record::
+
+    "__twarc": {"url": "<full request URL with its query string; credentials are never in it>",
+                "version": "tweet_assets <package version>",
+                "retrieved_at": "2026-11-29T21:30:00.123Z"}   # ISO 8601 UTC, milliseconds
+
+so the landing zone is a twarc2 archive (``twarc2``/``twarc-csv`` and ``replay`` read it) and the
+flattener can publish where and when each row was fetched. A timeline page whose posts span days is
+split into one page per day (same ``includes``/``meta``/``errors``), each with the ``__twarc`` key.
+
+**Faults** follow twarc2 (DocNow/twarc ``client2.py``, ``decorators2.py``):
+
+- every request has a ``(connect, read)`` timeout, twarc's ``(3.05, 31)`` seconds by default
+  (``X_HTTP_TIMEOUT=connect,read``); a timeout is retried like a connection error;
+- connection errors, timeouts, a connection dropped mid-body (``ChunkedEncodingError``), a body that
+  does not decode (``ContentDecodingError``) and 5xx are retried with exponential backoff
+  (``backoff_s`` doubling, at most 120 s; ``max_retries`` times), then the step fails;
+- 429 with ``x-rate-limit-remaining`` > 0 is the per-second throttle: sleep ``throttle_wait_s``
+  (twarc: 10 s) and retry; 429 with nothing remaining: sleep until ``x-rate-limit-reset`` plus a
+  margin (at most 15 min); a 429 whose problem ``type`` is ``.../problems/usage-capped`` (the
+  project's monthly post cap is used up) fails at once with :class:`UsageCapExceeded`;
+- a failure names the endpoint, the day and page reached, the HTTP status and the API's problem
+  ``title``, ``detail`` and ``type`` (and ``errors[].message``), never a credential.
+
+A retry repeats the same request (tweepy's ``Paginator`` only advances its token on success), so no
+page is lost or fetched twice. Sleep and clock are injectable so tests do not wait.
 
 Secrets: credentials come from the environment through ``dagster.EnvVar`` (Dagit shows the variable
-name, never the value); no message, log line or metadata value contains them.
+name, never the value); no message, log line (tweepy's own debug lines included), landed URL or
+metadata value contains them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator, Literal, Optional
+from typing import Any, Callable, Iterator, Literal, Optional
 
 import orjson
 import requests
@@ -38,8 +72,10 @@ from dagster import EnvVar
 from pydantic import Field, PrivateAttr
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
+from .. import __version__
 from ..partitions import DAY_FORMAT, days_in_window
 from .base import PostSource, SourcePage, created_at_range
+from .replay import _split_by_day
 
 TWEET_FIELDS = (
     "attachments,author_id,context_annotations,conversation_id,created_at,edit_controls,"
@@ -58,18 +94,52 @@ MEDIA_FIELDS = "alt_text,duration_ms,height,media_key,preview_image_url,public_m
 PLACE_FIELDS = "contained_within,country,country_code,full_name,geo,id,name,place_type".split(",")
 POLL_FIELDS = "duration_minutes,end_datetime,id,options,voting_status".split(",")
 
+API_HOST = "https://api.twitter.com"
 RECENT_SEARCH_DAYS = 7
+#: A day is fetched by recent search only if its 00:00Z is this much newer than now − 7 days, so
+#: the request (made a little later) still passes the API's 7-day rule.
+RECENT_SEARCH_MARGIN = timedelta(minutes=15)
+#: ``end_time`` is kept this far in the past (the API rejects an end_time less than 10 s old).
+END_TIME_LAG = timedelta(seconds=30)
 QUERY_LIMITS = {"search_recent_tweets": 512, "search_all_tweets": 1024}
+#: Largest ``max_results`` per endpoint (API reference); search/all is 100 with context_annotations.
 PAGE_SIZES = {"search_recent_tweets": 100, "search_all_tweets": 500, "get_users_tweets": 100}
+CONTEXT_ANNOTATIONS_PAGE_SIZE = 100  # search/all with context_annotations (DocNow/twarc#504)
+USERS_LOOKUP_BATCH = 100  # GET /2/users/by?usernames= and GET /2/users?ids=: 1-100 each
+TIMELINE_LIMIT = 3200  # GET /2/users/:id/tweets reaches the most recent 3,200 posts only
+TWARC_TIMEOUT = (3.05, 31.0)  # twarc2 client2.get: requests timeout=(connect, read) seconds
+THROTTLE_WAIT_S = 10.0  # twarc2 decorators2.rate_limit: 429 with remaining > 0 → sleep 10 s
+USAGE_CAPPED = "https://api.twitter.com/2/problems/usage-capped"
 ENDPOINTS = {
     "search_recent_tweets": "GET /2/tweets/search/recent",
     "search_all_tweets": "GET /2/tweets/search/all",
     "get_users_tweets": "GET /2/users/:id/tweets",
+    "get_recent_tweets_count": "GET /2/tweets/counts/recent",
+    "get_all_tweets_count": "GET /2/tweets/counts/all",
+    "get_users_by": "GET /2/users/by",
+    "get_users": "GET /2/users",
 }
+#: Endpoints that accept only an OAuth 2.0 app-only bearer token (API reference, "Authentication").
+APP_ONLY = {"search_all_tweets", "get_recent_tweets_count", "get_all_tweets_count"}
+#: Paced to one request per second (full-archive search and counts).
+FULL_ARCHIVE = {"search_all_tweets", "get_all_tweets_count"}
+#: Dropped mid-body, undecodable body, no answer in time, no connection: retried with backoff.
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class XApiError(RuntimeError):
-    """The X API refused or kept failing; the message says which endpoint, status and page."""
+    """The X API refused or kept failing; the message names the endpoint, day, page and status,
+    with the API's problem ``title``, ``detail`` and ``type``."""
+
+
+class UsageCapExceeded(XApiError):
+    """429 with problem type ``https://api.twitter.com/2/problems/usage-capped``: the project's
+    monthly post cap is used up; retrying cannot help before the cap resets."""
 
 
 class XApiSource(PostSource):
@@ -77,6 +147,7 @@ class XApiSource(PostSource):
 
     Credentials: app-only ``bearer_token`` (env ``X_BEARER_TOKEN``), or OAuth 1.0a user context
     (``X_CONSUMER_KEY``, ``X_CONSUMER_SECRET``, ``X_ACCESS_TOKEN``, ``X_ACCESS_TOKEN_SECRET``).
+    Full-archive search and the counts endpoints need the bearer token.
     """
 
     bearer_token: Optional[str] = Field(default=None, description="App-only bearer token. Env: X_BEARER_TOKEN.")
@@ -91,21 +162,38 @@ class XApiSource(PostSource):
         default=False,
         description="Your access includes full-archive search (Pro/Enterprise): days older than 7 days use /2/tweets/search/all. Env: X_FULL_ARCHIVE=1.",
     )
-    max_pages_per_day: Optional[int] = Field(default=None, ge=1, description="Stop after this many pages per day (cap on cost).")
-    max_retries: int = Field(default=5, ge=0, description="Retries of a request on 5xx or a connection error.")
+    context_annotations: bool = Field(
+        default=True,
+        description=(
+            "Request context_annotations. Full-archive search then pages 100 posts (the API's cap with that field); "
+            "False gives 500-post pages without context_annotations. Env: X_CONTEXT_ANNOTATIONS=0."
+        ),
+    )
+    record_counts: bool = Field(
+        default=True,
+        description="Search mode: record the API's own count of matching posts per day (GET /2/tweets/counts/*, app-only). Env: X_RECORD_COUNTS=0 to skip.",
+    )
+    max_pages_per_day: Optional[int] = Field(default=None, ge=1, description="Stop after this many pages per day (search) or per account and run (timelines): a cost cap.")
+    max_retries: int = Field(default=5, ge=0, description="Retries of a request on 5xx, a timeout or a connection error.")
     backoff_s: float = Field(default=2.0, gt=0, description="First backoff in seconds; doubles per retry (capped at 120 s).")
     max_rate_limit_waits: int = Field(default=20, ge=0, description="429 responses waited out per request before failing.")
     rate_limit_margin_s: float = Field(default=2.0, ge=0, description="Seconds added to x-rate-limit-reset before retrying.")
-    base_url: str = Field(default="https://api.twitter.com", description="API host (tests point it at a recorder).")
+    throttle_wait_s: float = Field(default=THROTTLE_WAIT_S, ge=0, description="Sleep after a 429 with x-rate-limit-remaining > 0 (the per-second throttle), seconds.")
+    connect_timeout_s: float = Field(default=TWARC_TIMEOUT[0], gt=0, description="HTTP connect timeout, seconds (twarc: 3.05). Env: X_HTTP_TIMEOUT=connect,read.")
+    read_timeout_s: float = Field(default=TWARC_TIMEOUT[1], gt=0, description="HTTP read timeout, seconds (twarc: 31): longest wait for the next bytes.")
+    base_url: str = Field(default=API_HOST, description="API host (tests point it at a loopback double).")
 
     _clock: tuple | None = PrivateAttr(default=None)
+    _day_metadata: dict = PrivateAttr(default_factory=dict)
+    _last_archive_request: list = PrivateAttr(default_factory=lambda: [0.0])
 
     @classmethod
     def from_env(cls, env) -> "XApiSource":
         """Settings from the environment; secrets as ``EnvVar`` so Dagit never shows their values.
 
         Raises:
-            ValueError: no credential variable is set, or the mode's setting (query/accounts) is missing.
+            ValueError: no credential variable is set, the mode's setting (query/accounts) is
+                missing, or ``X_HTTP_TIMEOUT`` is not ``connect,read`` seconds.
         """
         secrets = {}
         for field, var in (("bearer_token", "X_BEARER_TOKEN"), ("consumer_key", "X_CONSUMER_KEY"), ("consumer_secret", "X_CONSUMER_SECRET"), ("access_token", "X_ACCESS_TOKEN"), ("access_token_secret", "X_ACCESS_TOKEN_SECRET")):
@@ -117,7 +205,25 @@ class XApiSource(PostSource):
         mode = "timeline" if accounts and not env.get("X_QUERY") else "search"
         if mode == "search" and not env.get("X_QUERY", "").strip():
             raise ValueError("TWEET_ASSETS_SOURCE=x_api needs X_QUERY (a search query) or X_ACCOUNTS (usernames for timelines).")
-        return cls(mode=mode, query=env.get("X_QUERY", "").strip(), accounts=accounts, full_archive=env.get("X_FULL_ARCHIVE", "") in ("1", "true", "yes"), **secrets)
+        settings: dict[str, Any] = {}
+        timeout = env.get("X_HTTP_TIMEOUT", "").strip()
+        if timeout:
+            try:
+                connect, read = (float(v) for v in timeout.split(","))
+            except ValueError:
+                raise ValueError(f"X_HTTP_TIMEOUT={timeout!r}: set it to connect,read seconds, e.g. 3.05,31 (twarc's).") from None
+            settings.update(connect_timeout_s=connect, read_timeout_s=read)
+        off = ("0", "false", "no")
+        return cls(
+            mode=mode,
+            query=env.get("X_QUERY", "").strip(),
+            accounts=accounts,
+            full_archive=env.get("X_FULL_ARCHIVE", "") in ("1", "true", "yes"),
+            context_annotations=env.get("X_CONTEXT_ANNOTATIONS", "1").strip().lower() not in off,
+            record_counts=env.get("X_RECORD_COUNTS", "1").strip().lower() not in off,
+            **settings,
+            **secrets,
+        )
 
     @property
     def source_name(self) -> str:
@@ -128,11 +234,12 @@ class XApiSource(PostSource):
             return f"X API v2 search {self.query!r}" + (" (full archive when older than 7 days)" if self.full_archive else "")
         return f"X API v2 timelines of {', '.join(self.accounts)}"
 
-    def with_clock(self, sleep: Callable[[float], None], now: Callable[[], datetime]) -> "XApiSource":
-        """Inject ``sleep`` and ``now`` on this instance (unit tests); returns self. Dagster copies
-        resources per run, so tests through Dagster patch the module's ``_sleep`` and ``_utcnow``.
+    def with_clock(self, sleep: Callable[[float], None], now: Callable[[], datetime] | None = None) -> "XApiSource":
+        """Inject ``sleep`` and (optionally) ``now`` on this instance (unit tests); returns self.
+        Dagster copies resources per run, so tests through Dagster patch the module's ``_sleep`` and
+        ``_utcnow``.
         """
-        self._clock = (sleep, now)
+        self._clock = (sleep, now or _utcnow)
         return self
 
     def _sleep(self, seconds: float) -> None:
@@ -141,9 +248,24 @@ class XApiSource(PostSource):
     def _now(self) -> datetime:
         return (self._clock[1] if self._clock else _utcnow)()
 
+    def day_metadata(self) -> dict[str, dict[str, Any]]:
+        """Per day of the last :meth:`pages` call: ``api_post_count`` (and the endpoint it came
+        from) in search mode, or why it is missing (``api_post_count_skipped``/``_error``);
+        ``timeline_3200_limit`` (accounts whose posts of that day are out of the timeline
+        endpoint's reach) in timeline mode."""
+        return {day: dict(values) for day, values in self._day_metadata.items()}
+
+    def _note(self, day: str, key: str, value: Any, append: bool = False) -> None:
+        values = self._day_metadata.setdefault(day, {})
+        if append:
+            values.setdefault(key, []).append(value)
+        else:
+            values[key] = value
+
     # --- the client
     def client(self) -> tweepy.Client:
-        """A ``tweepy.Client`` returning raw ``requests.Response`` objects (bodies kept as received).
+        """A ``tweepy.Client`` returning raw ``requests.Response`` objects (bodies kept as received),
+        whose session applies the ``(connect, read)`` timeout to every request.
 
         Raises:
             XApiError: no credential configured (names the variables, never values).
@@ -160,31 +282,73 @@ class XApiSource(PostSource):
             return_type=requests.Response,
             wait_on_rate_limit=False,
         )
-        client.user_agent = f"{client.user_agent} tweet_assets"
-        if self.base_url != "https://api.twitter.com":
-            _rebase(client, self.base_url)
+        client.session = ApiSession((self.connect_timeout_s, self.read_timeout_s), self.base_url)
+        client.user_agent = f"{client.user_agent} tweet_assets/{__version__}"
+        _redact_tweepy_debug_log()
         return client
+
+    @property
+    def _user_auth(self) -> dict:
+        return {} if self.bearer_token else {"user_auth": True}
 
     # --- pages
     def pages(self, start: datetime, end: datetime, log: logging.Logger) -> Iterator[SourcePage]:
+        """Yield the window's pages (see the module docstring); :meth:`day_metadata` holds what was
+        learnt about each day once the pages are consumed.
+
+        Raises:
+            XApiError: a setting is missing or the access cannot serve a day (before any request),
+                or the API refused / kept failing (after retries).
+            UsageCapExceeded: the project's monthly post cap is used up.
+        """
+        self._day_metadata = {}
         client = self.client()
         if self.mode == "search" and not self.query.strip():
             raise XApiError("mode search needs a query: set X_QUERY (or the source's query).")
         if self.mode == "timeline" and not self.accounts:
             raise XApiError("mode timeline needs accounts: set X_ACCOUNTS to usernames or ids.")
-        user_ids = self._resolve_accounts(client, log) if self.mode == "timeline" else []
-        for day in days_in_window(start, end):
+        if self.mode == "timeline":
+            yield from self._timelines(client, start, end, log)
+            return
+        # every day's endpoint is decided (and refused) before the first request
+        plan = [(day, self._search_method(day)) for day in days_in_window(start, end)]
+        for day, method_name in plan:
             day_start = datetime.strptime(day, DAY_FORMAT).replace(tzinfo=timezone.utc)
             day_end = day_start + timedelta(days=1)
-            if self.mode == "search":
-                method_name = self._search_method(day, day_start)
-                yield from self._day(client, method_name, day, day_start, day_end, log, query=self.query)
-            else:
-                for user_id in user_ids:
-                    yield from self._day(client, "get_users_tweets", day, day_start, day_end, log, id=user_id)
+            end_time = min(day_end, self._now() - END_TIME_LAG)
+            if end_time <= day_start:
+                log.info(f"{day}: the window has not started yet; nothing to fetch")
+                continue
+            window = {"start_time": _rfc3339(day_start), "end_time": _rfc3339(end_time)}
+            for response, page_no, stats in self._paginate(client, method_name, day, log, query=self.query, **window, **self._post_params(method_name)):
+                parsed, data, errors = _parse(response.content)
+                if parsed is None:
+                    log.warning(f"{ENDPOINTS[method_name]} {day} page {page_no}: the body is not a JSON object; landing it as received")
+                earliest, latest = created_at_range(data)
+                yield SourcePage(
+                    day, self._with_provenance(response, parsed), f"{ENDPOINTS[method_name]} {day} page {page_no}",
+                    posts=len(data), api_errors=len(errors), earliest=earliest, latest=latest,
+                    requests=1 + stats["retries"], retries=stats["retries"], rate_limit_wait_s=stats["wait"],
+                )
+            if self.record_counts:
+                self._count_day(client, day, method_name, window, log)
 
-    def _search_method(self, day: str, day_start: datetime) -> str:
-        recent = day_start >= self._now() - timedelta(days=RECENT_SEARCH_DAYS)
+    def _post_params(self, method_name: str) -> dict:
+        """Fields, expansions and ``max_results`` for a posts endpoint."""
+        fields = TWEET_FIELDS if self.context_annotations else [f for f in TWEET_FIELDS if f != "context_annotations"]
+        size = PAGE_SIZES[method_name]
+        if method_name == "search_all_tweets" and self.context_annotations:
+            size = CONTEXT_ANNOTATIONS_PAGE_SIZE
+        return dict(
+            max_results=size, tweet_fields=fields, expansions=EXPANSIONS, user_fields=USER_FIELDS,
+            media_fields=MEDIA_FIELDS, place_fields=PLACE_FIELDS, poll_fields=POLL_FIELDS, **self._user_auth,
+        )
+
+    def _search_method(self, day: str) -> str:
+        """``search_recent_tweets`` or ``search_all_tweets`` for ``day``; refuses what the access
+        or the credentials cannot serve, before any request."""
+        day_start = datetime.strptime(day, DAY_FORMAT).replace(tzinfo=timezone.utc)
+        recent = day_start >= self._now() - timedelta(days=RECENT_SEARCH_DAYS) + RECENT_SEARCH_MARGIN
         method = "search_recent_tweets" if recent else "search_all_tweets"
         if not recent and not self.full_archive:
             raise XApiError(
@@ -192,82 +356,179 @@ class XApiSource(PostSource):
                 "Full-archive search (GET /2/tweets/search/all) needs Pro or Enterprise access: if your project has it, "
                 "set X_FULL_ARCHIVE=1 (the source's full_archive); otherwise backfill only the last 7 days."
             )
+        if method in APP_ONLY and not self.bearer_token:
+            raise XApiError(
+                f"partition {day} needs full-archive search (GET /2/tweets/search/all), which accepts only app-only "
+                "authentication (OAuth 2.0 bearer token): set X_BEARER_TOKEN. The user-context credentials "
+                "(X_CONSUMER_KEY/X_CONSUMER_SECRET/X_ACCESS_TOKEN/X_ACCESS_TOKEN_SECRET) are refused there."
+            )
         limit = QUERY_LIMITS[method]
         if len(self.query) > limit:
             raise XApiError(f"the query is {len(self.query)} characters; {ENDPOINTS[method]} accepts at most {limit}.")
         return method
 
-    def _resolve_accounts(self, client: tweepy.Client, log: logging.Logger) -> list[str]:
+    def _count_day(self, client, day: str, search_method: str, window: dict, log: logging.Logger) -> None:
+        """Record the API's own count of posts matching the query in the day's window
+        (``granularity=day``, the search's ``start_time``/``end_time``) as ``api_post_count``."""
+        method_name = "get_all_tweets_count" if search_method == "search_all_tweets" else "get_recent_tweets_count"
+        endpoint = ENDPOINTS[method_name]
+        if not self.bearer_token:
+            self._note(day, "api_post_count_skipped", f"{endpoint} is app-only: set X_BEARER_TOKEN to record the API's count")
+            return
+        total = 0
+        try:
+            for response, _, _ in self._paginate(client, method_name, day, log, query=self.query, granularity="day", **window):
+                parsed, buckets, _ = _parse(response.content)
+                total += sum(int(b.get("tweet_count") or 0) for b in buckets if isinstance(b, dict))
+        except UsageCapExceeded:
+            raise
+        except XApiError as exc:
+            log.warning(f"{day}: the API's post count is not recorded: {exc}")
+            self._note(day, "api_post_count_error", str(exc)[:500])
+            return
+        self._note(day, "api_post_count", total)
+        self._note(day, "api_post_count_endpoint", endpoint)
+        log.info(f"{day}: {endpoint} counts {total:,} matching posts")
+
+    # --- timelines
+    def _timelines(self, client, start: datetime, end: datetime, log: logging.Logger) -> Iterator[SourcePage]:
+        """Each account's timeline once for the whole window, pages split by day."""
+        days = days_in_window(start, end)
+        end_time = min(end, self._now() - END_TIME_LAG)
+        if end_time <= start:
+            log.info(f"{days[0]}…{days[-1]}: the window has not started yet; nothing to fetch")
+            return
+        window = {"start_time": _rfc3339(start), "end_time": _rfc3339(end_time)}
+        for user in self._resolve_accounts(client, log):
+            label = f"@{user['username']} ({user['id']})"
+            endpoint = f"{ENDPOINTS['get_users_tweets']} {label}"
+            oldest: str | None = None
+            pages = 0
+            last_day = days[-1]  # timelines run newest first
+            for response, page_no, stats in self._paginate(client, "get_users_tweets", label, log, id=user["id"], **window, **self._post_params("get_users_tweets")):
+                pages = page_no
+                parsed, data, errors = _parse(response.content)
+                parts = _split_by_day(parsed, response.content) if parsed is not None else []
+                cost = {"requests": 1 + stats["retries"], "retries": stats["retries"], "rate_limit_wait_s": stats["wait"]}
+                if not parts:
+                    if parsed is None or data or errors:  # nothing to date it by: land it beside its neighbour
+                        log.warning(f"{endpoint} page {page_no}: no post with a created_at; landing it with {last_day}")
+                        yield SourcePage(last_day, self._with_provenance(response, parsed), f"{endpoint} page {page_no}", posts=len(data), api_errors=len(errors), **cost)
+                    continue
+                for day, body, posts in parts:
+                    if day not in days:
+                        raise XApiError(f"{endpoint} page {page_no}: the API returned posts of {day}, outside the requested window {window}")
+                    earliest, latest = created_at_range(posts)
+                    oldest = min(filter(None, (oldest, earliest)), default=None)
+                    yield SourcePage(
+                        day, _append_twarc(body, self._provenance(response)), f"{endpoint} page {page_no} ({day})",
+                        posts=len(posts), api_errors=len(errors), earliest=earliest, latest=latest, **cost,
+                    )
+                    cost = {}
+                    last_day = day
+            if self.max_pages_per_day and pages >= self.max_pages_per_day:
+                log.info(f"{label}: stopped at the page cap ({self.max_pages_per_day}); the 3,200-post limit was not checked")
+            else:
+                self._check_timeline_limit(client, user, label, start, days, oldest, log)
+
+    def _check_timeline_limit(self, client, user: dict, label: str, start: datetime, days: list[str], oldest: str | None, log) -> None:
+        """Flag the days out of reach of ``GET /2/users/:id/tweets`` (the 3,200 most recent posts).
+
+        twarc2 warns when an account has more than 3,200 posts. Here that is confirmed with one
+        probe (``end_time`` = the window's start, ``max_results=5``): if no post older than the
+        window is returned although the account has more than 3,200 and existed before the window,
+        the reach ends inside the window, at the oldest post fetched (or after the window).
+        """
+        tweet_count = int(((user.get("public_metrics") or {}).get("tweet_count")) or 0)
+        created = user.get("created_at") or ""
+        if tweet_count <= TIMELINE_LIMIT or (created and created >= _rfc3339(start)):
+            return
+        response = self._call(
+            lambda: client.get_users_tweets(user["id"], end_time=_rfc3339(start), max_results=5, tweet_fields=["created_at"], **self._user_auth),
+            ENDPOINTS["get_users_tweets"], f"{label} probe before {days[0]}", log=log,
+        )
+        _, older, _ = _parse(response.content)
+        if older:
+            return
+        reach = oldest[:10] if oldest else None
+        affected = [d for d in days if reach is None or d <= reach]
+        for day in affected:
+            self._note(day, "timeline_3200_limit", label, append=True)
+        log.warning(
+            f"{label} has {tweet_count:,} posts; GET /2/users/:id/tweets returns only the 3,200 most recent, which reach back to "
+            f"{oldest or 'after this window'}: posts of {affected[0]}…{affected[-1]} before that cannot be had from this "
+            f"endpoint (full-archive search 'from:{user['username']}' can fetch them). Recorded as timeline_3200_limit."
+        )
+
+    def _resolve_accounts(self, client: tweepy.Client, log: logging.Logger) -> list[dict]:
+        """The accounts as user objects (``id``, ``username``, ``created_at``, ``public_metrics``),
+        in the configured order; usernames and ids looked up in batches of at most 100.
+
+        Raises:
+            XApiError: an account was not found (suspended, renamed, misspelled).
+        """
         ids = [a for a in self.accounts if a.isdigit()]
         names = [a for a in self.accounts if not a.isdigit()]
-        if names:
-            response = self._call(lambda: client.get_users(usernames=names, user_auth=not self.bearer_token), "GET /2/users/by", 0)
-            found = {u["username"].lower(): u["id"] for u in response.json().get("data", [])}
-            missing = [n for n in names if n.lower() not in found]
-            if missing:
-                raise XApiError(f"GET /2/users/by: no account for {missing} (suspended, renamed or misspelled?)")
-            ids += [found[n.lower()] for n in names]
-            log.info(f"resolved {len(names)} username(s) to ids once for this run")
-        return ids
+        found: dict[str, dict] = {}
+        lookups = [("usernames", "get_users_by", names[i : i + USERS_LOOKUP_BATCH]) for i in range(0, len(names), USERS_LOOKUP_BATCH)]
+        lookups += [("ids", "get_users", ids[i : i + USERS_LOOKUP_BATCH]) for i in range(0, len(ids), USERS_LOOKUP_BATCH)]
+        for number, (kind, endpoint_name, batch) in enumerate(lookups, start=1):
+            response = self._call(
+                lambda: client.get_users(**{kind: batch}, user_fields=USER_FIELDS, **self._user_auth),
+                ENDPOINTS[endpoint_name], f"batch {number} ({len(batch)} accounts)", log=log,
+            )
+            for user in (_parse(response.content)[1]):
+                found[user["username"].lower()] = found[user["id"]] = user
+        missing = [a for a in self.accounts if a.lower() not in found]
+        if missing:
+            raise XApiError(f"GET /2/users/by, GET /2/users: no account for {missing} (suspended, renamed or misspelled?)")
+        if lookups:
+            log.info(f"resolved {len(self.accounts)} account(s) in {len(lookups)} request(s), once for this run")
+        return [found[a.lower()] for a in self.accounts]
 
-    def _day(self, client, method_name: str, day: str, start: datetime, end: datetime, log: logging.Logger, **params) -> Iterator[SourcePage]:
-        method = getattr(client, method_name)
+    # --- requests
+    def _paginate(self, client, method_name: str, where: str, log: logging.Logger, **params) -> Iterator[tuple[requests.Response, int, dict]]:
+        """``(response, page number, stats)`` for each page of ``method_name`` (a tweepy.Client
+        method), following ``next_token``/``pagination_token``; full-archive endpoints paced to
+        1 request/second. ``stats``: ``retries`` and ``wait`` (seconds slept on 429)."""
         endpoint = ENDPOINTS[method_name]
-        end_time = min(end, self._now() - timedelta(seconds=30))  # end_time must be >10 s in the past
-        if end_time <= start:
-            log.info(f"{day}: the window has not started yet; nothing to fetch")
-            return
-        paginator = tweepy.Paginator(
-            method,
-            **params,
-            start_time=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            end_time=end_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            max_results=PAGE_SIZES[method_name],
-            tweet_fields=TWEET_FIELDS,
-            expansions=EXPANSIONS,
-            user_fields=USER_FIELDS,
-            media_fields=MEDIA_FIELDS,
-            place_fields=PLACE_FIELDS,
-            poll_fields=POLL_FIELDS,
-            **({"user_auth": True} if not self.bearer_token else {}),
-            limit=self.max_pages_per_day or float("inf"),
-        ).__iter__()
-        posts_so_far = 0
+        if method_name == "get_recent_tweets_count":  # one page, no token (tweepy's Paginator would add pagination_token)
+            done = [False]
+
+            def fetch():
+                if done[0]:
+                    return None
+                response = client.get_recent_tweets_count(**params)
+                done[0] = True
+                return response
+        else:
+            paginator = tweepy.Paginator(getattr(client, method_name), **params, limit=self.max_pages_per_day or float("inf")).__iter__()
+            fetch = lambda: next(paginator, None)  # noqa: E731
         page_no = 0
-        last_request = [0.0]
         while True:
             page_no += 1
-            if method_name == "search_all_tweets":  # 1 request/second
-                wait = 1.0 - (time.monotonic() - last_request[0])
+            if method_name in FULL_ARCHIVE:  # 1 request/second
+                wait = 1.0 - (time.monotonic() - self._last_archive_request[0])
                 if wait > 0:
                     self._sleep(wait)
             stats = {"retries": 0, "wait": 0.0}
-            response = self._call(lambda: next(paginator, None), endpoint, page_no, stats, log)
+            response = self._call(fetch, endpoint, f"{where} page {page_no}", stats, log)
+            if method_name in FULL_ARCHIVE:
+                self._last_archive_request[0] = time.monotonic()
             if response is None:  # the paginator is done (no next_token, or the page cap)
-                break
-            last_request[0] = time.monotonic()
-            body = response.content
-            try:
-                parsed = orjson.loads(body)
-                data = parsed.get("data") or []
-                errors = parsed.get("errors") or []
-            except (orjson.JSONDecodeError, AttributeError):
-                data, errors = [], []
-                log.warning(f"{endpoint} {day} page {page_no}: the body is not a JSON object; landing it as received")
-            posts_so_far += len(data)
-            earliest, latest = created_at_range(data)
-            log.info(
-                f"{endpoint} {day} page {page_no}: {len(data)} posts ({posts_so_far} so far), "
-                f"rate limit remaining {response.headers.get('x-rate-limit-remaining', '?')}"
-            )
-            yield SourcePage(
-                day, body, f"{endpoint} {day} page {page_no}", posts=len(data), api_errors=len(errors),
-                earliest=earliest, latest=latest, requests=1 + stats["retries"], retries=stats["retries"],
-                rate_limit_wait_s=stats["wait"],
-            )
+                return
+            if method_name in ("search_recent_tweets", "search_all_tweets", "get_users_tweets"):
+                log.info(
+                    f"{endpoint} {where} page {page_no}: rate limit remaining {response.headers.get('x-rate-limit-remaining', '?')}"
+                    + (f", after {stats['retries']} retr{'y' if stats['retries'] == 1 else 'ies'}" if stats["retries"] else "")
+                )
+            yield response, page_no, stats
 
-    def _call(self, fn, endpoint: str, page_no: int, stats: dict | None = None, log: logging.Logger | None = None):
-        """Run one request with twarc2's retry rules; raise :class:`XApiError` when it gives up."""
+    def _call(self, fn, endpoint: str, where: str, stats: dict | None = None, log: logging.Logger | None = None):
+        """Run one request with twarc2's retry rules; raise :class:`XApiError` when it gives up.
+
+        ``where`` says what was being fetched (day or account, page) for messages.
+        """
         stats = stats if stats is not None else {"retries": 0, "wait": 0.0}
         kinds: dict[int, str] = {}  # attempt number → "rate_limited" | "failed"
 
@@ -277,7 +538,9 @@ class XApiSource(PostSource):
             return {k: sum(1 for v in kinds.values() if v == k) for k in ("rate_limited", "failed")}
 
         def retryable(exc: BaseException) -> bool:
-            return isinstance(exc, (tweepy.TooManyRequests, tweepy.TwitterServerError, requests.ConnectionError, requests.Timeout))
+            if isinstance(exc, tweepy.TooManyRequests):
+                return not _usage_capped(exc)
+            return isinstance(exc, (tweepy.TwitterServerError, *TRANSIENT_ERRORS))
 
         def stop(state: RetryCallState) -> bool:
             counts = tally(state)
@@ -287,31 +550,98 @@ class XApiSource(PostSource):
             counts = tally(state)
             exc = state.outcome.exception()
             if isinstance(exc, tweepy.TooManyRequests):
-                reset = exc.response.headers.get("x-rate-limit-reset")
-                now = self._now().timestamp()
-                seconds = (int(reset) - now if reset and reset.isdigit() else 60.0) + self.rate_limit_margin_s
-                seconds = min(max(seconds, 1.0), 15 * 60 + self.rate_limit_margin_s)
+                remaining = exc.response.headers.get("x-rate-limit-remaining", "")
+                if remaining.isdigit() and int(remaining) > 0:  # the per-second throttle, not the window
+                    seconds = self.throttle_wait_s
+                    why = f"throttled with {remaining} requests left in the window"
+                else:
+                    reset = exc.response.headers.get("x-rate-limit-reset", "")
+                    now = self._now().timestamp()
+                    seconds = (int(reset) - now if reset.isdigit() else 60.0) + self.rate_limit_margin_s
+                    seconds = min(max(seconds, 1.0), 15 * 60 + self.rate_limit_margin_s)
+                    why = "rate limit window used up, waiting for x-rate-limit-reset"
                 stats["wait"] += seconds
             else:
                 seconds = min(self.backoff_s * 2 ** (counts["failed"] - 1), 120.0)
+                why = "backing off"
             stats["retries"] += 1
             if log is not None:
-                log.warning(f"{endpoint} page {page_no}: {_describe(exc)}; retrying in {seconds:.1f}s")
+                log.warning(self._redact(f"{endpoint} {where}: {_describe(exc)}; {why}, retrying in {seconds:.1f}s"))
             return seconds
 
         try:
-            for attempt in Retrying(retry=retry_if_exception(retryable), stop=stop, wait=wait, sleep=self._sleep, reraise=True):  # noqa: E501
+            for attempt in Retrying(retry=retry_if_exception(retryable), stop=stop, wait=wait, sleep=self._sleep, reraise=True):
                 with attempt:
                     return fn()
-        except tweepy.Unauthorized:
+        except tweepy.Unauthorized as exc:
             var = "X_BEARER_TOKEN" if self.bearer_token else "X_CONSUMER_KEY/X_CONSUMER_SECRET/X_ACCESS_TOKEN/X_ACCESS_TOKEN_SECRET"
-            raise XApiError(f"{endpoint} page {page_no}: 401 Unauthorized: the X API rejected the credential in {var}; check it is current (regenerate it in the developer portal).") from None
+            raise XApiError(self._redact(f"{endpoint} {where}: {_describe(exc)}: the X API rejected the credential in {var}; check it is current (regenerate it in the developer portal).")) from None
         except tweepy.Forbidden as exc:
-            raise XApiError(f"{endpoint} page {page_no}: 403 Forbidden: your access level does not include this endpoint ({_api_message(exc)}).") from None
-        except (tweepy.TweepyException, requests.ConnectionError, requests.Timeout) as exc:
+            raise XApiError(self._redact(f"{endpoint} {where}: {_describe(exc)}: your access level or authentication does not allow this endpoint.")) from None
+        except tweepy.TooManyRequests as exc:
+            if _usage_capped(exc):
+                raise UsageCapExceeded(self._redact(
+                    f"{endpoint} {where}: {_describe(exc)}: the project's usage cap (monthly post cap) is used up; "
+                    "the API serves no more posts until it resets (see the developer portal's usage page) or the access is upgraded. Not retried."
+                )) from None
+            raise XApiError(self._redact(f"{endpoint} {where}: gave up after {self.max_rate_limit_waits} rate-limit wait(s); last: {_describe(exc)}")) from None
+        except (tweepy.TweepyException, *TRANSIENT_ERRORS) as exc:
             failed = sum(1 for v in kinds.values() if v == "failed")
             waits = sum(1 for v in kinds.values() if v == "rate_limited")
-            raise XApiError(f"{endpoint} page {page_no}: gave up after {failed} failure(s) and {waits} rate-limit wait(s); last: {_describe(exc)}") from None
+            if isinstance(exc, tweepy.HTTPException) and not retryable(exc):  # 400, 404, other 4xx: not retried
+                raise XApiError(self._redact(f"{endpoint} {where}: {_describe(exc)}")) from None
+            raise XApiError(self._redact(f"{endpoint} {where}: gave up after {failed} failure(s) and {waits} rate-limit wait(s); last: {_describe(exc)}")) from None
+
+    # --- provenance and secrets
+    def _provenance(self, response: requests.Response) -> dict:
+        """twarc2's ``__twarc`` record for a response: request URL, our version, retrieval time."""
+        stamp = self._now().astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return {"url": self._redact(response.url), "version": f"tweet_assets {__version__}", "retrieved_at": stamp}
+
+    def _with_provenance(self, response: requests.Response, parsed) -> bytes:
+        body = response.content
+        return _append_twarc(body, self._provenance(response)) if isinstance(parsed, dict) else body
+
+    def _redact(self, text: str) -> str:
+        for secret in (self.bearer_token, self.consumer_key, self.consumer_secret, self.access_token, self.access_token_secret):
+            if isinstance(secret, str) and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        return text
+
+
+class ApiSession(requests.Session):
+    """``requests.Session`` with a default ``(connect, read)`` timeout on every request (tweepy
+    passes none) and, for tests, another host in place of ``https://api.twitter.com``."""
+
+    def __init__(self, timeout: tuple[float, float], base_url: str = API_HOST):
+        super().__init__()
+        self.timeout = timeout
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        if self.base_url != API_HOST and url.startswith(API_HOST):
+            url = self.base_url + url[len(API_HOST):]
+        return super().request(method, url, *args, **kwargs)
+
+
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+")
+
+
+class _RedactBearer(logging.Filter):
+    """tweepy logs request headers, bearer token included, at DEBUG: mask it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Bearer" in message:
+            record.msg, record.args = _BEARER.sub(r"\1***", message), ()
+        return True
+
+
+def _redact_tweepy_debug_log() -> None:
+    logger = logging.getLogger("tweepy.client")
+    if not any(isinstance(f, _RedactBearer) for f in logger.filters):
+        logger.addFilter(_RedactBearer())
 
 
 def _utcnow() -> datetime:
@@ -322,23 +652,61 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def _api_message(exc) -> str:
-    return "; ".join(str(m) for m in getattr(exc, "api_messages", [])[:3]) or "no message"
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(body: bytes) -> tuple[dict | None, list, list]:
+    """``(page, data, errors)`` of a body; ``(None, [], [])`` when it is not a JSON object."""
+    try:
+        page = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, [], []
+    if not isinstance(page, dict):
+        return None, [], []
+    data, errors = page.get("data"), page.get("errors")
+    return page, data if isinstance(data, list) else [], errors if isinstance(errors, list) else []
+
+
+def _append_twarc(body: bytes, record: dict) -> bytes:
+    """``body`` (a JSON object) with ``"__twarc": record`` appended as its last key; the bytes
+    before it are kept as received."""
+    body = body.strip()
+    inner = body[1:-1]
+    return b"{" + inner + (b"," if inner.strip() else b"") + b'"__twarc":' + orjson.dumps(record) + b"}"
+
+
+def _problem(response) -> dict:
+    """The API's problem JSON (RFC 7807: ``title``, ``detail``, ``type``) and ``errors[].message``."""
+    try:
+        body = response.json()
+    except Exception:  # not JSON: no problem details
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _usage_capped(exc: tweepy.TooManyRequests) -> bool:
+    problem = _problem(exc.response)
+    return problem.get("type") == USAGE_CAPPED or problem.get("title") == "UsageCapExceeded"
 
 
 def _describe(exc: BaseException) -> str:
+    """``HTTP <status> <reason>: <title>: <detail> (type <type>); errors: …`` for an HTTP error,
+    else the exception's class and message (a timeout, a dropped connection)."""
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
-    if status is not None:
-        return f"HTTP {status} {getattr(response, 'reason', '')}".strip()
-    return type(exc).__name__
-
-
-def _rebase(client: tweepy.Client, base_url: str) -> None:
-    """Point a tweepy Client at another host (a recorder or proxy) by rewriting request URLs."""
-    original = client.session.request
-
-    def request(method, url, *args, **kwargs):
-        return original(method, url.replace("https://api.twitter.com", base_url.rstrip("/"), 1), *args, **kwargs)
-
-    client.session.request = request
+    if status is None:
+        return f"{type(exc).__name__}: {str(exc)[:300]}"
+    text = f"HTTP {status} {getattr(response, 'reason', '') or ''}".strip()
+    problem = _problem(response)
+    title, detail, kind = (problem.get(k) for k in ("title", "detail", "type"))
+    if title:
+        text += f": {title}"
+    if detail and detail != title:
+        text += f": {detail}"
+    if kind:
+        text += f" (type {kind})"
+    messages = [e.get("message") for e in problem.get("errors") or [] if isinstance(e, dict) and e.get("message")]
+    if messages:
+        text += "; errors: " + "; ".join(str(m) for m in messages[:3])
+    return text
