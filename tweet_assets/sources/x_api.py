@@ -33,7 +33,8 @@ For a partition the window is ``start_time`` = day 00:00Z (inclusive) and ``end_
 
 so the landing zone is a twarc2 archive (``twarc2``/``twarc-csv`` and ``replay`` read it) and the
 flattener can publish where and when each row was fetched. A timeline page whose posts span days is
-split into one page per day (same ``includes``/``meta``/``errors``), each with the ``__twarc`` key.
+split into one page per day (``sources.day_split``: each piece with the ``includes`` its posts
+expand to and each ``errors`` entry once), each with the ``__twarc`` key.
 
 **Faults** follow twarc2 (DocNow/twarc ``client2.py``, ``decorators2.py``):
 
@@ -75,7 +76,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception
 from .. import __version__
 from ..partitions import DAY_FORMAT, days_in_window
 from .base import PostSource, SourcePage, created_at_range
-from .replay import _split_by_day
+from .day_split import split_by_day
 
 TWEET_FIELDS = (
     "attachments,author_id,context_annotations,conversation_id,created_at,edit_controls,"
@@ -408,21 +409,21 @@ class XApiSource(PostSource):
             for response, page_no, stats in self._paginate(client, "get_users_tweets", label, log, id=user["id"], **window, **self._post_params("get_users_tweets")):
                 pages = page_no
                 parsed, data, errors = _parse(response.content)
-                parts = _split_by_day(parsed, response.content) if parsed is not None else []
+                parts = _by_day(parsed, data, response.content) if parsed is not None else []
                 cost = {"requests": 1 + stats["retries"], "retries": stats["retries"], "rate_limit_wait_s": stats["wait"]}
                 if not parts:
                     if parsed is None or data or errors:  # nothing to date it by: land it beside its neighbour
                         log.warning(f"{endpoint} page {page_no}: no post with a created_at; landing it with {last_day}")
                         yield SourcePage(last_day, self._with_provenance(response, parsed), f"{endpoint} page {page_no}", posts=len(data), api_errors=len(errors), **cost)
                     continue
-                for day, body, posts in parts:
+                for day, body, posts, n_errors in parts:
                     if day not in days:
                         raise XApiError(f"{endpoint} page {page_no}: the API returned posts of {day}, outside the requested window {window}")
                     earliest, latest = created_at_range(posts)
                     oldest = min(filter(None, (oldest, earliest)), default=None)
                     yield SourcePage(
                         day, _append_twarc(body, self._provenance(response)), f"{endpoint} page {page_no} ({day})",
-                        posts=len(posts), api_errors=len(errors), earliest=earliest, latest=latest, **cost,
+                        posts=len(posts), api_errors=n_errors, earliest=earliest, latest=latest, **cost,
                     )
                     cost = {}
                     last_day = day
@@ -666,6 +667,29 @@ def _parse(body: bytes) -> tuple[dict | None, list, list]:
         return None, [], []
     data, errors = page.get("data"), page.get("errors")
     return page, data if isinstance(data, list) else [], errors if isinstance(errors, list) else []
+
+
+def _by_day(page: dict, posts: list, body: bytes) -> list[tuple[str, bytes, list, int]]:
+    """``[(day, page bytes, posts, API errors)]``: the body as received when its posts share a day,
+    else one piece per day with its own includes and errors (:mod:`.day_split`); ``[]`` when no
+    post has a readable ``created_at``."""
+    days = [_day_of(p.get("created_at")) if isinstance(p, dict) else None for p in posts]
+    if not any(days):
+        return []
+    pieces = split_by_day(page, posts, days)
+    if len(pieces) == 1:
+        errors = page.get("errors")
+        return [(pieces[0].day, body, posts, len(errors) if isinstance(errors, list) else 0)]
+    return [(piece.day, piece.body(page, False), piece.posts, len(piece.errors)) for piece in pieces]
+
+
+def _day_of(stamp) -> str | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return datetime.strptime(stamp[:10], DAY_FORMAT).strftime(DAY_FORMAT)
+    except ValueError:
+        return None
 
 
 def _append_twarc(body: bytes, record: dict) -> bytes:
