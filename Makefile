@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test setup setup-test dagit ddl bench clean
+.PHONY: demo test setup setup-test dagit ddl ddl-files bench clean
 
 demo: setup  ## materialize the last 3 days with the sample source into ./lake, print the table
 	$(PY) -m tweet_assets.cli demo
@@ -19,6 +19,11 @@ dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000
 
 ddl: setup  ## print a warehouse's DDL (LOCATION=s3://bucket/prefix/tweets/ DIALECT=athena|redshift|snowflake)
 	$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION)) $(if $(DIALECT),--dialect $(DIALECT))
+
+ddl-files: setup  ## regenerate the checked-in DDL of every warehouse from schema.py (tests compare them)
+	$(PY) -m tweet_assets.cli ddl > deploy/athena/create_table.sql
+	$(PY) -m tweet_assets.cli ddl --dialect redshift --database tweets_db > deploy/redshift/spectrum.sql
+	$(PY) -m tweet_assets.cli ddl --dialect snowflake > deploy/snowflake/setup.sql
 
 bench: setup-test  ## the performance benchmark (bench/README.md)
 	$(PY) bench/run.py

@@ -238,3 +238,17 @@ def test_the_glue_asset_and_resource_come_with_the_glue_database_setting():
     glue_resource = resources_from_env({"TWEET_ASSETS_GLUE_DATABASE": "tweets_db", "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"})["glue"]
     assert (glue_resource.database, glue_resource.table, glue_resource.region_name, glue_resource.endpoint_url) == ("tweets_db", "tweets", "eu-west-1", "http://127.0.0.1:1")
     assert glue_from_env({"TWEET_ASSETS_GLUE_DATABASE": "db", "TWEET_ASSETS_GLUE_TABLE": "posts"}).table == "posts"
+
+
+@pytest.mark.parametrize(
+    ("path", "dialect", "kwargs"),
+    [
+        ("deploy/athena/create_table.sql", "athena", {}),
+        ("deploy/redshift/spectrum.sql", "redshift", {"database": "tweets_db"}),
+        ("deploy/snowflake/setup.sql", "snowflake", {}),
+    ],
+)
+def test_checked_in_ddl_files_are_the_generated_ones(path, dialect, kwargs):
+    """The DDL files in deploy/ cannot drift from schema.py: each is the generator's output."""
+    generated = ddl(dialect, "s3://YOUR-BUCKET/tweet_assets/tweets/", first_day="2006-03-21", **kwargs)
+    assert (REPO / path).read_text() == generated, f"{path} is stale: regenerate with `make ddl-files`"
