@@ -1,6 +1,6 @@
 # The two commands a new user runs (README): `make demo` and `make test`.
 # Each sets up its own virtual environment from pyproject.toml first, so a fresh machine with
-# python3 (3.10+) is enough.
+# python3 (3.11+) is enough.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
