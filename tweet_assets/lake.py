@@ -71,10 +71,6 @@ class Lake:
         """Keys under ``prefix``, sorted."""
         raise NotImplementedError
 
-    def delete(self, key: str) -> None:
-        """Remove the object at ``key`` (no error if absent)."""
-        raise NotImplementedError
-
 
 class LocalLake(Lake):
     """A directory on this machine (the embedded default)."""
@@ -143,12 +139,6 @@ class LocalLake(Lake):
                     rel = os.path.relpath(os.path.join(dirpath, name), self.root)
                     found.append(rel.replace(os.sep, "/"))
         return iter(sorted(found))
-
-    def delete(self, key: str) -> None:
-        try:
-            os.remove(self._path(key))
-        except FileNotFoundError:
-            pass
 
 
 class S3Lake(Lake):
@@ -249,12 +239,6 @@ class S3Lake(Lake):
         except Exception as exc:
             raise self._fail("list", prefix, exc) from exc
         return iter(sorted(keys))
-
-    def delete(self, key: str) -> None:
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
-        except Exception as exc:
-            raise self._fail("delete", key, exc) from exc
 
 
 def open_lake(url: str, s3_client_factory=None, endpoint: str | None = None) -> Lake:

@@ -8,16 +8,26 @@
 #
 # LAKE_PREFIX is the path part of TWEET_ASSETS_LAKE_URL (s3://LAKE_BUCKET/LAKE_PREFIX); leave it
 # empty for a lake at the bucket's root. KMS_KEY_ID is the key that encrypts the SSM parameter
-# (the key id, not an alias). SSM_PARAMETER (default /tweet_assets/x_bearer_token) is the
-# parameter's name. The Athena variables are needed only for athena-reader-policy.json, which is
-# skipped when ATHENA_WORKGROUP is unset. glue-catalog-policy.json (what `tweet-assets catalog` and
-# the glue_table asset need: Get/Create/UpdateTable on the one table) is rendered when GLUE_DATABASE
-# is set; GLUE_TABLE defaults to tweets.
+# (the key id, not an alias). SSM_PARAMETER (default /tweet_assets/x_bearer_token) is the X token
+# parameter's name, PG_PASSWORD_PARAMETER (default /tweet_assets/dagster_pg_password) the Dagster
+# database password's (both SecureStrings under that key). COMPUTE_LOG_BUCKET (default LAKE_BUCKET)
+# holds the Dagster compute logs under tweet_assets/dagster/compute_logs/.
+#
+# Written always: policy.json (the instance role's pipeline policy), trust-policy.json and
+# session-manager-policy.json (optional: SSM Session Manager's own actions, instead of the managed
+# AmazonSSMManagedInstanceCore, which also allows ssm:GetParameter on every parameter).
+# lake-kms-policy.json only when LAKE_KMS_KEY_ID is set (a lake bucket encrypted with SSE-KMS under
+# that key id); athena-reader-policy.json only when ATHENA_WORKGROUP is set (with GLUE_DATABASE,
+# RESULTS_BUCKET, RESULTS_PREFIX). glue-catalog-policy.json (what `tweet-assets catalog` and the
+# glue_table asset need: Get/Create/UpdateTable on the one table) is rendered when GLUE_DATABASE is
+# set; GLUE_TABLE defaults to tweets.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="${1:?usage: render-policies.sh OUTDIR}"
 ssm_parameter="${SSM_PARAMETER:-/tweet_assets/x_bearer_token}"
+pg_password_parameter="${PG_PASSWORD_PARAMETER:-/tweet_assets/dagster_pg_password}"
+compute_log_bucket="${COMPUTE_LOG_BUCKET:-${LAKE_BUCKET:-}}"
 
 need() {
   local name="$1"
@@ -28,10 +38,12 @@ need() {
 }
 
 for name in LAKE_BUCKET REGION ACCOUNT_ID KMS_KEY_ID; do need "$name"; done
-if [[ ! "$ssm_parameter" =~ ^/[A-Za-z0-9_./-]+$ ]]; then
-  echo "render-policies.sh: SSM_PARAMETER must be a full name starting with /, got '$ssm_parameter'" >&2
-  exit 2
-fi
+for name in ssm_parameter pg_password_parameter; do
+  if [[ ! "${!name}" =~ ^/[A-Za-z0-9_./-]+$ ]]; then
+    echo "render-policies.sh: ${name^^} must be a full name starting with /, got '${!name}'" >&2
+    exit 2
+  fi
+done
 
 prefix="${LAKE_PREFIX:-}"
 prefix="${prefix#/}"
@@ -44,6 +56,9 @@ render() {
   local src="$1" dst="$2"
   local -a expr=(
     -e "s|parameter/tweet_assets/x_bearer_token|parameter$(esc "$ssm_parameter")|g"
+    -e "s|parameter/tweet_assets/dagster_pg_password|parameter$(esc "$pg_password_parameter")|g"
+    -e "s|COMPUTE_LOG_BUCKET|$(esc "$compute_log_bucket")|g"
+    -e "s|LAKE_KMS_KEY_ID|$(esc "${LAKE_KMS_KEY_ID:-}")|g"
     -e "s|LAKE_BUCKET|$(esc "$LAKE_BUCKET")|g"
     -e "s|ACCOUNT_ID|$(esc "$ACCOUNT_ID")|g"
     -e "s|KMS_KEY_ID|$(esc "$KMS_KEY_ID")|g"
@@ -76,7 +91,7 @@ render() {
     fi
   fi
   sed "${expr[@]}" "$src" > "$dst"
-  if grep -Eq 'LAKE_BUCKET|LAKE_PREFIX|ACCOUNT_ID|KMS_KEY_ID|REGION|ATHENA_WORKGROUP|GLUE_DATABASE|GLUE_TABLE|RESULTS_BUCKET|RESULTS_PREFIX' "$dst"; then
+  if grep -Eq 'LAKE_BUCKET|LAKE_PREFIX|LAKE_KMS_KEY_ID|COMPUTE_LOG_BUCKET|ACCOUNT_ID|KMS_KEY_ID|REGION|ATHENA_WORKGROUP|GLUE_DATABASE|GLUE_TABLE|RESULTS_BUCKET|RESULTS_PREFIX' "$dst"; then
     echo "render-policies.sh: placeholders left in $dst" >&2
     exit 3
   fi
@@ -85,6 +100,10 @@ render() {
 mkdir -p "$out"
 render "$here/policy.json" "$out/policy.json"
 cp "$here/trust-policy.json" "$out/trust-policy.json"
+render "$here/session-manager-policy.json" "$out/session-manager-policy.json"
+if [[ -n "${LAKE_KMS_KEY_ID:-}" ]]; then
+  render "$here/lake-kms-policy.json" "$out/lake-kms-policy.json"
+fi
 if [[ -n "${ATHENA_WORKGROUP:-}" ]]; then
   render "$here/athena-reader-policy.json" "$out/athena-reader-policy.json"
 fi

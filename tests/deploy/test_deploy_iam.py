@@ -118,7 +118,7 @@ def test_trust_policy_lets_only_ec2_assume_the_role(rendered):
 @pytest.fixture(scope="module")
 def pipeline_calls(tmp_path_factory):
     """Every AWS call of two runs of tweets_daily_job for one day on an s3:// lake (moto, in
-    process), plus a multipart upload, a listing of each table and a delete through the lake."""
+    process), plus a multipart upload and a listing of each table through the lake."""
     require_project()
     env = clean_env(
         TWEET_ASSETS_LAKE_URL=f"s3://{BUCKET}/{PREFIX}",
@@ -139,9 +139,11 @@ def pipeline_calls(tmp_path_factory):
 def test_policy_allows_every_call_the_pipeline_makes(rendered, pipeline_calls):
     policy = rendered["policy.json"]
     operations = {c["operation"] for c in pipeline_calls}
-    # the run really exercised writes, reads, multipart, listing and deletes
+    # the run really exercised writes, reads, multipart and listing; and no deletes (the policy
+    # grants none: a rerun overwrites with PutObject)
     assert {"PutObject", "GetObject", "HeadObject", "CreateMultipartUpload", "UploadPart",
-            "CompleteMultipartUpload", "ListObjectsV2", "DeleteObject"} <= operations, operations
+            "CompleteMultipartUpload", "ListObjectsV2"} <= operations, operations
+    assert not {"DeleteObject", "DeleteObjects"} & operations, operations
     keys = {c["params"].get("Key") for c in pipeline_calls if c["operation"] == "PutObject"}
     assert keys == {
         f"{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz",
@@ -179,6 +181,17 @@ def test_policy_allows_reading_the_token_through_ssm_only(rendered):
         Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets_private/x.parquet"),
         Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/dagster/compute_logs/x.out"),
         Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}"),
+        # nothing deletes lake objects (a rerun overwrites with PutObject)
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/tweet_assets/dagster/compute_logs/run/x.out"),
+        # compute logs: only their prefix, only the compute log bucket
+        Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/tweet_assets/dagster/other/x.out"),
+        Request("s3:GetObject", f"arn:aws:s3:::other-bucket/tweet_assets/dagster/compute_logs/x.out"),
+        Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "tweet_assets/dagster/"}),
+        # the Dagster database password is readable through SSM only, like the token
+        Request("kms:Decrypt", KEY_ARN, {"kms:ViaService": f"ssm.{REGION}.amazonaws.com", "kms:EncryptionContext:PARAMETER_ARN": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/other"}),
+        # no lake KMS key in the pipeline policy (lake-kms-policy.json adds it when the bucket uses SSE-KMS)
+        Request("kms:GenerateDataKey", KEY_ARN, {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}),
         # another bucket with the same keys
         Request("s3:PutObject", f"arn:aws:s3:::other-bucket/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"),
         Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}-2/{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz"),
@@ -331,3 +344,87 @@ def test_glue_policy_is_rendered_only_for_a_lowercase_glue_database(tmp_path):
     env = clean_env(**{**PLACEHOLDER_ENV, "GLUE_DATABASE": "Tweets-DB"})
     proc = subprocess.run(["bash", str(DEPLOY / "iam" / "render-policies.sh"), str(tmp_path / "bad")], env=env, capture_output=True, text=True)
     assert proc.returncode != 0 and "GLUE_DATABASE" in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# issue #16: no DeleteObject, the Dagster database password and compute logs, SSE-KMS lakes, and
+# Session Manager without AmazonSSMManagedInstanceCore
+
+PG_PARAM_ARN = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/dagster_pg_password"
+LAKE_KEY_ID = "abcd1234-0000-4000-8000-1234567890ab"
+LAKE_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{LAKE_KEY_ID}"
+
+
+def test_no_code_deletes_lake_objects_so_none_is_granted(rendered):
+    """s3:DeleteObject is not granted, and nothing in the package calls a delete (grep, as the
+    issue asks; the Lake.delete helper was removed with the grant)."""
+    from deploy_helpers import REPO
+
+    proc = subprocess.run(
+        ["grep", "-rnE", r"delete_object|delete_objects|DeleteObject|\.delete\(|def delete\(", str(REPO / "tweet_assets")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1 and proc.stdout == "", proc.stdout
+    actions = {a for s in rendered["policy.json"]["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert not any(a.lower().startswith("s3:delete") for a in actions), actions
+    # AbortMultipartUpload stays: boto3's managed upload aborts a failed multipart upload
+    assert "s3:AbortMultipartUpload" in actions
+
+
+def test_policy_allows_the_dagster_database_password_and_compute_logs(tmp_path, rendered):
+    policy = rendered["policy.json"]
+    assert is_allowed(policy, request_for_call("ssm", "GetParameter", {"Name": "/tweet_assets/dagster_pg_password"}, region=REGION, account=ACCOUNT))
+    assert is_allowed(policy, Request("kms:Decrypt", KEY_ARN, {"kms:ViaService": f"ssm.{REGION}.amazonaws.com", "kms:EncryptionContext:PARAMETER_ARN": PG_PARAM_ARN}))
+    # S3ComputeLogManager (deploy/dagster.yaml, prefix tweet_assets/dagster/compute_logs) in the lake bucket by default
+    key = "tweet_assets/dagster/compute_logs/storage/run-id/compute_logs/raw_tweets.out"
+    for operation in ("PutObject", "GetObject", "HeadObject", "CreateMultipartUpload", "AbortMultipartUpload"):
+        assert is_allowed(policy, request_for_call("s3", operation, {"Bucket": BUCKET, "Key": key}, region=REGION, account=ACCOUNT)), operation
+    assert is_allowed(policy, request_for_call("s3", "ListObjectsV2", {"Bucket": BUCKET, "Prefix": "tweet_assets/dagster/compute_logs/storage/run-id/"}, region=REGION, account=ACCOUNT))
+    # or a bucket of their own, and other parameter names
+    other = render(tmp_path / "other", COMPUTE_LOG_BUCKET="example-logs", PG_PASSWORD_PARAMETER="/prod/dagster/pg", SSM_PARAMETER="/prod/x")["policy.json"]
+    assert is_allowed(other, Request("s3:PutObject", f"arn:aws:s3:::example-logs/{key}"))
+    assert not is_allowed(other, Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/{key}"))
+    assert is_allowed(other, Request("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/prod/dagster/pg"))
+    assert is_allowed(other, Request("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/prod/x"))
+    assert not is_allowed(other, Request("ssm:GetParameter", PG_PARAM_ARN))
+
+
+def test_lake_kms_policy_only_when_a_lake_key_is_given_and_only_through_s3(tmp_path, rendered):
+    assert "lake-kms-policy.json" not in rendered
+    kms = render(tmp_path / "kms", LAKE_KMS_KEY_ID=LAKE_KEY_ID)["lake-kms-policy.json"]
+    assert parliament(kms) == []
+    via_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}
+    # SSE-KMS: PutObject needs GenerateDataKey, GetObject needs Decrypt; the encryption context is
+    # the object's ARN, or the bucket's with an S3 Bucket Key (S3 user guide, "UsingKMSEncryption")
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        for context in (f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"):
+            assert is_allowed(kms, Request(action, LAKE_KEY_ARN, {**via_s3, "kms:EncryptionContext:aws:s3:arn": context})), (action, context)
+    denied = [
+        Request("kms:Decrypt", LAKE_KEY_ARN, {"kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{BUCKET}"}),  # not via S3
+        Request("kms:Decrypt", LAKE_KEY_ARN, {**via_s3, "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::other-bucket/x"}),
+        Request("kms:Decrypt", KEY_ARN, {**via_s3, "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{BUCKET}"}),  # another key
+        Request("kms:Encrypt", LAKE_KEY_ARN, {**via_s3, "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{BUCKET}"}),
+    ]
+    assert [str(r) for r in denied if is_allowed(kms, r)] == []
+
+
+def test_session_manager_policy_grants_no_parameter_read(rendered):
+    """AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on every parameter; the policy used
+    instead has Session Manager's own actions only, so the instance still reads one parameter."""
+    sessions = rendered["session-manager-policy.json"]
+    assert parliament(sessions) == []
+    instance = f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/i-0123456789abcdef0"
+    for request in (
+        Request("ssm:UpdateInstanceInformation", instance),
+        *(Request(f"ssmmessages:{a}", "*") for a in ("CreateControlChannel", "CreateDataChannel", "OpenControlChannel", "OpenDataChannel")),
+    ):
+        assert is_allowed(sessions, request), str(request)
+    for action in ("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:SendCommand", "s3:GetObject", "kms:Decrypt"):
+        for resource in ("*", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/other", instance):
+            assert not is_allowed(sessions, Request(action, resource)), (action, resource)
+    # the resource "*" is only where the action has no resource type (ssmmessages)
+    for statement in sessions["Statement"]:
+        if statement["Resource"] == "*":
+            assert all(a.startswith("ssmmessages:") for a in statement["Action"]), statement
+    combined = {"Statement": rendered["policy.json"]["Statement"] + sessions["Statement"]}
+    assert not is_allowed(combined, Request("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/other"))
