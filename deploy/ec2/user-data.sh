@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# EC2 user data for tweet_assets on Ubuntu LTS (22.04 / 24.04): installs Python and the project,
-# creates DAGSTER_HOME with the production dagster.yaml, and runs dagster-webserver (127.0.0.1
-# only) and dagster-daemon as systemd services under a dedicated unprivileged user.
+# EC2 user data for tweet_assets on Amazon Linux 2023 (dnf, python3.11) or Ubuntu 24.04 LTS (apt,
+# python3 3.12): installs Python 3.11+ and the project, creates DAGSTER_HOME with the production
+# dagster.yaml, and runs dagster-webserver (127.0.0.1 only) and dagster-daemon as systemd services
+# under a dedicated unprivileged user. Ubuntu 22.04 is refused: its Python is 3.10, and polars 2.1
+# needs 3.11 (pyarrow 26 has no 3.10 wheel).
 #
 # The instance needs only this script and an instance profile with deploy/iam/policy.json (see
 # deploy/README.md). The X bearer token is never in this script, the unit files or on disk: each
@@ -9,7 +11,9 @@
 # Re-running the script is safe: it converges to the same files and restarts the services.
 #
 # Every setting below can also be given in the environment; the test suite installs into a scratch
-# prefix with TWEET_ASSETS_ROOT=/tmp/x NO_SYSTEMD=1 SKIP_APT=1 TWEET_ASSETS_PIP_SPEC=/path/to/repo.
+# prefix with TWEET_ASSETS_ROOT=/tmp/x NO_SYSTEMD=1 TWEET_ASSETS_PIP_SPEC=/path/to/repo, with
+# OS_RELEASE pointing at an Ubuntu 24.04 or Amazon Linux 2023 os-release file and stub package
+# managers first on PATH.
 set -euo pipefail
 
 # ---------------------------------------------------------------------------------------------
@@ -31,14 +35,27 @@ TWEET_ASSETS_START_DATE="${TWEET_ASSETS_START_DATE:-}"
 AWS_REGION="${AWS_REGION:-}"                                  # empty: read from IMDSv2 at service start
 DAGSTER_WEBSERVER_PORT="${DAGSTER_WEBSERVER_PORT:-3000}"      # always bound to 127.0.0.1
 X_API_POOL_LIMIT="${X_API_POOL_LIMIT:-1}"                     # concurrent raw_tweets steps (X API)
+# Dagster's storage on PostgreSQL (RDS) and compute logs in S3 (deploy/dagster.yaml reads these);
+# the password is never here: the launcher reads it from the SSM SecureString named below.
+DAGSTER_PG_HOST="${DAGSTER_PG_HOST:-}"                        # the RDS endpoint address
+DAGSTER_PG_PORT="${DAGSTER_PG_PORT:-5432}"
+DAGSTER_PG_DB="${DAGSTER_PG_DB:-dagster}"
+DAGSTER_PG_USERNAME="${DAGSTER_PG_USERNAME:-dagster}"
+DAGSTER_PG_PASSWORD_PARAMETER="${DAGSTER_PG_PASSWORD_PARAMETER-/tweet_assets/dagster_pg_password}"  # SSM name; "" = none
+TWEET_ASSETS_COMPUTE_LOG_BUCKET="${TWEET_ASSETS_COMPUTE_LOG_BUCKET:-}"  # default: the lake's bucket
 
 # Where: "" on the instance; a scratch directory in tests. NO_SYSTEMD=1 writes the units but does
-# not create the user or touch systemctl; SKIP_APT=1 skips apt-get.
+# not create the user or touch systemctl; SKIP_PACKAGES=1 (or the older SKIP_APT=1) skips the OS
+# package step. OS_RELEASE is the os-release file that tells the distribution. PYTHON defaults to
+# the distribution's Python 3.11+ (python3.11 on Amazon Linux 2023, python3 on Ubuntu 24.04).
 TWEET_ASSETS_ROOT="${TWEET_ASSETS_ROOT:-}"
 NO_SYSTEMD="${NO_SYSTEMD:-0}"
-SKIP_APT="${SKIP_APT:-0}"
-PYTHON="${PYTHON:-python3}"
+SKIP_PACKAGES="${SKIP_PACKAGES:-${SKIP_APT:-0}}"
+OS_RELEASE="${OS_RELEASE:-/etc/os-release}"
+PYTHON="${PYTHON:-}"
 SERVICE_USER="${SERVICE_USER:-dagster}"
+# apt-get waits this long for the dpkg lock (cloud-init and unattended-upgrades hold it at first boot)
+APT_LOCK_TIMEOUT_S="${APT_LOCK_TIMEOUT_S:-600}"
 # ---------------------------------------------------------------------------------------------
 
 # Every path below is inside $root, and the generated files name these full paths, so a scratch
@@ -71,6 +88,16 @@ write() {
 
 setting() { printf "%s='%s'\n" "$1" "$2"; }
 
+# The bucket for Dagster's compute logs: TWEET_ASSETS_COMPUTE_LOG_BUCKET, else the lake's bucket.
+compute_log_bucket() {
+  if [[ -n "$TWEET_ASSETS_COMPUTE_LOG_BUCKET" ]]; then
+    printf '%s' "$TWEET_ASSETS_COMPUTE_LOG_BUCKET"
+  elif [[ "$TWEET_ASSETS_LAKE_URL" == s3://* ]]; then
+    local rest="${TWEET_ASSETS_LAKE_URL#s3://}"
+    printf '%s' "${rest%%/*}"
+  fi
+}
+
 pip_spec() {
   if [[ -n "$TWEET_ASSETS_PIP_SPEC" ]]; then
     printf '%s' "$TWEET_ASSETS_PIP_SPEC"
@@ -85,27 +112,72 @@ validate() {
   [[ "$DAGSTER_WEBSERVER_PORT" =~ ^[0-9]+$ ]] || die "DAGSTER_WEBSERVER_PORT must be a number"
   [[ "$X_API_POOL_LIMIT" =~ ^[0-9]+$ ]] || die "X_API_POOL_LIMIT must be a whole number"
   [[ "$SERVICE_USER" =~ ^[a-z_][a-z0-9_-]*$ ]] || die "SERVICE_USER is not a valid user name"
-  if [[ -n "$X_BEARER_TOKEN_PARAMETER" && ! "$X_BEARER_TOKEN_PARAMETER" =~ ^/[A-Za-z0-9_./-]+$ ]]; then
-    die "X_BEARER_TOKEN_PARAMETER must be an SSM parameter name starting with /"
-  fi
+  [[ "$APT_LOCK_TIMEOUT_S" =~ ^[0-9]+$ ]] || die "APT_LOCK_TIMEOUT_S must be a whole number of seconds"
+  [[ "$DAGSTER_PG_PORT" =~ ^[0-9]+$ ]] || die "DAGSTER_PG_PORT must be a number"
+  local name
+  for name in X_BEARER_TOKEN_PARAMETER DAGSTER_PG_PASSWORD_PARAMETER; do
+    if [[ -n "${!name}" && ! "${!name}" =~ ^/[A-Za-z0-9_./-]+$ ]]; then
+      die "$name must be an SSM parameter name starting with /"
+    fi
+  done
   if [[ "$TWEET_ASSETS_SOURCE" == x_api && -z "$X_BEARER_TOKEN_PARAMETER" ]]; then
     die "TWEET_ASSETS_SOURCE=x_api needs X_BEARER_TOKEN_PARAMETER (the SSM SecureString name)"
   fi
   local value
-  for value in "$TWEET_ASSETS_ROOT" "$TWEET_ASSETS_LAKE_URL" "$TWEET_ASSETS_SOURCE" "$X_QUERY" "$X_ACCOUNTS" "$X_FULL_ARCHIVE" "$TWEET_ASSETS_START_DATE" "$AWS_REGION"; do
+  for value in "$TWEET_ASSETS_ROOT" "$TWEET_ASSETS_LAKE_URL" "$TWEET_ASSETS_SOURCE" "$X_QUERY" "$X_ACCOUNTS" "$X_FULL_ARCHIVE" "$TWEET_ASSETS_START_DATE" "$AWS_REGION" \
+      "$DAGSTER_PG_HOST" "$DAGSTER_PG_DB" "$DAGSTER_PG_USERNAME" "$TWEET_ASSETS_COMPUTE_LOG_BUCKET"; do
     [[ "$value" != *$'\n'* ]] || die "settings must be single lines"
     [[ "$value" != *"'"* ]] || die "settings cannot contain a single quote (use double quotes in X_QUERY)"
   done
 }
 
+# The distribution, from os-release: sets os_family (apt | dnf) and the default PYTHON. Refuses
+# what the script was not written for instead of failing halfway (no apt-get on Amazon Linux).
+detect_os() {
+  [[ -r "$OS_RELEASE" ]] || die "cannot read $OS_RELEASE to tell the distribution"
+  local id version major
+  # os-release(5): KEY=value lines, the value possibly quoted (read, not sourced)
+  id="$(sed -n 's/^ID=//p' "$OS_RELEASE" | tr -d "\"'")"
+  version="$(sed -n 's/^VERSION_ID=//p' "$OS_RELEASE" | tr -d "\"'")"
+  major="${version%%.*}"
+  case "$id" in
+    ubuntu)
+      if [[ ! "$major" =~ ^[0-9]+$ ]] || (( major < 24 )); then
+        die "Ubuntu $version is not supported: use Ubuntu 24.04 LTS or newer (22.04's Python 3.10 is too old for polars 2.1 and pyarrow 26)"
+      fi
+      os_family=apt
+      PYTHON="${PYTHON:-python3}"
+      ;;
+    amzn)
+      [[ "$version" == 2023 ]] || die "Amazon Linux $version is not supported: use Amazon Linux 2023"
+      os_family=dnf
+      PYTHON="${PYTHON:-python3.11}"   # AL2023's python3 is 3.9
+      ;;
+    *)
+      [[ "$SKIP_PACKAGES" == 1 ]] \
+        || die "distribution '$id $version' is not supported: use Amazon Linux 2023 or Ubuntu 24.04 LTS"
+      os_family=none
+      PYTHON="${PYTHON:-python3}"
+      ;;
+  esac
+  log "distribution: $id $version ($os_family, $PYTHON)"
+}
+
 install_packages() {
-  if [[ "$SKIP_APT" == 1 ]]; then
-    log "SKIP_APT=1: not installing OS packages"
-    return
+  if [[ "$SKIP_PACKAGES" == 1 ]]; then
+    log "SKIP_PACKAGES=1: not installing OS packages"
+  elif [[ "$os_family" == apt ]]; then
+    export DEBIAN_FRONTEND=noninteractive
+    # on first boot cloud-init and unattended-upgrades may hold the dpkg lock: wait for it
+    apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT_S" update -q
+    apt-get -o "DPkg::Lock::Timeout=$APT_LOCK_TIMEOUT_S" install -q -y --no-install-recommends \
+      python3 python3-venv python3-pip git ca-certificates
+  else
+    # dnf waits for another dnf's lock by itself
+    dnf install -q -y python3.11 python3.11-pip git ca-certificates shadow-utils
   fi
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -q -y --no-install-recommends python3 python3-venv python3-pip git ca-certificates
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "$PYTHON is older than Python 3.11 (polars 2.1 and pyarrow 26 need 3.11+)"
 }
 
 create_user() {
@@ -157,6 +229,14 @@ YAML
     [[ -z "$AWS_REGION" ]] || setting AWS_REGION "$AWS_REGION"
     setting AWS_EC2_METADATA_V1_DISABLED true
     setting DAGSTER_WEBSERVER_PORT "$DAGSTER_WEBSERVER_PORT"
+    if [[ -n "$DAGSTER_PG_HOST" ]]; then
+      setting DAGSTER_PG_HOST "$DAGSTER_PG_HOST"
+      setting DAGSTER_PG_PORT "$DAGSTER_PG_PORT"
+      setting DAGSTER_PG_DB "$DAGSTER_PG_DB"
+      setting DAGSTER_PG_USERNAME "$DAGSTER_PG_USERNAME"
+      [[ -z "$DAGSTER_PG_PASSWORD_PARAMETER" ]] || setting DAGSTER_PG_PASSWORD_PARAMETER "$DAGSTER_PG_PASSWORD_PARAMETER"
+    fi
+    setting TWEET_ASSETS_COMPUTE_LOG_BUCKET "$(compute_log_bucket)"
     setting PYTHONUNBUFFERED 1
   } | write "$env_file" 0644
 
@@ -231,12 +311,16 @@ DAGSTER_YAML
 }
 
 write_launcher() {
-  # Fetches the X bearer token from SSM at service start (IMDSv2 only), then execs the service.
-  # The token lives only in the service's environment: never in a file, a unit or a log line.
-  write "$opt_dir/bin/fetch-x-token.py" 0755 <<'PYTHON'
-"""Print the X bearer token from SSM Parameter Store (SecureString, decrypted) to stdout, in
-AWS_REGION; or, with --region, print the instance's region from IMDSv2 (a session token first;
-IMDSv1 is never used, and boto3 is told the same through AWS_EC2_METADATA_V1_DISABLED).
+  # Fetches the X bearer token and the Dagster database password from SSM at service start (IMDSv2
+  # only), then execs the service. The secrets live only in the service's environment: never in a
+  # file, a unit or a log line.
+  rm -f "$opt_dir/bin/fetch-x-token.py"   # the name of this helper before it fetched two secrets
+  write "$opt_dir/bin/fetch-parameter.py" 0755 <<'PYTHON'
+"""Print a secret from SSM Parameter Store (SecureString, decrypted) to stdout, in AWS_REGION: the
+parameter named by the environment variable given as the argument (default
+X_BEARER_TOKEN_PARAMETER; the launcher also asks for DAGSTER_PG_PASSWORD_PARAMETER); or, with
+--region, print the instance's region from IMDSv2 (a session token first; IMDSv1 is never used, and
+boto3 is told the same through AWS_EC2_METADATA_V1_DISABLED).
 Errors name the parameter and what to check, never the value.
 """
 import os
@@ -265,10 +349,10 @@ def main() -> int:
         try:
             print(imds_region())
         except OSError as exc:
-            print(f"fetch-x-token: cannot read the region from IMDSv2 at {IMDS} ({exc}); set AWS_REGION", file=sys.stderr)
+            print(f"fetch-parameter: cannot read the region from IMDSv2 at {IMDS} ({exc}); set AWS_REGION", file=sys.stderr)
             return 2
         return 0
-    name = os.environ["X_BEARER_TOKEN_PARAMETER"]
+    name = os.environ[sys.argv[1] if sys.argv[1:] else "X_BEARER_TOKEN_PARAMETER"]
     region = os.environ["AWS_REGION"]
     import boto3
 
@@ -276,17 +360,17 @@ def main() -> int:
         response = boto3.client("ssm", region_name=region).get_parameter(Name=name, WithDecryption=True)
     except Exception as exc:  # noqa: BLE001 - any failure stops the service with a clear message
         print(
-            f"fetch-x-token: cannot read SSM parameter {name} in {region}: {type(exc).__name__}: {exc}. "
+            f"fetch-parameter: cannot read SSM parameter {name} in {region}: {type(exc).__name__}: {exc}. "
             "Check that it exists and that the instance role allows ssm:GetParameter and kms:Decrypt on it.",
             file=sys.stderr,
         )
         return 3
     parameter = response["Parameter"]
     if parameter.get("Type") != "SecureString":
-        print(f"fetch-x-token: SSM parameter {name} is a {parameter.get('Type')}, not a SecureString", file=sys.stderr)
+        print(f"fetch-parameter: SSM parameter {name} is a {parameter.get('Type')}, not a SecureString", file=sys.stderr)
         return 4
     if not parameter.get("Value"):
-        print(f"fetch-x-token: SSM parameter {name} is empty", file=sys.stderr)
+        print(f"fetch-parameter: SSM parameter {name} is empty", file=sys.stderr)
         return 4
     sys.stdout.write(parameter["Value"])
     return 0
@@ -299,17 +383,22 @@ PYTHON
   write "$opt_dir/bin/tweet-assets-run" 0755 <<LAUNCHER
 #!/usr/bin/env bash
 # Runs a tweet_assets service: sets AWS_REGION from IMDSv2 when it is unset and AWS is used, reads
-# the X bearer token from SSM when X_BEARER_TOKEN_PARAMETER is set, then execs the command given.
+# the X bearer token from SSM when X_BEARER_TOKEN_PARAMETER is set and the Dagster database password
+# when DAGSTER_PG_PASSWORD_PARAMETER is set, then execs the command given.
 # Generated by deploy/ec2/user-data.sh.
 set -euo pipefail
 export AWS_EC2_METADATA_V1_DISABLED=true
-if [[ -z "\${AWS_REGION:-}" && ( -n "\${X_BEARER_TOKEN_PARAMETER:-}" || "\${TWEET_ASSETS_LAKE_URL:-}" == s3://* ) ]]; then
-  AWS_REGION="\$("$venv/bin/python" "$opt_dir/bin/fetch-x-token.py" --region)"
+if [[ -z "\${AWS_REGION:-}" && ( -n "\${X_BEARER_TOKEN_PARAMETER:-}\${DAGSTER_PG_PASSWORD_PARAMETER:-}" || "\${TWEET_ASSETS_LAKE_URL:-}" == s3://* ) ]]; then
+  AWS_REGION="\$("$venv/bin/python" "$opt_dir/bin/fetch-parameter.py" --region)"
   export AWS_REGION
 fi
 if [[ -n "\${X_BEARER_TOKEN_PARAMETER:-}" ]]; then
-  X_BEARER_TOKEN="\$("$venv/bin/python" "$opt_dir/bin/fetch-x-token.py")"
+  X_BEARER_TOKEN="\$("$venv/bin/python" "$opt_dir/bin/fetch-parameter.py" X_BEARER_TOKEN_PARAMETER)"
   export X_BEARER_TOKEN
+fi
+if [[ -n "\${DAGSTER_PG_PASSWORD_PARAMETER:-}" ]]; then
+  DAGSTER_PG_PASSWORD="\$("$venv/bin/python" "$opt_dir/bin/fetch-parameter.py" DAGSTER_PG_PASSWORD_PARAMETER)"
+  export DAGSTER_PG_PASSWORD
 fi
 exec "\$@"
 LAUNCHER
@@ -365,7 +454,7 @@ UNIT
 }
 
 init_instance() {
-  # Creates or migrates the SQLite storage and sets the X API pool limit; both are idempotent.
+  # Creates or migrates Dagster's storage and sets the X API pool limit; both are idempotent.
   local -a as_user=()
   if [[ "$NO_SYSTEMD" != 1 ]]; then
     chown -R "$SERVICE_USER:$SERVICE_USER" "$dagster_home"
@@ -374,11 +463,15 @@ init_instance() {
     chmod 0640 "$env_file"
     as_user=(runuser -u "$SERVICE_USER" --)
   fi
+  # with the services' settings and through their launcher (PostgreSQL needs the password from SSM)
   (
     cd "$dagster_home"
-    export DAGSTER_HOME="$dagster_home"
-    "${as_user[@]}" "$venv/bin/dagster" instance migrate > /dev/null
-    "${as_user[@]}" "$venv/bin/dagster" instance concurrency set x_api "$X_API_POOL_LIMIT" > /dev/null
+    set -a
+    # shellcheck disable=SC1090  # the env file written above
+    . "$env_file"
+    set +a
+    "${as_user[@]}" "$opt_dir/bin/tweet-assets-run" "$venv/bin/dagster" instance migrate > /dev/null
+    "${as_user[@]}" "$opt_dir/bin/tweet-assets-run" "$venv/bin/dagster" instance concurrency set x_api "$X_API_POOL_LIMIT" > /dev/null
   )
   log "DAGSTER_HOME=$dagster_home ready; pool x_api limit $X_API_POOL_LIMIT"
 }
@@ -402,6 +495,7 @@ main() {
   elif [[ "$(id -u)" != 0 ]]; then
     die "run as root (or set TWEET_ASSETS_ROOT to install into a scratch prefix)"
   fi
+  detect_os
   install_packages
   create_user
   install_project

@@ -1,5 +1,7 @@
 """deploy/ec2/user-data.sh: shellcheck passes; its install steps run for real into a scratch prefix
-(twice: the second run changes nothing); the dagster-webserver command taken from the generated
+(twice: as on Ubuntu 24.04, then as on Amazon Linux 2023, with their os-release files and stub
+package managers that record their command lines; the second run changes nothing); unsupported
+distributions and Pythons older than 3.11 are refused before anything is installed; the dagster-webserver command taken from the generated
 unit's ExecStart serves the code location on a loopback port and lists the three assets over
 GraphQL; and the launcher reads the X token from SSM (moto) with the region from an IMDSv2-only
 metadata stub.
@@ -72,12 +74,47 @@ def test_user_data_pins_what_it_installs_and_holds_no_secret():
 # ------------------------------------------------------------------------------------------------
 # The real install into a scratch prefix
 
+#: /etc/os-release of the supported distributions (os-release(5); as the AMIs ship them) and of
+#: two that must be refused.
+OS_RELEASES = {
+    "ubuntu-24.04": 'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=noble\n',
+    "al2023": 'NAME="Amazon Linux"\nVERSION="2023"\nID="amzn"\nID_LIKE="fedora"\nVERSION_ID="2023"\nPLATFORM_ID="platform:al2023"\n',
+    "ubuntu-22.04": 'NAME="Ubuntu"\nVERSION_ID="22.04"\nID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=jammy\n',
+    "al2": 'NAME="Amazon Linux"\nVERSION="2"\nID="amzn"\nID_LIKE="centos rhel fedora"\nVERSION_ID="2"\n',
+    "debian-12": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_ID="12"\nID=debian\n',
+}
+#: Stub package managers: they record their command line (one line per call) and succeed.
+STUB = '#!/bin/sh\nprintf "%s\\n" "$(basename "$0") $*" >> "$STUB_LOG"\n'
+
+
+def distro(tmp: Path, name: str) -> dict[str, str]:
+    """Environment for a run "on" ``name``: its os-release file, stub apt-get/dnf first on PATH,
+    and python3/python3.11 there pointing at this Python (the distribution's Python 3.11+)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    release = tmp / f"os-release-{name}"
+    release.write_text(OS_RELEASES[name])
+    stubs = tmp / "stub-bin"
+    if not stubs.exists():
+        stubs.mkdir()
+        for tool in ("apt-get", "dnf"):
+            (stubs / tool).write_text(STUB)
+            (stubs / tool).chmod(0o755)
+        base = getattr(sys, "_base_executable", sys.executable)
+        for python in ("python3", "python3.11"):
+            (stubs / python).symlink_to(base)
+    return {"OS_RELEASE": str(release), "PATH": f"{stubs}:{os.environ['PATH']}", "STUB_LOG": str(tmp / f"packages-{name}.log"), "PYTHON": ""}
+
+
+def package_calls(env: dict[str, str]) -> list[str]:
+    log = Path(env["STUB_LOG"])
+    return log.read_text().splitlines() if log.exists() else []
+
 
 def run_user_data(root: Path, **extra) -> subprocess.CompletedProcess:
     settings = dict(
         TWEET_ASSETS_ROOT=str(root),
         NO_SYSTEMD="1",
-        SKIP_APT="1",
+        SKIP_PACKAGES="1",
         TWEET_ASSETS_PIP_SPEC=str(REPO),
         TWEET_ASSETS_SOURCE="sample",
         X_BEARER_TOKEN_PARAMETER="",
@@ -86,7 +123,7 @@ def run_user_data(root: Path, **extra) -> subprocess.CompletedProcess:
         X_QUERY=X_QUERY,
         PYTHON=getattr(sys, "_base_executable", sys.executable),
     )
-    env = clean_env(**{**settings, **extra})
+    env = {k: v for k, v in clean_env(**{**settings, **extra}).items() if v != "" or k.startswith(("X_", "TWEET_"))}
     return subprocess.run(["bash", str(USER_DATA)], env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -108,19 +145,65 @@ def test_settings_that_an_env_file_cannot_hold_are_refused_before_installing(tmp
     assert not (tmp_path / "root" / "opt").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("ubuntu-22.04", "Ubuntu 22.04 is not supported"),
+        ("al2", "Amazon Linux 2 is not supported"),
+        ("debian-12", "'debian 12' is not supported"),
+    ],
+)
+def test_unsupported_distributions_are_refused_before_installing(tmp_path, name, message):
+    env = distro(tmp_path, name)
+    proc = run_user_data(tmp_path / "root", SKIP_PACKAGES="0", **env)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+    assert package_calls(env) == [] and not (tmp_path / "root" / "opt").exists()
+
+
+def test_a_python_older_than_3_11_is_refused(tmp_path):
+    """The distribution's packages installed, its Python must still be 3.11+ (a 3.10 here)."""
+    env = distro(tmp_path, "ubuntu-24.04")
+    old = tmp_path / "python3.10"
+    old.write_text("#!/bin/sh\nexit 1\n")  # sys.version_info < (3, 11): the check exits 1
+    old.chmod(0o755)
+    proc = run_user_data(tmp_path / "root", SKIP_PACKAGES="0", **{**env, "PYTHON": str(old)})
+    assert proc.returncode != 0 and "older than Python 3.11" in proc.stderr, proc.stderr
+    assert not (tmp_path / "root" / "opt" / "tweet_assets" / "venv").exists()
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
+    """user-data.sh run for real twice into one scratch prefix: first as on Ubuntu 24.04, then as
+    on Amazon Linux 2023 (each with its os-release and package manager stubs, PYTHON unset so the
+    script picks the distribution's own)."""
     require_project()
     root = tmp_path_factory.mktemp("ec2-root")
+    stubs = tmp_path_factory.mktemp("distros")
+    ubuntu, al2023 = distro(stubs, "ubuntu-24.04"), distro(stubs, "al2023")
     started = time.monotonic()
-    first = run_user_data(root)
+    first = run_user_data(root, SKIP_PACKAGES="0", **ubuntu)
     assert first.returncode == 0, first.stderr[-4000:]
     first_s = time.monotonic() - started
     before = snapshot(root)
-    second = run_user_data(root)
+    second = run_user_data(root, SKIP_PACKAGES="0", **al2023)
     assert second.returncode == 0, second.stderr[-4000:]
     print(f"user-data.sh: first run {first_s:.0f}s, second {time.monotonic() - started - first_s:.0f}s")
-    return {"root": root, "first": first, "second": second, "before": before}
+    return {"root": root, "first": first, "second": second, "before": before,
+            "packages": {"ubuntu-24.04": package_calls(ubuntu), "al2023": package_calls(al2023)}}
+
+
+@pytest.mark.slow
+def test_each_distribution_gets_its_package_manager_and_python(installed):
+    """Ubuntu 24.04: apt-get, waiting for the dpkg lock that cloud-init and unattended-upgrades hold
+    at first boot (apt.conf(5) DPkg::Lock::Timeout), python3 (3.12). Amazon Linux 2023: dnf and
+    python3.11 (its python3 is 3.9)."""
+    apt, dnf = installed["packages"]["ubuntu-24.04"], installed["packages"]["al2023"]
+    assert [c.split()[:3] for c in apt] == [["apt-get", "-o", "DPkg::Lock::Timeout=600"]] * 2, apt
+    assert apt[0].split()[3] == "update" and apt[1].split()[3] == "install"
+    assert {"python3", "python3-venv", "git", "ca-certificates"} <= set(apt[1].split())
+    assert len(dnf) == 1 and dnf[0].split()[:2] == ["dnf", "install"] and {"python3.11", "git"} <= set(dnf[0].split()), dnf
+    assert "distribution: ubuntu 24.04 (apt, python3)" in installed["first"].stderr
+    assert "distribution: amzn 2023 (dnf, python3.11)" in installed["second"].stderr
 
 
 def unit(root: Path, name: str) -> dict[str, list[str]]:
@@ -354,6 +437,17 @@ def test_launcher_reads_the_token_from_ssm_with_the_region_from_imdsv2(installed
     # IMDSv2: a session token first, and no metadata read without it
     assert seen[0][:2] == ("PUT", "/latest/api/token")
     assert all(token == _Imds.token for method, _, token in seen if method == "GET")
+
+    # and the Dagster database password (deploy/dagster.yaml's DAGSTER_PG_PASSWORD) the same way
+    password = "test-pg-" + os.urandom(8).hex()
+    ssm.put_parameter(Name="/tweet_assets/dagster_pg_password", Value=password, Type="SecureString")
+    proc = subprocess.run(
+        [launcher, sys.executable, "-c", "import hashlib, os; print(hashlib.sha256(os.environ['DAGSTER_PG_PASSWORD'].encode()).hexdigest())"],
+        env={**env, "DAGSTER_PG_PASSWORD_PARAMETER": "/tweet_assets/dagster_pg_password"}, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [hashlib.sha256(password.encode()).hexdigest()]
+    assert password not in proc.stdout + proc.stderr
 
     # the code location loads its x_api source with the token the launcher fetched
     python = str(root / "opt/tweet_assets/venv/bin/python")
