@@ -40,6 +40,7 @@ def apply(pages, mutations) -> list[bytes]:
     pages = copy.deepcopy(pages)
     raw_edits = {}
     for kind, index, key, value, cut in mutations:
+        value = copy.deepcopy(value)  # ODD_VALUES' {} and [] are shared: a page must never hold itself
         page = pages[index % len(pages)]
         if not isinstance(page, dict):  # an earlier mutation made it a non-object
             page = {}

@@ -46,7 +46,7 @@ def recorded_paths(root: Path) -> set[str]:
             for name, objects in (page.get("includes") or {}).items():
                 for obj in objects:
                     _walk(obj, OBJECTS[name], paths)
-            for key in ("meta", "errors", "matching_rules"):
+            for key in ("meta", "errors", "matching_rules", "__twarc"):
                 if key in page:
                     _walk(page[key], f"page.{key}", paths)
     return paths
@@ -77,7 +77,8 @@ def test_every_column_source_is_decoded():
     decoded: set[str] = set()
     for name, typ in (("tweet", pages.TWEET), ("user", pages.USER), ("media", pages.MEDIA), ("place", pages.PLACE), ("poll", pages.POLL)):
         _arrow_paths(typ, name, decoded)
-    _arrow_paths(pages.PAGE_TYPE.field("matching_rules").type, "page.matching_rules", decoded)
+    for key in ("matching_rules", "errors", "__twarc"):
+        _arrow_paths(pages.PAGE_TYPE.field(key).type, f"page.{key}", decoded)
     missing = sorted(s for s in mapped_source_paths() if s not in decoded)
     assert missing == []
 

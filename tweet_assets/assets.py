@@ -115,7 +115,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource) -> dict[str, 
     kinds={"polars", "parquet"},
     metadata={"lake/table": "clean_tweets", "lake/format": "parquet", "dagster/column_schema": dagster_table_schema()},
     description=(
-        "One typed row per post, deduplicated by id within the day: every field of the API v2 post "
+        "One typed row per post (its copies in the day merged field by field): every field of the API v2 post "
         "object and its expansions (author, referenced posts, media, poll, place) as columns "
         "(tweet_assets.schema). Unreadable pages and posts are quarantined and counted."
     ),
@@ -177,6 +177,7 @@ def _write_day(day: str, out: DayResult, spool_dir: str) -> tuple[SpooledTable, 
         "quarantine_sample": MetadataValue.json([q.__dict__ for q in out.quarantined[:QUARANTINE_SAMPLE]]),
         "api_errors": out.stats["api_errors"],
         "duplicates_removed": out.stats["duplicates"],
+        "posts_merged_from_copies": out.stats["merged_posts"],
         "superseded_edits": out.stats["superseded_edits"],
         "values_coerced_or_nulled": MetadataValue.json({k: v for k, v in out.stats.items() if k.startswith(("coerced:", "invalid_"))}),
     }

@@ -1,18 +1,24 @@
-"""A day's rows, gathered batch by batch as sorted runs, then handed out deduplicated and in order.
+"""A day's rows, gathered batch by batch as sorted runs, then handed out merged by id and in order.
 
 This is an external merge sort sized for the busiest days: each flattened batch of a day is sorted
 by ``(created_at, id)`` on arrival and kept as a *run*, in memory while the day's runs total less
 than :data:`SPILL_AFTER_BYTES`, otherwise written to an uncompressed Arrow IPC file in a temporary
 directory (``TMPDIR``; it needs about the day's flattened size on local disk, some 1 GB per million
-posts). Only four small columns per row stay in memory for the whole day (the index: id,
-created_at and where the row is), plus the ids that edits superseded. Once the day is complete,
-the rows to publish and their order are worked out on the index, and :meth:`DayResult.chunks` reads each
-output chunk's rows from every run as one contiguous row range (runs and output share the sort
-key), so writing a day of any size holds one chunk, not the day.
+posts). Only five small columns per row stay in memory for the whole day (the index: id,
+created_at, retrieved_at and where the row is), plus the ids that edits superseded. Once the day is
+complete, the rows to publish and their order are worked out on the index, and :meth:`DayResult.chunks`
+reads each output chunk's rows from every run as one contiguous row range (runs and output share the
+sort key), so writing a day of any size holds one chunk, not the day.
 
-Memory for a day of N rows: about 24 bytes x N of index + ``SPILL_AFTER_BYTES`` of runs in
-memory + one chunk; the rest is on local disk (the temporary directory is removed when the
-:class:`DayResult` is garbage-collected or closed).
+Several copies of a post (the same id from a search, a timeline and a lookup, or a page fetched
+twice) are merged field by field into one row (:func:`merge_copies`): the copies are ordered from
+oldest to newest (``retrieved_at``, unknown first, then landing order), placed next to one another in
+the output order, and each output chunk merges the copies it holds. A day without copies pays one
+hash pass over the index for this (``is_duplicated``), nothing more.
+
+Memory for a day of N rows: about 32 bytes x N of index + ``SPILL_AFTER_BYTES`` of runs in
+memory + one chunk (with its copies); the rest is on local disk (the temporary directory is removed
+when the :class:`DayResult` is garbage-collected or closed).
 """
 
 from __future__ import annotations
@@ -38,6 +44,75 @@ SPILL_BATCH_ROWS = 1_024
 #: Rows per chunk handed out by :meth:`DayResult.chunks` (and per Parquet row group).
 CHUNK_ROWS = ROW_GROUP_ROWS
 SORT_KEY = ["created_at", "id"]
+#: The column that says how new a copy is (UTC); None/null: unknown, older than any known time.
+RETRIEVED_AT = "retrieved_at"
+
+
+@dataclass(frozen=True)
+class CopyGroup:
+    """Columns taken together from one copy when a post's copies are merged (see :func:`merge_copies`).
+
+    ``columns`` come from the newest copy that *has* the group: where any of ``present`` is non-null
+    (for a boolean column: true); if no copy has it, from the newest copy. Every other column takes
+    the newest non-null value among the copies.
+    """
+
+    columns: tuple[str, ...]
+    present: tuple[str, ...]
+
+
+def merge_copies(chunk: pl.DataFrame, groups: pl.Series, copy_groups: tuple[CopyGroup, ...] = ()) -> pl.DataFrame:
+    """Merge adjacent copies of a post into one row each, field by field.
+
+    Args:
+        chunk: rows in output order; the copies of a post are adjacent, oldest first.
+        groups: for each row of ``chunk``, the number of the output row it belongs to (ascending;
+            a number repeated = copies to merge).
+        copy_groups: columns taken together from one copy (counts as of one retrieval).
+
+    Returns:
+        One row per group, in order, with ``chunk``'s columns and types: per column the newest
+        non-null value (a null never hides another copy's value), except ``copy_groups``.
+    """
+    several = groups.is_duplicated()
+    if not several.any():
+        return chunk
+    names = chunk.columns
+    chunk = chunk.with_columns(groups.alias("_g"))
+    copies = chunk.filter(several)
+    together: dict[str, pl.Expr] = {}
+    flags = []
+    for number, group in enumerate(copy_groups):
+        present = [c for c in group.present if c in names]
+        if not present or not any(c in names for c in group.columns):
+            continue
+        flag = f"_has{number}"
+        has = [
+            (P(c) & P(c).is_not_null()) if chunk.schema[c] == pl.Boolean else P(c).is_not_null() for c in present
+        ]
+        flags.append(pl.any_horizontal(has).alias(flag))
+        for c in group.columns:
+            if c in names:
+                # stable sort: the copies that have the group last, newest last among them
+                together[c] = P(c).sort_by(P(flag), maintain_order=True).last()
+    if flags:
+        copies = copies.with_columns(flags)
+    merged = copies.group_by("_g", maintain_order=True).agg(
+        together[c] if c in together else P(c).drop_nulls().last() for c in names
+    )
+    singles = chunk.filter(~several)
+    return pl.concat([singles, merged.select(*names, "_g")]).sort("_g").drop("_g")
+
+
+def columns_to_merge(columns: list[str] | None, copy_groups: tuple[CopyGroup, ...]) -> list[str] | None:
+    """``columns`` plus what merging them needs (the ``present`` columns of their copy groups)."""
+    if columns is None:
+        return None
+    needed = list(columns)
+    for group in copy_groups:
+        if any(c in group.columns for c in columns):
+            needed += [c for c in group.present if c not in needed]
+    return needed
 #: Columns interleaved together when a chunk draws on runs that overlap in time.
 GATHER_COLUMNS = 16
 
@@ -71,8 +146,10 @@ class Run:
 class DayRows:
     """Accumulates a day's flattened batches (:meth:`add`), then :meth:`finish` es the day.
 
-    ``schema`` is the polars schema of the rows (the published columns); ``quarantined`` and
-    ``stats`` gather what the batches set aside and counted.
+    ``schema`` is the polars schema of the rows (the published columns, with ``id``,
+    ``created_at`` and, if present, ``retrieved_at``); ``quarantined`` and ``stats`` gather what the
+    batches set aside and counted; ``copy_groups`` says which columns merge together
+    (:func:`merge_copies`).
     """
 
     schema: pl.Schema
@@ -83,6 +160,7 @@ class DayRows:
     superseded: list[pl.Series] = field(default_factory=list)
     in_memory_bytes: int = 0
     spill_after_bytes: int | None = None  # default: SPILL_AFTER_BYTES
+    copy_groups: tuple[CopyGroup, ...] = ()
     _spill: tempfile.TemporaryDirectory | None = None
 
     def add(self, frame: pl.DataFrame) -> None:
@@ -91,7 +169,8 @@ class DayRows:
             return
         number = len(self.runs)
         frame = frame.with_row_index("_seq").sort([*SORT_KEY, "_seq"])
-        # the index stays in arrival order (so "the last seen wins" across runs is concat order)
+        # the index stays in arrival order (landing order across runs is concat order)
+        retrieved = P(RETRIEVED_AT) if RETRIEVED_AT in frame.columns else pl.lit(None, pl.Datetime("ms", "UTC")).alias(RETRIEVED_AT)
         self.index.append(
             frame.select(
                 pl.lit(number, pl.UInt32).alias("_run"),
@@ -99,6 +178,7 @@ class DayRows:
                 "_seq",
                 "id",
                 "created_at",
+                retrieved.cast(pl.Datetime("ms", "UTC")),
             )
             .sort("_seq")
             .drop("_seq")
@@ -124,35 +204,58 @@ class DayRows:
             self.runs.append(Run(frame, self._spill.name))
 
     def finish(self) -> "DayResult":
-        """Deduplicate by id (the last seen wins), keep an edited post's newest version, order by
-        ``(created_at, id)``; see :class:`DayResult`."""
+        """One row per id (its copies merged, see :func:`merge_copies`), an edited post's newest
+        version only, ordered by ``(created_at, id)``; see :class:`DayResult`."""
         stats = Counter(self.stats)
         if not self.index:
             order = pl.DataFrame(schema={"_run": pl.UInt32, "_r": pl.UInt32})
-            return DayResult(self.schema, [], order, self.quarantined, stats, None)
-        index = pl.concat(self.index, rechunk=True)  # arrival order
+            return DayResult(self.schema, [], order, self.quarantined, stats, None, 0, self.copy_groups)
+        index = pl.concat(self.index, rechunk=True)  # landing order
         self.index.clear()
-        kept = index.unique("id", keep="last")
-        stats["duplicates"] += index.height - kept.height
-        del index
+        copies = index.get_column("id").is_duplicated()
+        several = bool(copies.any())
+        if several:
+            index = index.with_row_index("_arr").with_columns(copies.alias("_copy"))
+            copy_ids = index.filter(P("_copy")).get_column("id")
+            stats["duplicates"] += copy_ids.len() - copy_ids.n_unique()
+            del copy_ids
+        del copies
         older = pl.concat(self.superseded).drop_nulls().unique()
         self.superseded.clear()
         if older.len():
-            before = kept.height
-            kept = kept.filter(~P("id").is_in(older.implode()))
-            stats["superseded_edits"] += before - kept.height
-        order = kept.sort(SORT_KEY).select("_run", "_r")
-        return DayResult(self.schema, self.runs, order, self.quarantined, stats, self._spill)
+            drop = P("id").is_in(older.implode())
+            removed = index.filter(drop).get_column("id")
+            stats["superseded_edits"] += removed.n_unique()
+            index = index.filter(~drop)
+        if not several:
+            order = index.sort(SORT_KEY).select("_run", "_r")
+            return DayResult(self.schema, self.runs, order, self.quarantined, stats, self._spill, order.height, self.copy_groups)
+        # copies of a post: oldest first (unknown retrieval time first, then landing order), placed
+        # where the newest copy's created_at puts them
+        copies = (
+            index.filter(P("_copy"))
+            .sort(["id", RETRIEVED_AT, "_arr"], nulls_last=False)
+            .with_columns(P("created_at").last().over("id"))
+        )
+        stats["merged_posts"] += copies.get_column("id").n_unique()
+        rows = pl.concat([index.filter(~P("_copy")), copies]).sort([*SORT_KEY, RETRIEVED_AT, "_arr"], nulls_last=False)
+        del index, copies
+        new_row = (P("id") != P("id").shift(1)).fill_null(True)
+        order = rows.select("_run", "_r", (new_row.cum_sum() - 1).cast(pl.UInt32).alias("_g"))
+        height = int(order.get_column("_g")[-1]) + 1 if order.height else 0
+        return DayResult(self.schema, self.runs, order, self.quarantined, stats, self._spill, height, self.copy_groups)
 
 
 @dataclass
 class DayResult:
-    """A day's rows, deduplicated and sorted by ``(created_at, id)``, with what was set aside.
+    """A day's rows, one per id, sorted by ``(created_at, id)``, with what was set aside.
 
-    ``order`` lists the rows to publish (``_run``, ``_r``: run number, row in the run) in order;
-    :meth:`chunks` reads them a chunk at a time. ``stats`` adds ``duplicates`` (rows whose id was
-    seen again; the last seen is kept) and ``superseded_edits`` (older versions of an edited post
-    whose newer version is in the day) to the batches' counters.
+    ``order`` lists the rows to read (``_run``, ``_r``: run number, row in the run) in order; when
+    the day holds copies of a post, also ``_g``, the output row each belongs to (copies adjacent,
+    oldest first), and :meth:`chunks` merges them (:func:`merge_copies`). ``rows`` is the number of
+    output rows. ``stats`` adds ``duplicates`` (copies beyond the first of an id), ``merged_posts``
+    (ids published from several copies) and ``superseded_edits`` (older versions of an edited
+    post whose newer version is in the day) to the batches' counters.
     """
 
     schema: pl.Schema
@@ -161,10 +264,13 @@ class DayResult:
     quarantined: list[Quarantined]
     stats: Counter
     spill: tempfile.TemporaryDirectory | None = None
+    rows: int | None = None
+    copy_groups: tuple[CopyGroup, ...] = ()
 
     @property
     def height(self) -> int:
-        return self.order.height
+        """Output rows (posts) of the day."""
+        return self.order.height if self.rows is None else self.rows
 
     @property
     def frame(self) -> pl.DataFrame:
@@ -180,16 +286,30 @@ class DayResult:
 
         Each chunk reads, from every run it draws on, one contiguous row range: runs are sorted
         by the same key as the output, so a chunk's rows of a run are adjacent but for removed
-        duplicates. Rows are copied only to interleave runs that overlap in time.
+        edits. Rows are copied only to interleave runs that overlap in time, or to merge copies.
         """
         schema = {n: self.schema[n] for n in columns} if columns else self.schema
         if self.height == 0:
             yield pl.DataFrame(schema=schema)
             return
-        for start in range(0, self.height, rows):
-            # built in a function so its pieces are freed before the caller gets the chunk (a
-            # generator's own locals would live on until the next chunk)
-            yield self._chunk(self.order.slice(start, rows), columns)
+        if "_g" not in self.order.columns:
+            for start in range(0, self.height, rows):
+                # built in a function so its pieces are freed before the caller gets the chunk (a
+                # generator's own locals would live on until the next chunk)
+                yield self._chunk(self.order.slice(start, rows), columns)
+            return
+        # a chunk is ``rows`` output rows: all the copies of each, never split between chunks
+        bounds = self.order.get_column("_g").search_sorted(pl.Series(range(0, self.height + rows, rows), dtype=pl.UInt32), side="left").to_list()
+        for start, stop in zip(bounds, bounds[1:]):
+            if stop > start:
+                yield self._merged_chunk(self.order.slice(start, stop - start), columns)
+
+    def _merged_chunk(self, order: pl.DataFrame, columns: list[str] | None) -> pl.DataFrame:
+        groups = order.get_column("_g")
+        if not groups.is_duplicated().any():
+            return self._chunk(order, columns)
+        chunk = merge_copies(self._chunk(order, columns_to_merge(columns, self.copy_groups)), groups, self.copy_groups)
+        return chunk.select(columns) if columns else chunk
 
     def arrow_chunks(self, rows: int = CHUNK_ROWS, each: Callable[[pl.DataFrame], None] | None = None) -> Iterator[pa.Table]:
         """:meth:`chunks` as Arrow tables (polars' Arrow types: ``large_string``, ``large_list``),
@@ -207,8 +327,8 @@ class DayResult:
 
     def _chunk(self, order: pl.DataFrame, columns: list[str] | None) -> pl.DataFrame:
         runs, rows = order.get_column("_run"), order.get_column("_r")
-        if runs.min() == runs.max() and rows[-1] - rows[0] + 1 == order.height:
-            # one run, no row removed inside the range (the usual small day): a plain slice
+        if runs.min() == runs.max() and rows[-1] - rows[0] + 1 == order.height and ("_g" not in order.columns or rows.is_sorted()):
+            # one run, no row removed inside the range, in the run's order (the usual small day): a plain slice
             return self.runs[runs[0]].slice(rows[0], order.height, columns)
         entries = order.with_row_index("_p")
         ranges = (

@@ -13,8 +13,14 @@ JSON-encoded:
 - a long post's text and entities come from ``note_tweet``; ``&amp;``, ``&lt;``, ``&gt;`` (the only
   entities the API escapes) are unescaped;
 - a missing ``impression_count``/``bookmark_count`` is null, not 0;
-- within a day: one row per id (the last seen wins), and of an edited post only the newest
-  version present (the last id of its ``edit_history_tweet_ids``), rows sorted by ``created_at``.
+- each row carries its page's retrieval record (twarc2's ``__twarc``: ``retrieved_at``, request
+  ``url``) and the referenced posts the page's ``errors`` report unavailable;
+- within a day: one row per id, and of an edited post only the newest version present (the last id
+  of its ``edit_history_tweet_ids``), rows sorted by ``created_at``. Several copies of a post are
+  merged field by field (issue #18; twarc-csv keeps the last copy whole instead): each column takes
+  the newest copy's non-null value, "newest" meaning the latest ``retrieved_at`` (unknown counts as
+  oldest), then the latest landed; counts as of retrieval are taken together from the newest copy
+  that has them (:data:`COPY_GROUPS`, :func:`tweet_assets.day_rows.merge_copies`).
 
 Every column is built with Arrow/polars operations over a whole batch of pages (explode, joins
 against ``includes``); there is no per-post Python here. Posts that cannot be rows (no or invalid
@@ -33,7 +39,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .day_rows import DayResult, DayRows
+from .day_rows import CopyGroup, DayResult, DayRows
 from .pages import DecodedBatch, Quarantined, decode_pages
 from .schema import COLUMN_NAMES, PUBLISHED_SCHEMA
 
@@ -67,6 +73,27 @@ RETWEET_INHERITS = (
 )
 
 
+#: Columns that merge together from one copy of a post (day_rows.CopyGroup): the post's counts with
+#: the retrieval they are as of, the author's counts, and a long post's text with its flag (a copy
+#: fetched without note_tweet has the truncated text).
+COPY_GROUPS: tuple[CopyGroup, ...] = (
+    CopyGroup(
+        ("retweet_count", "reply_count", "like_count", "quote_count", "impression_count", "bookmark_count", "retrieved_at", "request_url"),
+        ("retweet_count", "reply_count", "like_count", "quote_count"),
+    ),
+    CopyGroup(
+        ("author_followers_count", "author_following_count", "author_listed_count", "author_tweet_count"),
+        ("author_followers_count", "author_following_count", "author_listed_count", "author_tweet_count"),
+    ),
+    CopyGroup(("text", "has_note_tweet"), ("has_note_tweet",)),
+)
+
+
+def new_day() -> DayRows:
+    """An empty :class:`DayRows` for the published columns, merging copies by :data:`COPY_GROUPS`."""
+    return DayRows(POLARS_SCHEMA, copy_groups=COPY_GROUPS)
+
+
 @dataclass
 class FlatBatch:
     """The rows of one batch of pages, per partition day.
@@ -74,8 +101,8 @@ class FlatBatch:
     ``frames[day]`` has exactly the published columns (``schema.COLUMNS``, in order, typed per
     :data:`POLARS_SCHEMA`); ``quarantined`` the pages and posts that are not rows (each with its
     ``day``); ``stats_by_day[day]`` counters: ``posts`` (in ``data`` of readable pages),
-    ``api_errors``, ``quarantined_pages``, ``invalid_<column>`` for ids present but not numeric
-    (null in the row), ``coerced:<key path>`` for values of the wrong JSON type that were converted
+    ``api_errors``, ``quarantined_pages``, ``invalid_<column>`` for ids (and ``retrieved_at``)
+    present but not readable (null in the row), ``coerced:<key path>`` for values of the wrong JSON type that were converted
     (see ``pages.coerce``). The day is None for a one-day batch (:func:`flatten_day`).
     """
 
@@ -100,6 +127,16 @@ class FlatBatch:
 
 def _ts(expr: pl.Expr) -> pl.Expr:
     return expr.str.to_datetime(format=TS_FORMAT, time_unit="ms", time_zone="UTC", strict=False)
+
+
+def _iso_utc(expr: pl.Expr) -> pl.Expr:
+    """ISO 8601 → UTC ms: twarc2 writes ``2021-04-08T19:34:32+00:00`` (Python's isoformat), the
+    live source ``2021-04-08T19:34:32.123Z``; any offset is converted, none means UTC."""
+    text = expr.str.replace(r"Z$", "+00:00")
+    return pl.coalesce(
+        text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="ms", time_zone="UTC", strict=False),
+        text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="ms", time_zone="UTC", strict=False),
+    )
 
 
 def _unescape(expr: pl.Expr) -> pl.Expr:
@@ -418,10 +455,19 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
         )
         frame = frame.join(places, on=["_page", "place_id"], how="left", maintain_order="left")
 
+    # --- the page's retrieval record (__twarc), and referenced posts its errors say are unavailable
+    retrieval = _struct_array_frame(table.column("__twarc")).select(
+        P("url").alias("request_url"), _iso_utc(P("retrieved_at")).alias("retrieved_at"), P("retrieved_at").alias("_retrieved_at")
+    )
+    frame = frame.with_columns(retrieval.get_columns()[i].gather(frame.get_column("_page")) for i in range(3))
+    unavailable = _unavailable_references(table, posts)
+    if unavailable is not None:
+        frame = frame.join(unavailable, on="_row", how="left", maintain_order="left")
+
     # ids arrive as strings; one that is not a number becomes null and is counted per day
     id_columns = ("retweeted_id", "retweeted_user_id", "quoted_id", "quoted_user_id", "replied_to_id", "in_reply_to_user_id", "poll_id")
     frame = frame.with_columns(P(f"_{name}").cast(I64, strict=False).alias(name) for name in id_columns)
-    for src, dst in [("_author_id", "author_id"), *((f"_{name}", name) for name in id_columns)]:
+    for src, dst in [("_author_id", "author_id"), *((f"_{name}", name) for name in id_columns), ("_retrieved_at", "retrieved_at")]:
         invalid = frame.filter(P(src).is_not_null() & P(dst).is_null()).get_column("_day").value_counts()
         for day, count in invalid.iter_rows():
             stats.setdefault(day, Counter())[f"invalid_{dst}"] += count
@@ -431,6 +477,35 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
     conformed = conform(frame).with_columns(frame.get_column("_day"))
     frames = {key[0]: part for key, part in conformed.partition_by("_day", as_dict=True, maintain_order=True, include_key=False).items()}
     return FlatBatch(frames, quarantined, stats)
+
+
+def _unavailable_references(table: pa.Table, posts: pl.DataFrame) -> pl.DataFrame | None:
+    """``_row`` → ``unavailable_referenced_tweets`` for posts whose ``referenced_tweets`` ids the
+    page's ``errors`` report as unavailable (an entry with ``resource_type`` ``tweet`` and that
+    ``resource_id``; X API v2 "Partial errors": ``Not Found Error`` for a deleted post,
+    ``Authorization Error`` for a protected one). None when no page of the batch has such an entry.
+    """
+    errors = table.column("errors").combine_chunks()
+    if pc.sum(pc.list_value_length(errors)).as_py() in (None, 0):
+        return None
+    entries = _struct_array_frame(pc.list_flatten(errors)).with_columns(
+        pl.from_arrow(pc.list_parent_indices(errors)).cast(pl.Int64).alias("_page")
+    )
+    entries = entries.filter((P("resource_type") == "tweet") & P("resource_id").is_not_null())
+    if entries.height == 0:
+        return None
+    entries = entries.unique(["_page", "resource_id"], keep="first", maintain_order=True)
+    refs = (
+        posts.select("_row", "_page", "referenced_tweets")
+        .filter(P("referenced_tweets").list.len() > 0)
+        .explode("referenced_tweets")
+        .unnest("referenced_tweets")
+    )
+    return (
+        refs.join(entries.select("_page", "resource_id", "title", "detail"), left_on=["_page", "id"], right_on=["_page", "resource_id"], how="inner", maintain_order="left")
+        .group_by("_row", maintain_order=True)
+        .agg(pl.struct(P("id").cast(I64, strict=False), P("type"), P("title"), P("detail")).alias("unavailable_referenced_tweets"))
+    )
 
 
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
@@ -506,7 +581,7 @@ def iter_days(
         if day not in open_days:
             if day in done:
                 raise ValueError(f"pages of {day} came after other days' pages: group pages by day")
-            open_days[day] = DayRows(POLARS_SCHEMA)
+            open_days[day] = new_day()
         lines.append(line)
         locations.append(location)
         days.append(day)
@@ -521,7 +596,7 @@ def iter_days(
 def _add(flat: FlatBatch, open_days: dict) -> None:
     """Hand a flattened batch's rows, quarantine and counters to each day's :class:`DayRows`."""
     for day in {*flat.frames, *flat.stats_by_day, *(q.day for q in flat.quarantined)}:
-        rows = open_days.setdefault(day, DayRows(POLARS_SCHEMA))
+        rows = open_days.get(day) or open_days.setdefault(day, new_day())
         if day in flat.frames:
             rows.add(flat.frames[day])
         rows.stats.update(flat.stats_by_day.get(day, {}))
@@ -556,16 +631,16 @@ def flatten_day(
 
 def finalize_days(batches: Iterable[FlatBatch], days: list) -> dict:
     """``{day: DayResult}`` for ``days`` from flattened batches (a day without rows is empty)."""
-    open_days: dict = {day: DayRows(POLARS_SCHEMA) for day in days}
+    open_days: dict = {day: new_day() for day in days}
     for flat in batches:
         _add(flat, open_days)
     return {day: open_days[day].finish() for day in days}
 
 
 def finalize_day(batches: Iterable[FlatBatch]) -> DayResult:
-    """Combine one day's flattened batches: dedupe by id (last wins), keep an edited post's newest
-    version, sort by ``created_at`` then ``id`` (see :mod:`tweet_assets.day_rows`)."""
-    rows = DayRows(POLARS_SCHEMA)
+    """Combine one day's flattened batches: one row per id (copies merged), keep an edited post's
+    newest version, sort by ``created_at`` then ``id`` (see :mod:`tweet_assets.day_rows`)."""
+    rows = new_day()
     for flat in batches:
         for frame in flat.frames.values():
             rows.add(frame)

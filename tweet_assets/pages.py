@@ -161,6 +161,11 @@ API_ERROR = _struct(
     value=S, detail=S, title=S, resource_type=S, parameter=S, resource_id=S, type=S, section=S
 )
 
+#: The retrieval record twarc2 adds to every page it archives (``"__twarc"``), and the live source
+#: adds the same way: the request URL, the tool's version, and when the page was retrieved
+#: (ISO 8601 with a UTC offset, e.g. ``2021-04-08T19:34:32+00:00`` or ``...T19:34:32.123Z``).
+RETRIEVAL = _struct(url=S, version=S, retrieved_at=S)
+
 #: One whole response page. ``data`` is always a list here: a stream message's single object is
 #: wrapped on the fallback path.
 PAGE_TYPE = _struct(
@@ -175,11 +180,9 @@ PAGE_TYPE = _struct(
     errors=pa.list_(API_ERROR),
     meta=_struct(result_count=I64, newest_id=S, oldest_id=S, next_token=S, previous_token=S),
     matching_rules=pa.list_(_struct(id=S, tag=S)),
+    __twarc=RETRIEVAL,
 )
 PAGE_SCHEMA = pa.schema(list(PAGE_TYPE))
-
-#: Keys of a page that are not part of the API body and are dropped on landing (twarc2's own).
-NON_API_KEYS = ("__twarc",)
 
 
 @dataclass(frozen=True)
@@ -315,8 +318,6 @@ def parse_page(line: bytes, location: str, batch: DecodedBatch | None = None, da
         if batch is not None:
             batch.quarantined.append(Quarantined(location, "not_an_object", f"a JSON {type(page).__name__}", day))
         return None
-    for key in NON_API_KEYS:
-        page.pop(key, None)
     if isinstance(page.get("data"), dict):  # a filtered-stream message: one post
         page["data"] = [page["data"]]
     return page

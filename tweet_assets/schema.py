@@ -7,7 +7,8 @@ This module is the one list of columns. The Parquet schema the writer enforces
 Each :class:`Column` names the API v2 key paths it is built from, written as
 ``<object>.<key>.<key>`` with list levels dropped, where ``<object>`` is ``tweet`` (a Post in
 ``data`` or ``includes.tweets``), ``user``, ``media``, ``place``, ``poll`` (the ``includes`` objects),
-or ``page`` (the response's own keys: ``meta``, ``errors``, ``matching_rules``).
+or ``page`` (the response's own keys: ``meta``, ``errors``, ``matching_rules``, and ``__twarc``,
+the retrieval record twarc2 adds to each page it archives and the live source adds the same way).
 Every key path seen in a page maps to a column or to :data:`LEFT_RAW` with the reason; a test walks
 the recorded API data and fails on a path that is neither.
 
@@ -56,6 +57,9 @@ MEDIA = _struct(
     variants=pa.list_(_struct(bit_rate=I64, content_type=S, url=S)),
 )
 POLL_OPTION = _struct(position=I64, label=S, votes=I64)
+#: A referenced post the API reported unavailable: the ``referenced_tweets`` entry (id, type) and
+#: the page's ``errors`` entry about it (title, detail), as the API words them.
+UNAVAILABLE_REFERENCE = _struct(id=I64, type=S, title=S, detail=S)
 MATCHING_RULE = _struct(id=I64, tag=S)
 
 
@@ -107,6 +111,20 @@ COLUMNS: tuple[Column, ...] = (
     _c("replied_to_id", I64, "Id of the post this one replies to.", "tweet.referenced_tweets.id"),
     _c("in_reply_to_user_id", I64, "Id of the account replied to.", "tweet.in_reply_to_user_id"),
     _c("in_reply_to_username", S, "Username of the account replied to (from includes.users).", "user.username"),
+    _c(
+        "unavailable_referenced_tweets",
+        pa.list_(UNAVAILABLE_REFERENCE),
+        "Referenced posts the API reported unavailable: the post's referenced_tweets whose id is the "
+        "resource_id of an entry of the page's errors with resource_type tweet. Each: id, reference "
+        "type (replied_to, quoted, retweeted), the error's title ('Not Found Error': deleted; "
+        "'Authorization Error': protected) and detail. Null when none was reported.",
+        "page.errors.resource_id",
+        "page.errors.resource_type",
+        "page.errors.title",
+        "page.errors.detail",
+        "tweet.referenced_tweets.id",
+        "tweet.referenced_tweets.type",
+    ),
     # --- public_metrics
     _c("retweet_count", I64, _METRIC + _RT, "tweet.public_metrics.retweet_count"),
     _c("reply_count", I64, _METRIC + _RT, "tweet.public_metrics.reply_count"),
@@ -214,6 +232,21 @@ COLUMNS: tuple[Column, ...] = (
     _c("author_withheld_scope", S, "Scope of the author's withholding.", "user.withheld.scope"),
     # --- filtered stream
     _c("matching_rules", pa.list_(MATCHING_RULE), "Filtered-stream rules the post matched: rule id and tag (null outside the stream).", "page.matching_rules.id", "page.matching_rules.tag"),
+    # --- retrieval (of the copy whose counts the row carries)
+    _c(
+        "retrieved_at",
+        TS,
+        "When the page holding this copy of the post was retrieved from the API, UTC, ms (twarc2's "
+        "__twarc.retrieved_at; the live source records its own). Counts (metrics, followers) are as "
+        "of this time: of several copies in the day, the newest copy's. Null when not recorded.",
+        "page.__twarc.retrieved_at",
+    ),
+    _c(
+        "request_url",
+        S,
+        "The API request that returned that copy (__twarc.url: endpoint and query parameters; no credentials).",
+        "page.__twarc.url",
+    ),
 )
 
 #: Key paths present in API pages that are deliberately not columns, with why. They stay in the
@@ -238,7 +271,8 @@ LEFT_RAW: dict[str, str] = {
     "page.meta.result_count": "pagination bookkeeping; counted in raw_tweets metadata",
     "page.meta.next_token": "pagination bookkeeping of one response page",
     "page.meta.previous_token": "pagination bookkeeping of one response page",
-    "page.errors.*": "partial errors (deleted or suspended referenced objects): counted in raw_tweets and clean_tweets metadata, not post data",
+    "page.errors.*": "partial errors (deleted or suspended referenced objects): counted in raw_tweets and clean_tweets metadata; those about a post's referenced_tweets are its unavailable_referenced_tweets",
+    "page.__twarc.version": "the archiving tool's version (twarc2, or tweet_assets for the live source): about the file, not the post",
 }
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

@@ -19,6 +19,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `default`.`tweets` (
   `replied_to_id` bigint COMMENT 'Id of the post this one replies to.',
   `in_reply_to_user_id` bigint COMMENT 'Id of the account replied to.',
   `in_reply_to_username` string COMMENT 'Username of the account replied to (from includes.users).',
+  `unavailable_referenced_tweets` array<struct<id:bigint,type:string,title:string,detail:string>> COMMENT 'Referenced posts the API reported unavailable: the post\'s referenced_tweets whose id is the resource_id of an entry of the page\'s errors with resource_type tweet. Each: id, reference type (replied_to, quoted, retweeted), the error\'s title (\'Not Found Error\': deleted; \'Authorization Error\': protected) and detail. Null when none was reported.',
   `retweet_count` bigint COMMENT 'Count as of retrieval, from public_metrics. For a retweet, the retweeted post\'s (the API truncates a retweet\'s own).',
   `reply_count` bigint COMMENT 'Count as of retrieval, from public_metrics. For a retweet, the retweeted post\'s (the API truncates a retweet\'s own).',
   `like_count` bigint COMMENT 'Count as of retrieval, from public_metrics. For a retweet, the retweeted post\'s (the API truncates a retweet\'s own).',
@@ -78,7 +79,9 @@ CREATE EXTERNAL TABLE IF NOT EXISTS `default`.`tweets` (
   `author_description_urls` array<string> COMMENT 'Expanded URLs in the author\'s bio.',
   `author_withheld_country_codes` array<string> COMMENT 'Countries where the author\'s account is withheld.',
   `author_withheld_scope` string COMMENT 'Scope of the author\'s withholding.',
-  `matching_rules` array<struct<id:bigint,tag:string>> COMMENT 'Filtered-stream rules the post matched: rule id and tag (null outside the stream).'
+  `matching_rules` array<struct<id:bigint,tag:string>> COMMENT 'Filtered-stream rules the post matched: rule id and tag (null outside the stream).',
+  `retrieved_at` timestamp COMMENT 'When the page holding this copy of the post was retrieved from the API, UTC, ms (twarc2\'s __twarc.retrieved_at; the live source records its own). Counts (metrics, followers) are as of this time: of several copies in the day, the newest copy\'s. Null when not recorded.',
+  `request_url` string COMMENT 'The API request that returned that copy (__twarc.url: endpoint and query parameters; no credentials).'
 )
 COMMENT 'Posts from the X API v2, one row per post, one partition per UTC day (tweet_assets)'
 PARTITIONED BY (`dt` string)
