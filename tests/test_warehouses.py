@@ -165,7 +165,7 @@ def test_a_type_no_engine_can_read_is_refused():
 
 def test_a_column_added_to_the_schema_reaches_every_dialect():
     added = Column(
-        "unavailable_referenced",
+        "column_added_here",
         pa.list_(pa.struct([pa.field("id", pa.int64()), pa.field("reason", pa.string()), pa.field("seen_at", pa.timestamp("ms", tz="UTC"))])),
         "A column added for this test.",
         "tweet.id",
@@ -174,13 +174,13 @@ def test_a_column_added_to_the_schema_reaches_every_dialect():
     for dialect in DIALECTS:
         before = ddl(dialect, LOCATION)
         after = ddl(dialect, LOCATION, columns=columns)
-        assert "unavailable_referenced" not in before and "unavailable_referenced" in after, dialect
+        assert "column_added_here" not in before and "column_added_here" in after, dialect
         parsed = [e for e in sqlglot.parse(after, read=dialect) if isinstance(e, exp.Create) and e.args["kind"] == "TABLE"]
-        assert parsed and all("unavailable_referenced" in _columns_of(e) for e in parsed), dialect
+        assert parsed and all("column_added_here" in _columns_of(e) for e in parsed), dialect
     assert "STRUCT<id:BIGINT, reason:VARCHAR(65535), seen_at:TIMESTAMP>" in ddl("redshift", LOCATION, columns=columns)
-    assert "unavailable_referenced ARRAY AS (VALUE:\"unavailable_referenced\"::ARRAY)" in ddl("snowflake", LOCATION, columns=columns)
+    assert "column_added_here ARRAY AS (VALUE:\"column_added_here\"::ARRAY)" in ddl("snowflake", LOCATION, columns=columns)
     glue_columns = glue.table_input(LOCATION, columns=columns)["StorageDescriptor"]["Columns"]
-    assert glue_columns[-1] == {"Name": "unavailable_referenced", "Type": "array<struct<id:bigint,reason:string,seen_at:timestamp>>", "Comment": "A column added for this test."}
+    assert glue_columns[-1] == {"Name": "column_added_here", "Type": "array<struct<id:bigint,reason:string,seen_at:timestamp>>", "Comment": "A column added for this test."}
     assert schema_version(columns) != schema_version()
 
 
