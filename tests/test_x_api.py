@@ -611,3 +611,92 @@ def test_tweepy_debug_log_never_shows_the_bearer_token(api, x_api_v2, caplog):
     with caplog.at_level(logging.DEBUG, logger="tweepy.client"):
         _fetch(_live(api, record_counts=False), day)
     assert "Authorization" in caplog.text and "Bearer ***" in caplog.text and SECRET not in caplog.text
+
+
+# --- completeness (#21, part 2): the API's own count per day, and the check on raw_tweets ---
+
+
+def test_each_search_day_records_the_apis_own_count(api, x_api_v2):
+    """counts/recent for a recent day, counts/all for a full-archive day: the same query and
+    window as the search, granularity=day, app-only; the count lands in the day's metadata."""
+    recent = _today() - timedelta(days=1)
+    old = _today() - timedelta(days=30)
+    _corpus(api, x_api_v2, recent, 120)
+    _corpus(api, x_api_v2, old, 70, offset=120)
+    for day, endpoint, n in ((recent, "counts_recent", 120), (old, "counts_all", 70)):
+        source = _live(api, full_archive=True)
+        _fetch(source, day)
+        search = [s for s in api.seen if s.endpoint.startswith("search")][-1]
+        (count,) = api.requests_to(endpoint)
+        assert count.auth == "app" and count.params["granularity"] == "day"
+        assert {k: count.params[k] for k in ("query", "start_time", "end_time")} == {k: search.params[k] for k in ("query", "start_time", "end_time")}
+        assert source.day_metadata() == {f"{day:%Y-%m-%d}": {"api_post_count": n, "api_post_count_endpoint": f"GET /2/tweets/{endpoint.replace('_', '/')}"}}
+
+
+def test_the_count_is_read_from_the_recorded_response_shape(api, x_api_v2):
+    """The counts body recorded by tweepy (hourly buckets, meta.total_tweet_count) is summed."""
+    recording = yaml.safe_load((x_api_v2 / "tweepy-cassettes" / "test_client_get_recent_tweets_count.yaml").read_text())
+    body = _cassette_body(x_api_v2 / "tweepy-cassettes" / "test_client_get_recent_tweets_count.yaml")
+    assert recording["interactions"][0]["request"]["uri"].startswith("https://api.twitter.com/2/tweets/counts/recent")
+    api.canned["counts_recent"] = (200, {}, orjson.dumps(body))
+    day = _today() - timedelta(days=1)
+    source = _live(api)
+    _fetch(source, day)
+    assert source.day_metadata()[f"{day:%Y-%m-%d}"]["api_post_count"] == sum(b["tweet_count"] for b in body["data"]) == body["meta"]["total_tweet_count"]
+
+
+def test_a_failed_count_is_recorded_not_fatal(api, x_api_v2):
+    day = _today() - timedelta(days=1)
+    _corpus(api, x_api_v2, day, 30)
+    api.fault("http", "counts_recent", status=503, body={"title": "Service Unavailable", "detail": "later", "type": "about:blank"})
+    api.fault("http", "counts_recent", status=503, body={"title": "Service Unavailable", "detail": "later", "type": "about:blank"})
+    source = _live(api, max_retries=1)
+    assert sum(p.posts for p in _fetch(source, day)) == 30
+    (meta,) = source.day_metadata().values()
+    assert "api_post_count" not in meta and "HTTP 503" in meta["api_post_count_error"] and SECRET not in meta["api_post_count_error"]
+
+
+def test_count_tolerance_boundaries():
+    from tweet_assets.checks import count_mismatches
+
+    days = {
+        "2026-11-01": {"posts": 98, "api_post_count": 100},  # 2 off: within max(2, 1)
+        "2026-11-02": {"posts": 97, "api_post_count": 100},  # 3 off: out
+        "2026-11-03": {"posts": 990, "api_post_count": 1000},  # 1%: within
+        "2026-11-04": {"posts": 1011, "api_post_count": 1000},  # over 1%: out (more than counted also warns)
+        "2026-11-05": {"posts": 10},  # no count: not compared
+    }
+    off, without = count_mismatches(days)
+    assert off == {"2026-11-02": {"landed": 97, "api_count": 100, "difference": -3}, "2026-11-04": {"landed": 1011, "api_count": 1000, "difference": 11}}
+    assert without == ["2026-11-05"]
+
+
+@pytest.mark.slow
+def test_a_day_short_by_one_page_is_caught_by_the_completeness_check(api, x_api_v2, tmp_path, instance, monkeypatch):
+    """Two days through Dagster: one whole (80 posts, one page), one whose pagination silently ends
+    a page early (200 of 250): raw_posts_match_api_count warns about that day only."""
+    from dagster import AssetCheckSeverity, materialize
+
+    from tests.helpers import ALL, resources
+    from tweet_assets import checks
+    from tweet_assets.sources import x_api
+
+    whole, short = _today() - timedelta(days=2), _today() - timedelta(days=1)
+    _corpus(api, x_api_v2, whole, 80)
+    _corpus(api, x_api_v2, short, 250, offset=80)
+    api.short_by_one_page = True
+    monkeypatch.setattr(x_api, "_sleep", Sleeps())
+    source = XApiSource(bearer_token=SECRET, query="dagster", base_url=api.url)
+    days = (f"{whole:%Y-%m-%d}", f"{short:%Y-%m-%d}")
+    result = materialize(
+        [*ALL, checks.raw_posts_match_api_count], resources=resources(str(tmp_path / "lake"), source), instance=instance,
+        tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[1]},
+    )
+    assert result.success  # a warning, not a failure: the day is still published
+    raw = {m.partition: m.metadata for m in result.asset_materializations_for_node("raw_tweets")}
+    assert [(raw[d]["posts"].value, raw[d]["api_post_count"].value) for d in days] == [(80, 80), (200, 250)]
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "raw_posts_match_api_count"]
+    assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
+    assert evaluation.metadata["days_off"].value == {days[1]: {"landed": 200, "api_count": 250, "difference": -50}}
+    assert evaluation.metadata["days_with_api_count"].value == 2
+    assert all(SECRET not in str(event) for event in result.all_events)

@@ -3,14 +3,24 @@
 The two on ``clean_tweets`` are blocking: a failure stops ``s3_parquet`` from publishing the day.
 The one on ``s3_parquet`` reads the written Parquet files back and compares their physical schema
 with the declared one (``schema.PUBLISHED_SCHEMA``), so what Athena reads is what the DDL says.
+The one on ``raw_tweets`` (completeness, a warning) compares the posts landed per day with the X
+API's own count of matching posts recorded by the live search source.
 """
 
 
 import warnings
 
-from dagster import AssetCheckExecutionContext, AssetCheckResult, MetadataValue, PreviewWarning, asset_check
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetRecordsFilter,
+    MetadataValue,
+    PreviewWarning,
+    asset_check,
+)
 
-from .assets import PUBLISHED_TABLE, clean_tweets, s3_parquet
+from .assets import PUBLISHED_TABLE, clean_tweets, raw_tweets, s3_parquet
 from .io_manager import LakeIOManager, LakeResource, StoredTable
 from .partitions import daily_partitions, day_window
 from .schema import PUBLISHED_SCHEMA
@@ -64,4 +74,70 @@ def published_schema_matches(context: AssetCheckExecutionContext, lake: LakeReso
     return AssetCheckResult(
         passed=not mismatches,
         metadata={"days_checked": len(context.partition_keys), "mismatches": MetadataValue.json(mismatches)},
+    )
+
+
+#: Completeness tolerance: landed posts may differ from the API's count by this many posts or this
+#: fraction of the count, whichever is larger (posts deleted or made protected between the count
+#: and the search, the counts endpoint's own approximations).
+COUNT_TOLERANCE_POSTS = 2
+COUNT_TOLERANCE_FRACTION = 0.01
+
+
+def count_mismatches(days: dict[str, dict]) -> tuple[dict[str, dict], list[str]]:
+    """Compare each day's ``posts`` with its ``api_post_count`` (``raw_tweets`` metadata values).
+
+    Returns ``({day: {"landed", "api_count", "difference"}}`` for days off by more than
+    ``max(COUNT_TOLERANCE_POSTS, COUNT_TOLERANCE_FRACTION × api_count)``, ``[days without a count]``).
+    """
+    off, without = {}, []
+    for day, values in sorted(days.items()):
+        counted, landed = values.get("api_post_count"), values.get("posts")
+        if counted is None or landed is None:
+            without.append(day)
+            continue
+        if abs(landed - counted) > max(COUNT_TOLERANCE_POSTS, COUNT_TOLERANCE_FRACTION * counted):
+            off[day] = {"landed": landed, "api_count": counted, "difference": landed - counted}
+    return off, without
+
+
+@asset_check(
+    asset=raw_tweets,
+    partitions_def=daily_partitions,
+    description=(
+        "Posts landed per day match the X API's own count for the same query and window "
+        "(GET /2/tweets/counts/recent or /counts/all, recorded as api_post_count by the live search "
+        f"source) within max({COUNT_TOLERANCE_POSTS} posts, {COUNT_TOLERANCE_FRACTION:.0%}): a silently short day "
+        "(a dropped page, a cap hit) warns. Days without a count (other sources, timelines) are not compared."
+    ),
+)
+def raw_posts_match_api_count(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    """Read the latest ``raw_tweets`` materialization of each of the run's days and compare its
+    ``posts`` with its ``api_post_count`` (:func:`count_mismatches`); fails with severity WARN."""
+    days = list(context.partition_keys)
+    records = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=raw_tweets.key, asset_partitions=days), limit=len(days)).records
+    latest: dict[str, dict] = {}
+    for record in records:  # newest first: the first per day is its latest materialization
+        materialization = record.asset_materialization
+        if materialization is not None and materialization.partition not in latest:
+            latest[materialization.partition] = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+    off, without = count_mismatches({day: latest.get(day, {}) for day in days})
+    if off:
+        context.log.warning(
+            f"{len(off)} day(s) differ from the X API's count by more than the tolerance: "
+            + ", ".join(f"{d} landed {v['landed']:,} of {v['api_count']:,}" for d, v in list(off.items())[:10])
+        )
+    counted = [d for d in days if d not in without]
+    return AssetCheckResult(
+        passed=not off,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "days_checked": len(days),
+            "days_with_api_count": len(counted),
+            "posts_landed": sum(int(latest[d].get("posts", 0)) for d in counted),
+            "api_post_count": sum(int(latest[d]["api_post_count"]) for d in counted),
+            "days_off": MetadataValue.json(off),
+            "days_without_api_count": MetadataValue.json(without[:100]),
+            "tolerance": f"max({COUNT_TOLERANCE_POSTS} posts, {COUNT_TOLERANCE_FRACTION:.0%} of the count)",
+        },
     )
