@@ -130,3 +130,41 @@ def test_s3_notification_reaches_the_queue_for_a_published_copy_only(aws_env):
     records = [r for m in messages for r in json.loads(m["Body"]).get("Records", [])]
     # keys in S3 event records are URL-encoded (S3 docs, "Event message structure")
     assert [(r["eventName"], unquote_plus(r["s3"]["object"]["key"])) for r in records] == [("ObjectCreated:Copy", "lake/tweets/dt=2024-01-01/part-00000.parquet")]
+
+
+def test_days_are_stored_as_partitions_once(aws_env, database, capsys):
+    location = "s3://lake-bucket/lake/tweets/"
+    args = ["catalog", "--location", location, "--database", database, "--days", "2024-02-28...2024-03-01"]
+    assert cli.main(args) == 0
+    assert capsys.readouterr().out.splitlines() == [f"Glue table {database}.tweets: created", "partitions: 3 created, 0 already there"]
+    assert cli.main([*args[:-1], "2024-03-01...2024-03-02"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "partitions: 1 created, 1 already there"
+    client = boto3.client("glue", endpoint_url=aws_env, region_name="us-east-1")
+    partitions = client.get_partitions(DatabaseName=database, TableName="tweets")["Partitions"]
+    assert sorted((p["Values"][0], p["StorageDescriptor"]["Location"]) for p in partitions) == [
+        (d, f"{location}dt={d}/") for d in ("2024-02-28", "2024-02-29", "2024-03-01", "2024-03-02")
+    ]
+    assert all([c["Name"] for c in p["StorageDescriptor"]["Columns"]] == [c.name for c in COLUMNS] for p in partitions)
+    # more than one BatchCreatePartition call (100 a call)
+    days = [f"2023-{m:02d}-{d:02d}" for m in range(1, 5) for d in range(1, 29)]
+    assert _resource(aws_env, database).register_partitions(location, days) == (112, 0)
+    # a table that does not exist is an error, not a silent nothing
+    with pytest.raises(CatalogError, match="BatchCreatePartition"):
+        _resource(aws_env, database, table="missing").register_partitions(location, ["2024-01-01"])
+
+
+def test_glue_partitions_asset_registers_the_runs_days(aws_env, database, s3_lake, instance):
+    from dagster import materialize
+    from dagster_aws.s3 import S3Resource
+
+    from tweet_assets.catalog import glue_partitions, glue_table
+    from tweet_assets.io_manager import LakeResource
+
+    resources = {"lake": LakeResource(url=s3_lake, s3=S3Resource(region_name="us-east-1", endpoint_url=aws_env)), "glue": _resource(aws_env, database)}
+    assert materialize([glue_table], resources=resources, instance=instance).success
+    result = materialize([glue_partitions], resources=resources, instance=instance, partition_key="2024-01-02")
+    (mat,) = result.asset_materializations_for_node("glue_partitions")
+    assert mat.metadata["partitions_created"].value == 1
+    client = boto3.client("glue", endpoint_url=aws_env, region_name="us-east-1")
+    (partition,) = client.get_partitions(DatabaseName=database, TableName="tweets")["Partitions"]
+    assert partition["StorageDescriptor"]["Location"] == f"{s3_lake}/tweets/dt=2024-01-02/"

@@ -1,18 +1,23 @@
-"""``glue_table``: the published table registered in the AWS Glue Data Catalog, an optional asset.
+"""``glue_table`` and ``glue_partitions``: the published table in the AWS Glue Data Catalog, optional assets.
 
-It is part of the code location when ``TWEET_ASSETS_GLUE_DATABASE`` is set (``definitions.py``).
+They are part of the code location when ``TWEET_ASSETS_GLUE_DATABASE`` is set (``definitions.py``).
 Its ``code_version`` is a hash of ``schema.py``'s columns, so Dagster marks it changed when a column
 is added; its automation condition materializes it once when missing and again on each such change
 (Dagster docs, "Declarative Automation": ``code_version_changed``; the default automation condition
 sensor must be running). Each materialization upserts the table (:mod:`.warehouses.glue`): created,
 updated with the columns added/removed/retyped, or unchanged.
+
+``glue_partitions`` stores each published day as a catalog partition, for the engines that do not
+read Athena's partition projection (Redshift Spectrum, EMR, Glue jobs); it is daily-partitioned like
+``s3_parquet`` and materializes eagerly after it (the latest day; backfill older days by selecting
+it with the same range).
 """
 
 from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
 
-from .assets import PUBLISHED_TABLE
+from .assets import PUBLISHED_TABLE, SINGLE_RUN, s3_parquet
 from .io_manager import LakeResource
-from .partitions import start_date
+from .partitions import daily_partitions, start_date
 from .warehouses import schema_version
 from .warehouses.glue import GlueCatalogResource
 
@@ -47,3 +52,26 @@ def glue_table(context: AssetExecutionContext, lake: LakeResource, glue: GlueCat
             "schema_version": schema_version(),
         }
     )
+
+
+@asset(
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    deps=[s3_parquet, glue_table],
+    group_name="warehouses",
+    kinds={"glue"},
+    automation_condition=AutomationCondition.eager(),
+    description="Each published day stored as a partition of the Glue table, for Redshift Spectrum and other engines that do not read Athena's partition projection.",
+)
+def glue_partitions(context: AssetExecutionContext, lake: LakeResource, glue: GlueCatalogResource) -> MaterializeResult:
+    """Register the run's days (``YYYY-MM-DD``, UTC) as partitions of the Glue table; a day already
+    registered is left as it is.
+
+    Raises:
+        CatalogError: the table does not exist (materialize ``glue_table`` first) or Glue refused a call.
+    """
+    location = lake.lake().uri(PUBLISHED_TABLE).rstrip("/") + "/"
+    days = list(context.partition_keys)
+    created, existing = glue.register_partitions(location, days)
+    context.log.info(f"Glue table {glue.database}.{glue.table}: {created} partition(s) created, {existing} already there")
+    return MaterializeResult(metadata={"partitions_created": created, "partitions_already_there": existing, "glue/table": f"{glue.database}.{glue.table}"})

@@ -103,8 +103,9 @@ def _days(parser: argparse.ArgumentParser, spec: str) -> list[str]:
     return [(first + timedelta(days=n)).strftime(DAY_FORMAT) for n in range((last - first).days + 1)]
 
 
-def _catalog(args) -> int:
-    """Upsert the Glue table (AWS settings from the standard variables); print what was done."""
+def _catalog(args, days: list[str]) -> int:
+    """Upsert the Glue table (AWS settings from the standard variables), then store ``days`` as its
+    partitions; print what was done."""
     import json
 
     from .warehouses.glue import CatalogError, GlueCatalogResource, table_input
@@ -120,11 +121,14 @@ def _catalog(args) -> int:
     )
     try:
         result = glue.upsert_table(args.location, first_day=args.first_day)
+        created, existing = glue.register_partitions(args.location, days) if days else (0, 0)
     except CatalogError as exc:
         print(f"tweet-assets catalog: {exc}", file=sys.stderr)
         return 1
     detail = ", ".join(f"{k} {list(v)}" for k, v in (("added", result.added), ("removed", result.removed), ("retyped", result.retyped), ("also changed", result.other_changes)) if v and result.action == "updated")
     print(f"Glue table {result.database}.{result.table}: {result.action}" + (f" ({detail})" if detail else ""))
+    if days:
+        print(f"partitions: {created} created, {existing} already there")
     return 0
 
 
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ddl.add_argument("--dialect", choices=DIALECTS, default="athena")
     ddl.add_argument("--iam-role", help="redshift: the IAM_ROLE ARN; snowflake: the STORAGE_AWS_ROLE_ARN (placeholders if unset)")
     ddl.add_argument("--days", help="redshift: add the partitions of these days, START...END (YYYY-MM-DD, inclusive)")
+    catalog.add_argument("--days", help="also store these days as Glue partitions (for Redshift Spectrum, EMR), START...END")
     catalog.add_argument("--dry-run", action="store_true", help="print the Glue TableInput as JSON, call nothing")
     args = parser.parse_args(argv)
 
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(warehouse_ddl(args.dialect, args.location, table=args.table, database=args.database, first_day=args.first_day, iam_role=args.iam_role, days=days), end="")
         return 0
     if args.command == "catalog":
-        return _catalog(args)
+        return _catalog(args, _days(parser, args.days) if args.days else [])
 
     for value in (args.start, args.end):
         try:

@@ -93,5 +93,6 @@ PARTITIONED BY (dt VARCHAR(10))
 STORED AS PARQUET
 LOCATION 's3://YOUR-BUCKET/tweet_assets/tweets/';
 
--- Spectrum does not read Athena's partition projection: add each published day once
--- (`tweet-assets ddl --dialect redshift --days START...END` prints these for a range).
+-- Spectrum does not read Athena's partition projection: add each published day once, here
+-- (`tweet-assets ddl --dialect redshift --days START...END` prints these for a range), or in the
+-- Glue table: `tweet-assets catalog --days START...END` or the glue_partitions asset.

@@ -106,17 +106,17 @@ def requests_for_call(service: str, operation: str, params: dict, *, region: str
     if service == "glue" and operation in GLUE_TABLE_OPERATIONS:
         # Glue docs, "Specifying AWS Glue resource ARNs": a table operation is authorized on the
         # catalog, the database and the table; a database operation on the catalog and the database
-        database = params.get("DatabaseName") or params.get("Name")
+        database = params["Name"] if operation == "GetDatabase" else params["DatabaseName"]
         base = f"arn:aws:glue:{region}:{account}"
         resources = [f"{base}:catalog", f"{base}:database/{database}"]
         if operation != "GetDatabase":
-            table = params["TableInput"]["Name"] if "TableInput" in params else params["Name"]
+            table = params["TableInput"]["Name"] if "TableInput" in params else params.get("TableName") or params["Name"]
             resources.append(f"{base}:table/{database}/{table}")
         return [Request(f"glue:{operation}", resource) for resource in resources]
     return [request_for_call(service, operation, params, region=region, account=account)]
 
 
-GLUE_TABLE_OPERATIONS = ("GetDatabase", "GetTable", "CreateTable", "UpdateTable", "DeleteTable")
+GLUE_TABLE_OPERATIONS = ("GetDatabase", "GetTable", "CreateTable", "UpdateTable", "DeleteTable", "BatchCreatePartition")
 
 
 def request_for_call(service: str, operation: str, params: dict, *, region: str, account: str) -> Request:

@@ -282,8 +282,9 @@ def test_a_copy_needs_read_on_the_source_and_write_on_the_target(rendered):
 
 @pytest.fixture
 def glue_calls(aws_env, monkeypatch):
-    """Every Glue call of `tweet-assets catalog`'s upsert against moto: create the table, then
-    update it after a column is added (so GetDatabase, GetTable, CreateTable, UpdateTable all run)."""
+    """Every Glue call of `tweet-assets catalog` against moto: create the table, update it after a
+    column is added, store two days as partitions (GetDatabase, GetTable, CreateTable, UpdateTable,
+    BatchCreatePartition)."""
     import boto3
     import pyarrow as pa
 
@@ -307,20 +308,23 @@ def glue_calls(aws_env, monkeypatch):
     assert glue.upsert_table(location, "2006-03-21").action == "created"
     added = Column("iam_test_column", pa.string(), "A column added by the IAM test.", "tweet.id")
     assert glue.upsert_table(location, "2006-03-21", columns=(*COLUMNS, added)).action == "updated"
+    assert glue.register_partitions(location, ["2024-01-01", "2024-01-02"]) == (2, 0)
     return calls
 
 
 @pytest.mark.slow
 def test_glue_catalog_policy_allows_the_upsert_and_nothing_more(rendered, glue_calls):
     policy = rendered["glue-catalog-policy.json"]
-    assert {c["operation"] for c in glue_calls} == {"GetDatabase", "GetTable", "CreateTable", "UpdateTable"}
+    assert {c["operation"] for c in glue_calls} == {"GetDatabase", "GetTable", "CreateTable", "UpdateTable", "BatchCreatePartition"}
     requests = [r for c in glue_calls for r in requests_for_call("glue", c["operation"], c["params"], region=REGION, account=ACCOUNT)]
     assert [str(r) for r in requests if not is_allowed(policy, r)] == []
     base = f"arn:aws:glue:{REGION}:{ACCOUNT}"
     denied = [
         Request("glue:DeleteTable", f"{base}:table/tweets_db/tweets"),
         Request("glue:CreateDatabase", f"{base}:database/tweets_db"),
-        Request("glue:BatchCreatePartition", f"{base}:table/tweets_db/tweets"),
+        Request("glue:BatchCreatePartition", f"{base}:table/tweets_db/other"),
+        Request("glue:BatchDeletePartition", f"{base}:table/tweets_db/tweets"),
+        Request("glue:UpdatePartition", f"{base}:table/tweets_db/tweets"),
         Request("glue:UpdateTable", f"{base}:table/tweets_db/other"),
         Request("glue:CreateTable", f"{base}:table/other_db/tweets"),
         Request("glue:GetTable", f"{base}:database/other_db"),
@@ -333,7 +337,7 @@ def test_glue_catalog_policy_allows_the_upsert_and_nothing_more(rendered, glue_c
     create = requests_for_call("glue", "CreateTable", {"DatabaseName": "tweets_db", "TableInput": {"Name": "tweets"}}, region=REGION, account=ACCOUNT)
     assert [r.resource for r in create] == [f"{base}:catalog", f"{base}:database/tweets_db", f"{base}:table/tweets_db/tweets"]
     for dropped in policy["Statement"][0]["Resource"]:
-        narrower = {"Statement": [{**policy["Statement"][0], "Resource": [r for r in policy["Statement"][0]["Resource"] if r != dropped]}]}
+        narrower = {"Statement": [{**s, "Resource": [r for r in s["Resource"] if r != dropped]} for s in policy["Statement"]]}
         assert not all(is_allowed(narrower, r) for r in create), dropped
 
 

@@ -11,6 +11,11 @@ It needs only ``glue:GetDatabase``, ``glue:GetTable``, ``glue:CreateTable`` and 
 on the catalog, the database and the table (``deploy/iam/glue-catalog-policy.json``); it never
 creates the database (no ``glue:CreateDatabase``): a missing database is an error that says so.
 
+:func:`register_partitions` stores each published day as a catalog partition
+(``glue:BatchCreatePartition``, the policy's second statement). Athena does not need them (it
+projects partitions), but every other engine reading the Glue table does: Redshift Spectrum, EMR,
+Glue jobs read only stored partitions (Athena docs, "Partition projection").
+
 :class:`GlueCatalogResource` is the Dagster resource: dagster-aws's
 ``ResourceWithBoto3Configuration`` (region, profile, endpoint, retries, as its ``SSMResource``)
 plus the database and table names.
@@ -158,6 +163,56 @@ def upsert_table(client, database: str, wanted: dict, catalog_id: str | None = N
     return CatalogResult("updated", database, table, added, removed, retyped, other)
 
 
+def partition_input(location: str, day: str, columns: Sequence[Column] = COLUMNS) -> dict:
+    """The Glue ``PartitionInput`` of UTC day ``day`` (``YYYY-MM-DD``): ``<location>dt=<day>/``,
+    the table's columns and Parquet formats."""
+    location = location.rstrip("/") + "/"
+    return {
+        "Values": [day],
+        "StorageDescriptor": {
+            "Columns": glue_columns(columns),
+            "Location": f"{location}{PARTITION_COLUMN}={day}/",
+            "InputFormat": PARQUET_INPUT_FORMAT,
+            "OutputFormat": PARQUET_OUTPUT_FORMAT,
+            "SerdeInfo": {"SerializationLibrary": PARQUET_SERDE, "Parameters": {"serialization.format": "1"}},
+        },
+    }
+
+
+#: BatchCreatePartition takes at most 100 partitions a call (Glue API reference).
+BATCH_CREATE_PARTITION_MAX = 100
+
+
+def register_partitions(client, database: str, table: str, location: str, days: Sequence[str], columns: Sequence[Column] = COLUMNS, catalog_id: str | None = None) -> tuple[int, int]:
+    """Store the partitions of ``days`` (``YYYY-MM-DD``, UTC) in the Glue table, 100 a call.
+
+    Returns:
+        ``(created, already_there)``; a day already registered is left as it is (idempotent).
+
+    Raises:
+        CatalogError: a call was refused, or Glue reported an error other than
+            ``AlreadyExistsException`` for a day (the message names the day and the error code).
+    """
+    ids = {"CatalogId": catalog_id} if catalog_id else {}
+    created = existing = 0
+    for start in range(0, len(days), BATCH_CREATE_PARTITION_MAX):
+        chunk = list(days[start : start + BATCH_CREATE_PARTITION_MAX])
+        try:
+            response = client.batch_create_partition(
+                DatabaseName=database, TableName=table, PartitionInputList=[partition_input(location, d, columns) for d in chunk], **ids
+            )
+        except ClientError as exc:
+            raise _fail(exc, "BatchCreatePartition", database, table) from exc
+        errors = response.get("Errors", [])
+        failed = [e for e in errors if e.get("ErrorDetail", {}).get("ErrorCode") != "AlreadyExistsException"]
+        if failed:
+            detail = "; ".join(f"{e.get('PartitionValues')}: {e.get('ErrorDetail', {}).get('ErrorCode')}: {e.get('ErrorDetail', {}).get('ErrorMessage')}" for e in failed)
+            raise CatalogError(f"glue:BatchCreatePartition on {database}.{table} failed for {len(failed)} day(s): {detail}")
+        existing += len(errors)
+        created += len(chunk) - len(errors)
+    return created, existing
+
+
 class GlueCatalogResource(ResourceWithBoto3Configuration):
     """The Glue Data Catalog through boto3, configured as dagster-aws's resources are (region,
     profile, endpoint, retries; unset means boto3's default chain: environment, profile, instance role)."""
@@ -191,3 +246,7 @@ class GlueCatalogResource(ResourceWithBoto3Configuration):
             raise CatalogError(f"the Glue table needs an s3:// location, got {location!r} (set TWEET_ASSETS_LAKE_URL=s3://bucket/prefix)")
         wanted = table_input(location, self.table, first_day, columns)
         return upsert_table(self.get_client(), self.database, wanted, self.catalog_id)
+
+    def register_partitions(self, location: str, days: Sequence[str], columns: Sequence[Column] = COLUMNS) -> tuple[int, int]:
+        """:func:`register_partitions` of ``days`` in this resource's table; ``(created, already_there)``."""
+        return register_partitions(self.get_client(), self.database, self.table, location, days, columns, self.catalog_id)

@@ -9,7 +9,8 @@ database (Redshift docs, "CREATE EXTERNAL SCHEMA … FROM DATA CATALOG"). Two wa
 
 Partitions: Spectrum does **not** read Athena's partition projection (Athena docs, "Partition
 projection": engines other than Athena use the partitions stored in the catalog), so each published
-day is added once with :func:`add_partitions` (``ALTER TABLE … ADD IF NOT EXISTS PARTITION``).
+day is added once: with :func:`add_partitions` (``ALTER TABLE … ADD IF NOT EXISTS PARTITION``), or in
+the Glue table by ``tweet-assets catalog --days`` or the ``glue_partitions`` asset (:mod:`.glue`).
 
 Types, walked from the Arrow type of each column (Redshift docs, "Querying nested data with Amazon
 Redshift Spectrum" and "Data types for Redshift Spectrum"): ``int64`` → ``BIGINT``, ``int32`` →
@@ -141,8 +142,9 @@ def ddl(location: str, **kwargs) -> str:
         schema_sql + ";",
         "-- Skip the next statement if `tweet-assets catalog` registered this table in the Glue database:\n"
         "-- Spectrum reads that table as it is.\n" + table_sql + ";",
-        "-- Spectrum does not read Athena's partition projection: add each published day once\n"
-        "-- (`tweet-assets ddl --dialect redshift --days START...END` prints these for a range).",
+        "-- Spectrum does not read Athena's partition projection: add each published day once, here\n"
+        "-- (`tweet-assets ddl --dialect redshift --days START...END` prints these for a range), or in the\n"
+        "-- Glue table: `tweet-assets catalog --days START...END` or the glue_partitions asset.",
     ]
     out += [p + ";" for p in partitions]
     return "\n\n".join(out) + "\n"
