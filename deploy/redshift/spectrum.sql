@@ -28,6 +28,7 @@ CREATE EXTERNAL TABLE tweets_spectrum.tweets (
   "replied_to_id" BIGINT,
   "in_reply_to_user_id" BIGINT,
   "in_reply_to_username" VARCHAR(65535),
+  "unavailable_referenced_tweets" ARRAY<STRUCT<id:BIGINT, type:VARCHAR(65535), title:VARCHAR(65535), detail:VARCHAR(65535)>>,
   "retweet_count" BIGINT,
   "reply_count" BIGINT,
   "like_count" BIGINT,
@@ -87,7 +88,9 @@ CREATE EXTERNAL TABLE tweets_spectrum.tweets (
   "author_description_urls" ARRAY<VARCHAR(65535)>,
   "author_withheld_country_codes" ARRAY<VARCHAR(65535)>,
   "author_withheld_scope" VARCHAR(65535),
-  "matching_rules" ARRAY<STRUCT<id:BIGINT, tag:VARCHAR(65535)>>
+  "matching_rules" ARRAY<STRUCT<id:BIGINT, tag:VARCHAR(65535)>>,
+  "retrieved_at" TIMESTAMP,
+  "request_url" VARCHAR(65535)
 )
 PARTITIONED BY (dt VARCHAR(10))
 STORED AS PARQUET

@@ -41,6 +41,7 @@ CREATE EXTERNAL TABLE IF NOT EXISTS tweets_external (
   replied_to_id NUMBER(19,0) AS (VALUE:"replied_to_id"::NUMBER(19,0)),
   in_reply_to_user_id NUMBER(19,0) AS (VALUE:"in_reply_to_user_id"::NUMBER(19,0)),
   in_reply_to_username VARCHAR AS (VALUE:"in_reply_to_username"::VARCHAR),
+  unavailable_referenced_tweets ARRAY AS (VALUE:"unavailable_referenced_tweets"::ARRAY),
   retweet_count NUMBER(19,0) AS (VALUE:"retweet_count"::NUMBER(19,0)),
   reply_count NUMBER(19,0) AS (VALUE:"reply_count"::NUMBER(19,0)),
   like_count NUMBER(19,0) AS (VALUE:"like_count"::NUMBER(19,0)),
@@ -100,7 +101,9 @@ CREATE EXTERNAL TABLE IF NOT EXISTS tweets_external (
   author_description_urls ARRAY AS (VALUE:"author_description_urls"::ARRAY),
   author_withheld_country_codes ARRAY AS (VALUE:"author_withheld_country_codes"::ARRAY),
   author_withheld_scope VARCHAR AS (VALUE:"author_withheld_scope"::VARCHAR),
-  matching_rules ARRAY AS (VALUE:"matching_rules"::ARRAY)
+  matching_rules ARRAY AS (VALUE:"matching_rules"::ARRAY),
+  retrieved_at TIMESTAMP_NTZ(3) AS (VALUE:"retrieved_at"::TIMESTAMP_NTZ(3)),
+  request_url VARCHAR AS (VALUE:"request_url"::VARCHAR)
 )
   PARTITION BY (dt)
   LOCATION = @tweets_stage
@@ -130,6 +133,7 @@ CREATE TABLE IF NOT EXISTS tweets (
   replied_to_id NUMBER(19,0) COMMENT 'Id of the post this one replies to.',
   in_reply_to_user_id NUMBER(19,0) COMMENT 'Id of the account replied to.',
   in_reply_to_username VARCHAR COMMENT 'Username of the account replied to (from includes.users).',
+  unavailable_referenced_tweets ARRAY COMMENT 'Referenced posts the API reported unavailable: the post\'s referenced_tweets whose id is the resource_id of an entry of the page\'s errors with resource_type tweet. Each: id, reference type (replied_to, quoted, retweeted), the error\'s title (\'Not Found Error\': deleted; \'Authorization Error\': protected) and detail. Null when none was reported.',
   retweet_count NUMBER(19,0) COMMENT 'Count as of retrieval, from public_metrics. For a retweet, the retweeted post\'s (the API truncates a retweet\'s own).',
   reply_count NUMBER(19,0) COMMENT 'Count as of retrieval, from public_metrics. For a retweet, the retweeted post\'s (the API truncates a retweet\'s own).',
   like_count NUMBER(19,0) COMMENT 'Count as of retrieval, from public_metrics. For a retweet, the retweeted post\'s (the API truncates a retweet\'s own).',
@@ -190,6 +194,8 @@ CREATE TABLE IF NOT EXISTS tweets (
   author_withheld_country_codes ARRAY COMMENT 'Countries where the author\'s account is withheld.',
   author_withheld_scope VARCHAR COMMENT 'Scope of the author\'s withholding.',
   matching_rules ARRAY COMMENT 'Filtered-stream rules the post matched: rule id and tag (null outside the stream).',
+  retrieved_at TIMESTAMP_NTZ(3) COMMENT 'When the page holding this copy of the post was retrieved from the API, UTC, ms (twarc2\'s __twarc.retrieved_at; the live source records its own). Counts (metrics, followers) are as of this time: of several copies in the day, the newest copy\'s. Null when not recorded.',
+  request_url VARCHAR COMMENT 'The API request that returned that copy (__twarc.url: endpoint and query parameters; no credentials).',
   source_file VARCHAR COMMENT 'The object the row was loaded from: dt=YYYY-MM-DD/part-00000.parquet (METADATA$FILENAME).'
 )
   CLUSTER BY (TO_DATE(created_at));
