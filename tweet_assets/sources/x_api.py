@@ -253,7 +253,7 @@ class XApiSource(PostSource):
         """Per day of the last :meth:`pages` call: ``api_post_count`` (and the endpoint it came
         from) in search mode, or why it is missing (``api_post_count_skipped``/``_error``);
         ``timeline_3200_limit`` (accounts whose posts of that day are out of the timeline
-        endpoint's reach) in timeline mode."""
+        endpoint's reach; ``timeline_3200_limit_unchecked`` when the probe failed) in timeline mode."""
         return {day: dict(values) for day, values in self._day_metadata.items()}
 
     def _note(self, day: str, key: str, value: Any, append: bool = False) -> None:
@@ -444,10 +444,18 @@ class XApiSource(PostSource):
         created = user.get("created_at") or ""
         if tweet_count <= TIMELINE_LIMIT or (created and created >= _rfc3339(start)):
             return
-        response = self._call(
-            lambda: client.get_users_tweets(user["id"], end_time=_rfc3339(start), max_results=5, tweet_fields=["created_at"], **self._user_auth),
-            ENDPOINTS["get_users_tweets"], f"{label} probe before {days[0]}", log=log,
-        )
+        try:
+            response = self._call(
+                lambda: client.get_users_tweets(user["id"], end_time=_rfc3339(start), max_results=5, tweet_fields=["created_at"], **self._user_auth),
+                ENDPOINTS["get_users_tweets"], f"{label} probe before {days[0]}", log=log,
+            )
+        except UsageCapExceeded:
+            raise
+        except XApiError as exc:  # the window's pages are landed; say the limit could not be checked
+            log.warning(f"{label}: the 3,200-post limit could not be checked: {exc}")
+            for day in days:
+                self._note(day, "timeline_3200_limit_unchecked", label, append=True)
+            return
         _, older, _ = _parse(response.content)
         if older:
             return
