@@ -711,3 +711,8 @@ def test_a_day_short_by_one_page_is_caught_by_the_completeness_check(api, x_api_
     assert evaluation.metadata["days_off"].value == {days[1]: {"landed": 200, "api_count": 250, "difference": -50}}
     assert evaluation.metadata["days_with_api_count"].value == 2
     assert all(SECRET not in str(event) for event in result.all_events)
+    import pyarrow.dataset as ds  # the live pages' __twarc reaches every published row (#18)
+
+    table = ds.dataset(str(tmp_path / "lake" / "tweets"), format="parquet", partitioning="hive").to_table(columns=["request_url", "retrieved_at"])
+    assert table.num_rows == 280 and table["retrieved_at"].null_count == 0
+    assert all(url.startswith(api.url + "/2/tweets/search/recent?") and "start_time=" in url for url in table["request_url"].to_pylist())
