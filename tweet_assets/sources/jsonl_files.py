@@ -155,19 +155,13 @@ class JsonLinesFile:
                 pos -= len(data)
                 member_start, member_out, fed = pos, 0, False
                 decompressor = isal_zlib.decompressobj(wbits=GZIP_WBITS)
-        if fed and not decompressor.eof:
-            size = os.fstat(handle.fileno()).st_size
-            self.damage = Damage(
-                self.path,
-                size,
-                size,
-                f"gzip stream truncated (the file ends inside the gzip member that starts at byte {member_start:,})",
-                self.bytes_read,
-            )
+        if fed and not decompressor.eof:  # truncated: zlib gets a few more bytes out of the cut block
+            yield from self._recover(handle, member_start, member_out, None)
 
-    def _recover(self, handle: BinaryIO, member_start: int, skip: int, isal_error: str) -> Iterator[bytes]:
+    def _recover(self, handle: BinaryIO, member_start: int, skip: int, isal_error: str | None) -> Iterator[bytes]:
         """Read the broken member again with zlib from its start, yield what it holds after the
-        ``skip`` bytes already yielded, and record the exact offset of the damage."""
+        ``skip`` bytes already yielded, and record the exact offset of the damage (``isal_error``
+        None: the file ended inside the member)."""
         size = os.fstat(handle.fileno()).st_size
         handle.seek(member_start)
         if skip == 0 and _zeros_to_end(handle):
@@ -175,36 +169,53 @@ class JsonLinesFile:
         handle.seek(member_start)
         decompressor = zlib.decompressobj(wbits=GZIP_WBITS)
         pos = member_start
+        produced = skip > 0
         reason = f"gzip data corrupt ({isal_error})"
         offset = pos
         while True:
             chunk = handle.read(RECOVERY_CHUNK)
             if not chunk:
                 offset = pos
+                if not decompressor.eof:
+                    reason = f"gzip stream truncated (the file ends inside the gzip member that starts at byte {member_start:,})"
                 break
             saved = decompressor.copy()
             try:
                 out = decompressor.decompress(chunk)
             except zlib.error:
-                decompressor = saved  # again byte by byte, to find the byte
-                out = bytearray()
-                offset = pos + len(chunk)
-                for i in range(len(chunk)):
-                    try:
-                        out += decompressor.decompress(chunk[i : i + 1])
-                    except zlib.error as exc:
-                        offset, reason = pos + i, f"gzip data corrupt ({exc})"
-                        break
-                skip = yield from _after(bytes(out), skip)
+                out, at, exc = _locate(saved, chunk)  # again in smaller steps, to find the byte
+                offset, reason = pos + at, f"gzip data corrupt ({exc})"
+                produced = produced or bool(out)
+                skip = yield from _after(out, skip)
                 break
             pos += len(chunk)
+            produced = produced or bool(out)
             skip = yield from _after(out, skip)
             if decompressor.eof:  # zlib read the member whole although ISA-L did not: report ISA-L's error
                 offset = pos - len(decompressor.unused_data)
                 break
-        if member_start and offset == member_start:
-            reason = f"bytes after the gzip member that ends at byte {member_start:,} are not gzip ({reason})"
+        if not produced and isal_error is not None:  # nothing of this "member" was readable
+            offset = member_start
+            if member_start:
+                reason = f"the bytes after the gzip member that ends at byte {member_start:,} are not gzip ({reason})"
         self.damage = Damage(self.path, offset, size, reason, self.bytes_read)
+
+
+def _locate(decompressor, chunk: bytes, steps: tuple = (1024, 1)) -> tuple[bytes, int, Exception]:
+    """Feed ``chunk`` to a zlib ``decompressor`` in pieces of ``steps[0]`` bytes, then of the next
+    step inside the failing piece: ``(output before the error, offset in chunk, the error)``."""
+    out = bytearray()
+    step, finer = steps[0], steps[1:]
+    for i in range(0, len(chunk), step):
+        saved = decompressor.copy() if finer else None
+        try:
+            out += decompressor.decompress(chunk[i : i + step])
+        except zlib.error as exc:
+            if not finer:
+                return bytes(out), i, exc
+            more, at, exc = _locate(saved, chunk[i : i + step], finer)
+            return bytes(out) + more, i + at, exc
+    raise AssertionError("zlib failed on the whole chunk but not on its pieces")
 
 
 def _after(out: bytes, skip: int):

@@ -1,0 +1,303 @@
+"""The replay source against damaged and day-spanning twarc2 archives built from the shared real
+recordings (../shared/x-api-v2): what a page holds decides what it is, every line lands in exactly
+one day, damaged files give up only their unreadable rest, and a page split by day gives each day
+its own expansions and each API error once. Expectations are computed here with the json and zlib
+modules, not with the code under test.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import zlib
+from collections import Counter
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+
+from tweet_assets.partitions import day_window
+from tweet_assets.sources import ReplaySource
+from tweet_assets.sources.jsonl_files import JsonLinesFile
+
+LOG = logging.getLogger("test_replay")
+EVERYTHING = (datetime(2006, 3, 21, tzinfo=timezone.utc), datetime(2030, 1, 1, tzinfo=timezone.utc))
+BOM = b"\xef\xbb\xbf"
+
+
+def _lines(x_api_v2, name: str) -> list[bytes]:
+    return [line for line in (x_api_v2 / name).read_bytes().splitlines() if line.strip()]
+
+
+def _replay(path, window=EVERYTHING):
+    return list(ReplaySource(path=str(path)).pages(*window, LOG))
+
+
+def _body(page) -> dict:
+    return json.loads(page.body)
+
+
+# --- a page of one day: landed byte for byte, twarc's key included ---------------------------------
+
+
+def test_a_page_of_one_day_is_landed_byte_for_byte_with_twarc_key(x_api_v2):
+    lines = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")
+    got = _replay(x_api_v2 / "twarc-network-test-data" / "tweets.jsonl")
+    assert [p.body for p in got] == lines
+    assert all("__twarc" in _body(p) for p in got)
+    assert [p.posts for p in got] == [len(json.loads(line)["data"]) for line in lines]
+    assert [p.api_errors for p in got] == [len(json.loads(line).get("errors", [])) for line in lines]
+
+
+# --- a page that spans days: per-day includes, each error once -----------------------------------
+
+
+def _expansion_keys(posts: list, included_tweets: dict) -> dict[str, set]:
+    """The includes a list of posts needs, by the API's expansions (independent of day_split)."""
+    need = {"users": set(), "usernames": set(), "tweets": set(), "media": set(), "polls": set(), "places": set()}
+    todo = list(posts)
+    while todo:
+        post = todo.pop()
+        need["users"].update(x for x in (post.get("author_id"), post.get("in_reply_to_user_id")) if x)
+        for m in (post.get("entities") or {}).get("mentions", []):
+            need["usernames"].add(m["username"].lower())
+        need["media"].update((post.get("attachments") or {}).get("media_keys", []))
+        need["polls"].update((post.get("attachments") or {}).get("poll_ids", []))
+        if (post.get("geo") or {}).get("place_id"):
+            need["places"].add(post["geo"]["place_id"])
+        for ref in post.get("referenced_tweets") or []:
+            if ref["id"] not in need["tweets"]:
+                need["tweets"].add(ref["id"])
+                if ref["id"] in included_tweets:
+                    todo.append(included_tweets[ref["id"]])
+    return need
+
+
+def _needed(kind: str, obj: dict, need: dict) -> bool:
+    if kind == "users":
+        return obj["id"] in need["users"] or obj["username"].lower() in need["usernames"]
+    return obj["media_key" if kind == "media" else "id"] in need[kind]
+
+
+@pytest.mark.parametrize("name", ["twarc-edits-test-data/tweets.jsonl", "twarc-csv-test-data/withheld.jsonl"])
+def test_a_day_spanning_page_gives_each_day_its_includes_and_each_error_once(x_api_v2, tmp_path, name):
+    lines = _lines(x_api_v2, name)
+    spanning = [json.loads(line) for line in lines if len({p["created_at"][:10] for p in json.loads(line)["data"]}) > 1]
+    assert spanning and sum(len(p.get("errors", [])) for p in spanning) > 0
+    for n, page in enumerate(spanning):
+        archive = tmp_path / f"{n}.jsonl"
+        archive.write_bytes(json.dumps(page).encode() + b"\n")
+        got = _replay(archive)
+        days = {p["created_at"][:10] for p in page["data"]}
+        assert sorted(p.day for p in got) == sorted(days)  # one piece per day
+        # posts: each once, in its day
+        assert sorted(x["id"] for p in got for x in _body(p)["data"]) == sorted(x["id"] for x in page["data"])
+        assert all(x["created_at"].startswith(p.day) for p in got for x in _body(p)["data"])
+        # errors: each entry exactly once over the pieces, and counted as such
+        pieces_errors = [json.dumps(e, sort_keys=True) for p in got for e in _body(p).get("errors", [])]
+        assert Counter(pieces_errors) == Counter(json.dumps(e, sort_keys=True) for e in page["errors"])
+        assert sum(p.api_errors for p in got) == len(page["errors"])
+        assert [p.api_errors for p in got] == [len(_body(p).get("errors", [])) for p in got]
+        tweets = {t["id"]: t for t in page["includes"].get("tweets", [])}
+        all_need = _expansion_keys(page["data"], tweets)
+        for p in got:
+            body = _body(p)
+            need = _expansion_keys(body["data"], tweets)
+            includes = body.get("includes", {})
+            # every expansion of the day's posts that the page had is in the day's piece
+            for kind, objects in page["includes"].items():
+                held = {json.dumps(o, sort_keys=True) for o in includes.get(kind, [])}
+                for obj in objects:
+                    if _needed(kind, obj, need):
+                        assert json.dumps(obj, sort_keys=True) in held, (p.day, kind)
+            # and nothing else, except the page's unreferenced objects, which go with the first piece
+            for kind, objects in includes.items():
+                for obj in objects:
+                    assert _needed(kind, obj, need) or (p is got[0] and not _needed(kind, obj, all_need)), (p.day, kind, obj.get("id"))
+            # an error goes with a day whose posts concern it when there is one
+            for error in body.get("errors", []):
+                keys = {error.get("resource_id"), error.get("value")}
+                concerned = [q.day for q in got if keys & set().union(*_expansion_keys(_body(q)["data"], tweets).values(), {x["id"] for x in _body(q)["data"]})]
+                assert not concerned or concerned[0] == p.day
+            assert body["__twarc"] == page["__twarc"] and body["meta"] == page["meta"]
+        # the pieces together hold every included object of the page
+        for kind, objects in page["includes"].items():
+            landed = {json.dumps(o, sort_keys=True) for p in got for o in _body(p).get("includes", {}).get(kind, [])}
+            assert landed == {json.dumps(o, sort_keys=True) for o in objects}
+        assert sum(len(p.body) for p in got) < 2 * len(json.dumps(page))
+
+
+# --- classification by what a page holds ----------------------------------------------------------
+
+
+def test_pages_are_classified_by_what_they_hold_not_their_first_item(x_api_v2, tmp_path):
+    net = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")
+    null_first = json.loads(net[1])
+    null_first["data"][0] = None
+    bare_first = json.loads(net[2])
+    for key in ("text", "author_id", "edit_history_tweet_ids"):
+        bare_first["data"][0].pop(key, None)
+    (tmp_path / "a.jsonl").write_bytes(b"[" + net[0] + b"]\n" + json.dumps(null_first).encode() + b"\n" + json.dumps(bare_first).encode() + b"\n")
+    got = _replay(tmp_path / "a.jsonl")
+    assert [p.posts for p in got] == [100, 100, 100]
+    assert json.loads(got[0].body) == json.loads(net[0])  # the array's page, whole
+    assert json.loads(got[1].body)["data"][0] is None and json.loads(got[2].body) == bare_first
+
+
+def test_other_endpoints_pages_are_still_skipped(x_api_v2, caplog):
+    folder = x_api_v2 / "twarc-csv-test-data"
+    with caplog.at_level(logging.WARNING):
+        for name in ("users.jsonl", "lists.jsonl", "counts.jsonl", "tweets_compliance.jsonl", "users_compliance.jsonl", "flat.jsonl"):
+            assert _replay(folder / name) == [], name
+    assert "users.jsonl: skipped pages of other endpoints (no posts): {'users': 1}" in caplog.text
+    assert "'lists': 2" in caplog.text and "'counts': 1" in caplog.text and "'flattened_posts': 100" in caplog.text
+
+
+# --- undated lines land in exactly one day, whatever the window -----------------------------------
+
+
+def test_undated_lines_land_in_one_deterministic_day(x_api_v2, tmp_path):
+    net = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")  # 2021-06-26
+    mpv = _lines(x_api_v2, "twarc-csv-test-data/media_policy_violation_off.jsonl")  # 2021-05-07..11, spans days
+    undated = json.loads(net[2])
+    for post in undated["data"]:
+        del post["created_at"]
+    errors_only = json.dumps({"errors": json.loads(net[1])["errors"]}).encode()
+    (tmp_path / "1.jsonl").write_bytes(b"not json\n" + mpv[0] + b"\n" + b"null\n")  # before: next page; after: previous page
+    (tmp_path / "2.jsonl").write_bytes(json.dumps(undated).encode() + b"\n" + errors_only + b"\n")  # no dated page: previous file
+    (tmp_path / "3.jsonl").write_bytes(net[0] + b"\n")
+    days_in_order = list(dict.fromkeys(p["created_at"][:10] for p in json.loads(mpv[0])["data"]))  # the split's pieces
+    lands = {}
+    for day in ("2021-05-06", "2021-05-07", "2021-05-11", "2021-06-26"):
+        for page in _replay(tmp_path, day_window(day)):
+            lands.setdefault(page.body, []).append(page.day)
+    assert days_in_order[0] == "2021-05-11" and days_in_order[-1] == "2021-05-07"
+    assert lands[b"not json"] == [days_in_order[0]]  # the first piece of the page that follows
+    assert lands[b"null"] == [days_in_order[-1]]  # the last piece of the page before it
+    assert lands[json.dumps(undated).encode()] == [days_in_order[-1]]  # the last day of the file before
+    assert lands[errors_only] == [days_in_order[-1]]
+    everything = _replay(tmp_path)
+    assert sum(p.posts for p in everything) == 300 and sum(p.api_errors for p in everything) == len(json.loads(net[1])["errors"])
+    assert ReplaySource(path=str(tmp_path)).days(LOG) == Counter(
+        {d: sum(p.posts for p in everything if p.day == d) for d in {p.day for p in everything}}
+    )
+
+
+def test_an_archive_without_any_dated_page_lands_with_the_runs_first_day(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b'{"errors": [{"title": "Not Found Error", "value": "1"}]}\n{"data": [{"id": "2", "text": "x"}]}\n')
+    got = _replay(tmp_path, (day_window("2024-01-02")[0], day_window("2024-01-04")[0]))
+    assert [(p.day, p.posts, p.api_errors) for p in got] == [("2024-01-02", 0, 1), ("2024-01-02", 1, 0)]
+
+
+# --- bad bytes and BOM -----------------------------------------------------------------------------
+
+
+def test_invalid_utf8_in_a_day_spanning_page_is_split_not_rejected(x_api_v2, tmp_path):
+    line = _lines(x_api_v2, "twarc-csv-test-data/media_policy_violation_off.jsonl")[0]
+    cut = line.index(b'"text": "') + len(b'"text": "')
+    (tmp_path / "a.jsonl").write_bytes(line[:cut] + b"\xff" + line[cut:] + b"\n")
+    got = _replay(tmp_path / "a.jsonl")
+    assert len(got) == 5 and sum(p.posts for p in got) == 100
+    texts = [x["text"] for p in got for x in orjson.loads(p.body)["data"]]  # orjson: strict UTF-8
+    assert sum("\ufffd" in t for t in texts) == 1
+
+
+def test_invalid_utf8_in_a_page_of_one_day_is_landed_as_received(x_api_v2, tmp_path):
+    line = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")[0]
+    bad = line.replace(b'"text": "', b'"text": "\xc3', 1)
+    (tmp_path / "a.jsonl").write_bytes(bad + b"\n")
+    assert [(p.body, p.posts) for p in _replay(tmp_path / "a.jsonl")] == [(bad, 100)]
+
+
+def test_a_byte_order_mark_is_removed(x_api_v2, tmp_path):
+    line = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")[0]
+    (tmp_path / "a.jsonl").write_bytes(BOM + line + b"\r\n")
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(BOM + line + b"\n"))
+    assert [p.body for p in _replay(tmp_path)] == [line, line]
+
+
+# --- damaged files ---------------------------------------------------------------------------------
+
+
+def _zlib_stop(data: bytes) -> tuple[bytes, int | None]:
+    """What zlib gets out of (possibly damaged) gzip bytes, and the byte where it fails (None if
+    it does not): fed 4 KB at a time, the failing 4 KB again byte by byte."""
+    d = zlib.decompressobj(wbits=31)
+    out = b""
+    for i in range(0, len(data), 4096):
+        saved = d.copy()
+        try:
+            out += d.decompress(data[i : i + 4096])
+        except zlib.error:
+            for j in range(i, i + 4096):
+                try:
+                    out += saved.decompress(data[j : j + 1])
+                except zlib.error:
+                    return out, j
+    return out, None
+
+
+def _gunzip_prefix(data: bytes) -> bytes:
+    return _zlib_stop(data)[0]
+
+
+def test_a_truncated_gzip_yields_its_readable_lines_then_its_damage(x_api_v2, tmp_path):
+    lines = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")
+    whole = gzip.compress(b"\n".join(lines) + b"\n")
+    cut = whole[: len(whole) // 2]
+    (tmp_path / "a.jsonl.gz").write_bytes(cut)
+    text = _gunzip_prefix(cut)
+    archive = JsonLinesFile(str(tmp_path / "a.jsonl.gz"))
+    got = [line for _, line in archive.lines()]
+    assert got == [x for x in text.split(b"\n") if x]  # complete lines, then the cut-short one
+    assert got[:-1] == lines[: len(got) - 1] and lines[len(got) - 1].startswith(got[-1])
+    assert archive.damage.offset == len(cut) == archive.damage.size
+    assert "truncated" in archive.damage.reason and str(tmp_path / "a.jsonl.gz") in str(archive.damage)
+
+
+def test_corrupt_gzip_data_names_the_byte_and_keeps_what_precedes(x_api_v2, tmp_path):
+    lines = _lines(x_api_v2, "twarc-csv-test-data/brexit.jsonl") + _lines(x_api_v2, "twarc-csv-test-data/kpop.jsonl")
+    for damage in (bytes(64), b"\xff" * 64):  # zeros: a bad checksum at the end; 0xff: a bad block at once
+        whole = bytearray(gzip.compress(b"\n".join(lines) + b"\n"))
+        at = len(whole) * 3 // 5
+        whole[at : at + 64] = damage
+        (tmp_path / "a.jsonl.gz").write_bytes(bytes(whole))
+        archive = JsonLinesFile(str(tmp_path / "a.jsonl.gz"))
+        got = [line for _, line in archive.lines()]
+        text, stop = _zlib_stop(bytes(whole))
+        assert b"\n".join(got) == text.rstrip(b"\n") and len(got) >= 1 and got[0] == lines[0]
+        assert archive.damage.offset == stop >= at and "gzip data corrupt" in archive.damage.reason
+
+
+def test_gzip_members_zero_padding_garbage_and_misnamed_files(x_api_v2, tmp_path):
+    a, b = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")[:2]
+    (tmp_path / "members.jsonl.gz").write_bytes(gzip.compress(a + b"\n") + gzip.compress(b + b"\n") + bytes(100))
+    (tmp_path / "garbage.jsonl.gz").write_bytes(gzip.compress(a + b"\n") + b"PK\x03\x04 not gzip")
+    (tmp_path / "plain.jsonl.gz").write_bytes(a + b"\n")
+    (tmp_path / "zipped.jsonl").write_bytes(gzip.compress(b + b"\n"))
+    members = JsonLinesFile(str(tmp_path / "members.jsonl.gz"))
+    assert [x for _, x in members.lines()] == [a, b] and members.damage is None
+    garbage = JsonLinesFile(str(tmp_path / "garbage.jsonl.gz"))
+    assert [x for _, x in garbage.lines()] == [a]
+    assert garbage.damage.offset == len(gzip.compress(a + b"\n")) and "not gzip" in garbage.damage.reason
+    plain = JsonLinesFile(str(tmp_path / "plain.jsonl.gz"))
+    assert [x for _, x in plain.lines()] == [a] and not plain.gzip and "not gzip" in plain.note
+    zipped = JsonLinesFile(str(tmp_path / "zipped.jsonl"))
+    assert [x for _, x in zipped.lines()] == [b] and zipped.gzip
+
+
+def test_a_damaged_file_does_not_stop_the_others_and_says_where(x_api_v2, tmp_path, caplog):
+    lines = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")
+    whole = gzip.compress(b"\n".join(lines[:3]) + b"\n")
+    cut = whole[: len(whole) * 2 // 3]
+    (tmp_path / "a.jsonl.gz").write_bytes(cut)
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(b"\n".join(lines[3:]) + b"\n"))
+    with caplog.at_level(logging.WARNING):
+        got = _replay(tmp_path)
+    readable = [x for x in _gunzip_prefix(cut).split(b"\n") if x]
+    damaged = [p for p in got if p.damaged]
+    assert len(damaged) == 1 and f"at byte {len(cut):,} of {len(cut):,}" in damaged[0].damaged
+    assert str(tmp_path / "a.jsonl.gz") in damaged[0].damaged and damaged[0].body.startswith(b"unreadable rest")
+    assert [p.body for p in got if not p.damaged] == readable + lines[3:]
+    assert str(tmp_path / "a.jsonl.gz") in caplog.text and "damaged file" in caplog.text
