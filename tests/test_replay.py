@@ -86,6 +86,7 @@ def test_a_day_spanning_page_gives_each_day_its_includes_and_each_error_once(x_a
     spanning = [json.loads(line) for line in lines if len({p["created_at"][:10] for p in json.loads(line)["data"]}) > 1]
     assert spanning and sum(len(p.get("errors", [])) for p in spanning) > 0
     for n, page in enumerate(spanning):
+        page["includes"]["users"].append({"id": "12", "name": "no post refers to me", "username": "orphan_user"})
         archive = tmp_path / f"{n}.jsonl"
         archive.write_bytes(json.dumps(page).encode() + b"\n")
         got = _replay(archive)
@@ -301,3 +302,119 @@ def test_a_damaged_file_does_not_stop_the_others_and_says_where(x_api_v2, tmp_pa
     assert str(tmp_path / "a.jsonl.gz") in damaged[0].damaged and damaged[0].body.startswith(b"unreadable rest")
     assert [p.body for p in got if not p.damaged] == readable + lines[3:]
     assert str(tmp_path / "a.jsonl.gz") in caplog.text and "damaged file" in caplog.text
+
+
+# --- through the assets: posts in == published + quarantined, counted here ---------------------------
+
+
+def _independent_count(folder) -> dict:
+    """Read the built archive with json and zlib alone: posts by validity and day, unreadable
+    lines, damaged files, API errors entries."""
+    count = {"posts": 0, "valid": {}, "missing_id": 0, "missing_created_at": 0, "unreadable": 0, "damaged": [], "errors": 0}
+    for path in sorted(folder.iterdir()):
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            text, stop = _zlib_stop(raw)
+            d = zlib.decompressobj(wbits=31)
+            d.decompress(raw)
+            if not d.eof:
+                count["damaged"].append((str(path), len(raw) if stop is None else stop))
+            raw = text
+        if raw.startswith(BOM):
+            raw = raw[3:]
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line.decode("utf-8", errors="replace"))
+            except ValueError:
+                count["unreadable"] += 1
+                continue
+            for page in value if isinstance(value, list) else [value]:
+                count["errors"] += len(page.get("errors", []))
+                data = page.get("data") or []
+                for post in [data] if isinstance(data, dict) else data:
+                    count["posts"] += 1
+                    if not isinstance(post, dict) or "id" not in post:
+                        count["missing_id"] += 1
+                    elif "created_at" not in post:
+                        count["missing_created_at"] += 1
+                    else:
+                        count["valid"].setdefault(post["created_at"][:10], set()).add(int(post["id"]))
+    count["unreadable"] += len(count["damaged"])  # the unreadable rest of each damaged file
+    return count
+
+
+def test_a_damaged_archive_through_the_assets_loses_nothing(x_api_v2, tmp_path, instance):
+    import duckdb
+
+    from tests.helpers import resources, run
+
+    net = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")  # 5 pages of 2021-06-26
+    mpv = _lines(x_api_v2, "twarc-csv-test-data/media_policy_violation_off.jsonl")[0]  # spans 2021-05-07..11
+    withheld = _lines(x_api_v2, "twarc-csv-test-data/withheld.jsonl")[4]  # 2021-06-14, 3 errors
+    kpop = _lines(x_api_v2, "twarc-csv-test-data/kpop.jsonl")[0]
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    errors_only = json.dumps({"errors": json.loads(net[1])["errors"], "__twarc": json.loads(net[1])["__twarc"]}).encode()
+    null_first = json.loads(net[1])
+    null_first["data"][0] = None
+    for key in ("text", "author_id", "edit_history_tweet_ids"):
+        null_first["data"][1].pop(key, None)
+    undated = json.loads(net[2])
+    for post in undated["data"]:
+        del post["created_at"]
+    cut_at = mpv.index(b'"text": "') + len(b'"text": "')
+    whole = gzip.compress(net[4] + b"\n" + kpop + b"\n")
+    truncated = whole[: len(whole) * 3 // 4]
+    (folder / "a_list.jsonl").write_bytes(b"[" + net[0] + b"]\n")
+    (folder / "b_null.jsonl").write_bytes(errors_only + b"\n" + json.dumps(null_first).encode() + b"\n")
+    (folder / "c_undated.jsonl").write_bytes(json.dumps(undated).encode() + b"\n")
+    (folder / "d_badbyte.jsonl").write_bytes(mpv[:cut_at] + b"\xff" + mpv[cut_at:] + b"\n")
+    (folder / "e_bom.jsonl").write_bytes(BOM + net[3] + b"\n")
+    (folder / "f_truncated.jsonl.gz").write_bytes(truncated)
+    (folder / "g_good.jsonl.gz").write_bytes(gzip.compress(withheld + b"\n"))
+    want = _independent_count(folder)
+    # the damages are there: a cut-short line and one damaged file; ids are distinct (no dedupe)
+    assert want["damaged"] == [(str(folder / "f_truncated.jsonl.gz"), len(truncated))] and want["unreadable"] == 2
+    assert want["posts"] == 100 * 5 + 100 + 112 and want["missing_id"] == 1 and want["missing_created_at"] == 100
+    valid = sum(len(ids) for ids in want["valid"].values())
+    assert valid == want["posts"] - 101
+
+    result = run(resources(str(tmp_path / "lake"), ReplaySource(path=str(folder))), "2021-05-07", "2021-06-26", instance=instance)
+    assert result.success
+    clean = {m.partition: m.metadata for m in result.asset_materializations_for_node("clean_tweets")}
+    raw = {m.partition: m.metadata for m in result.asset_materializations_for_node("raw_tweets")}
+    rows = sum(m["dagster/row_count"].value for m in clean.values())
+    reasons: Counter = Counter()
+    for m in clean.values():
+        reasons.update(m["quarantined_by_reason"].value)
+    quarantined_posts = reasons["missing_id"] + reasons["missing_created_at"] + reasons["invalid_id"] + reasons["invalid_created_at"] + reasons["outside_partition"]
+    assert reasons == {"missing_id": 1, "missing_created_at": 100, "invalid_json": 2}  # nothing outside its partition
+    assert rows + quarantined_posts == want["posts"]  # posts in == published + quarantined
+    assert reasons["invalid_json"] == want["unreadable"]
+    assert rows == valid
+    assert sum(m["api_errors"].value for m in clean.values()) == sum(m["api_errors"].value for m in raw.values()) == want["errors"]
+    # the damaged file is named, with the byte, in the run's metadata
+    damaged = [d for m in raw.values() for d in m["damaged_input"].value]
+    assert len(damaged) == 1 and str(folder / "f_truncated.jsonl.gz") in damaged[0] and f"at byte {len(truncated):,}" in damaged[0]
+    # the published table holds exactly the valid posts, each in its day
+    published = duckdb.connect().execute(
+        f"SELECT CAST(dt AS VARCHAR), id FROM read_parquet('{tmp_path}/lake/tweets/*/*.parquet', hive_partitioning=true)"
+    ).fetchall()
+    by_day: dict = {}
+    for day, pid in published:
+        by_day.setdefault(day, set()).add(pid)
+    assert by_day == want["valid"]
+    # the raw zone holds the error-only page as received, and twarc's key on every landed page
+    landed = []
+    for path in (tmp_path / "lake/raw_tweets").glob("dt=*/part-00000.jsonl.gz"):
+        landed += gzip.decompress(path.read_bytes()).splitlines()
+    assert errors_only in landed
+    pages = []
+    for line in landed:
+        try:
+            pages.append(json.loads(line.decode("utf-8", errors="replace")))
+        except ValueError:
+            continue
+    assert len(pages) == len(landed) - 2 and all("__twarc" in page for page in pages)
