@@ -58,10 +58,10 @@ def test_create_then_update_after_a_column_is_added_then_read_back(aws_env, data
 
     assert resource.upsert_table(location, first_day="2006-03-21").action == "unchanged"
 
-    added = Column("retrieved_at", pa.timestamp("ms", tz="UTC"), "When the page was retrieved, UTC.", "page.retrieved_at")
+    added = Column("column_added_here", pa.timestamp("ms", tz="UTC"), "A column added for this test, UTC.", "tweet.id")
     wider = (*COLUMNS, added)
     updated = resource.upsert_table(location, first_day="2006-03-21", columns=wider)
-    assert (updated.action, updated.added, updated.removed, updated.retyped) == ("updated", ("retrieved_at",), (), ())
+    assert (updated.action, updated.added, updated.removed, updated.retyped) == ("updated", ("column_added_here",), (), ())
     assert _columns(_read_back(aws_env, database)) == [(c.name, athena_type(c.type)) for c in wider]
 
     # a changed projection range (another start date) is an update too
