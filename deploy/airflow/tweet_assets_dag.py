@@ -1,19 +1,33 @@
-"""Airflow DAG that materializes the tweet_assets Dagster assets, one task per asset and day.
+"""Airflow DAG that materializes the tweet_assets Dagster assets, one task per asset and UTC day.
 
-For teams that already schedule with Airflow (3.x). Each run is the UTC day ``{{ ds }}``; catchup
-is on, so enabling the DAG (or ``airflow backfill create --dag-id tweet_assets_daily --from-date
-... --to-date ...``) backfills a date range one day per DAG run. The tasks mirror the asset graph
+For teams that already schedule with Airflow (3.x). Each run covers one data interval of a
+``CronDataIntervalTimetable("0 0 * * *", "UTC")``: the run that starts at 00:00 UTC on day D+1
+materializes partition D (its ``data_interval_start``), the day that has just ended. (A plain
+``schedule="@daily"`` is a ``CronTriggerTimetable`` on Airflow 3, whose run at 00:00 has ``ds`` = the
+day that has just *started*: a partition Dagster does not have yet.) The tasks mirror the asset graph
 ``raw_tweets -> clean_tweets -> s3_parquet`` and retry with exponential backoff.
 
-Airflow's and Dagster's dependencies stay apart: nothing here imports Dagster. Each task runs
-Dagster's own CLI from the project's environment (``TWEET_ASSETS_PYTHON -m dagster asset
-materialize``) with the same ``DAGSTER_HOME`` as the Dagster services, so every run is recorded
-there and shows in Dagit, and the instance's ``x_api`` pool limit holds across Airflow and Dagster.
-If ``TWEET_ASSETS_DAGSTER_URL`` is set, the tasks instead launch the runs through that Dagster
-webserver's GraphQL API and wait for them (as dagster-airlift's materialize operator does), so the
-Dagster daemon's run queue applies.
+Catchup is off unless ``TWEET_ASSETS_AIRFLOW_CATCHUP=1``: enabling the DAG runs the last complete
+day only. Backfill a range explicitly with ``airflow backfill create --dag-id tweet_assets_daily
+--from-date ... --to-date ...``. With the ``x_api`` source in search mode, a day the access tier
+cannot reach (older than the 7 days recent search covers, without ``X_FULL_ARCHIVE=1``: the rule of
+``tweet_assets.sources.x_api``) is *skipped* before any Dagster run, with the reason in the task log,
+instead of failing (and retrying) once per day.
 
-Settings (environment of the Airflow scheduler/workers, read when the DAG file is parsed):
+Two ways to run the assets:
+
+- **CLI** (default; no Dagster webserver needed). Each task runs Dagster's own CLI from the
+  project's environment (``TWEET_ASSETS_PYTHON -m dagster asset materialize``) with the same
+  ``DAGSTER_HOME`` as the Dagster services, so every run is recorded there and shows in Dagit, and
+  the instance's ``x_api`` pool limit holds across Airflow and Dagster. Nothing here imports Dagster.
+- **Dagster webserver** (``TWEET_ASSETS_DAGSTER_URL`` set). Each task is a dagster-airlift
+  ``BaseMaterializeAssetsOperator`` (``dagster-airlift[in-airflow]``, Dagster's own operator for
+  triggering assets from Airflow): it launches a run of the asset for the partition through the
+  webserver's GraphQL API and waits for it (following Dagster's automatic run retries), so the
+  Dagster daemon's run queue and the service's own environment apply.
+
+Settings (environment of the Airflow scheduler/workers, read when the DAG file is parsed; the
+access-tier check also reads ``TWEET_ASSETS_ENV_FILE`` when the task runs):
 
 ==================================  ==============================================================
 ``TWEET_ASSETS_PYTHON``             the project's interpreter (default /opt/tweet_assets/venv/bin/python)
@@ -24,39 +38,48 @@ Settings (environment of the Airflow scheduler/workers, read when the DAG file i
                                     /etc/tweet_assets/tweet_assets.env (lake URL, source, region)
 ``TWEET_ASSETS_DAGSTER_URL``        optional: launch through this webserver, e.g. http://127.0.0.1:3000
 ``TWEET_ASSETS_DAGSTER_POLL_SECONDS``  how often to poll a launched run's status (default 5)
-``TWEET_ASSETS_AIRFLOW_START_DATE`` first logical date (default 2024-01-01)
+``TWEET_ASSETS_AIRFLOW_START_DATE`` first logical date, YYYY-MM-DD (default 2024-01-01)
+``TWEET_ASSETS_AIRFLOW_CATCHUP``    1/true/yes: schedule every interval since the start date (default off)
 ``TWEET_ASSETS_AIRFLOW_RETRIES``    retries per task (default 3; delays 5, 10, 20 min, at most 1 h)
 ``TWEET_ASSETS_AIRFLOW_MAX_ACTIVE_RUNS``  DAG runs at once (default 1)
 ==================================  ==============================================================
-Everything else the pipeline reads (``TWEET_ASSETS_LAKE_URL``, ``TWEET_ASSETS_SOURCE``, ``AWS_*``)
-is passed through from the worker's environment (or the env file).
+Everything else the pipeline reads (``TWEET_ASSETS_LAKE_URL``, ``TWEET_ASSETS_SOURCE``, ``X_QUERY``,
+``X_FULL_ARCHIVE``, ``AWS_*``) is passed through from the worker's environment (or the env file).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
 from airflow.providers.standard.operators.bash import BashOperator
-from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk.exceptions import AirflowSkipException
 
 DAG_ID = "tweet_assets_daily"
 CODE_LOCATION_MODULE = "tweet_assets.definitions"
-CODE_LOCATION_NAME = "tweet_assets"
-JOB_NAME = "tweets_daily_job"
 #: The Dagster asset graph: each asset and the assets it reads (tests check this against Dagster).
 ASSET_GRAPH = {"raw_tweets": [], "clean_tweets": ["raw_tweets"], "s3_parquet": ["clean_tweets"]}
-TERMINAL_FAILURES = {"FAILURE", "CANCELED"}
+DAY_FORMAT = "%Y-%m-%d"
+#: The Dagster partition key of a run: the UTC day its data interval starts (Jinja, rendered by Airflow).
+PARTITION_TEMPLATE = "{{ data_interval_start | ds }}"
+#: X API v2 recent search covers the last 7 days (GET /2/tweets/search/recent, X API v2 docs);
+#: tweet_assets.sources.x_api rejects older search days unless X_FULL_ARCHIVE is set (same rule).
+RECENT_SEARCH_DAYS = 7
+TRUE_VALUES = ("1", "true", "yes")
 
 
 def _setting(name: str, default: str) -> str:
     return os.environ.get(name, "").strip() or default
+
+
+def _start_date(value: str) -> datetime:
+    try:
+        return datetime.strptime(value, DAY_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"TWEET_ASSETS_AIRFLOW_START_DATE={value!r} is not a date: set it as YYYY-MM-DD (UTC).") from None
 
 
 PYTHON = _setting("TWEET_ASSETS_PYTHON", "/opt/tweet_assets/venv/bin/python")
@@ -64,14 +87,15 @@ DAGSTER_HOME = _setting("TWEET_ASSETS_DAGSTER_HOME", _setting("DAGSTER_HOME", "/
 LAUNCHER = _setting("TWEET_ASSETS_LAUNCHER", "")
 ENV_FILE = _setting("TWEET_ASSETS_ENV_FILE", "")
 DAGSTER_URL = _setting("TWEET_ASSETS_DAGSTER_URL", "").rstrip("/")
-START_DATE = datetime.strptime(_setting("TWEET_ASSETS_AIRFLOW_START_DATE", "2024-01-01"), "%Y-%m-%d").replace(tzinfo=timezone.utc)
+START_DATE = _start_date(_setting("TWEET_ASSETS_AIRFLOW_START_DATE", "2024-01-01"))
+CATCHUP = _setting("TWEET_ASSETS_AIRFLOW_CATCHUP", "0").lower() in TRUE_VALUES
 RETRIES = int(_setting("TWEET_ASSETS_AIRFLOW_RETRIES", "3"))
 MAX_ACTIVE_RUNS = int(_setting("TWEET_ASSETS_AIRFLOW_MAX_ACTIVE_RUNS", "1"))
 POLL_SECONDS = float(_setting("TWEET_ASSETS_DAGSTER_POLL_SECONDS", "5"))
 
 
 def materialize_command(asset: str) -> str:
-    """The bash command of one task (``{{ ds }}`` is rendered by Airflow)."""
+    """The bash command of one CLI-mode task (``{{ data_interval_start | ds }}`` rendered by Airflow)."""
     parts = []
     if ENV_FILE:
         parts.append(f"set -a && . {shlex.quote(ENV_FILE)} && set +a &&")
@@ -79,85 +103,141 @@ def materialize_command(asset: str) -> str:
     if LAUNCHER:
         parts.append(shlex.quote(LAUNCHER))
     parts += [shlex.quote(PYTHON), "-m", "dagster", "asset", "materialize", "-m", CODE_LOCATION_MODULE]
-    parts += ["--select", asset, "--partition", "{{ ds }}"]
+    parts += ["--select", asset, "--partition", PARTITION_TEMPLATE]
     return " ".join(parts)
 
 
-# --- launching through a Dagster webserver (GraphQL), like dagster-airlift's operator -------------
-LAUNCH_RUN = """
-mutation LaunchRun($executionParams: ExecutionParams!) {
-  launchRun(executionParams: $executionParams) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on PipelineNotFoundError { message }
-    ... on UnauthorizedError { message }
-  }
-}
-"""
-RUN_STATUS = """
-query RunStatus($runId: ID!) {
-  runOrError(runId: $runId) { __typename ... on Run { status } ... on PythonError { message } }
-}
-"""
+def partition_key(context: Mapping) -> str:
+    """The run's Dagster partition key: ``data_interval_start`` as a UTC ``YYYY-MM-DD`` day.
 
-
-def _graphql(url: str, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        body = json.load(response)
-    if body.get("errors"):
-        raise RuntimeError(f"Dagster GraphQL error at {url}: {body['errors']}")
-    return body["data"]
-
-
-def launch_and_wait(asset: str, ds: str, url: str = "", poll_seconds: float = 0) -> str:
-    """Launch ``asset`` for partition ``ds`` through the Dagster webserver and wait for the run.
-
-    Returns the run id; raises if the launch is refused or the run does not succeed.
+    Not ``logical_date``: on Airflow 3 a manual or ``dag.test()`` run keeps the trigger time as its
+    logical date, while its data interval is the last complete day.
     """
-    url = url or DAGSTER_URL
-    poll_seconds = poll_seconds or POLL_SECONDS
-    params = {
-        "selector": {
-            "repositoryLocationName": CODE_LOCATION_NAME,
-            "repositoryName": "__repository__",
-            "jobName": JOB_NAME,
-            "assetSelection": [{"path": [asset]}],
-        },
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": ds}, {"key": "airflow/dag_id", "value": DAG_ID}]},
-        "runConfigData": {},
-    }
-    launched = _graphql(url, LAUNCH_RUN, {"executionParams": params})["launchRun"]
-    if launched["__typename"] != "LaunchRunSuccess":
-        raise RuntimeError(f"Dagster refused to launch {asset} for {ds}: {launched}")
-    run_id = launched["run"]["runId"]
-    print(f"launched Dagster run {run_id} ({asset}, partition {ds}) at {url}/runs/{run_id}")
-    while True:
-        result = _graphql(url, RUN_STATUS, {"runId": run_id})["runOrError"]
-        if result["__typename"] != "Run":
-            raise RuntimeError(f"Dagster run {run_id}: {result}")
-        status = result["status"]
-        if status == "SUCCESS":
+    return context["data_interval_start"].astimezone(timezone.utc).strftime(DAY_FORMAT)
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """``KEY=value`` lines of a shell env file (``#`` comments, optional ``export``, quotes stripped).
+
+    Raises:
+        OSError: the file cannot be read (the CLI tasks would fail on it too).
+    """
+    values = {}
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, value = line.removeprefix("export ").split("=", 1)
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            values[key.strip()] = value
+    return values
+
+
+def unreachable_reason(day: str, env: Mapping[str, str], now: datetime) -> str | None:
+    """Why the configured source's access tier cannot fetch partition ``day`` at ``now``, or None.
+
+    Only the ``x_api`` source in search mode has a date limit: recent search (GET
+    /2/tweets/search/recent) covers the last 7 days, so a day whose start (00:00 UTC) is more than
+    7 days before ``now`` needs full-archive search (GET /2/tweets/search/all, Pro/Enterprise access),
+    enabled by ``X_FULL_ARCHIVE=1``. This is the rule ``tweet_assets.sources.x_api`` applies (mode:
+    timelines when ``X_ACCOUNTS`` is set and ``X_QUERY`` is not, else search).
+
+    Args:
+        day: the partition key, ``YYYY-MM-DD`` (UTC).
+        env: the task's environment (worker environment plus ``TWEET_ASSETS_ENV_FILE``).
+        now: the current time, timezone-aware.
+    """
+    if env.get("TWEET_ASSETS_SOURCE", "").strip().lower() != "x_api":
+        return None
+    accounts = [a for a in env.get("X_ACCOUNTS", "").split(",") if a.strip()]
+    if accounts and not env.get("X_QUERY", "").strip():
+        return None  # timelines: no date limit here (the 3,200 most recent posts of each account)
+    if env.get("X_FULL_ARCHIVE", "").strip().lower() in TRUE_VALUES:
+        return None
+    day_start = datetime.strptime(day, DAY_FORMAT).replace(tzinfo=timezone.utc)
+    if day_start >= now - timedelta(days=RECENT_SEARCH_DAYS):
+        return None
+    return (
+        f"partition {day} is older than the {RECENT_SEARCH_DAYS} days X API v2 recent search covers "
+        f"(GET /2/tweets/search/recent, now {now:%Y-%m-%dT%H:%MZ}): skipped, no Dagster run launched. "
+        "Full-archive search (GET /2/tweets/search/all) needs Pro or Enterprise access: if your project has "
+        "it, set X_FULL_ARCHIVE=1 for the workers and the Dagster services; otherwise backfill only the last "
+        f"{RECENT_SEARCH_DAYS} days."
+    )
+
+
+def skip_unreachable_day(context: Mapping) -> None:
+    """``pre_execute`` hook of the first task: skip the run's day if the access tier cannot reach it.
+
+    Raises:
+        AirflowSkipException: with :func:`unreachable_reason`'s message; the downstream tasks are then
+            skipped too (trigger rule ``all_success``), so the run ends without failures or retries.
+    """
+    env = dict(os.environ)
+    if ENV_FILE:
+        env.update(read_env_file(ENV_FILE))
+    reason = unreachable_reason(partition_key(context), env, datetime.now(timezone.utc))
+    if reason:
+        raise AirflowSkipException(reason)
+
+
+def dagster_operator_class():
+    """The dagster-airlift operator that launches one asset's run through ``TWEET_ASSETS_DAGSTER_URL``.
+
+    ``BaseMaterializeAssetsOperator`` (dagster-airlift[in-airflow] 0.29.27) finds the asset's node and
+    implicit asset job over GraphQL, launches the run with the ``dagster/partition`` tag and the
+    ``dagster-airlift/airflow-*`` tags, and polls it to the end, following Dagster's automatic retries.
+    Here: a plain session, the URL from the environment, and the partition from the data interval.
+
+    Raises:
+        ImportError: dagster-airlift is not installed in the Airflow environment (a DAG import error).
+    """
+    try:
+        import requests
+        from dagster_airlift.in_airflow.materialize_assets_operator import BaseMaterializeAssetsOperator
+    except ImportError as error:
+        raise ImportError(
+            f"TWEET_ASSETS_DAGSTER_URL is set, which needs dagster-airlift in Airflow's environment: "
+            f"pip install 'dagster-airlift[in-airflow]==0.29.27' (deploy/airflow/requirements.txt). {error}"
+        ) from error
+
+    class MaterializeTweetAssetsOperator(BaseMaterializeAssetsOperator):
+        """Materializes ``asset_key_paths`` for the run's day through the Dagster webserver."""
+
+        def get_dagster_session(self, context):
+            return requests.Session()
+
+        def get_dagster_url(self, context) -> str:
+            return DAGSTER_URL
+
+        def get_partition_key(self, context, partitioning_info) -> str:
+            day = partition_key(context)
+            if day not in partitioning_info.partition_keys:
+                raise ValueError(
+                    f"partition {day} (data interval start) is not a partition of the Dagster assets at "
+                    f"{DAGSTER_URL}: check TWEET_ASSETS_START_DATE of the Dagster services (first partition)."
+                )
+            return day
+
+        def launch_dagster_run(self, context, session, dagster_url, execution_params) -> str:
+            run_id = super().launch_dagster_run(context, session, dagster_url, execution_params)
+            self.log.info("launched Dagster run %s for partition %s: %s/runs/%s", run_id, partition_key(context), dagster_url, run_id)
             return run_id
-        if status in TERMINAL_FAILURES:
-            raise RuntimeError(f"Dagster run {run_id} ({asset}, {ds}) ended {status}: see {url}/runs/{run_id}")
-        time.sleep(poll_seconds)
+
+    return MaterializeTweetAssetsOperator
 
 
 def _task(asset: str):
+    hook = skip_unreachable_day if not ASSET_GRAPH[asset] else None
     if DAGSTER_URL:
-        return PythonOperator(
+        return dagster_operator_class()(
             task_id=asset,
-            python_callable=launch_and_wait,
-            op_kwargs={"asset": asset, "ds": "{{ ds }}"},
+            asset_key_paths=[asset],
+            dagster_run_status_poll_interval=POLL_SECONDS,
+            pre_execute=hook,
         )
     return BashOperator(
         task_id=asset,
@@ -165,15 +245,16 @@ def _task(asset: str):
         env={"DAGSTER_HOME": DAGSTER_HOME},
         append_env=True,
         cwd=DAGSTER_HOME if os.path.isdir(DAGSTER_HOME) else None,
+        pre_execute=hook,
     )
 
 
 with DAG(
     dag_id=DAG_ID,
-    description="Materialize the tweet_assets Dagster assets for each UTC day",
-    schedule="@daily",
+    description="Materialize the tweet_assets Dagster assets for each UTC day that has ended",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=START_DATE,
-    catchup=True,
+    catchup=CATCHUP,
     max_active_runs=MAX_ACTIVE_RUNS,
     default_args={
         "owner": "tweet_assets",

@@ -1,16 +1,22 @@
 """Run inside the Airflow venv by test_deploy_airflow.py (never imported by pytest's interpreter).
 
-    python airflow_runner.py dagbag DAGS_FOLDER          -> JSON: import errors and the DAG's shape
-    python airflow_runner.py test DAGS_FOLDER YYYY-MM-DD -> JSON: dag.test() run and task states
+    python airflow_runner.py dagbag DAGS_FOLDER             -> JSON: import errors and the DAG's shape
+    python airflow_runner.py test DAGS_FOLDER LOGICAL_DATE  -> JSON: dag.test() run, data interval, task states
+    python airflow_runner.py gate DAGS_FOLDER CASES_JSON    -> JSON: the DAG's access-tier answer per case
 
 The last line of stdout is the JSON result; everything before it is Airflow's own logging.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
+
+DAG_ID = "tweet_assets_daily"
 
 
 def load(folder: str):
@@ -22,10 +28,11 @@ def load(folder: str):
 def describe(folder: str) -> dict:
     bag = load(folder)
     out = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "dag_ids": sorted(bag.dags)}
-    dag = bag.dags.get("tweet_assets_daily")
+    dag = bag.dags.get(DAG_ID)
     if dag is not None:
         out["dag"] = {
             "schedule": str(dag.schedule),
+            "timetable": type(dag.timetable).__name__,
             "catchup": dag.catchup,
             "max_active_runs": dag.max_active_runs,
             "start_date": dag.start_date.isoformat() if dag.start_date else None,
@@ -33,12 +40,15 @@ def describe(folder: str) -> dict:
                 t.task_id: {
                     "upstream": sorted(t.upstream_task_ids),
                     "operator": type(t).__name__,
+                    "bases": [f"{c.__module__}.{c.__qualname__}" for c in type(t).__mro__],
                     "retries": t.retries,
                     "retry_delay_s": t.retry_delay.total_seconds(),
                     "retry_exponential_backoff": float(t.retry_exponential_backoff),
                     "max_retry_delay_s": t.max_retry_delay.total_seconds() if t.max_retry_delay else None,
                     "bash_command": getattr(t, "bash_command", None),
                     "env": getattr(t, "env", None),
+                    "asset_key_paths": [list(p) for p in getattr(t, "asset_key_paths", [])] or None,
+                    "pre_execute": getattr(t._pre_execute_hook, "__name__", None),
                 }
                 for t in dag.tasks
             },
@@ -46,17 +56,51 @@ def describe(folder: str) -> dict:
     return out
 
 
-def run(folder: str, day: str) -> dict:
+def run(folder: str, logical_date: str) -> dict:
     bag = load(folder)
     assert not bag.import_errors, bag.import_errors
-    dag = bag.dags["tweet_assets_daily"]
-    logical = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    dag = bag.dags[DAG_ID]
+    logical = datetime.fromisoformat(logical_date).replace(tzinfo=timezone.utc)
     dag_run = dag.test(logical_date=logical)
     states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in dag_run.get_task_instances()}
-    return {"state": str(getattr(dag_run.state, "value", dag_run.state)), "tasks": states}
+    return {
+        "state": str(getattr(dag_run.state, "value", dag_run.state)),
+        "data_interval": [dag_run.data_interval_start.isoformat(), dag_run.data_interval_end.isoformat()],
+        "tasks": states,
+    }
+
+
+def import_dag_file(folder: str):
+    path = Path(folder) / "tweet_assets_dag.py"
+    spec = importlib.util.spec_from_file_location("tweet_assets_dag_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def gate(folder: str, cases: str) -> dict:
+    """Import the DAG file as a module and ask its ``unreachable_reason`` about each case; then
+    import it again with an invalid start date and report the error."""
+    module = import_dag_file(folder)
+    answers = [
+        module.unreachable_reason(case["day"], case["env"], datetime.fromisoformat(case["now"]))
+        for case in json.loads(cases)
+    ]
+    os.environ["TWEET_ASSETS_AIRFLOW_START_DATE"] = "29/11/2026"
+    try:
+        import_dag_file(folder)
+        bad_start_date = None
+    except ValueError as error:
+        bad_start_date = str(error)
+    return {"recent_search_days": module.RECENT_SEARCH_DAYS, "answers": answers, "bad_start_date": bad_start_date}
 
 
 if __name__ == "__main__":
     command, folder, *rest = sys.argv[1:]
-    result = describe(folder) if command == "dagbag" else run(folder, rest[0])
+    if command == "dagbag":
+        result = describe(folder)
+    elif command == "gate":
+        result = gate(folder, rest[0])
+    else:
+        result = run(folder, rest[0])
     print("\n" + json.dumps(result))

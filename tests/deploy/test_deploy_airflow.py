@@ -1,16 +1,20 @@
-"""deploy/airflow/tweet_assets_dag.py, in an Airflow 3.3.2 venv of its own (created on first use
-and cached in ~/.cache/tweet_assets/airflow-venv, or $TWEET_ASSETS_AIRFLOW_VENV):
-- the DagBag imports it with no errors, and its tasks mirror Dagster's asset graph;
-- after `airflow db migrate` on SQLite in a temp AIRFLOW_HOME, `dag.test()` for one logical date
-  materializes the three assets through Dagster's CLI into a moto S3 lake, the runs are recorded in
-  the temp DAGSTER_HOME, and the Parquet is there afterwards;
-- with TWEET_ASSETS_DAGSTER_URL set, the same DAG launches the runs through a Dagster webserver
-  (with the daemon dequeuing them) and waits for them.
+"""deploy/airflow/tweet_assets_dag.py, in an Airflow 3.3.2 venv of its own (built from
+deploy/airflow/requirements.txt on first use and cached in ~/.cache/tweet_assets/airflow-venv, or
+$TWEET_ASSETS_AIRFLOW_VENV; a changed requirements file updates the cached venv):
+- the DagBag imports it with no errors, its tasks mirror Dagster's asset graph, its timetable is a
+  daily data-interval one, catchup is off unless asked for and the start date comes from the environment;
+- `dag.test()` at TODAY's logical date (real clock) materializes the day that has just ended (not the
+  day that started) through Dagster's CLI into a moto S3 lake, recorded in the temp DAGSTER_HOME;
+- a day the X API access tier cannot reach is skipped with the reason, no Dagster run launched; the
+  DAG's rule is checked at its boundaries (fixed and real clock) and against the x_api source's constant;
+- with TWEET_ASSETS_DAGSTER_URL set, the tasks are dagster-airlift operators that launch the runs
+  through a Dagster webserver (the daemon dequeuing them) for the day that ended before a past logical date.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import signal
@@ -18,24 +22,34 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import requests
 from deploy_helpers import DEPLOY, HERE, REPO, clean_env, free_port, require_project, venv_bin
 
-AIRFLOW_VERSION = "3.3.2"
 VENV = Path(os.environ.get("TWEET_ASSETS_AIRFLOW_VENV", Path.home() / ".cache" / "tweet_assets" / "airflow-venv"))
 DAGS = DEPLOY / "airflow"
+#: What the Airflow side installs (apache-airflow, dagster-airlift[in-airflow]), pinned.
+REQUIREMENTS = DAGS / "requirements.txt"
 RUNNER = HERE / "airflow_runner.py"
 ASSETS = ("raw_tweets", "clean_tweets", "s3_parquet")
-DAY = "2024-01-02"
+#: The blocking checks of clean_tweets (tweet_assets/checks.py): they must run in either mode.
+CLEAN_CHECKS = {"ids_unique_and_not_null", "created_at_in_partition"}
+#: A past logical date and the day its data interval covers (the day that ended at that midnight).
+PAST_LOGICAL, PAST_DAY = "2024-01-02T00:00:00", "2024-01-01"
 
 
 def airflow_python() -> Path:
-    """The Airflow venv's python, creating the venv once (skips if pip cannot install Airflow)."""
+    """The Airflow venv's python, built from REQUIREMENTS (skips if pip cannot install them).
+
+    The venv is keyed on a hash of the requirements file: a cached venv from older requirements
+    gets `pip install -r` again (adding or re-pinning packages) before its marker is renewed.
+    """
     python = VENV / "bin" / "python"
-    marker = VENV / f".installed-apache-airflow-{AIRFLOW_VERSION}"
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
+    marker = VENV / f".requirements-{digest}"
     if marker.exists():
         return python
     VENV.parent.mkdir(parents=True, exist_ok=True)
@@ -43,16 +57,19 @@ def airflow_python() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if marker.exists():
             return python
-        base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([base, "-m", "venv", "--clear", str(VENV)], check=True, timeout=300)
+        if not python.exists():
+            base = getattr(sys, "_base_executable", sys.executable)
+            subprocess.run([base, "-m", "venv", "--clear", str(VENV)], check=True, timeout=300)
         proc = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", f"apache-airflow=={AIRFLOW_VERSION}"],
+            [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)],
             capture_output=True, text=True, timeout=1500,
         )
         if proc.returncode != 0:
             tail = [line for line in proc.stderr.splitlines() if not line.startswith("WARNING: Location")][-5:]
-            pytest.skip(f"pip could not install apache-airflow=={AIRFLOW_VERSION} into {VENV}: {tail}")
-        marker.write_text(AIRFLOW_VERSION)
+            pytest.skip(f"pip could not install {REQUIREMENTS.name} into {VENV}: {tail}")
+        for old in VENV.glob(".requirements-*"):
+            old.unlink()
+        marker.write_text(REQUIREMENTS.read_text())
     return python
 
 
@@ -76,13 +93,21 @@ def airflow(tmp_path_factory):
 
 
 def run_runner(airflow, *args, timeout=900, **env) -> dict:
+    """The runner's JSON result; its Airflow log (stdout) is under the key "log"."""
     python, base_env = airflow
     proc = subprocess.run(
         [str(python), str(RUNNER), args[0], str(DAGS), *args[1:]],
         env={**base_env, **env}, capture_output=True, text=True, timeout=timeout, cwd=base_env["AIRFLOW_HOME"],
     )
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["log"] = proc.stdout
+    return result
+
+
+def today_utc() -> date:
+    """Today's UTC date from the real clock (the tests' "today", 2026-11-29 when written)."""
+    return datetime.now(timezone.utc).date()
 
 
 def dagster_asset_graph() -> dict[str, list[str]]:
@@ -97,15 +122,20 @@ def dagster_asset_graph() -> dict[str, list[str]]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.fixture(scope="module")
+def described(airflow) -> dict:
+    """The DagBag's view of the DAG in the default (CLI) mode, TWEET_ASSETS_DAGSTER_HOME=/srv/dagster."""
+    return run_runner(airflow, "dagbag", TWEET_ASSETS_DAGSTER_HOME="/srv/dagster")
+
+
 @pytest.mark.slow
-def test_dagbag_imports_the_dag_and_its_tasks_mirror_the_asset_graph(airflow):
+def test_dagbag_imports_the_dag_and_its_tasks_mirror_the_asset_graph(described):
     require_project()
-    result = run_runner(airflow, "dagbag", TWEET_ASSETS_DAGSTER_HOME="/srv/dagster")
+    result = described
     assert result["import_errors"] == {}
     assert result["dag_ids"] == ["tweet_assets_daily"]
     dag = result["dag"]
-    assert dag["catchup"] is True and dag["max_active_runs"] == 1
-    assert "1 day" in dag["schedule"] or "@daily" in dag["schedule"] or "0 0 * * *" in dag["schedule"], dag["schedule"]
+    assert dag["max_active_runs"] == 1
     tasks = dag["tasks"]
     assert {task: spec["upstream"] for task, spec in tasks.items()} == dagster_asset_graph()
     for asset, spec in tasks.items():
@@ -115,22 +145,40 @@ def test_dagbag_imports_the_dag_and_its_tasks_mirror_the_asset_graph(airflow):
         assert spec["env"] == {"DAGSTER_HOME": "/srv/dagster"}
         command = spec["bash_command"]
         assert command.startswith(f"exec {sys.executable} -m dagster asset materialize -m tweet_assets.definitions")
-        assert command.endswith(f"--select {asset} --partition {{{{ ds }}}}")
-    # default retries when unset
+        # the partition is the day the run's data interval starts, not the logical date (#15.8)
+        assert command.endswith(f"--select {asset} --partition {{{{ data_interval_start | ds }}}}")
+    # the access-tier check runs once per run, before the first asset (#15.9)
+    assert {a: s["pre_execute"] for a, s in tasks.items()} == {"raw_tweets": "skip_unreachable_day", "clean_tweets": None, "s3_parquet": None}
+
+
+@pytest.mark.slow
+def test_schedule_is_a_daily_data_interval_and_catchup_is_off_unless_asked(airflow, described):
+    """#15.8/#15.9: a data-interval timetable (a run at 00:00 covers the day that ended); catchup off
+    by default (no ~1,000 runs from 2024-01-01 on enabling); start date and catchup from the environment."""
+    default = described["dag"]
+    assert default["timetable"] == "CronDataIntervalTimetable", default["schedule"]
+    assert "0 0 * * *" in default["schedule"] and "UTC" in default["schedule"], default["schedule"]
+    assert default["catchup"] is False
+    assert default["start_date"] == "2024-01-01T00:00:00+00:00"
+    start = (today_utc() - timedelta(days=6)).isoformat()
     python, env = airflow
-    defaults = run_runner((python, {k: v for k, v in env.items() if k != "TWEET_ASSETS_AIRFLOW_RETRIES"}), "dagbag")
-    assert {spec["retries"] for spec in defaults["dag"]["tasks"].values()} == {3}
+    no_retries_set = {k: v for k, v in env.items() if k != "TWEET_ASSETS_AIRFLOW_RETRIES"}
+    asked = run_runner((python, no_retries_set), "dagbag", TWEET_ASSETS_AIRFLOW_START_DATE=start, TWEET_ASSETS_AIRFLOW_CATCHUP="1")
+    assert asked["dag"]["catchup"] is True and asked["dag"]["start_date"] == f"{start}T00:00:00+00:00"
+    assert {spec["retries"] for spec in asked["dag"]["tasks"].values()} == {3}  # the default when unset
 
 
 def dagster_runs(home: Path) -> list[dict]:
-    """The runs recorded in DAGSTER_HOME: status, partition and materialized assets."""
+    """The runs recorded in DAGSTER_HOME: status, partition, materialized assets, checks, airlift tags."""
     code = (
-        "import json\nfrom dagster import DagsterInstance, DagsterEventType, EventRecordsFilter\n"
+        "import json\nfrom dagster import DagsterInstance, DagsterEventType\n"
         "i = DagsterInstance.get()\nout = []\n"
         "for r in i.get_runs():\n"
-        "    mats = i.get_records_for_run(r.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records\n"
+        "    ev = lambda t: [e.event_log_entry.dagster_event.event_specific_data for e in i.get_records_for_run(r.run_id, of_type=t).records]\n"
         "    out.append({'status': r.status.value, 'partition': r.tags.get('dagster/partition'),"
-        " 'assets': sorted(e.event_log_entry.asset_materialization.asset_key.to_user_string() for e in mats)})\n"
+        " 'assets': sorted(m.materialization.asset_key.to_user_string() for m in ev(DagsterEventType.ASSET_MATERIALIZATION)),"
+        " 'checks': sorted(c.check_name for c in ev(DagsterEventType.ASSET_CHECK_EVALUATION)),"
+        " 'airlift': {k.split('/')[-1]: v for k, v in r.tags.items() if k.startswith('dagster-airlift/')}})\n"
         "print(json.dumps(out))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=clean_env(DAGSTER_HOME=str(home)), capture_output=True, text=True, timeout=300)
@@ -145,13 +193,25 @@ def dagster_home(tmp_path) -> Path:
     return home
 
 
+def assert_one_run_per_asset(runs: list[dict], day: str) -> None:
+    assert sorted((r["status"], r["partition"], tuple(r["assets"])) for r in runs) == sorted(
+        ("SUCCESS", day, (asset,)) for asset in ASSETS
+    ), runs
+    clean = next(r for r in runs if r["assets"] == ["clean_tweets"])
+    assert CLEAN_CHECKS <= set(clean["checks"]), clean
+
+
 @pytest.mark.slow
-def test_dag_test_materializes_the_day_into_moto_s3_through_the_dagster_cli(airflow, tmp_path):
+def test_dag_test_at_todays_logical_date_materializes_the_day_that_ended_through_the_dagster_cli(airflow, tmp_path):
+    """#15.8 at today's date (real clock): the run at today 00:00 UTC materializes yesterday, which
+    Dagster has as a partition (the old `@daily` CronTriggerTimetable asked for today: rejected)."""
     require_project()
     import boto3
     import pyarrow.parquet as pq
     from moto.server import ThreadedMotoServer
 
+    today = today_utc()
+    day = (today - timedelta(days=1)).isoformat()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -163,26 +223,76 @@ def test_dag_test_materializes_the_day_into_moto_s3_through_the_dagster_cli(airf
         s3.create_bucket(Bucket=bucket)
         home = dagster_home(tmp_path)
         result = run_runner(
-            airflow, "test", DAY,
+            airflow, "test", f"{today.isoformat()}T00:00:00",
             TWEET_ASSETS_DAGSTER_HOME=str(home), TWEET_ASSETS_LAKE_URL=f"s3://{bucket}/lake",
             TWEET_ASSETS_SAMPLE_POSTS="20", **aws,
         )
-        assert result == {"state": "success", "tasks": {a: "success" for a in ASSETS}}
+        assert result["data_interval"] == [f"{day}T00:00:00+00:00", f"{today.isoformat()}T00:00:00+00:00"]
+        assert (result["state"], result["tasks"]) == ("success", {a: "success" for a in ASSETS}), result["log"][-3000:]
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
         assert keys == [
-            f"lake/clean_tweets/dt={DAY}/part-00000.parquet",
-            f"lake/raw_tweets/dt={DAY}/part-00000.jsonl.gz",
-            f"lake/tweets/dt={DAY}/part-00000.parquet",
+            f"lake/clean_tweets/dt={day}/part-00000.parquet",
+            f"lake/raw_tweets/dt={day}/part-00000.jsonl.gz",
+            f"lake/tweets/dt={day}/part-00000.parquet",
         ]
         local = tmp_path / "tweets.parquet"
-        s3.download_file(bucket, f"lake/tweets/dt={DAY}/part-00000.parquet", str(local))
+        s3.download_file(bucket, f"lake/tweets/dt={day}/part-00000.parquet", str(local))
         assert pq.read_table(local).num_rows > 0
     finally:
         server.stop()
-    runs = dagster_runs(home)
-    assert sorted((r["status"], r["partition"], tuple(r["assets"])) for r in runs) == sorted(
-        ("SUCCESS", DAY, (asset,)) for asset in ASSETS
-    )
+    assert_one_run_per_asset(dagster_runs(home), day)
+
+
+X_API_SEARCH = {"TWEET_ASSETS_SOURCE": "x_api", "X_QUERY": "from:XDevelopers", "X_FULL_ARCHIVE": "0"}
+
+
+@pytest.mark.slow
+def test_a_day_recent_search_cannot_reach_is_skipped_with_the_reason(airflow, tmp_path):
+    """#15.9: x_api search without full-archive access, a past logical date: the run is skipped with a
+    message naming the day, the 7-day limit and X_FULL_ARCHIVE, before any Dagster run (the old DAG
+    ran Dagster, which failed, and retried, once per day of the catchup)."""
+    home = dagster_home(tmp_path)
+    # X_BEARER_TOKEN: a placeholder (the source needs one set); no request is ever sent
+    result = run_runner(airflow, "test", PAST_LOGICAL, TWEET_ASSETS_DAGSTER_HOME=str(home), X_BEARER_TOKEN="placeholder", **X_API_SEARCH)
+    assert (result["state"], result["tasks"]) == ("success", {a: "skipped" for a in ASSETS}), result["log"][-3000:]
+    skipped = [line for line in result["log"].splitlines() if "Skipping task" in line]
+    assert len(skipped) == 1, result["log"][-3000:]
+    assert f"partition {PAST_DAY} is older than the 7 days X API v2 recent search covers" in skipped[0]
+    assert "X_FULL_ARCHIVE=1" in skipped[0] and "placeholder" not in result["log"]
+    assert sorted(p.name for p in home.iterdir()) == ["dagster.yaml"]  # no Dagster process touched the instance
+
+
+@pytest.mark.slow
+def test_access_tier_rule_at_its_boundaries_and_as_the_x_api_source_has_it(airflow):
+    """#15.9: the DAG skips exactly the search days older than 7 days (day start < now - 7 d) without
+    X_FULL_ARCHIVE; never timelines, full-archive access or other sources; at fixed instants and today."""
+    from tweet_assets.sources import x_api
+
+    midnight, evening = "2026-11-29T00:00:00+00:00", "2026-11-29T21:30:00+00:00"
+    now = datetime.now(timezone.utc)
+    today = now.date()
+    full = {**X_API_SEARCH, "X_FULL_ARCHIVE": "1"}
+    timeline = {"TWEET_ASSETS_SOURCE": "x_api", "X_ACCOUNTS": "XDevelopers,TwitterDev"}
+    cases = [
+        ("2026-11-22", X_API_SEARCH, midnight, True),   # start == now - 7 d: still covered
+        ("2026-11-21", X_API_SEARCH, midnight, False),
+        ("2026-11-22", X_API_SEARCH, evening, False),   # started 21.5 h before now - 7 d
+        ("2026-11-23", X_API_SEARCH, evening, True),
+        ((today - timedelta(days=6)).isoformat(), X_API_SEARCH, now.isoformat(), True),
+        ((today - timedelta(days=8)).isoformat(), X_API_SEARCH, now.isoformat(), False),
+        (PAST_DAY, {**X_API_SEARCH, "X_ACCOUNTS": "XDevelopers"}, now.isoformat(), False),  # a query wins: search
+        (PAST_DAY, full, now.isoformat(), True),
+        (PAST_DAY, {**full, "X_FULL_ARCHIVE": "yes"}, now.isoformat(), True),
+        (PAST_DAY, timeline, now.isoformat(), True),
+        (PAST_DAY, {"TWEET_ASSETS_SOURCE": "sample"}, now.isoformat(), True),
+        (PAST_DAY, {}, now.isoformat(), True),
+    ]
+    payload = json.dumps([{"day": d, "env": e, "now": n} for d, e, n, _ in cases])
+    result = run_runner(airflow, "gate", payload)
+    assert result["recent_search_days"] == x_api.RECENT_SEARCH_DAYS == 7
+    reachable = [answer is None for answer in result["answers"]]
+    assert reachable == [ok for *_, ok in cases], list(zip([c[:1] + c[2:] for c in cases], result["answers"]))
+    assert result["bad_start_date"] == "TWEET_ASSETS_AIRFLOW_START_DATE='29/11/2026' is not a date: set it as YYYY-MM-DD (UTC)."
 
 
 def start(argv, env, log: Path, cwd: Path) -> subprocess.Popen:
@@ -201,7 +311,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_dag_launches_through_the_dagster_webserver_when_configured(airflow, tmp_path):
+def test_dag_launches_through_the_dagster_webserver_with_dagster_airlift(airflow, tmp_path):
+    """#15.10 (and #15.8 at a past date): with TWEET_ASSETS_DAGSTER_URL the tasks are dagster-airlift
+    BaseMaterializeAssetsOperators; `dag.test()` at 2024-01-02 launches one run per asset for
+    2024-01-01 through a real webserver + daemon, tagged with the Airflow DAG, run and task."""
     require_project()
     home = dagster_home(tmp_path)
     lake = tmp_path / "lake"
@@ -212,8 +325,13 @@ def test_dag_launches_through_the_dagster_webserver_when_configured(airflow, tmp
     subprocess.run([venv_bin("dagster"), "instance", "migrate"], env=env, cwd=str(home), check=True, capture_output=True, timeout=120)
     web = start([venv_bin("dagster-webserver"), "--host", "127.0.0.1", "--port", str(port), *workspace], env, tmp_path / "web.log", home)
     daemon = start([venv_bin("dagster-daemon"), "run", *workspace], env, tmp_path / "daemon.log", home)
+    url = f"http://127.0.0.1:{port}"
     try:
-        url = f"http://127.0.0.1:{port}"
+        described = run_runner(airflow, "dagbag", TWEET_ASSETS_DAGSTER_URL=url)
+        assert described["import_errors"] == {}
+        for asset, spec in described["dag"]["tasks"].items():
+            assert "dagster_airlift.in_airflow.materialize_assets_operator.BaseMaterializeAssetsOperator" in spec["bases"], spec
+            assert spec["asset_key_paths"] == [[asset]]
         deadline = time.monotonic() + 150
         while True:
             assert web.poll() is None, (tmp_path / "web.log").read_text()[-3000:]
@@ -225,14 +343,17 @@ def test_dag_launches_through_the_dagster_webserver_when_configured(airflow, tmp
             assert time.monotonic() < deadline, "webserver did not start"
             time.sleep(1)
         result = run_runner(
-            airflow, "test", DAY, TWEET_ASSETS_DAGSTER_URL=url, TWEET_ASSETS_DAGSTER_HOME=str(home), TWEET_ASSETS_DAGSTER_POLL_SECONDS="1"
+            airflow, "test", PAST_LOGICAL, TWEET_ASSETS_DAGSTER_URL=url, TWEET_ASSETS_DAGSTER_HOME=str(home), TWEET_ASSETS_DAGSTER_POLL_SECONDS="1"
         )
-        assert result == {"state": "success", "tasks": {a: "success" for a in ASSETS}}, (tmp_path / "daemon.log").read_text()[-3000:]
+        assert (result["state"], result["tasks"]) == ("success", {a: "success" for a in ASSETS}), (
+            result["log"][-3000:], (tmp_path / "daemon.log").read_text()[-3000:]
+        )
+        assert f"for partition {PAST_DAY}: {url}/runs/" in result["log"]
     finally:
         stop(daemon)
         stop(web)
-    assert (lake / "tweets" / f"dt={DAY}" / "part-00000.parquet").exists()
+    assert (lake / "tweets" / f"dt={PAST_DAY}" / "part-00000.parquet").exists()
     runs = dagster_runs(home)
-    assert sorted((r["status"], r["partition"], tuple(r["assets"])) for r in runs) == sorted(
-        ("SUCCESS", DAY, (asset,)) for asset in ASSETS
-    )
+    assert_one_run_per_asset(runs, PAST_DAY)
+    assert sorted(r["airlift"]["airflow-task-id"] for r in runs) == sorted(ASSETS)
+    assert {r["airlift"]["airflow-dag-id"] for r in runs} == {"tweet_assets_daily"}
