@@ -60,6 +60,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 DAG_ID = "tweet_assets_daily"
 CODE_LOCATION_MODULE = "tweet_assets.definitions"
+#: The Dagster job the webserver mode launches (tweet_assets/schedules.py; its checks, no freshness check).
+JOB_NAME = "tweets_daily_job"
 #: The Dagster asset graph: each asset and the assets it reads (tests check this against Dagster).
 ASSET_GRAPH = {"raw_tweets": [], "clean_tweets": ["raw_tweets"], "s3_parquet": ["clean_tweets"]}
 DAY_FORMAT = "%Y-%m-%d"
@@ -187,10 +189,12 @@ def skip_unreachable_day(context: Mapping) -> None:
 def dagster_operator_class():
     """The dagster-airlift operator that launches one asset's run through ``TWEET_ASSETS_DAGSTER_URL``.
 
-    ``BaseMaterializeAssetsOperator`` (dagster-airlift[in-airflow] 0.29.27) finds the asset's node and
-    implicit asset job over GraphQL, launches the run with the ``dagster/partition`` tag and the
-    ``dagster-airlift/airflow-*`` tags, and polls it to the end, following Dagster's automatic retries.
-    Here: a plain session, the URL from the environment, and the partition from the data interval.
+    ``BaseMaterializeAssetsOperator`` (dagster-airlift[in-airflow] 0.29.27) finds the asset's node over
+    GraphQL, launches the run with the ``dagster/partition`` tag and the ``dagster-airlift/airflow-*``
+    tags, and polls it to the end, following Dagster's automatic retries. Here: a plain session, the
+    URL from the environment, the partition from the data interval, and the run launched as
+    ``tweets_daily_job`` with the asset's checks (airlift's own choice, the implicit asset job with no
+    checks, would skip the blocking checks of ``clean_tweets``).
 
     Raises:
         ImportError: dagster-airlift is not installed in the Airflow environment (a DAG import error).
@@ -223,6 +227,12 @@ def dagster_operator_class():
             return day
 
         def launch_dagster_run(self, context, session, dagster_url, execution_params) -> str:
+            # airlift launches the implicit asset job with assetCheckSelection=[]: no checks, so the
+            # blocking checks of clean_tweets would not gate s3_parquet. Launch tweets_daily_job
+            # (the schedule's job, same code location) with no check selection instead: Dagster
+            # then runs the job's checks of the selected asset, as the CLI mode does.
+            selector = {k: v for k, v in execution_params["selector"].items() if k != "assetCheckSelection"}
+            execution_params = {**execution_params, "selector": {**selector, "pipelineName": JOB_NAME}}
             run_id = super().launch_dagster_run(context, session, dagster_url, execution_params)
             self.log.info("launched Dagster run %s for partition %s: %s/runs/%s", run_id, partition_key(context), dagster_url, run_id)
             return run_id

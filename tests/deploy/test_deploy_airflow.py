@@ -175,7 +175,7 @@ def dagster_runs(home: Path) -> list[dict]:
         "i = DagsterInstance.get()\nout = []\n"
         "for r in i.get_runs():\n"
         "    ev = lambda t: [e.event_log_entry.dagster_event.event_specific_data for e in i.get_records_for_run(r.run_id, of_type=t).records]\n"
-        "    out.append({'status': r.status.value, 'partition': r.tags.get('dagster/partition'),"
+        "    out.append({'status': r.status.value, 'partition': r.tags.get('dagster/partition'), 'job': r.job_name,"
         " 'assets': sorted(m.materialization.asset_key.to_user_string() for m in ev(DagsterEventType.ASSET_MATERIALIZATION)),"
         " 'checks': sorted(c.check_name for c in ev(DagsterEventType.ASSET_CHECK_EVALUATION)),"
         " 'airlift': {k.split('/')[-1]: v for k, v in r.tags.items() if k.startswith('dagster-airlift/')}})\n"
@@ -357,3 +357,4 @@ def test_dag_launches_through_the_dagster_webserver_with_dagster_airlift(airflow
     assert_one_run_per_asset(runs, PAST_DAY)
     assert sorted(r["airlift"]["airflow-task-id"] for r in runs) == sorted(ASSETS)
     assert {r["airlift"]["airflow-dag-id"] for r in runs} == {"tweet_assets_daily"}
+    assert {r["job"] for r in runs} == {"tweets_daily_job"}
