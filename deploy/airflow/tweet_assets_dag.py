@@ -67,9 +67,12 @@ ASSET_GRAPH = {"raw_tweets": [], "clean_tweets": ["raw_tweets"], "s3_parquet": [
 DAY_FORMAT = "%Y-%m-%d"
 #: The Dagster partition key of a run: the UTC day its data interval starts (Jinja, rendered by Airflow).
 PARTITION_TEMPLATE = "{{ data_interval_start | ds }}"
-#: X API v2 recent search covers the last 7 days (GET /2/tweets/search/recent, X API v2 docs);
-#: tweet_assets.sources.x_api rejects older search days unless X_FULL_ARCHIVE is set (same rule).
+#: X API v2 recent search covers the last 7 days (GET /2/tweets/search/recent, X API v2 docs).
+#: tweet_assets.sources.x_api fetches a search day by recent search only if its 00:00Z is at least
+#: RECENT_SEARCH_MARGIN newer than now - 7 days, and refuses older days unless X_FULL_ARCHIVE is set;
+#: the DAG applies the same rule (tests compare the two).
 RECENT_SEARCH_DAYS = 7
+RECENT_SEARCH_MARGIN = timedelta(minutes=15)
 TRUE_VALUES = ("1", "true", "yes")
 
 
@@ -142,10 +145,11 @@ def unreachable_reason(day: str, env: Mapping[str, str], now: datetime) -> str |
     """Why the configured source's access tier cannot fetch partition ``day`` at ``now``, or None.
 
     Only the ``x_api`` source in search mode has a date limit: recent search (GET
-    /2/tweets/search/recent) covers the last 7 days, so a day whose start (00:00 UTC) is more than
-    7 days before ``now`` needs full-archive search (GET /2/tweets/search/all, Pro/Enterprise access),
-    enabled by ``X_FULL_ARCHIVE=1``. This is the rule ``tweet_assets.sources.x_api`` applies (mode:
-    timelines when ``X_ACCOUNTS`` is set and ``X_QUERY`` is not, else search).
+    /2/tweets/search/recent) covers the last 7 days, so a day whose start (00:00 UTC) is not at least
+    15 minutes newer than ``now`` - 7 days needs full-archive search (GET /2/tweets/search/all,
+    Pro/Enterprise access), enabled by ``X_FULL_ARCHIVE=1``. This is the rule
+    ``tweet_assets.sources.x_api`` applies (mode: timelines when ``X_ACCOUNTS`` is set and ``X_QUERY``
+    is not, else search).
 
     Args:
         day: the partition key, ``YYYY-MM-DD`` (UTC).
@@ -160,7 +164,7 @@ def unreachable_reason(day: str, env: Mapping[str, str], now: datetime) -> str |
     if env.get("X_FULL_ARCHIVE", "").strip().lower() in TRUE_VALUES:
         return None
     day_start = datetime.strptime(day, DAY_FORMAT).replace(tzinfo=timezone.utc)
-    if day_start >= now - timedelta(days=RECENT_SEARCH_DAYS):
+    if day_start >= now - timedelta(days=RECENT_SEARCH_DAYS) + RECENT_SEARCH_MARGIN:
         return None
     return (
         f"partition {day} is older than the {RECENT_SEARCH_DAYS} days X API v2 recent search covers "

@@ -262,36 +262,66 @@ def test_a_day_recent_search_cannot_reach_is_skipped_with_the_reason(airflow, tm
     assert sorted(p.name for p in home.iterdir()) == ["dagster.yaml"]  # no Dagster process touched the instance
 
 
-@pytest.mark.slow
-def test_access_tier_rule_at_its_boundaries_and_as_the_x_api_source_has_it(airflow):
-    """#15.9: the DAG skips exactly the search days older than 7 days (day start < now - 7 d) without
-    X_FULL_ARCHIVE; never timelines, full-archive access or other sources; at fixed instants and today."""
-    from tweet_assets.sources import x_api
+def x_api_source_refuses(day: str, now: datetime, full_archive: bool) -> bool:
+    """Whether the x_api source (search mode) refuses ``day`` at ``now`` for lack of full-archive access.
 
-    midnight, evening = "2026-11-29T00:00:00+00:00", "2026-11-29T21:30:00+00:00"
+    Asks the source itself through its public ``pages()``: a refused day raises before any request;
+    an accepted one goes on to a request, here to a closed loopback port (no retries), which fails
+    with a different error.
+    """
+    import logging
+
+    from tweet_assets.sources.x_api import XApiError, XApiSource
+
+    source = XApiSource(
+        bearer_token="placeholder", mode="search", query="from:XDevelopers", full_archive=full_archive,
+        base_url=f"http://127.0.0.1:{free_port()}", max_retries=0,
+    ).with_clock(lambda seconds: None, lambda: now)
+    start = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+    try:
+        next(iter(source.pages(start, start + timedelta(days=1), logging.getLogger("test"))))
+    except XApiError as error:
+        return "older than the 7 days recent search covers" in str(error)
+    return False
+
+
+@pytest.mark.slow
+def test_access_tier_rule_at_its_boundaries_is_the_x_api_sources_rule(airflow):
+    """#15.9: the DAG skips exactly the search days the x_api source refuses without X_FULL_ARCHIVE
+    (day start < now - 7 d + 15 min), at fixed instants around the boundary and at today's clock, and
+    never timelines, full-archive access or other sources."""
+    require_project()
+    boundary = datetime(2026, 11, 28, 23, 45, tzinfo=timezone.utc)  # now - 7 d + 15 min = 2026-11-22T00:00Z
     now = datetime.now(timezone.utc)
     today = now.date()
+    search_cases = [
+        ("2026-11-22", boundary, True),
+        ("2026-11-22", boundary + timedelta(seconds=1), False),
+        ("2026-11-21", boundary, False),
+        ("2026-11-23", boundary + timedelta(seconds=1), True),
+        ("2026-11-22", datetime(2026, 11, 29, tzinfo=timezone.utc), False),  # the scheduled run's midnight
+        ((today - timedelta(days=6)).isoformat(), now, True),
+        ((today - timedelta(days=8)).isoformat(), now, False),
+    ]
     full = {**X_API_SEARCH, "X_FULL_ARCHIVE": "1"}
     timeline = {"TWEET_ASSETS_SOURCE": "x_api", "X_ACCOUNTS": "XDevelopers,TwitterDev"}
-    cases = [
-        ("2026-11-22", X_API_SEARCH, midnight, True),   # start == now - 7 d: still covered
-        ("2026-11-21", X_API_SEARCH, midnight, False),
-        ("2026-11-22", X_API_SEARCH, evening, False),   # started 21.5 h before now - 7 d
-        ("2026-11-23", X_API_SEARCH, evening, True),
-        ((today - timedelta(days=6)).isoformat(), X_API_SEARCH, now.isoformat(), True),
-        ((today - timedelta(days=8)).isoformat(), X_API_SEARCH, now.isoformat(), False),
-        (PAST_DAY, {**X_API_SEARCH, "X_ACCOUNTS": "XDevelopers"}, now.isoformat(), False),  # a query wins: search
-        (PAST_DAY, full, now.isoformat(), True),
-        (PAST_DAY, {**full, "X_FULL_ARCHIVE": "yes"}, now.isoformat(), True),
-        (PAST_DAY, timeline, now.isoformat(), True),
-        (PAST_DAY, {"TWEET_ASSETS_SOURCE": "sample"}, now.isoformat(), True),
-        (PAST_DAY, {}, now.isoformat(), True),
+    other_cases = [
+        ({**X_API_SEARCH, "X_ACCOUNTS": "XDevelopers"}, False),  # a query wins: search
+        (full, True),
+        ({**full, "X_FULL_ARCHIVE": "yes"}, True),
+        (timeline, True),
+        ({"TWEET_ASSETS_SOURCE": "sample"}, True),
+        ({}, True),
     ]
-    payload = json.dumps([{"day": d, "env": e, "now": n} for d, e, n, _ in cases])
-    result = run_runner(airflow, "gate", payload)
-    assert result["recent_search_days"] == x_api.RECENT_SEARCH_DAYS == 7
+    cases = [(d, X_API_SEARCH, n.isoformat()) for d, n, _ in search_cases]
+    cases += [(PAST_DAY, env, now.isoformat()) for env, _ in other_cases]
+    result = run_runner(airflow, "gate", json.dumps([{"day": d, "env": e, "now": n} for d, e, n in cases]))
     reachable = [answer is None for answer in result["answers"]]
-    assert reachable == [ok for *_, ok in cases], list(zip([c[:1] + c[2:] for c in cases], result["answers"]))
+    assert reachable == [ok for *_, ok in search_cases] + [ok for _, ok in other_cases], list(zip(cases, result["answers"]))
+    # the source itself draws the line at the same place (with and without full-archive access)
+    source_reachable = [not x_api_source_refuses(d, n, full_archive=False) for d, n, _ in search_cases]
+    assert source_reachable == reachable[: len(search_cases)]
+    assert not any(x_api_source_refuses(d, n, full_archive=True) for d, n, _ in search_cases)
     assert result["bad_start_date"] == "TWEET_ASSETS_AIRFLOW_START_DATE='29/11/2026' is not a date: set it as YYYY-MM-DD (UTC)."
 
 
