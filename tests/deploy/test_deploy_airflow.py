@@ -227,8 +227,8 @@ def test_dag_test_at_todays_logical_date_materializes_the_day_that_ended_through
             TWEET_ASSETS_DAGSTER_HOME=str(home), TWEET_ASSETS_LAKE_URL=f"s3://{bucket}/lake",
             TWEET_ASSETS_SAMPLE_POSTS="20", **aws,
         )
-        assert result["data_interval"] == [f"{day}T00:00:00+00:00", f"{today.isoformat()}T00:00:00+00:00"]
         assert (result["state"], result["tasks"]) == ("success", {a: "success" for a in ASSETS}), result["log"][-3000:]
+        assert result["data_interval"] == [f"{day}T00:00:00+00:00", f"{today.isoformat()}T00:00:00+00:00"]
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
         assert keys == [
             f"lake/clean_tweets/dt={day}/part-00000.parquet",
