@@ -140,10 +140,12 @@ def test_pages_are_classified_by_what_they_hold_not_their_first_item(x_api_v2, t
     for key in ("text", "author_id", "edit_history_tweet_ids"):
         bare_first["data"][0].pop(key, None)
     (tmp_path / "a.jsonl").write_bytes(b"[" + net[0] + b"]\n" + json.dumps(null_first).encode() + b"\n" + json.dumps(bare_first).encode() + b"\n")
-    got = _replay(tmp_path / "a.jsonl")
-    assert [p.posts for p in got] == [100, 100, 100]
+    (tmp_path / "b.jsonl").write_bytes(b"[" + net[3] + b", 5]\n")
+    got = _replay(tmp_path)
+    assert [p.posts for p in got] == [100, 100, 100, 100, 0]
     assert json.loads(got[0].body) == json.loads(net[0])  # the array's page, whole
     assert json.loads(got[1].body)["data"][0] is None and json.loads(got[2].body) == bare_first
+    assert json.loads(got[3].body) == json.loads(net[3]) and got[4].body == b"5"  # the 5 is landed, quarantined
 
 
 def test_other_endpoints_pages_are_still_skipped(x_api_v2, caplog):

@@ -155,7 +155,16 @@ class _Placed:
     damaged: str | None = None
 
     def page(self) -> SourcePage:
-        return SourcePage(self.day, self.build(), self.location, self.posts, self.api_errors, self.earliest, self.latest, damaged=self.damaged)
+        return SourcePage(
+            day=self.day,
+            body=self.build(),
+            location=self.location,
+            posts=self.posts,
+            api_errors=self.api_errors,
+            earliest=self.earliest,
+            latest=self.latest,
+            damaged=self.damaged,
+        )
 
 
 @dataclass
@@ -273,9 +282,12 @@ def _read_line(line: bytes, location: str, skipped: Counter, replaced: Counter) 
         replaced["lines"] += 1
     if isinstance(value, dict):
         yield from _read_page(value, line, location, skipped)
-    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        for i, page in enumerate(value):  # an array of pages: each is a page
-            yield from _read_page(page, None, f"{location}[{i}]", skipped)
+    elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        for i, item in enumerate(value):  # an array of pages: each is a page; anything else in it is landed
+            if isinstance(item, dict):
+                yield from _read_page(item, None, f"{location}[{i}]", skipped)
+            else:
+                yield _Undated(orjson.dumps(item), f"{location}[{i}]", f"is a JSON {type(item).__name__} in an array of pages")
     else:
         yield _Undated(line, location, f"is a JSON {type(value).__name__}, not a page object")
 
