@@ -117,7 +117,7 @@ def test_ddl_parses_as_athena_sql_and_matches_the_parquet_schema():
 
 def test_checked_in_ddl_is_the_generated_one():
     checked_in = (REPO / "deploy" / "athena" / "create_table.sql").read_text()
-    assert checked_in.strip() == create_table_ddl("s3://YOUR-BUCKET/tweet_assets/tweets/") + ";", "regenerate: make ddl LOCATION=s3://YOUR-BUCKET/tweet_assets/tweets/ > deploy/athena/create_table.sql"
+    assert checked_in.strip() == create_table_ddl("s3://YOUR-BUCKET/tweet_assets/tweets/") + ";", "regenerate: make ddl-files (every warehouse's checked-in DDL)"
 
 
 def _leaf_types(typ: pa.DataType):
