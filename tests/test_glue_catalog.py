@@ -168,3 +168,23 @@ def test_glue_partitions_asset_registers_the_runs_days(aws_env, database, s3_lak
     client = boto3.client("glue", endpoint_url=aws_env, region_name="us-east-1")
     (partition,) = client.get_partitions(DatabaseName=database, TableName="tweets")["Partitions"]
     assert partition["StorageDescriptor"]["Location"] == f"{s3_lake}/tweets/dt=2024-01-02/"
+
+
+def test_glue_table_is_requested_when_missing_and_again_when_the_schema_changes(aws_env, database, s3_lake, instance):
+    """The automation condition: one request while the table was never registered, none once it is,
+    one after the code version (the schema's hash) changes."""
+    from dagster import Definitions, evaluate_automation_conditions, materialize
+    from dagster_aws.s3 import S3Resource
+
+    from tweet_assets.catalog import glue_table
+    from tweet_assets.io_manager import LakeResource
+
+    resources = {"lake": LakeResource(url=s3_lake, s3=S3Resource(region_name="us-east-1", endpoint_url=aws_env)), "glue": _resource(aws_env, database)}
+    first = evaluate_automation_conditions(defs=Definitions(assets=[glue_table], resources=resources), instance=instance)
+    assert first.total_requested == 1
+    assert materialize([glue_table], resources=resources, instance=instance).success
+    settled = evaluate_automation_conditions(defs=Definitions(assets=[glue_table], resources=resources), instance=instance, cursor=first.cursor)
+    assert settled.total_requested == 0
+    changed = glue_table.map_asset_specs(lambda spec: spec.replace_attributes(code_version="schema-with-a-new-column"))
+    after = evaluate_automation_conditions(defs=Definitions(assets=[changed], resources=resources), instance=instance, cursor=settled.cursor)
+    assert after.total_requested == 1
