@@ -48,7 +48,7 @@ def test_create_then_update_after_a_column_is_added_then_read_back(aws_env, data
     assert created.action == "created"
     table = _read_back(aws_env, database)
     assert _columns(table) == [(c.name, athena_type(c.type)) for c in COLUMNS]
-    assert [c["Comment"] for c in table["StorageDescriptor"]["Columns"]] == [c.description[:255] for c in COLUMNS]
+    assert [c["Comment"] for c in table["StorageDescriptor"]["Columns"]] == [glue.glue_comment(c.description) for c in COLUMNS]
     assert table["PartitionKeys"][0]["Name"] == PARTITION_COLUMN and table["PartitionKeys"][0]["Type"] == "string"
     assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == glue.PARQUET_SERDE
     assert table["StorageDescriptor"]["InputFormat"] == glue.PARQUET_INPUT_FORMAT

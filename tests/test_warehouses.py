@@ -252,3 +252,12 @@ def test_checked_in_ddl_files_are_the_generated_ones(path, dialect, kwargs):
     """The DDL files in deploy/ cannot drift from schema.py: each is the generator's output."""
     generated = ddl(dialect, "s3://YOUR-BUCKET/tweet_assets/tweets/", first_day="2006-03-21", **kwargs)
     assert (REPO / path).read_text() == generated, f"{path} is stale: regenerate with `make ddl-files`"
+
+
+def test_glue_comments_fit_glues_255_bytes_at_a_character_boundary():
+    long = "Größe → " * 40  # multi-byte characters, 400+ bytes
+    comment = glue.glue_comment(long)
+    assert len(comment.encode("utf-8")) <= 255 and long.startswith(comment) and len(comment.encode("utf-8")) > 250
+    assert glue.glue_comment("Post id.") == "Post id."
+    for column in glue.table_input(LOCATION)["StorageDescriptor"]["Columns"]:
+        assert len(column["Comment"].encode("utf-8")) <= 255, column["Name"]

@@ -62,10 +62,20 @@ class CatalogResult:
     other_changes: tuple[str, ...] = field(default=())
 
 
+#: Glue's limit on a column comment, in UTF-8 bytes (Glue API, "Column" structure).
+COMMENT_MAX_BYTES = 255
+
+
+def glue_comment(description: str) -> str:
+    """``description`` cut to :data:`COMMENT_MAX_BYTES` UTF-8 bytes at a character boundary (the
+    full text stays in the Athena DDL, the Parquet schema's module and Dagit)."""
+    return description.encode("utf-8")[:COMMENT_MAX_BYTES].decode("utf-8", "ignore")
+
+
 def glue_columns(columns: Sequence[Column] = COLUMNS) -> list[dict]:
-    """``[{"Name", "Type", "Comment"}]``: each column with its Hive type (Glue limits a comment to
-    255 characters; longer descriptions are cut there)."""
-    return [{"Name": c.name, "Type": athena_type(c.type), "Comment": c.description[:255]} for c in columns]
+    """``[{"Name", "Type", "Comment"}]``: each column with its Hive type and description (cut to
+    Glue's 255 bytes)."""
+    return [{"Name": c.name, "Type": athena_type(c.type), "Comment": glue_comment(c.description)} for c in columns]
 
 
 def table_input(location: str, table: str = DEFAULT_TABLE, first_day: str = "2006-03-21", columns: Sequence[Column] = COLUMNS) -> dict:
