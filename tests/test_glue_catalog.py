@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import date, timedelta
 from urllib.parse import unquote_plus
 
 import boto3
@@ -146,8 +147,8 @@ def test_days_are_stored_as_partitions_once(aws_env, database, capsys):
     ]
     assert all([c["Name"] for c in p["StorageDescriptor"]["Columns"]] == [c.name for c in COLUMNS] for p in partitions)
     # more than one BatchCreatePartition call (100 a call)
-    days = [f"2023-{m:02d}-{d:02d}" for m in range(1, 5) for d in range(1, 29)]
-    assert _resource(aws_env, database).register_partitions(location, days) == (112, 0)
+    days = [(date(2023, 1, 1) + timedelta(days=n)).isoformat() for n in range(101)]
+    assert _resource(aws_env, database).register_partitions(location, days) == (101, 0)
     # a table that does not exist is an error, not a silent nothing
     with pytest.raises(CatalogError, match="BatchCreatePartition"):
         _resource(aws_env, database, table="missing").register_partitions(location, ["2024-01-01"])
