@@ -8,6 +8,7 @@ would, as hive-partitioned Parquet, with DuckDB, and prints it.
 ``ddl`` prints the DDL for a table location: Athena's ``CREATE EXTERNAL TABLE`` (default), or with
 ``--dialect redshift`` / ``--dialect snowflake`` the Redshift Spectrum or Snowflake setup.
 ``catalog`` registers (creates or updates) the table in the AWS Glue Data Catalog.
+``stream`` runs the filtered-stream consumer (:mod:`tweet_assets.stream.service`: its variables).
 """
 
 from __future__ import annotations
@@ -132,6 +133,22 @@ def _catalog(args, days: list[str]) -> int:
     return 0
 
 
+def _stream() -> int:
+    """Run the filtered-stream consumer; a configuration or access problem is one clear line."""
+    import logging
+
+    from .lake import LakeError
+    from .stream.reconnect import FatalStreamError
+    from .stream.service import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run()
+    except (FatalStreamError, LakeError, ValueError) as exc:  # RulesError is a ValueError
+        print(f"tweet-assets stream: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tweet-assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -151,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     ddl.add_argument("--days", help="redshift: add the partitions of these days, START...END (YYYY-MM-DD, inclusive)")
     catalog.add_argument("--days", help="also store these days as Glue partitions (for Redshift Spectrum, EMR), START...END")
     catalog.add_argument("--dry-run", action="store_true", help="print the Glue TableInput as JSON, call nothing")
+    sub.add_parser("stream", help="land the X API v2 filtered stream in the lake until stopped (settings: environment, see README)")
     args = parser.parse_args(argv)
+
+    if args.command == "stream":
+        return _stream()
 
     if args.command == "ddl":
         days = _days(parser, args.days) if args.days else ()

@@ -1,0 +1,322 @@
+"""The filtered-stream consumer (tweet_assets.stream) against a loopback double of the stream
+(tests/stream_double.py), with messages cut from the shared real recordings."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tweet_assets.lake import LocalLake
+from tweet_assets.sources.day_split import split_by_day
+from tweet_assets.sources.x_api import EXPANSIONS, TWEET_FIELDS, USER_FIELDS
+from tweet_assets.stream.consumer import StreamConsumer
+from tweet_assets.stream.reconnect import Backoff, FatalStreamError
+from tweet_assets.stream.rules import Rule, RulesError, load_rules, plan, sync_rules
+from tweet_assets.stream.segments import SegmentWriter, parse_stamp, segment_key, stamp
+from tweet_assets.stream.service import rules_client
+
+from .conftest import REPO
+from .stream_double import StreamDouble
+
+TOKEN = "AAAA-stream-test-token-0123456789"
+RULES = [{"id": "1", "tag": "tweet_assets:blm"}]
+
+
+def one_post_messages(page_file: Path, pages: int = 1) -> list[bytes]:
+    """Search pages cut into filtered-stream messages: one post each, with the includes it expands
+    to (tweet_assets.sources.day_split) and a ``matching_rules``, as the stream sends them."""
+    out = []
+    with open(page_file, "rb") as handle:
+        for line in list(handle)[:pages]:
+            page = orjson.loads(line)
+            posts = page["data"]
+            for piece in split_by_day(page, posts, [str(i) for i in range(len(posts))]):
+                message = {"data": piece.posts[0]}
+                if piece.includes:
+                    message["includes"] = piece.includes
+                if piece.errors:
+                    message["errors"] = piece.errors
+                message["matching_rules"] = RULES
+                out.append(orjson.dumps(message))
+    return out
+
+
+def real_stream_messages(x_api_v2: Path) -> list[bytes]:
+    """The recorded stream messages (twarc-csv), without twarc's ``__twarc`` key: as X sent them."""
+    out = []
+    for line in (x_api_v2 / "twarc-csv-test-data" / "streaming_output_with_error.jsonl").read_bytes().splitlines():
+        try:
+            message = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # the deliberately broken line of the recording
+        message.pop("__twarc", None)
+        out.append(orjson.dumps(message))
+    return out
+
+
+@pytest.fixture(scope="module")
+def double():
+    with StreamDouble() as server:
+        yield server
+
+
+@pytest.fixture
+def stream(double):
+    double.reset()
+    return double
+
+
+@pytest.fixture(scope="module")
+def messages(x_api_v2) -> list[bytes]:
+    return real_stream_messages(x_api_v2) + one_post_messages(x_api_v2 / "twarc-network-test-data" / "tweets.jsonl")[:25]
+
+
+def landed(root: Path) -> list[bytes]:
+    """Every message line in the published segments, its ``__twarc`` removed."""
+    out = []
+    for path in sorted((root / "raw_stream").glob("dt=*/*.jsonl.gz")):
+        for line in gzip.decompress(path.read_bytes()).splitlines():
+            message = orjson.loads(line)
+            assert message.pop("__twarc")["url"] == "https://api.twitter.com/2/tweets/search/stream"
+            out.append(orjson.dumps(message))
+    return out
+
+
+# --- the reconnection schedule (pure) ---------------------------------------------------------
+def test_backoff_follows_x_documented_schedule():
+    b = Backoff()
+    assert [b.wait("network") for _ in range(66)][:4] == [0.25, 0.5, 0.75, 1.0]
+    assert b.wait("network") == 16.0  # linear, capped at 16 s
+    assert [b.wait("http") for _ in range(8)] == [5, 10, 20, 40, 80, 160, 320, 320]
+    assert [b.wait("rate_limit") for _ in range(6)] == [60, 120, 240, 480, 900, 900]
+    b.reset()
+    assert (b.wait("network"), b.wait("http"), b.wait("rate_limit")) == (0.25, 5, 60)
+    with pytest.raises(ValueError):
+        b.wait("other")
+
+
+# --- the connection against the loopback double -------------------------------------------
+def _consumer(stream, tmp_path, max_connections, waits, **kw) -> StreamConsumer:
+    writer = SegmentWriter(LocalLake(str(tmp_path / "lake")), str(tmp_path / "spool"), max_age_s=kw.pop("max_age_s", 3600))
+    return StreamConsumer(TOKEN, writer, base_url=stream.url, stall_timeout_s=0.5, sleep=waits.append, max_connections=max_connections, **kw)
+
+
+@pytest.mark.slow
+def test_every_message_sent_whole_is_landed_once_and_waits_follow_the_schedule(stream, messages, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    m = messages
+    stream.plans = [
+        ("status", 503, {"title": "Service Unavailable"}),
+        ("status", 503, {"title": "Service Unavailable"}),
+        ("status", 429, {"title": "Too Many Requests", "type": "about:blank"}),
+        ("stream", [("end",)]),  # accepted and closed before any byte: not a success, no reset
+        ("status", 503, {"title": "Service Unavailable"}),
+        ("stream", [("keepalive",), *[("msg", x) for x in m[:10]], ("keepalive",), ("partial", m[10])]),  # cut mid-message
+        ("stream", [*[("msg", x) for x in m[10:20]], ("stall", 1.0)]),  # a stall: no byte for 1 s > 0.5 s
+        ("status", 503, {"title": "Service Unavailable"}),
+        ("stream", [*[("msg", x) for x in m[20:]], ("keepalive",), ("end",)]),  # closed by the server
+    ]
+    waits: list = []
+    consumer = _consumer(stream, tmp_path, 9, waits)
+    consumer.run()
+    assert waits == [5, 10, 60, 0.25, 20, 0.25, 0.25, 5, 0.25]
+    assert [k for k, _ in consumer.waits] == ["http", "http", "rate_limit", "network", "http", "network", "network", "http", "network"]
+    got = landed(tmp_path / "lake")
+    assert sorted(got) == sorted(stream.sent) == sorted(m)  # each whole message once, the cut one once (its resend)
+    assert consumer.counts["partial_dropped"] == 1 and consumer.counts["stalls"] == 1
+    assert consumer.counts["keep_alives"] == 3
+    # segments by the UTC day of created_at
+    for path in (tmp_path / "lake" / "raw_stream").glob("dt=*/*.jsonl.gz"):
+        for line in gzip.decompress(path.read_bytes()).splitlines():
+            assert path.parent.name == "dt=" + orjson.loads(line)["data"]["created_at"][:10]
+    request = stream.requests[0]
+    assert request["params"]["tweet.fields"] == [",".join(TWEET_FIELDS)]
+    assert request["params"]["expansions"] == [",".join(EXPANSIONS)]
+    assert request["params"]["user.fields"] == [",".join(USER_FIELDS)]
+    assert request["auth"] == f"Bearer {TOKEN}"
+    assert TOKEN not in caplog.text
+    assert not list((tmp_path / "spool").rglob("*.jsonl"))  # everything published on stop
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("status", [401, 403, 400])
+def test_answers_reconnecting_cannot_fix_stop_with_a_clear_error(stream, tmp_path, status):
+    stream.plans = [("status", status, {"title": "Unauthorized" if status == 401 else "Client Forbidden", "detail": "nope"})]
+    waits: list = []
+    with pytest.raises(FatalStreamError, match=f"HTTP {status}.*access tier"):
+        _consumer(stream, tmp_path, 3, waits).run()
+    assert waits == [] and len(stream.requests) == 1
+
+
+@pytest.mark.slow
+def test_a_second_connection_is_said_clearly(stream, tmp_path, caplog):
+    stream.plans = [
+        ("status", 409, {"title": "ConnectionException", "detail": "This stream is currently at the maximum allowed connection limit."}),
+        ("status", 429, {"title": "ConnectionException", "detail": "This stream is currently at the maximum allowed connection limit.", "type": "https://api.twitter.com/2/problems/streaming-connection"}),
+    ]
+    waits: list = []
+    _consumer(stream, tmp_path, 2, waits).run()
+    assert waits == [5, 60]
+    assert caplog.text.count("another connection to this app's filtered stream is already open") == 2
+
+
+# --- rules ----------------------------------------------------------------------------------
+def test_load_rules_prefixes_tags_and_refuses_bad_config(tmp_path):
+    assert load_rules('[{"value": "#blm lang:en", "tag": "blm"}, {"value": "cats"}]') == [Rule("#blm lang:en", "tweet_assets:blm"), Rule("cats", "tweet_assets:cats")]
+    assert load_rules("dogs has:media\tpets\n# comment\n") == [Rule("dogs has:media", "tweet_assets:pets")]
+    f = tmp_path / "rules.json"
+    f.write_text('[{"value": "x", "tag": "tweet_assets:x"}]')
+    assert load_rules(f"@{f}") == [Rule("x", "tweet_assets:x")]
+    for bad in ("", "[1]", '[{"value": ""}]', '[{"value": "a"}, {"value": "a"}]', '[{"value": "' + "a" * 1025 + '"}]', "@/nonexistent/rules.json", "[not json"):
+        with pytest.raises(RulesError):
+            load_rules(bad)
+
+
+def test_plan_touches_only_rules_of_its_prefix():
+    current = [{"id": "1", "value": "old", "tag": "tweet_assets:old"}, {"id": "2", "value": "keep", "tag": "tweet_assets:keep"}, {"id": "3", "value": "theirs", "tag": "other:x"}, {"id": "4", "value": "untagged"}]
+    adds, deletes = plan(current, [Rule("keep", "tweet_assets:keep"), Rule("new", "tweet_assets:new")])
+    assert adds == [Rule("new", "tweet_assets:new")] and [d["id"] for d in deletes] == ["1"]
+    _, deletes = plan(current, [Rule("keep", "tweet_assets:keep")], prune_foreign=True)
+    assert [d["id"] for d in deletes] == ["1", "3", "4"]
+
+
+@pytest.mark.slow
+def test_sync_rules_sends_dry_run_first_then_the_right_adds_and_deletes(stream, caplog):
+    caplog.set_level(logging.INFO)
+    stream.rules = [{"id": "1", "value": "old", "tag": "tweet_assets:old"}, {"id": "2", "value": "keep", "tag": "tweet_assets:keep"}, {"id": "3", "value": "theirs", "tag": "other:x"}]
+    active = sync_rules(rules_client(TOKEN, stream.url), [Rule("keep", "tweet_assets:keep"), Rule("new", "tweet_assets:new")], logging.getLogger("t"))
+    posts = [r for r in stream.rule_requests if r["method"] == "POST"]
+    assert [(p["dry_run"], next(iter(p["body"]))) for p in posts] == [(True, "delete"), (True, "add"), (False, "delete"), (False, "add")]
+    assert posts[2]["body"] == {"delete": {"ids": ["1"]}}
+    assert posts[3]["body"] == {"add": [{"value": "new", "tag": "tweet_assets:new"}]}
+    assert sorted(r["value"] for r in active) == ["keep", "new", "theirs"]
+    assert "active rule: id 3 tag 'other:x'" in caplog.text
+
+
+@pytest.mark.slow
+def test_an_invalid_rule_changes_nothing(stream):
+    stream.rules = [{"id": "1", "value": "old", "tag": "tweet_assets:old"}]
+    with pytest.raises(RulesError, match="INVALID"):
+        sync_rules(rules_client(TOKEN, stream.url), [Rule("INVALID (", "tweet_assets:bad")], logging.getLogger("t"))
+    assert all(r.get("dry_run", True) for r in stream.rule_requests)
+    assert stream.rules == [{"id": "1", "value": "old", "tag": "tweet_assets:old"}]
+
+
+# --- segments: roll, publish, recover --------------------------------------------------------
+class Clock:
+    def __init__(self, t: float):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_segments_roll_by_age_and_size_and_are_named_by_receive_time(tmp_path):
+    now = time.time()  # today, real clock
+    clock = Clock(now)
+    lake = LocalLake(str(tmp_path / "lake"))
+    w = SegmentWriter(lake, str(tmp_path / "spool"), max_age_s=300, max_bytes=1000, clock=clock)
+    ms = int(now * 1000)
+    w.append("2026-11-29", b'{"a":1}', ms)
+    clock.t += 299.9
+    assert w.roll_due() == []
+    clock.t += 0.2
+    (key,) = w.roll_due()
+    assert key == segment_key("2026-11-29", ms, ms) and key.startswith("raw_stream/dt=2026-11-29/")
+    assert gzip.decompress(lake.read_bytes(key)) == b'{"a":1}\n'
+    ms = int(clock.t * 1000)
+    w.append("2026-11-29", b"x" * 600, ms)
+    assert w.published == [key]
+    w.append("2026-11-29", b"y" * 600, ms + 1)  # 1,202 bytes >= 1,000: rolled
+    assert len(w.published) == 2 and w.open == {}
+    assert parse_stamp(stamp(ms)) == ms
+    with pytest.raises(ValueError):
+        w.append("2026-11-29", b"a\nb", ms)
+
+
+def test_recover_publishes_sealed_and_open_spools_and_cuts_a_partial_line(tmp_path):
+    lake = LocalLake(str(tmp_path / "lake"))
+    spool = tmp_path / "spool" / "dt=2026-11-28"
+    spool.mkdir(parents=True)
+    ms = parse_stamp("20261128T235900000Z")
+    (spool / f"{stamp(ms)}-{stamp(ms + 5)}.jsonl").write_bytes(b'{"sealed":1}\n')  # uploaded or not: same key
+    lake.put_bytes(segment_key("2026-11-28", ms, ms + 5), b"half")
+    (spool / f"{stamp(ms + 10)}.jsonl").write_bytes(b'{"a":1}\n{"b":2}\n{"c":')
+    os.utime(spool / f"{stamp(ms + 10)}.jsonl", (ms / 1000 + 30, ms / 1000 + 30))
+    keys = SegmentWriter(lake, str(tmp_path / "spool")).recover()
+    assert keys == [segment_key("2026-11-28", ms, ms + 5), segment_key("2026-11-28", ms + 10, ms + 30000)]
+    assert gzip.decompress(lake.read_bytes(keys[0])) == b'{"sealed":1}\n'
+    assert gzip.decompress(lake.read_bytes(keys[1])) == b'{"a":1}\n{"b":2}\n'
+    assert not list((tmp_path / "spool").rglob("*.jsonl"))
+
+
+# --- SIGKILL mid-segment, restart --------------------------------------------------------------
+def _spawn(stream, tmp_path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "X_BEARER_TOKEN": TOKEN,
+        "X_API_BASE_URL": stream.url,
+        "TWEET_ASSETS_LAKE_URL": str(tmp_path / "lake"),
+        "TWEET_ASSETS_STREAM_SPOOL_DIR": str(tmp_path / "spool"),
+        "TWEET_ASSETS_STREAM_SEGMENT_SECONDS": "3600",
+        "PYTHONPATH": str(REPO),
+    }
+    env.pop("TWEET_ASSETS_STREAM_RULES", None)
+    return subprocess.Popen([sys.executable, "-m", "tweet_assets.cli", "stream"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _spooled_lines(tmp_path) -> list[bytes]:
+    lines = []
+    for path in sorted((tmp_path / "spool").rglob("*.jsonl")):
+        data = path.read_bytes()
+        lines.extend(data[: data.rfind(b"\n") + 1].splitlines())
+    return lines
+
+
+def _wait_for(predicate, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+@pytest.mark.slow
+def test_sigkill_mid_segment_then_restart_loses_nothing_flushed_and_shows_no_half_segment(stream, messages, tmp_path):
+    m = messages
+    stream.plans = [("stream", [*[("msg", x) for x in m[:15]], ("stall", 3.0)])]
+    first = _spawn(stream, tmp_path)
+    try:
+        _wait_for(lambda: len(_spooled_lines(tmp_path)) >= 15)
+        flushed = _spooled_lines(tmp_path)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    assert not (tmp_path / "lake" / "raw_stream").exists() or not list((tmp_path / "lake" / "raw_stream").glob("dt=*/*"))  # mid-segment: nothing published yet
+    stream.plans = [("stream", [*[("msg", x) for x in m[15:]], ("end",)])]
+    second = _spawn(stream, tmp_path)
+    try:
+        _wait_for(lambda: len(_spooled_lines(tmp_path)) >= len(m) - 15 and len(stream.requests) >= 2)
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=20)
+    finally:
+        second.kill()
+    assert second.returncode == 0, out.decode()[-2000:]
+    got = landed(tmp_path / "lake")
+    assert sorted(got) == sorted(m)  # the 15 flushed before the kill (published first on restart) and the rest, once each
+    assert len(flushed) == 15
+    assert b"segment(s) left by a previous run" in out
+    objects = [p for p in (tmp_path / "lake").rglob("*") if p.is_file()]
+    assert not [p for p in objects if p.name.startswith(".tmp-")]
+    assert TOKEN.encode() not in out

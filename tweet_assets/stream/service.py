@@ -1,0 +1,112 @@
+"""``tweet-assets stream``: settings from the environment, rules sync, recovery, the consumer loop.
+
+==========================================  ======================================================
+``X_BEARER_TOKEN``                          the app's bearer token (required; app-only auth)
+``TWEET_ASSETS_LAKE_URL``                   ``s3://bucket/prefix`` or a local directory (``lake``)
+``TWEET_ASSETS_STREAM_RULES``               JSON ``[{"value", "tag"}]``, ``@/path/rules.json`` or
+                                            ``value<TAB>tag`` lines; unset: the rules are left as
+                                            they are (listed in the log)
+``TWEET_ASSETS_STREAM_RULE_PREFIX``         tag prefix of the rules this app owns (``tweet_assets:``)
+``TWEET_ASSETS_STREAM_PRUNE_FOREIGN``       ``1``: also delete rules of other prefixes
+``TWEET_ASSETS_STREAM_SPOOL_DIR``           local spool directory (``stream_spool``); must survive
+                                            restarts (not tmpfs)
+``TWEET_ASSETS_STREAM_SEGMENT_SECONDS``     roll a segment after this many seconds (300)
+``TWEET_ASSETS_STREAM_SEGMENT_MB``          ... or this many MB uncompressed (16)
+``TWEET_ASSETS_STREAM_FSYNC``               ``1`` (default) fsync every message; ``0`` flush only
+``TWEET_ASSETS_STREAM_STALL_S``             stall timeout (90; tests shrink it)
+``X_API_BASE_URL``                          the API host (tests point it at a loopback server)
+``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...   the standard AWS settings (boto3)
+==========================================  ======================================================
+
+SIGTERM and SIGINT stop the loop after the current line; open spools are then published.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import orjson
+
+from ..lake import open_lake
+from ..sources.x_api import API_HOST, ApiSession
+from .consumer import STALL_TIMEOUT_S, StreamConsumer
+from .rules import TAG_PREFIX, load_rules, sync_rules
+from .segments import MAX_AGE_S, PREFIX, SegmentWriter
+
+RULES_KEY = "_consumer/rules.json"
+log = logging.getLogger("tweet_assets.stream")
+
+
+def _number(env, name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: set it to a number") from None
+
+
+def lake_from_env(env):
+    """The :class:`~tweet_assets.lake.Lake` of ``TWEET_ASSETS_LAKE_URL`` (boto3 for ``s3://``)."""
+    url = env.get("TWEET_ASSETS_LAKE_URL", "").strip() or "lake"
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+
+    def client():
+        import boto3
+
+        return boto3.client("s3", endpoint_url=endpoint, region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None)
+
+    return open_lake(url, client, endpoint)
+
+
+def rules_client(token: str, base_url: str = API_HOST):
+    """A ``tweepy.StreamingClient`` for the rules endpoints (``return_type=dict``), its session
+    pointed at ``base_url`` with twarc's timeouts."""
+    import tweepy
+
+    client = tweepy.StreamingClient(token, return_type=dict)
+    client.session = ApiSession((3.05, 31.0), base_url)
+    return client
+
+
+def run(env=None) -> int:
+    """Run the consumer until SIGTERM/SIGINT; returns the exit status (0 after a stop).
+
+    Raises:
+        FatalStreamError, RulesError, ValueError: configuration or access problems (the message
+            says what to set); tweet_assets.lake.LakeError: the lake refused a write.
+    """
+    env = os.environ if env is None else env
+    token = env.get("X_BEARER_TOKEN", "").strip()
+    if not token:
+        raise ValueError("tweet-assets stream needs X_BEARER_TOKEN (the app's bearer token: the filtered stream is app-only)")
+    base_url = env.get("X_API_BASE_URL", "").strip() or API_HOST
+    lake = lake_from_env(env)
+    prefix = env.get("TWEET_ASSETS_STREAM_RULE_PREFIX", "").strip() or TAG_PREFIX
+    writer = SegmentWriter(
+        lake,
+        env.get("TWEET_ASSETS_STREAM_SPOOL_DIR", "").strip() or "stream_spool",
+        max_age_s=_number(env, "TWEET_ASSETS_STREAM_SEGMENT_SECONDS", MAX_AGE_S),
+        max_bytes=int(_number(env, "TWEET_ASSETS_STREAM_SEGMENT_MB", 16) * (1 << 20)),
+        fsync=env.get("TWEET_ASSETS_STREAM_FSYNC", "1").strip() not in ("0", "false", "no"),
+    )
+    recovered = writer.recover()  # what a crash left goes first
+    log.info("lake %s; %d segment(s) recovered from %s", lake.url, len(recovered), writer.spool_dir)
+    client = rules_client(token, base_url)
+    configured = env.get("TWEET_ASSETS_STREAM_RULES", "").strip()
+    if configured:
+        active = sync_rules(client, load_rules(configured, prefix), log, prefix, env.get("TWEET_ASSETS_STREAM_PRUNE_FOREIGN", "") in ("1", "true", "yes"))
+    else:
+        active = client.get_rules().get("data") or []
+        for r in active:
+            log.info("active rule (not managed: TWEET_ASSETS_STREAM_RULES unset): id %s tag %r value %r", r.get("id"), r.get("tag"), r.get("value"))
+    lake.put_bytes(f"{PREFIX}/{RULES_KEY}", orjson.dumps({"rules": active, "tag_prefix": prefix, "managed": bool(configured)}))
+    consumer = StreamConsumer(token, writer, base_url=base_url, stall_timeout_s=_number(env, "TWEET_ASSETS_STREAM_STALL_S", STALL_TIMEOUT_S))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: consumer.stop())
+    consumer.run()
+    log.info("stopped: %s", consumer.health())
+    return 0
