@@ -400,6 +400,8 @@ def test_a_damaged_archive_through_the_assets_loses_nothing(x_api_v2, tmp_path, 
     # the damaged file is named, with the byte, in the run's metadata
     damaged = [d for m in raw.values() for d in m["damaged_input"].value]
     assert len(damaged) == 1 and str(folder / "f_truncated.jsonl.gz") in damaged[0] and f"at byte {len(truncated):,}" in damaged[0]
+    details = [q["detail"] for m in clean.values() for q in m["quarantine_sample"].value if q["reason"] == "invalid_json"]
+    assert any(f"f_truncated.jsonl.gz from byte {len(truncated):,}" in d for d in details), details  # and in the quarantine
     # the published table holds exactly the valid posts, each in its day
     published = duckdb.connect().execute(
         f"SELECT CAST(dt AS VARCHAR), id FROM read_parquet('{tmp_path}/lake/tweets/*/*.parquet', hive_partitioning=true)"

@@ -243,7 +243,8 @@ class _Placer:
         if archive.damage is not None:
             damage = str(archive.damage)
             self.log.error("replay: damaged file: %s; going on with the other files", damage)
-            marker = f"unreadable rest of a damaged archive file: {damage}".replace("\n", " ").encode("utf-8", "replace")
+            head = f"unreadable rest of damaged file {os.path.basename(path)} from byte {archive.damage.offset:,}"  # first: quarantine details show 80 characters
+            marker = f"{head}: {damage}".replace("\n", " ").encode("utf-8", "replace")
             item = _Undated(marker, f"{path}@{archive.damage.offset}", "is a damaged file's unreadable rest", damaged=damage)
             if file_day is None:
                 pending.append(item)
