@@ -310,19 +310,3 @@ def reference_table(files: list[Path], merge_copies: bool = True, retrieval: boo
         out[day] = rows
     return out
 
-
-def replay_lands_retrieval() -> bool:
-    """Whether the replay source lands twarc2's ``__twarc`` record with the page (issue #18 asks
-    it to; the reference then expects ``retrieved_at``/``request_url`` and orders copies by them)."""
-    import logging
-    import tempfile
-
-    from tweet_assets.sources import ReplaySource
-
-    page = {"data": [{"id": "1", "text": "x", "created_at": "2021-01-01T00:00:00.000Z"}], "meta": {"result_count": 1}, "__twarc": {"url": "u", "version": "v", "retrieved_at": "2021-01-02T00:00:00+00:00"}}
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "one.jsonl"
-        path.write_text(json.dumps(page) + "\n")
-        start, end = datetime(2021, 1, 1, tzinfo=timezone.utc), datetime(2021, 1, 2, tzinfo=timezone.utc)
-        bodies = [p.body for p in ReplaySource(path=str(path)).pages(start, end, logging.getLogger(__name__))]
-    return any(b"__twarc" in body for body in bodies)

@@ -15,7 +15,7 @@ import pytest
 from dagster import AssetKey
 
 from tests.helpers import post_page_files, resources, run
-from tests.reference import reference_table, replay_lands_retrieval
+from tests.reference import reference_table
 from tweet_assets.schema import COLUMN_NAMES
 from tweet_assets.sources import ReplaySource
 
@@ -24,7 +24,7 @@ from tweet_assets.sources import ReplaySource
 def recorded(x_api_v2):
     """The files, and ``{day: {id: row}}`` built from them by the independent reference (tests/reference.py)."""
     files = post_page_files(x_api_v2)
-    return files, reference_table(files, retrieval=replay_lands_retrieval())
+    return files, reference_table(files)
 
 
 def _s3_table(lake_url: str, endpoint: str):
