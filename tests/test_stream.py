@@ -320,3 +320,43 @@ def test_sigkill_mid_segment_then_restart_loses_nothing_flushed_and_shows_no_hal
     objects = [p for p in (tmp_path / "lake").rglob("*") if p.is_file()]
     assert not [p for p in objects if p.name.startswith(".tmp-")]
     assert TOKEN.encode() not in out
+
+
+# --- the Dagster side: a day closed from its segments -------------------------------------------
+@pytest.mark.slow
+def test_a_day_from_segments_flattens_to_the_rows_replay_lands(stream, x_api_v2, tmp_path, instance):
+    """The same 500 posts (5 real search pages, 2021-06-26): once replayed as the pages, once cut
+    into one-post stream messages, landed by the consumer and read back by the stream source."""
+    import pyarrow.parquet as pq
+
+    from tweet_assets.definitions import source_from_env
+    from tweet_assets.sources import ReplaySource
+
+    from .helpers import resources, run
+
+    pages = x_api_v2 / "twarc-network-test-data" / "tweets.jsonl"
+    msgs = one_post_messages(pages, pages=5)
+    assert len(msgs) == 500
+    stream.plans = [("stream", [*[("msg", x) for x in msgs[:300]], ("partial", msgs[300])]), ("stream", [*[("msg", x) for x in msgs[300:]], ("end",)])]
+    waits: list = []
+    _consumer(stream, tmp_path / "streamed", 2, waits).run()
+    day = "2021-06-26"
+    streamed_lake = str(tmp_path / "streamed" / "lake")
+    source = source_from_env({"TWEET_ASSETS_SOURCE": "stream", "TWEET_ASSETS_LAKE_URL": streamed_lake})
+    assert len(source.segments(day)) == 1
+    streamed = run(resources(streamed_lake, source), day, instance=instance)
+    replay_lake = str(tmp_path / "replayed")
+    replayed = run(resources(replay_lake, ReplaySource(path=str(pages))), day, instance=instance)
+    assert streamed.success and replayed.success
+    a = pq.read_table(Path(streamed_lake) / "tweets" / f"dt={day}" / "part-00000.parquet")
+    b = pq.read_table(Path(replay_lake) / "tweets" / f"dt={day}" / "part-00000.parquet")
+    assert a.num_rows == b.num_rows > 400  # ids unique within the day
+    provenance = {"matching_rules", "retrieved_at", "request_url"}  # where and how each was fetched
+    assert a.schema == b.schema
+    for name in a.column_names:
+        if name not in provenance:
+            assert a.column(name).to_pylist() == b.column(name).to_pylist(), name
+    assert set(map(str, a.column("matching_rules").to_pylist())) == {str([{"id": 1, "tag": "tweet_assets:blm"}])}
+    assert b.column("matching_rules").null_count == b.num_rows
+    meta = streamed.asset_materializations_for_node("raw_tweets")[0].metadata
+    assert meta["posts"].value == 500 and meta["stream_segments"].value == 1

@@ -4,7 +4,7 @@ Environment variables (all optional; the defaults run anywhere with no credentia
 
 ==============================  ==========================================================
 ``TWEET_ASSETS_LAKE_URL``       ``s3://bucket/prefix`` or a local directory (default ``lake``)
-``TWEET_ASSETS_SOURCE``         ``sample`` (default), ``replay`` or ``x_api``
+``TWEET_ASSETS_SOURCE``         ``sample`` (default), ``replay``, ``x_api`` or ``stream`` (the filtered stream's landed segments)
 ``TWEET_ASSETS_REPLAY_DIR``     twarc2 JSON-lines file or directory, for ``replay``
 ``TWEET_ASSETS_SAMPLE_POSTS``   posts per day of the ``sample`` source (default 200)
 ``TWEET_ASSETS_START_DATE``     first daily partition (default 2006-03-21)
@@ -42,7 +42,7 @@ from .schedules import tweets_daily_job, tweets_daily_schedule
 from .sources import ReplaySource, SampleSource
 from .warehouses.glue import GlueCatalogResource
 
-SOURCES = ("sample", "replay", "x_api")
+SOURCES = ("sample", "replay", "x_api", "stream")
 
 
 class ConfigurationError(ValueError):
@@ -71,6 +71,10 @@ def source_from_env(env: dict | None = None):
         from .sources.x_api import XApiSource
 
         return XApiSource.from_env(env)
+    if name == "stream":
+        from .sources.stream import StreamSource
+
+        return StreamSource(location=lake_from_env(env))
     raise ConfigurationError(f"TWEET_ASSETS_SOURCE={name!r} is not a source: use one of {', '.join(SOURCES)}.")
 
 
