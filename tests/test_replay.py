@@ -422,3 +422,22 @@ def test_a_damaged_archive_through_the_assets_loses_nothing(x_api_v2, tmp_path, 
         except ValueError:
             continue
     assert len(pages) == len(landed) - 2 and all("__twarc" in page for page in pages)
+
+
+def test_lines_are_the_same_whatever_the_read_size(monkeypatch, tmp_path):
+    """Lines that span read blocks (plain and gzip), CR LF, blank lines, no final newline."""
+    import random
+
+    from tweet_assets.sources import jsonl_files
+
+    rng = random.Random(7)
+    for size in (1, 7, 64):
+        monkeypatch.setattr(jsonl_files, "PLAIN_CHUNK", size)
+        monkeypatch.setattr(jsonl_files, "COMPRESSED_CHUNK", size)
+        for trial in range(60):
+            data = bytes(rng.choice(b"ab\n\r ") for _ in range(rng.randint(0, 80)))
+            want = [(i, line.removesuffix(b"\r")) for i, line in enumerate(data.split(b"\n"), 1) if line.removesuffix(b"\r").strip()]
+            (tmp_path / "a.jsonl").write_bytes(data)
+            (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(data))
+            assert list(JsonLinesFile(str(tmp_path / "a.jsonl")).lines()) == want, data
+            assert list(JsonLinesFile(str(tmp_path / "a.jsonl.gz")).lines()) == want, data

@@ -79,7 +79,7 @@ class JsonLinesFile:
         The file's last line is yielded even without a final newline (a cut-short page is yielded
         as it was read). Raises OSError (with the path) when the file cannot be opened or read.
         """
-        tail = b""
+        tail: list[bytes] = []  # the line being read, when it spans blocks (joined once, not per block)
         number = 0
         first = True
         for block in self._blocks():
@@ -88,8 +88,14 @@ class JsonLinesFile:
                 if block.startswith(codecs.BOM_UTF8):
                     self.bom = True
                     block = block[len(codecs.BOM_UTF8) :]
-            parts = (tail + block).split(b"\n") if tail else block.split(b"\n")
-            tail = parts.pop()
+            if b"\n" not in block:
+                tail.append(block)
+                continue
+            parts = block.split(b"\n")
+            if tail:
+                tail.append(parts[0])
+                parts[0] = b"".join(tail)
+            tail = [parts.pop()]
             for part in parts:
                 number += 1
                 if part[-1:] == b"\r":
@@ -97,10 +103,11 @@ class JsonLinesFile:
                 if part and not part.isspace():
                     yield number, part
         number += 1
-        if tail.endswith(b"\r"):
-            tail = tail[:-1]
-        if tail and not tail.isspace():
-            yield number, tail
+        last = b"".join(tail)
+        if last.endswith(b"\r"):
+            last = last[:-1]
+        if last and not last.isspace():
+            yield number, last
 
     def _blocks(self) -> Iterator[bytes]:
         try:
@@ -108,7 +115,7 @@ class JsonLinesFile:
         except OSError as exc:
             raise OSError(f"replay source: cannot open {self.path}: {exc}") from exc
         with handle:
-            head = handle.read(PLAIN_CHUNK)
+            head = handle.read(max(PLAIN_CHUNK, len(GZIP_MAGIC)))
             if head[:2] == GZIP_MAGIC:
                 self.gzip = True
                 blocks = self._gzip_blocks(handle, head)
