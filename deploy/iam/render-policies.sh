@@ -21,6 +21,10 @@
 # RESULTS_BUCKET, RESULTS_PREFIX). glue-catalog-policy.json (what `tweet-assets catalog` and the
 # glue_table asset need: Get/Create/UpdateTable on the one table) is rendered when GLUE_DATABASE is
 # set; GLUE_TABLE defaults to tweets.
+# ecs-launcher-policy.json (what dagster-aws's EcsRunLauncher in dagster-daemon needs: RunTask of
+# one task family in one cluster, Describe/StopTask there, PassRole of the two task roles to ECS,
+# the run logs) only when ECS_CLUSTER is set, with ECS_TASK_ROLE and ECS_EXECUTION_ROLE (role
+# names), ECS_TASK_FAMILY (default tweet-assets-run) and LOG_GROUP (default /tweet_assets).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -59,6 +63,11 @@ render() {
     -e "s|parameter/tweet_assets/dagster_pg_password|parameter$(esc "$pg_password_parameter")|g"
     -e "s|COMPUTE_LOG_BUCKET|$(esc "$compute_log_bucket")|g"
     -e "s|LAKE_KMS_KEY_ID|$(esc "${LAKE_KMS_KEY_ID:-}")|g"
+    -e "s|ECS_CLUSTER|$(esc "${ECS_CLUSTER:-}")|g"
+    -e "s|ECS_TASK_FAMILY|$(esc "${ECS_TASK_FAMILY:-tweet-assets-run}")|g"
+    -e "s|ECS_TASK_ROLE|$(esc "${ECS_TASK_ROLE:-}")|g"
+    -e "s|ECS_EXECUTION_ROLE|$(esc "${ECS_EXECUTION_ROLE:-}")|g"
+    -e "s|LOG_GROUP|$(esc "${LOG_GROUP:-/tweet_assets}")|g"
     -e "s|LAKE_BUCKET|$(esc "$LAKE_BUCKET")|g"
     -e "s|ACCOUNT_ID|$(esc "$ACCOUNT_ID")|g"
     -e "s|KMS_KEY_ID|$(esc "$KMS_KEY_ID")|g"
@@ -91,7 +100,7 @@ render() {
     fi
   fi
   sed "${expr[@]}" "$src" > "$dst"
-  if grep -Eq 'LAKE_BUCKET|LAKE_PREFIX|LAKE_KMS_KEY_ID|COMPUTE_LOG_BUCKET|ACCOUNT_ID|KMS_KEY_ID|REGION|ATHENA_WORKGROUP|GLUE_DATABASE|GLUE_TABLE|RESULTS_BUCKET|RESULTS_PREFIX' "$dst"; then
+  if grep -Eq 'LAKE_BUCKET|LAKE_PREFIX|LAKE_KMS_KEY_ID|COMPUTE_LOG_BUCKET|ECS_[A-Z_]+|LOG_GROUP|ACCOUNT_ID|KMS_KEY_ID|REGION|ATHENA_WORKGROUP|GLUE_DATABASE|GLUE_TABLE|RESULTS_BUCKET|RESULTS_PREFIX' "$dst"; then
     echo "render-policies.sh: placeholders left in $dst" >&2
     exit 3
   fi
@@ -103,6 +112,9 @@ cp "$here/trust-policy.json" "$out/trust-policy.json"
 render "$here/session-manager-policy.json" "$out/session-manager-policy.json"
 if [[ -n "${LAKE_KMS_KEY_ID:-}" ]]; then
   render "$here/lake-kms-policy.json" "$out/lake-kms-policy.json"
+fi
+if [[ -n "${ECS_CLUSTER:-}" ]]; then
+  render "$here/ecs-launcher-policy.json" "$out/ecs-launcher-policy.json"
 fi
 if [[ -n "${ATHENA_WORKGROUP:-}" ]]; then
   render "$here/athena-reader-policy.json" "$out/athena-reader-policy.json"

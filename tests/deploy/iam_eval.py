@@ -5,7 +5,8 @@ It models what our policies use and refuses anything else, so a policy that grow
 evaluator cannot judge fails its test instead of passing silently:
 - ``Effect`` Allow/Deny, ``Action`` and ``Resource`` (string or list) with ``*``/``?`` wildcards;
   actions match case-insensitively, resources case-sensitively (as in AWS);
-- ``Condition`` operators ``StringEquals``, ``StringLike`` (and their ``...IfExists`` forms): keys
+- ``Condition`` operators ``StringEquals``, ``StringLike`` (and their ``...IfExists`` forms),
+  ``ArnEquals``/``ArnLike`` (both wildcard matches, as IAM documents them): keys
   are ANDed, the values of one key ORed; a missing key fails the condition unless ``IfExists``;
 - an explicit Deny wins, then any Allow, else the implicit deny.
 """
@@ -15,7 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-SUPPORTED_OPERATORS = {"StringEquals", "StringLike", "StringEqualsIfExists", "StringLikeIfExists"}
+SUPPORTED_OPERATORS = {
+    "StringEquals", "StringLike", "StringEqualsIfExists", "StringLikeIfExists",
+    "ArnEquals", "ArnLike",  # IAM reference: ArnEquals matches like ArnLike (wildcards allowed)
+}
 
 
 def _as_list(value) -> list[str]:
@@ -43,7 +47,7 @@ def _condition_holds(condition: dict, context: dict) -> bool:
         if operator not in SUPPORTED_OPERATORS:
             raise NotImplementedError(f"condition operator {operator} is not modelled by iam_eval")
         if_exists = operator.endswith("IfExists")
-        like = operator.startswith("StringLike")
+        like = operator.startswith(("StringLike", "Arn"))
         for key, expected in tests.items():
             if key not in context:
                 if if_exists:
