@@ -432,3 +432,35 @@ def test_session_manager_policy_grants_no_parameter_read(rendered):
             assert all(a.startswith("ssmmessages:") for a in statement["Action"]), statement
     combined = {"Statement": rendered["policy.json"]["Statement"] + sessions["Statement"]}
     assert not is_allowed(combined, Request("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/other"))
+
+
+def test_ecs_launcher_policy_runs_one_family_in_one_cluster(tmp_path):
+    """What dagster-aws's EcsRunLauncher calls (describe_task_definition, run_task with tags,
+    describe_tasks, stop_task, logs get_log_events; PassRole of the task roles), and no more."""
+    rendered = render(tmp_path, ECS_CLUSTER="tweet-assets", ECS_TASK_ROLE="run-task", ECS_EXECUTION_ROLE="run-exec")
+    policy = rendered["ecs-launcher-policy.json"]
+    assert parliament(policy) == []
+    base = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
+    cluster = {"ecs:cluster": f"{base}:cluster/tweet-assets"}
+    task = f"{base}:task/tweet-assets/0123456789abcdef"
+    allowed = [
+        Request("ecs:RunTask", f"{base}:task-definition/tweet-assets-run:7", cluster),
+        Request("ecs:TagResource", task, {"ecs:CreateAction": "RunTask"}),
+        Request("ecs:DescribeTasks", task),
+        Request("ecs:StopTask", task),
+        Request("ecs:DescribeTaskDefinition", "*"),
+        Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/run-task", {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
+        Request("logs:GetLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/tweet_assets:log-stream:run/run/0123"),
+    ]
+    denied = [
+        Request("ecs:RunTask", f"{base}:task-definition/other-family:1", cluster),
+        Request("ecs:RunTask", f"{base}:task-definition/tweet-assets-run:7", {"ecs:cluster": f"{base}:cluster/other"}),
+        Request("ecs:TagResource", task, {"ecs:CreateAction": "TagResource"}),
+        Request("ecs:StopTask", f"{base}:task/other/0123"),
+        Request("ecs:RegisterTaskDefinition", "*"),
+        Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/run-task", {"iam:PassedToService": "ec2.amazonaws.com"}),
+        Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
+    ]
+    assert [str(r) for r in allowed if not is_allowed(policy, r)] == []
+    assert [str(r) for r in denied if is_allowed(policy, r)] == []
+    assert "ecs-launcher-policy.json" not in render(tmp_path / "none")
