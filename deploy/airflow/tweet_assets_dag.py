@@ -238,7 +238,8 @@ def dagster_operator_class():
             selector = {k: v for k, v in execution_params["selector"].items() if k != "assetCheckSelection"}
             execution_params = {**execution_params, "selector": {**selector, "pipelineName": JOB_NAME}}
             run_id = super().launch_dagster_run(context, session, dagster_url, execution_params)
-            self.log.info("launched Dagster run %s for partition %s: %s/runs/%s", run_id, partition_key(context), dagster_url, run_id)
+            tags = {tag["key"]: tag["value"] for tag in execution_params["executionMetadata"]["tags"]}
+            self.log.info("launched Dagster run %s for partition %s: %s/runs/%s", run_id, tags.get("dagster/partition"), dagster_url, run_id)
             return run_id
 
     return MaterializeTweetAssetsOperator
