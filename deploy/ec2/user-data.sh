@@ -42,6 +42,9 @@ DAGSTER_PG_PORT="${DAGSTER_PG_PORT:-5432}"
 DAGSTER_PG_DB="${DAGSTER_PG_DB:-dagster}"
 DAGSTER_PG_USERNAME="${DAGSTER_PG_USERNAME:-dagster}"
 DAGSTER_PG_PASSWORD_PARAMETER="${DAGSTER_PG_PASSWORD_PARAMETER-/tweet_assets/dagster_pg_password}"  # SSM name; "" = none
+# Compute logs are purged by the bucket's lifecycle rule on tweet_assets/dagster/compute_logs/
+# (deploy/cloudformation/tweet-assets.yaml, "compute-logs-expire"); the local copies are deleted by
+# S3ComputeLogManager after each upload, and the services' private /tmp is cleared on restart.
 TWEET_ASSETS_COMPUTE_LOG_BUCKET="${TWEET_ASSETS_COMPUTE_LOG_BUCKET:-}"  # default: the lake's bucket
 
 # Where: "" on the instance; a scratch directory in tests. NO_SYSTEMD=1 writes the units but does

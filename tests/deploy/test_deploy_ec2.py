@@ -484,3 +484,13 @@ def test_launcher_without_a_parameter_starts_the_service_without_a_token(install
         env=clean_env(X_BEARER_TOKEN_PARAMETER=""), capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr
+
+
+def test_readme_gives_dagster_home_access_to_the_user_not_the_group():
+    """UMask=0027 and a 0750 DAGSTER_HOME leave the dagster group read-only there, so the README
+    must not offer group membership as a way for the Airflow worker to write it."""
+    script = USER_DATA.read_text()
+    assert "UMask=0027" in script and 'chmod 0750 "$dagster_home"' in script
+    readme = (DEPLOY / "README.md").read_text()
+    assert "or in the `dagster` group" not in readme
+    assert "run it as the `dagster` user" in readme
