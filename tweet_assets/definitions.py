@@ -39,6 +39,7 @@ from . import assets, catalog, checks
 from .freshness import FRESHNESS_CHECKS, FRESHNESS_SENSORS
 from .io_manager import LakeIOManager, LakeResource
 from .schedules import tweets_daily_job, tweets_daily_schedule
+from .stream_days import STREAM_ASSETS, STREAM_CHECKS, STREAM_JOBS, STREAM_SCHEDULES, STREAM_SENSORS
 from .sources import ReplaySource, SampleSource
 from .warehouses.glue import GlueCatalogResource
 
@@ -130,10 +131,10 @@ def _assets_with_code_references():
 
 
 defs = Definitions(
-    assets=_assets_with_code_references(),
-    asset_checks=[*load_asset_checks_from_modules([checks]), *FRESHNESS_CHECKS],
-    jobs=[tweets_daily_job],
-    schedules=[tweets_daily_schedule],
-    sensors=FRESHNESS_SENSORS,
+    assets=[*_assets_with_code_references(), *STREAM_ASSETS],
+    asset_checks=[*load_asset_checks_from_modules([checks]), *FRESHNESS_CHECKS, *STREAM_CHECKS],
+    jobs=[tweets_daily_job, *STREAM_JOBS],
+    schedules=[tweets_daily_schedule, *STREAM_SCHEDULES],
+    sensors=[*FRESHNESS_SENSORS, *STREAM_SENSORS],
     resources=resources_from_env(),
 )
