@@ -22,9 +22,12 @@
 # glue_table asset need: Get/Create/UpdateTable on the one table) is rendered when GLUE_DATABASE is
 # set; GLUE_TABLE defaults to tweets.
 # ecs-launcher-policy.json (what dagster-aws's EcsRunLauncher in dagster-daemon needs: RunTask of
-# one task family in one cluster, Describe/StopTask there, PassRole of the two task roles to ECS,
+# the project's task families in one cluster, RegisterTaskDefinition of the families it derives
+# from its task_definition_prefix, Describe/StopTask there, PassRole of the two task roles to ECS,
 # the run logs) only when ECS_CLUSTER is set, with ECS_TASK_ROLE and ECS_EXECUTION_ROLE (role
-# names), ECS_TASK_FAMILY (default tweet-assets-run) and LOG_GROUP (default /tweet_assets).
+# names), ECS_TASK_FAMILY (the stack's task definition, default tweet-assets-run),
+# ECS_TASK_DEFINITION_PREFIX (deploy/ecs/dagster.yaml's task_definition_prefix, default
+# tweet-assets) and LOG_GROUP (default /tweet_assets).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -65,6 +68,7 @@ render() {
     -e "s|LAKE_KMS_KEY_ID|$(esc "${LAKE_KMS_KEY_ID:-}")|g"
     -e "s|ECS_CLUSTER|$(esc "${ECS_CLUSTER:-}")|g"
     -e "s|ECS_TASK_FAMILY|$(esc "${ECS_TASK_FAMILY:-tweet-assets-run}")|g"
+    -e "s|ECS_TASK_DEFINITION_PREFIX|$(esc "${ECS_TASK_DEFINITION_PREFIX:-tweet-assets}")|g"
     -e "s|ECS_TASK_ROLE|$(esc "${ECS_TASK_ROLE:-}")|g"
     -e "s|ECS_EXECUTION_ROLE|$(esc "${ECS_EXECUTION_ROLE:-}")|g"
     -e "s|LOG_GROUP|$(esc "${LOG_GROUP:-/tweet_assets}")|g"

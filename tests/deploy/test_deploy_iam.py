@@ -435,8 +435,8 @@ def test_session_manager_policy_grants_no_parameter_read(rendered):
 
 
 def test_ecs_launcher_policy_runs_one_family_in_one_cluster(tmp_path):
-    """What dagster-aws's EcsRunLauncher calls (describe_task_definition, run_task with tags,
-    describe_tasks, stop_task, logs get_log_events; PassRole of the task roles), and no more."""
+    """What dagster-aws's EcsRunLauncher calls (describe/register_task_definition, run_task with
+    tags, describe_tasks, stop_task, logs get_log_events; PassRole of the task roles), and no more."""
     rendered = render(tmp_path, ECS_CLUSTER="tweet-assets", ECS_TASK_ROLE="run-task", ECS_EXECUTION_ROLE="run-exec")
     policy = rendered["ecs-launcher-policy.json"]
     assert parliament(policy) == []
@@ -445,6 +445,9 @@ def test_ecs_launcher_policy_runs_one_family_in_one_cluster(tmp_path):
     task = f"{base}:task/tweet-assets/0123456789abcdef"
     allowed = [
         Request("ecs:RunTask", f"{base}:task-definition/tweet-assets-run:7", cluster),
+        # deploy/ecs/dagster.yaml: the launcher registers "<prefix>_<hashes>" families and runs them
+        Request("ecs:RegisterTaskDefinition", f"{base}:task-definition/tweet-assets_5f2c_91ab_77d0:1"),
+        Request("ecs:RunTask", f"{base}:task-definition/tweet-assets_5f2c_91ab_77d0:1", cluster),
         Request("ecs:TagResource", task, {"ecs:CreateAction": "RunTask"}),
         Request("ecs:DescribeTasks", task),
         Request("ecs:StopTask", task),
@@ -457,7 +460,8 @@ def test_ecs_launcher_policy_runs_one_family_in_one_cluster(tmp_path):
         Request("ecs:RunTask", f"{base}:task-definition/tweet-assets-run:7", {"ecs:cluster": f"{base}:cluster/other"}),
         Request("ecs:TagResource", task, {"ecs:CreateAction": "TagResource"}),
         Request("ecs:StopTask", f"{base}:task/other/0123"),
-        Request("ecs:RegisterTaskDefinition", "*"),
+        Request("ecs:RegisterTaskDefinition", f"{base}:task-definition/other_5f2c:1"),
+        Request("ecs:RunTask", f"{base}:task-definition/tweet-assets-other:1", cluster),
         Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/run-task", {"iam:PassedToService": "ec2.amazonaws.com"}),
         Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", {"iam:PassedToService": "ecs-tasks.amazonaws.com"}),
     ]
