@@ -14,8 +14,8 @@ demo: setup  ## materialize the last 3 days with the sample source into ./lake, 
 test: setup-test  ## run the whole test suite
 	$(PY) -m pytest -q
 
-dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home} $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000 (creates DAGSTER_HOME on a fresh clone)
+	home=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home}; mkdir -p "$$home" && DAGSTER_HOME="$$home" $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ddl: setup  ## print a warehouse's DDL (LOCATION=s3://bucket/prefix/tweets/ DIALECT=athena|redshift|snowflake)
 	$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION)) $(if $(DIALECT),--dialect $(DIALECT))

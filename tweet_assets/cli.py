@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from .warehouses import DIALECTS
 from .warehouses import ddl as warehouse_ddl
 from .warehouses.athena import DEFAULT_DATABASE, DEFAULT_TABLE
-from .partitions import DAY_FORMAT, start_date
+from .partitions import DAY_FORMAT, START_DATE_ENV, daily_partitions, start_date
 
 
 def _default_range(days: int = 3) -> tuple[str, str]:
@@ -149,6 +149,11 @@ def _stream() -> int:
         return 2
 
 
+def _first_lines(text: str, lines: int = 6) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][:lines]
+    return "\n".join(kept)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tweet-assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,13 +193,26 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{value!r} is not a YYYY-MM-DD day")
     if args.start > args.end:
         parser.error(f"--start {args.start} is after --end {args.end}")
+    first, last = start_date(), daily_partitions.get_last_partition_key()
+    if args.start < first:
+        parser.error(
+            f"--start {args.start} is before the first daily partition, {first} ({START_DATE_ENV}): "
+            f"pick a later day, or set {START_DATE_ENV}=YYYY-MM-DD to an earlier first day"
+        )
+    if last is None or args.end > last:
+        parser.error(f"--end {args.end} is after the last complete UTC day, {last}: a day's partition exists once the day has ended")
     os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
     os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
     lake_url = os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip() or "lake"
     source = os.environ.get("TWEET_ASSETS_SOURCE", "sample")
     print(f"materializing raw_tweets → clean_tweets → s3_parquet for {args.start}…{args.end} (source {source}, lake {lake_url}, DAGSTER_HOME {os.environ['DAGSTER_HOME']})", flush=True)
     started = time.monotonic()
-    result = run_job(args.start, args.end)
+    try:
+        result = run_job(args.start, args.end)
+    except Exception as exc:  # noqa: BLE001 - a failed step: one readable line, the whole log is in Dagit
+        print(f"the run failed: {type(exc).__name__}: {_first_lines(str(exc))}", file=sys.stderr)
+        print(f"the full log is in the Dagster instance at {os.environ['DAGSTER_HOME']} (make dagit → Runs)", file=sys.stderr)
+        return 1
     if not result.success:
         print("the run failed; see the log above", file=sys.stderr)
         return 1

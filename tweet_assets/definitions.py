@@ -20,6 +20,7 @@ do not: :func:`resources_from_env` is the one place that reads these variables.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 from pathlib import Path
@@ -59,8 +60,8 @@ def source_from_env(env: dict | None = None):
     env = os.environ if env is None else env
     name = env.get("TWEET_ASSETS_SOURCE", "sample").strip().lower() or "sample"
     if name == "sample":
-        posts = env.get("TWEET_ASSETS_SAMPLE_POSTS", "200")
-        if not posts.isdigit():
+        posts = env.get("TWEET_ASSETS_SAMPLE_POSTS", "200").strip()
+        if not re.fullmatch(r"[0-9]+", posts):  # ASCII digits only: "²".isdigit() is true, int("²") fails
             raise ConfigurationError(f"TWEET_ASSETS_SAMPLE_POSTS={posts!r}: set it to a whole number of posts per day.")
         return SampleSource(posts_per_day=int(posts))
     if name == "replay":

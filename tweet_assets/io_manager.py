@@ -38,6 +38,7 @@ from pydantic import Field, PrivateAttr
 
 from .lake import Lake, LakeError, open_lake
 from .parquet import ROW_GROUP_ROWS, read_footer, write_parquet
+from .spools import owning_spool_dir, remove_run_spool_dirs, remove_spool_dir
 
 PART = "part-00000"
 #: Raw pages are gzip (RFC 1952) written by ISA-L (python-isal) at its middle level: on JSON pages
@@ -331,7 +332,23 @@ class LakeIOManager(ConfigurableIOManager):
             items = [(pk, obj[pk]) for pk in expected]
         else:
             items = [(None, obj)]
+        try:
+            self._store(context, table, fmt, items)
+        finally:  # stored or not, the spooled files and their directory go now
+            for _, value in items:
+                if isinstance(value, (SpooledPages, SpooledTable)):
+                    _remove_file(value.path)
+                    remove_spool_dir(owning_spool_dir(value.path))
+
+    def _store(self, context: OutputContext, table: str, fmt: str, items: list) -> None:
         lake = self.lake()
+        keys = [self.key(table, fmt, pk) for pk, _ in items]
+        try:  # what a killed earlier run of these partitions left (local .tmp-*.part, S3 uploads)
+            stale = lake.remove_stale_temporaries(keys, before=time.time())
+            if stale:
+                context.log.info(f"removed {stale} temporary object(s) left at {lake.uri(table)} by an earlier, interrupted run")
+        except LakeError as exc:
+            context.log.warning(f"could not look for temporaries left by an earlier run (the write goes on): {exc}")
         total = 0
         started = last_report = time.monotonic()
         for done, (partition_key, value) in enumerate(items, start=1):
@@ -359,14 +376,14 @@ class LakeIOManager(ConfigurableIOManager):
             try:
                 return lake.put_file(key, value.path)
             finally:
-                os.remove(value.path)
+                _remove_file(value.path)
         if isinstance(value, StoredTable):  # an object of this lake, published as it is
             return lake.copy(value.key, key)
         if isinstance(value, SpooledTable):
             try:
                 return lake.put_file(key, value.path)
             finally:
-                os.remove(value.path)
+                _remove_file(value.path)
         if isinstance(value, pl.DataFrame):
             value = value.to_arrow()
         if not isinstance(value, pa.Table):
@@ -378,6 +395,13 @@ class LakeIOManager(ConfigurableIOManager):
             return lake.put_file(key, tmp)
         finally:
             os.remove(tmp)
+
+    def teardown_after_execution(self, context) -> None:
+        """The end of the step (or run): remove what is left of the run's spool directories in
+        this process, e.g. an asset failed after spooling some days (tweet_assets.spools)."""
+        run = getattr(context, "run", None)
+        if run is not None:
+            remove_run_spool_dirs(run.run_id)
 
     # --- input
     def load_input(self, context: InputContext):
@@ -394,3 +418,10 @@ class LakeIOManager(ConfigurableIOManager):
                 raise LakeError(f"no object at {lake.uri(key)}: materialize raw_tweets for this partition first.")
             return StoredPages(lake, key, lake.uri(key))
         return StoredTable(lake, key, lake.uri(key))
+
+
+def _remove_file(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass

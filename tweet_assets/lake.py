@@ -4,6 +4,12 @@ Writes are whole-object and atomic: a local file is written to a temporary name 
 object is written by one ``PutObject`` or one multipart upload (boto3's ``upload_file``), which
 becomes visible only when complete. So a reader never sees half an object at a published key.
 
+What a failed or killed write can leave behind: a local ``.tmp-*.part`` file beside the target,
+or an incomplete S3 multipart upload (invisible, but billed). A failed upload is aborted at once
+(``AbortMultipartUpload``); :meth:`Lake.remove_stale_temporaries` removes what a killed process
+left at the keys a rerun writes again; and an ``AbortIncompleteMultipartUpload`` lifecycle rule on
+the bucket (README, "Point at S3") is the backstop for uploads nobody reruns.
+
 Every storage failure is raised as :class:`LakeError` naming the bucket, key and endpoint and saying
 what to check; credentials are never part of a message.
 """
@@ -13,8 +19,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator
 from urllib.parse import urlparse
+
+
+#: The write check's object (:meth:`Lake.check_writable`), beside the tables, and its bytes.
+CHECK_KEY = "_tweet_assets_check/write-check"
+CHECK_BODY = b"tweet_assets write check: raw_tweets writes this before reading its source\n"
 
 
 class LakeError(RuntimeError):
@@ -71,6 +82,29 @@ class Lake:
         """Keys under ``prefix``, sorted."""
         raise NotImplementedError
 
+    def check_writable(self) -> str:
+        """Write the tiny object ``_tweet_assets_check/write-check`` (the same bytes each time,
+        overwriting the last check's): proves, before any work, that the location exists and
+        takes writes. Returns its key. On S3 it stays (one ~25-byte object: the pipeline never
+        deletes, IAM grants no s3:DeleteObject); a local lake removes it again.
+
+        Raises:
+            LakeError: the bucket or directory is missing, or the write is refused (the message
+                names bucket, key and endpoint, as for any write).
+        """
+        self.put_bytes(CHECK_KEY, CHECK_BODY)
+        return CHECK_KEY
+
+    def remove_stale_temporaries(self, keys: Iterable[str], before: float) -> int:
+        """Remove what earlier, killed writes to ``keys`` left behind (local ``.tmp-*.part``
+        files, S3 incomplete multipart uploads) that started before ``before`` (Unix seconds);
+        returns how many. Writes of other keys, and newer ones, are left alone."""
+        return 0
+
+
+#: A local write goes to ``<folder>/.tmp-XXXX.part`` first, then is renamed over the target.
+TMP_PREFIX, TMP_SUFFIX = ".tmp-", ".part"
+
 
 class LocalLake(Lake):
     """A directory on this machine (the embedded default)."""
@@ -87,15 +121,42 @@ class LocalLake(Lake):
 
     def _atomic(self, key: str, write) -> int:
         target = self._path(key)
+        tmp = None
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".tmp-", suffix=".part")
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=TMP_PREFIX, suffix=TMP_SUFFIX)
             with os.fdopen(fd, "wb") as out:
                 write(out)
             os.replace(tmp, target)
+            tmp = None
         except OSError as exc:
             raise LakeError(f"cannot write {target}: {exc}. Check that the lake directory is writable.") from exc
+        finally:
+            if tmp is not None:  # the write failed: no temporary left beside the target
+                try:
+                    os.remove(tmp)
+                except OSError:
+                    pass
         return os.path.getsize(target)
+
+    def remove_stale_temporaries(self, keys: Iterable[str], before: float) -> int:
+        removed = 0
+        for folder in sorted({os.path.dirname(self._path(key)) for key in keys}):
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                path = os.path.join(folder, name)
+                if not (name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX)):
+                    continue
+                try:
+                    if os.stat(path).st_mtime < before:
+                        os.remove(path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
 
     def put_file(self, key: str, path: str) -> int:
         def copy(out):
@@ -135,10 +196,20 @@ class LocalLake(Lake):
         found = []
         for dirpath, _, names in os.walk(base):
             for name in names:
-                if not name.startswith(".tmp-"):
+                if not name.startswith(TMP_PREFIX):
                     rel = os.path.relpath(os.path.join(dirpath, name), self.root)
                     found.append(rel.replace(os.sep, "/"))
         return iter(sorted(found))
+
+    def check_writable(self) -> str:
+        key = super().check_writable()
+        path = self._path(key)
+        try:  # a local lake keeps nothing of the check
+            os.remove(path)
+            os.rmdir(os.path.dirname(path))
+        except OSError:
+            pass
+        return key
 
 
 class S3Lake(Lake):
@@ -239,6 +310,43 @@ class S3Lake(Lake):
         except Exception as exc:
             raise self._fail("list", prefix, exc) from exc
         return iter(sorted(keys))
+
+    def incomplete_uploads(self, prefix: str) -> list[dict]:
+        """The incomplete multipart uploads under ``prefix``: ``[{"Key", "UploadId", "Initiated"}]``
+        with keys relative to the lake (``ListMultipartUploads``; IAM ``s3:ListBucketMultipartUploads``).
+
+        Raises:
+            LakeError: the listing failed (names bucket, prefix and endpoint).
+        """
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        found = []
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for upload in page.get("Uploads", []):
+                    found.append({"Key": upload["Key"][strip:], "UploadId": upload["UploadId"], "Initiated": upload["Initiated"]})
+        except Exception as exc:
+            raise self._fail("list the incomplete multipart uploads under", prefix, exc) from exc
+        return found
+
+    def remove_stale_temporaries(self, keys: Iterable[str], before: float) -> int:
+        """Aborts the incomplete multipart uploads to ``keys`` initiated before ``before``: one
+        listing per common folder of ``keys`` (the run's table), one ``AbortMultipartUpload`` each."""
+        keys = set(keys)
+        if not keys:
+            return 0
+        folder = os.path.commonprefix(sorted(keys)).rsplit("/", 1)[0]
+        removed = 0
+        for upload in self.incomplete_uploads(folder):
+            if upload["Key"] in keys and upload["Initiated"].timestamp() < before:
+                self._abort(upload["Key"], upload["UploadId"])
+                removed += 1
+        return removed
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id)
+        except Exception as exc:
+            raise self._fail("abort the multipart upload to", key, exc) from exc
 
 
 def open_lake(url: str, s3_client_factory=None, endpoint: str | None = None) -> Lake:

@@ -65,6 +65,7 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Literal, Optional
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -727,6 +728,8 @@ def _describe(exc: BaseException) -> str:
     else the exception's class and message (a timeout, a dropped connection)."""
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
+    if status is None and isinstance(exc, requests.exceptions.ProxyError):
+        return f"ProxyError: cannot reach the HTTP(S) proxy {_proxy_named(exc)}; check it is up, or unset HTTPS_PROXY/https_proxy (and ALL_PROXY) to connect directly"
     if status is None:
         return f"{type(exc).__name__}: {str(exc)[:300]}"
     text = f"HTTP {status} {getattr(response, 'reason', '') or ''}".strip()
@@ -742,3 +745,21 @@ def _describe(exc: BaseException) -> str:
     if messages:
         text += "; errors: " + "; ".join(str(m) for m in messages[:3])
     return text
+
+
+def _proxy_named(exc: BaseException) -> str:
+    """``host:port`` of the proxy the failed request went through (from the environment, as
+    requests chose it), without any user:password part; or the variables to look at."""
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None) or "https://api.twitter.com/"
+    try:
+        proxies = requests.utils.get_environ_proxies(url)
+        proxy = requests.utils.select_proxy(url, proxies)
+    except Exception:  # noqa: BLE001 - naming the proxy must never hide the real error
+        proxy = None
+    if not proxy:
+        return "(see HTTPS_PROXY/https_proxy)"
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    host = parts.hostname or "?"
+    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
+
