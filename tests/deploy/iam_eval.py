@@ -130,6 +130,8 @@ def request_for_call(service: str, operation: str, params: dict, *, region: str,
             return Request(S3_OBJECT_ACTIONS[operation], f"arn:aws:s3:::{bucket}/{params['Key']}")
         if operation in ("ListObjectsV2", "ListObjects"):
             return Request("s3:ListBucket", f"arn:aws:s3:::{bucket}", {"s3:prefix": params.get("Prefix", "")})
+        if operation == "ListMultipartUploads":  # no s3:prefix condition key for this action
+            return Request("s3:ListBucketMultipartUploads", f"arn:aws:s3:::{bucket}")
     if service == "ssm" and operation == "GetParameter":
         name = params["Name"]
         return Request("ssm:GetParameter", f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}")

@@ -145,10 +145,15 @@ def test_policy_allows_every_call_the_pipeline_makes(rendered, pipeline_calls):
             "CompleteMultipartUpload", "ListObjectsV2"} <= operations, operations
     assert not {"DeleteObject", "DeleteObjects"} & operations, operations
     keys = {c["params"].get("Key") for c in pipeline_calls if c["operation"] == "PutObject"}
-    assert keys == {
+    checks = {k for k in keys if k.startswith(f"{PREFIX}/_tweet_assets_check/")}
+    assert keys - checks == {
         f"{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz",
         f"{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet",
     }
+    # raw_tweets' write check (each run, before the source is read) overwrites one fixed key; and
+    # each store first looks for incomplete uploads an interrupted run left at its keys
+    assert checks == {f"{PREFIX}/_tweet_assets_check/write-check"}
+    assert "ListMultipartUploads" in operations
     # the published object is a server-side copy of clean_tweets' object
     copies = {(c["params"]["CopySource"], c["params"]["Key"]) for c in pipeline_calls if c["operation"] == "CopyObject"}
     assert copies == {(f"{BUCKET}/{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet", f"{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet")}
@@ -192,6 +197,12 @@ def test_policy_allows_reading_the_token_through_ssm_only(rendered):
         Request("kms:Decrypt", KEY_ARN, {"kms:ViaService": f"ssm.{REGION}.amazonaws.com", "kms:EncryptionContext:PARAMETER_ARN": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/other"}),
         # no lake KMS key in the pipeline policy (lake-kms-policy.json adds it when the bucket uses SSE-KMS)
         Request("kms:GenerateDataKey", KEY_ARN, {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}),
+        # the write check: one fixed key, written, never read or deleted, only under the lake
+        Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/_tweet_assets_check/write-check"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/_tweet_assets_check/write-check"),
+        Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/_tweet_assets_check/other"),
+        Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/_tweet_assets_check/write-check"),
+        Request("s3:ListBucketMultipartUploads", "arn:aws:s3:::other-bucket"),
         # another bucket with the same keys
         Request("s3:PutObject", f"arn:aws:s3:::other-bucket/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"),
         Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}-2/{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz"),
