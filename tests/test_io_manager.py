@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import boto3
 import polars as pl
 import pytest
 
 from tweet_assets.definitions import ConfigurationError, lake_from_env, source_from_env
 from tweet_assets.lake import LakeError, LocalLake, open_lake
+from tweet_assets.sources import SampleSource
+
+from tests.helpers import resources, run
 
 
 def test_local_lake_overwrites_atomically(tmp_path):
@@ -69,6 +74,10 @@ def test_configuration_errors_name_the_variable():
         source_from_env({"TWEET_ASSETS_SOURCE": "replay"})
     with pytest.raises(ConfigurationError, match="TWEET_ASSETS_SAMPLE_POSTS"):
         source_from_env({"TWEET_ASSETS_SAMPLE_POSTS": "lots"})
+    for odd in ("\u00b2", "\u0663", "-5", "1e3", ""):  # "²".isdigit() and "٣".isdigit() are True
+        with pytest.raises(ConfigurationError, match="TWEET_ASSETS_SAMPLE_POSTS"):
+            source_from_env({"TWEET_ASSETS_SAMPLE_POSTS": odd})
+    assert source_from_env({"TWEET_ASSETS_SAMPLE_POSTS": " 30 "}).posts_per_day == 30
     with pytest.raises(LakeError, match="s3://bucket/prefix"):
         open_lake("gs://bucket/x")
 
@@ -172,3 +181,145 @@ def test_background_spooling_keeps_page_order_and_reports_worker_errors(tmp_path
         for _ in range(100):
             broken.write(days[0], b"{}")
         broken.close()
+
+
+# --- debris: spool directories, local temporaries, incomplete multipart uploads (issue 22, point 4)
+
+
+class _Pages(SampleSource):
+    """The sample source, failing after ``fail_after`` pages when set; records that it was read."""
+
+    fail_after: int = -1
+    marker: str = ""
+
+    def pages(self, start, end, log):
+        if self.marker:
+            open(self.marker, "a").close()
+        for n, page in enumerate(super().pages(start, end, log)):
+            if n == self.fail_after:
+                raise RuntimeError("source failed mid-stream (injected)")
+            yield page
+
+
+def _spools(root) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.startswith("tweet_assets-spool-"))
+
+
+@pytest.fixture
+def spool_root(tmp_path, monkeypatch):
+    """A private TMPDIR, so the test sees only its own spool directories."""
+    import tempfile
+
+    root = tmp_path / "tmpdir"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
+
+
+def test_spool_directories_are_gone_after_success_and_after_each_kind_of_failure(tmp_path, spool_root, instance):
+    lake = tmp_path / "lake"
+    ok = run(resources(str(lake), _Pages(posts_per_day=300)), "2024-03-01", "2024-03-03", instance=instance)
+    assert ok.success and _spools(spool_root) == []
+    # the source fails after some days' pages were spooled (raw_tweets raises)
+    failed = run(resources(str(lake), _Pages(posts_per_day=300, fail_after=4)), "2024-03-04", "2024-03-06", instance=instance, raise_on_error=False)
+    assert not failed.success and _spools(spool_root) == []
+    # storing fails (the IO manager raises in handle_output): raw_tweets' table folder is a file
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "raw_tweets").write_bytes(b"not a folder")
+    failed = run(resources(str(blocked), _Pages(posts_per_day=300)), "2024-03-04", "2024-03-05", instance=instance, raise_on_error=False)
+    assert not failed.success and _spools(spool_root) == []
+    assert [p for p in spool_root.rglob("*") if p.is_file()] == []
+
+
+def test_a_dead_process_spool_directory_is_swept_and_a_live_one_is_kept(spool_root):
+    import subprocess
+    import sys
+
+    from tweet_assets.spools import open_spool_dir, remove_spool_dir, sweep_stale
+
+    make = (
+        "import os, sys, tempfile; tempfile.tempdir = sys.argv[1]\n"
+        "from tweet_assets.spools import open_spool_dir\n"
+        "path = open_spool_dir('raw_tweets', 'run')\n"
+        "open(os.path.join(path, 'raw-2024-01-01.jsonl.gz'), 'wb').write(b'x' * 1000)\n"
+        "print(path, flush=True)\n"
+        "sys.stdin.readline() if sys.argv[2] == 'live' else os._exit(9)\n"  # dies without cleaning up
+    )
+    live = subprocess.Popen([sys.executable, "-c", make, str(spool_root), "live"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        live_path = live.stdout.readline().strip()
+        dead = subprocess.run([sys.executable, "-c", make, str(spool_root), "dead"], capture_output=True, text=True, timeout=60)
+        assert dead.returncode == 9 and len(_spools(spool_root)) == 2
+        mine = open_spool_dir("clean_tweets", "run-2")  # sweeps first
+        assert sorted(_spools(spool_root)) == sorted([os.path.basename(live_path), os.path.basename(mine)])
+    finally:
+        live.communicate("done\n", timeout=60)
+    remove_spool_dir(mine)
+    assert _spools(spool_root) == [os.path.basename(live_path)]  # its owner has exited since: stale now
+    assert sweep_stale(str(spool_root)) == [live_path] and _spools(spool_root) == []
+
+
+def test_a_rerun_removes_the_temporaries_a_killed_write_left_at_its_own_partitions(tmp_path, instance):
+    lake = tmp_path / "lake"
+    left = {}
+    for table, day in (("raw_tweets", "2024-04-01"), ("clean_tweets", "2024-04-01"), ("tweets", "2024-04-02"), ("raw_tweets", "2024-04-05")):
+        folder = lake / table / f"dt={day}"
+        folder.mkdir(parents=True)
+        left[(table, day)] = folder / ".tmp-k1ll3d.part"
+        left[(table, day)].write_bytes(b"PAR1 half an object")
+        os.utime(left[(table, day)], (1_700_000_000, 1_700_000_000))  # written before this run
+    assert run(resources(str(lake), SampleSource(posts_per_day=50)), "2024-04-01", "2024-04-02", instance=instance).success
+    assert {k: p.exists() for k, p in left.items()} == {
+        ("raw_tweets", "2024-04-01"): False,
+        ("clean_tweets", "2024-04-01"): False,
+        ("tweets", "2024-04-02"): False,
+        ("raw_tweets", "2024-04-05"): True,  # another partition's: not this run's to remove
+    }
+    assert sorted(p.name for p in lake.rglob(".tmp-*")) == [".tmp-k1ll3d.part"]
+
+
+def test_a_failed_local_write_leaves_no_temporary(tmp_path):
+    lake = LocalLake(str(tmp_path))
+
+    def half(out):
+        out.write(b"half")
+        raise OSError("disk full (injected)")
+
+    with pytest.raises(LakeError, match="disk full"):
+        lake._atomic("t/dt=2024-01-01/part-00000.parquet", half)
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_rerun_aborts_the_incomplete_multipart_uploads_left_at_its_own_keys(s3_lake, aws_env, instance):
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    bucket = s3_lake[5:].split("/")[0]
+    mine = s3.create_multipart_upload(Bucket=bucket, Key="lake/raw_tweets/dt=2024-04-01/part-00000.jsonl.gz")["UploadId"]
+    other = s3.create_multipart_upload(Bucket=bucket, Key="lake/raw_tweets/dt=2024-04-09/part-00000.jsonl.gz")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="lake/raw_tweets/dt=2024-04-01/part-00000.jsonl.gz", UploadId=mine, PartNumber=1, Body=b"x" * 1024)
+    import time
+
+    time.sleep(1.1)  # S3 'Initiated' has second resolution: the run starts after the uploads
+    assert run(resources(s3_lake, SampleSource(posts_per_day=50)), "2024-04-01", instance=instance).success
+    left = {(u["Key"], u["UploadId"]) for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])}
+    assert left == {("lake/raw_tweets/dt=2024-04-09/part-00000.jsonl.gz", other)}
+
+
+def test_a_missing_bucket_fails_before_the_source_is_read(aws_env, tmp_path, instance):
+    marker = tmp_path / "source-was-read"
+    lake = "s3://no-such-bucket-precheck/lake"
+    failed = run(resources(lake, _Pages(posts_per_day=50, marker=str(marker))), "2024-04-01", instance=instance, raise_on_error=False)
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert "NoSuchBucket" in message and "s3://no-such-bucket-precheck/lake/_tweet_assets_check/" in message and aws_env in message
+    assert not marker.exists()  # no request to the source (with x_api: no quota spent)
+
+
+def test_the_write_check_leaves_nothing(s3_lake, aws_env, tmp_path):
+    lake = lake_from_env({"TWEET_ASSETS_LAKE_URL": s3_lake, "AWS_ENDPOINT_URL": aws_env, "AWS_REGION": "us-east-1"}).lake()
+    key = lake.check_writable("t")
+    assert key.startswith("_tweet_assets_check/t-") and list(lake.list("")) == []
+    local = LocalLake(str(tmp_path / "new-lake"))
+    local.check_writable()
+    assert (tmp_path / "new-lake").is_dir() and list((tmp_path / "new-lake").rglob("*")) == []

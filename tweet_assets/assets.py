@@ -58,8 +58,8 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeRes
     start, end = context.partition_time_window
     # before the first request to the source (the live API spends quota): a missing bucket or a
     # denied write fails now, naming bucket, key and endpoint (tweet_assets.lake.Lake.check_writable)
-    lake.lake().check_writable(context.run_id[:8])
-    spool_dir = open_spool_dir("raw_tweets", context.run_id)  # removed by the IO manager once stored, or at the step's end
+    lake.lake().check_writable(context.run.run_id[:8])
+    spool_dir = open_spool_dir("raw_tweets", context.run.run_id)  # removed by the IO manager once stored, or at the step's end
     with SpoolSet(spool_dir, days) as spools:  # compressed on a worker thread as pages arrive
         stats = {day: Counter() for day in days}
         spans: dict[str, list[str]] = {day: [] for day in days}
@@ -135,7 +135,7 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
             last[0] = time.monotonic()
             context.log.info(f"{pages:,} pages flattened, {rows:,} rows so far")
 
-    spool_dir = open_spool_dir("clean_tweets", context.run_id)  # removed by the IO manager once stored, or at the step's end
+    spool_dir = open_spool_dir("clean_tweets", context.run.run_id)  # removed by the IO manager once stored, or at the step's end
     sizes = {day: stored.size() for day, stored in raw_tweets.items()}
     groups = day_groups(sizes, WORKERS)
     if len(groups) > 1:
@@ -210,7 +210,7 @@ def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTab
     """Publish each day's rows: clean_tweets' object as it is when its footer shows the published
     schema and rows sorted by ``(created_at, id)`` (a server-side copy on S3), otherwise the rows
     cast to the published schema and sorted, one day at a time."""
-    spool_dir = open_spool_dir("s3_parquet", context.run_id)  # removed by the IO manager once stored, or at the step's end
+    spool_dir = open_spool_dir("s3_parquet", context.run.run_id)  # removed by the IO manager once stored, or at the step's end
     result: dict = {}
     copied = 0
     for day, stored in clean_tweets.items():
