@@ -61,3 +61,48 @@ def test_ddl_command_prints_projection(tmp_path):
 def test_demo_rejects_bad_dates(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tweet_assets.cli", "demo", "--start", "2024-13-01"], capture_output=True, text=True, env=_env(tmp_path), timeout=60)
     assert out.returncode == 2 and "is not a YYYY-MM-DD day" in out.stderr
+
+
+def test_demo_before_the_start_date_or_after_yesterday_names_the_setting(monkeypatch, capsys):
+    from tweet_assets import cli
+
+    monkeypatch.setenv("TWEET_ASSETS_START_DATE", "2024-01-01")
+    monkeypatch.setattr(cli, "run_job", lambda *a: pytest.fail("the job must not start"))
+    with pytest.raises(SystemExit) as early:
+        cli.main(["demo", "--start", "2023-12-30", "--end", "2024-01-02"])
+    err = capsys.readouterr().err
+    assert early.value.code == 2 and "2023-12-30 is before the first daily partition, 2024-01-01 (TWEET_ASSETS_START_DATE)" in err
+    assert len(err.splitlines()) <= 3
+    with pytest.raises(SystemExit) as late:
+        cli.main(["demo", "--start", "2024-01-02", "--end", "2999-01-01"])
+    assert late.value.code == 2 and "after the last complete UTC day" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_failed_demo_run_ends_with_one_readable_error_not_a_traceback(tmp_path, moto_server):
+    env = _env(tmp_path, AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")
+    env["TWEET_ASSETS_LAKE_URL"] = "s3://no-such-demo-bucket/lake"
+    out = subprocess.run([sys.executable, "-m", "tweet_assets.cli", "demo"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 1
+    tail = out.stderr.strip().splitlines()[-2:]
+    assert tail[0].startswith("the run failed: ") and "s3://no-such-demo-bucket/lake/_tweet_assets_check/" in out.stderr and "NoSuchBucket" in out.stderr
+    assert "DAGSTER_HOME" in tail[1] or str(tmp_path / "home") in tail[1]
+    assert "Traceback" not in out.stderr.split("the run failed: ")[-1]
+
+
+def test_make_dagit_on_a_fresh_clone_creates_dagster_home(tmp_path):
+    """`make dagit` right after cloning: DAGSTER_HOME (.dagster_home) does not exist yet, and
+    `dagster dev` refuses a missing DAGSTER_HOME. A stand-in `dagster` (in a stand-in venv whose
+    setup is done) records what it was given, so nothing is installed or served."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".installed").touch()
+    probe = venv / "bin" / "dagster"
+    probe.write_text('#!/bin/sh\ntest -d "$DAGSTER_HOME" && echo "home ok: $DAGSTER_HOME $*"\n')
+    probe.chmod(0o755)
+    home = tmp_path / "fresh" / ".dagster_home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_")}
+    env["DAGSTER_HOME"] = str(home)
+    out = subprocess.run(["make", "-s", "-C", str(REPO), "dagit", f"VENV={venv}"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"home ok: {home} dev -w workspace.yaml -h 127.0.0.1" in out.stdout and home.is_dir()
