@@ -13,12 +13,19 @@ from urllib.parse import urlparse
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, faults: int, status: int = 503, code: str = "SlowDown"):
+    """``faults`` error answers first; with ``cut_after_bytes``, an outage once that many bytes of
+    request bodies have been forwarded: every later request gets its connection dropped without
+    an answer (what a client sees when the endpoint or the network goes away mid-upload)."""
+
+    def __init__(self, upstream: str, faults: int = 0, status: int = 503, code: str = "SlowDown", cut_after_bytes: int | None = None):
         self.upstream = urlparse(upstream)
         self.remaining = faults
         self.status, self.code = status, code
         self.injected = 0
         self.forwarded = 0
+        self.cut_after_bytes = cut_after_bytes
+        self.body_bytes = 0
+        self.dropped: list[str] = []  # "METHOD path?query" of the requests cut off
         self.lock = threading.Lock()
         proxy = self
 
@@ -31,6 +38,15 @@ class FaultProxy:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                with proxy.lock:
+                    cut = proxy.cut_after_bytes is not None and proxy.body_bytes >= proxy.cut_after_bytes
+                    if cut:
+                        proxy.dropped.append(f"{self.command} {self.path}")
+                    else:
+                        proxy.body_bytes += len(body)
+                if cut:  # the outage: no answer, the connection is closed
+                    self.close_connection = True
+                    return
                 with proxy.lock:
                     fault = proxy.remaining > 0
                     if fault:

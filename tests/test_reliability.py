@@ -10,11 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import boto3
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -65,8 +67,11 @@ def test_unreachable_s3_fails_clearly_then_a_rerun_repairs(x_api_v2, aws_env, in
     assert not down.success
     failure = next(e for e in down.all_events if e.event_type_value == "STEP_FAILURE")
     message = str(failure.event_specific_data.error)
-    assert "cannot reach the endpoint" in message and dead in message and f"s3://{buckets[1]}/lake/raw_tweets/dt=2021-05-07" in message
-    assert s3.list_objects_v2(Bucket=buckets[1]).get("KeyCount", 0) == 0  # nothing half-written
+    # it fails at the write check, before the first request to the source, naming where
+    assert "cannot reach the endpoint" in message and dead in message and f"s3://{buckets[1]}/lake/_tweet_assets_check/" in message
+    logs = [str(r.user_message) for r in instance.all_logs(down.run_id)]
+    assert logs and not [m for m in logs if m.startswith("fetching ")]  # raw_tweets never asked the source
+    assert s3.list_objects_v2(Bucket=buckets[1]).get("KeyCount", 0) == 0
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
     assert run(resources(f"s3://{buckets[1]}/lake", source), "2021-05-07", "2021-05-11", instance=instance).success
@@ -79,50 +84,163 @@ def test_unreachable_s3_fails_clearly_then_a_rerun_repairs(x_api_v2, aws_env, in
 
 
 BACKFILL = """
-import os, sys
+import os, shutil, sys, time
 from dagster import DagsterInstance, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as E, ASSET_PARTITION_RANGE_START_TAG as S
 from tweet_assets import assets
 from tweet_assets.definitions import resources_from_env
+
+if os.environ.get("SLOW_DISK"):  # a slow disk: each MiB copied takes 40 ms, so a write can be caught midway
+    def copyfileobj(src, dst, length=0):
+        while True:
+            block = src.read(1 << 20)
+            if not block:
+                return
+            dst.write(block)
+            dst.flush()
+            time.sleep(0.04)
+    shutil.copyfileobj = copyfileobj
+
 with DagsterInstance.get() as instance:
     ok = materialize([assets.raw_tweets, assets.clean_tweets, assets.s3_parquet], resources=resources_from_env(), instance=instance, tags={S: sys.argv[1], E: sys.argv[2]}).success
 sys.exit(0 if ok else 1)
 """
 
 
+def _whole(path: Path) -> bool:
+    """An object a reader may see: a Parquet file whose footer reads, or a gzip stream that ends
+    properly (its trailer checked); anything cut short is not whole."""
+    import gzip
+    import zlib
+
+    try:
+        if path.suffix == ".parquet":
+            pq.read_metadata(path)
+        elif path.name.endswith(".gz"):
+            with gzip.open(path) as handle:
+                while handle.read(1 << 22):
+                    pass
+        return True
+    except (OSError, EOFError, zlib.error, ValueError) as exc:
+        return False if not isinstance(exc, FileNotFoundError) else True
+
+
+class LakeWatcher:
+    """Lists the local lake every few ms from a thread, as a concurrent reader would, and checks
+    every visible object (not a .tmp-*.part) that is new or changed; records any that is not
+    whole (``torn``) and whether a write in progress (a temporary) was seen."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.torn: list[str] = []
+        self.writing = threading.Event()
+        self.seen: dict[Path, tuple] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self.stop.is_set():
+            for path in list(self.root.rglob("*")) if self.root.exists() else []:
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:
+                    continue
+                if not path.is_file():
+                    continue
+                if path.name.startswith(".tmp-"):
+                    if stat.st_size >= 1 << 20:  # a large write under way (not the write check's few bytes)
+                        self.writing.set()
+                    continue
+                if self.seen.get(path) != (stat.st_size, stat.st_mtime_ns):
+                    self.seen[path] = (stat.st_size, stat.st_mtime_ns)
+                    if not _whole(path):
+                        self.torn.append(f"{path.relative_to(self.root)} ({stat.st_size} bytes)")
+                        self.writing.set()
+            time.sleep(0.003)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
 @pytest.mark.slow
-def test_sigkill_mid_backfill_then_relaunch_publishes_each_post_once(tmp_path):
-    env = {**os.environ, "TWEET_ASSETS_SOURCE": "sample", "TWEET_ASSETS_SAMPLE_POSTS": "3000", "DAGSTER_HOME": str(tmp_path / "home")}
+def test_sigkill_during_a_large_write_leaves_no_torn_object_and_the_rerun_no_debris(tmp_path):
+    """SIGKILL while an object is being written (the lake on a slow disk, a watcher listing it):
+    no reader ever sees a partial object at a published key; after the kill only hidden
+    temporaries and the dead process's spool directory remain, and the rerun removes both and
+    publishes every post once."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    env = {**os.environ, "TWEET_ASSETS_SOURCE": "sample", "TWEET_ASSETS_SAMPLE_POSTS": "12000", "DAGSTER_HOME": str(tmp_path / "home"), "TMPDIR": str(tmpdir)}
     os.makedirs(env["DAGSTER_HOME"])
-    days = ("2024-05-01", "2024-05-20")
+    days = ("2024-05-01", "2024-05-03")
+    lake = tmp_path / "lake"
+    env["TWEET_ASSETS_LAKE_URL"] = str(lake)
 
-    killed_lake = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", BACKFILL, *days], env={**env, "TWEET_ASSETS_LAKE_URL": str(killed_lake)}, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not list((killed_lake / "clean_tweets").glob("dt=*/*.parquet"))[:5][4:]:
-        time.sleep(0.2)
-        assert proc.poll() is None, "the backfill finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # mid-backfill: raw landed, clean_tweets half written
-    proc.wait(timeout=30)
-    assert len(list((killed_lake / "tweets").glob("dt=*/*.parquet"))) < 20
-    # a write cut short leaves at most a hidden temporary file, never a partial object at a published key
-    stray = [p.name for p in killed_lake.rglob("*") if p.is_file() and not p.name.startswith("part-00000.")]
-    assert all(name.startswith(".tmp-") and name.endswith(".part") for name in stray), stray
-    for published in killed_lake.rglob("part-00000.parquet"):
-        pq.ParquetFile(published)  # every visible object is whole: its footer reads
+    with LakeWatcher(lake) as watcher:
+        proc = subprocess.Popen([sys.executable, "-c", BACKFILL, *days], env={**env, "SLOW_DISK": "1"}, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        caught = watcher.writing.wait(timeout=180)
+        os.killpg(proc.pid, signal.SIGKILL)  # mid-write: a raw day (~4 MB) takes ~160 ms to copy
+        proc.wait(timeout=30)
+        time.sleep(0.05)
+    assert caught, "no write in progress was seen before the run ended"
+    assert watcher.torn == [], f"a reader saw partial objects at published keys: {watcher.torn}"
+    stray = sorted(p.name for p in lake.rglob("*") if p.is_file() and not p.name.startswith("part-00000."))
+    assert stray and all(n.startswith(".tmp-") and n.endswith(".part") for n in stray), stray  # killed mid-write
+    assert all(_whole(p) for p in lake.rglob("part-00000.*"))
+    assert [p.name for p in tmpdir.iterdir() if p.name.startswith("tweet_assets-spool-")]  # what a kill leaves
 
-    relaunch = subprocess.run([sys.executable, "-c", BACKFILL, *days], env={**env, "TWEET_ASSETS_LAKE_URL": str(killed_lake)}, capture_output=True, timeout=300)
+    relaunch = subprocess.run([sys.executable, "-c", BACKFILL, *days], env=env, capture_output=True, timeout=300)
     assert relaunch.returncode == 0, relaunch.stderr[-2000:]
-    clean_lake = tmp_path / "clean"
-    clean = subprocess.run([sys.executable, "-c", BACKFILL, *days], env={**env, "TWEET_ASSETS_LAKE_URL": str(clean_lake)}, capture_output=True, timeout=300)
-    assert clean.returncode == 0, clean.stderr[-2000:]
-    published = {k: v for k, v in _objects(killed_lake).items() if not Path(k).name.startswith(".tmp-")}
-    assert published == _objects(clean_lake)  # same rows, same bytes, per partition
+    assert [p.name for p in lake.rglob(".tmp-*")] == []  # the rerun removed its partitions' temporaries
+    assert [p.name for p in tmpdir.iterdir() if p.name.startswith("tweet_assets-spool-")] == []  # and the dead run's spools
+    assert sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file()) == sorted(
+        f"{table}/dt={day}/part-00000.{fmt}" for table, fmt in (("raw_tweets", "jsonl.gz"), ("clean_tweets", "parquet"), ("tweets", "parquet")) for day in ("2024-05-01", "2024-05-02", "2024-05-03")
+    )
 
     import duckdb
 
-    ids = duckdb.connect().execute(f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{killed_lake}/tweets/*/*.parquet')").fetchone()
-    assert ids == (20 * 3000, 20 * 3000)
+    ids = duckdb.connect().execute(f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{lake}/tweets/*/*.parquet')").fetchone()
+    assert ids == (3 * 12000, 3 * 12000)
+
+
+@pytest.mark.slow
+def test_s3_cut_mid_upload_leaves_no_object_and_the_rerun_aborts_the_upload(aws_env, instance, monkeypatch):
+    """The endpoint goes away after 8 MiB of a ~10 MiB raw object have been sent (a multipart
+    upload under way): the step fails naming the key and endpoint, nothing is visible at the key,
+    the incomplete upload is left (the abort could not get through either), and the rerun with
+    the endpoint back aborts it and publishes the day."""
+    from tests.s3_fault_proxy import FaultProxy
+
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    bucket = f"rel-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    source = SampleSource(posts_per_day=32000)  # ~10.5 MB of gzip pages: above boto3's 8 MiB multipart threshold
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with FaultProxy(aws_env, cut_after_bytes=8 << 20) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        failed = run(resources(f"s3://{bucket}/lake", source, env={"AWS_ENDPOINT_URL": proxy.url}), "2024-06-01", instance=instance, raise_on_error=False)
+    assert not failed.success
+    assert proxy.dropped and proxy.body_bytes >= 8 << 20  # the cut came mid-upload, not before it
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert f"s3://{bucket}/lake/raw_tweets/dt=2024-06-01/part-00000.jsonl.gz" in message and proxy.url in message
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # nothing visible, not even half
+    uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in uploads] == ["lake/raw_tweets/dt=2024-06-01/part-00000.jsonl.gz"]
+
+    time.sleep(1.1)  # S3's Initiated has second resolution
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
+    assert run(resources(f"s3://{bucket}/lake", source), "2024-06-01", instance=instance).success
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == [f"lake/{t}/dt=2024-06-01/part-00000.{f}" for t, f in (("clean_tweets", "parquet"), ("raw_tweets", "jsonl.gz"), ("tweets", "parquet"))]
+    published = s3.get_object(Bucket=bucket, Key="lake/tweets/dt=2024-06-01/part-00000.parquet")["Body"].read()
+    assert pq.read_metadata(pa.BufferReader(published)).num_rows == 32000
 
 
 def test_s3_slowdown_and_500_bursts_are_retried_and_objects_match_a_clean_run(x_api_v2, aws_env, instance, monkeypatch):
