@@ -316,10 +316,12 @@ def test_a_missing_bucket_fails_before_the_source_is_read(aws_env, tmp_path, ins
     assert not marker.exists()  # no request to the source (with x_api: no quota spent)
 
 
-def test_the_write_check_leaves_nothing(s3_lake, aws_env, tmp_path):
+def test_the_write_check_overwrites_one_key_on_s3_and_leaves_nothing_locally(s3_lake, aws_env, tmp_path):
     lake = lake_from_env({"TWEET_ASSETS_LAKE_URL": s3_lake, "AWS_ENDPOINT_URL": aws_env, "AWS_REGION": "us-east-1"}).lake()
-    key = lake.check_writable("t")
-    assert key.startswith("_tweet_assets_check/t-") and list(lake.list("")) == []
+    assert lake.check_writable() == "_tweet_assets_check/write-check"
+    first = lake.read_bytes("_tweet_assets_check/write-check")
+    lake.check_writable()
+    assert list(lake.list("")) == ["_tweet_assets_check/write-check"] and lake.read_bytes("_tweet_assets_check/write-check") == first
     local = LocalLake(str(tmp_path / "new-lake"))
     local.check_writable()
     assert (tmp_path / "new-lake").is_dir() and list((tmp_path / "new-lake").rglob("*")) == []

@@ -251,7 +251,8 @@ def test_s3_cut_mid_upload_leaves_no_object_and_the_rerun_aborts_the_upload(aws_
     failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
     message = str(failure.event_specific_data.error)
     assert f"s3://{bucket}/lake/raw_tweets/dt=2024-06-01/part-00000.jsonl.gz" in message and proxy.url in message
-    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # nothing visible, not even half
+    visible = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert visible == ["lake/_tweet_assets_check/write-check"]  # the write check passed; no table object, not even half
     uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert [u["Key"] for u in uploads] == ["lake/raw_tweets/dt=2024-06-01/part-00000.jsonl.gz"]
 
@@ -260,7 +261,7 @@ def test_s3_cut_mid_upload_leaves_no_object_and_the_rerun_aborts_the_upload(aws_
     assert run(resources(f"s3://{bucket}/lake", source), "2024-06-01", instance=instance).success
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
-    assert keys == [f"lake/{t}/dt=2024-06-01/part-00000.{f}" for t, f in (("clean_tweets", "parquet"), ("raw_tweets", "jsonl.gz"), ("tweets", "parquet"))]
+    assert keys == ["lake/_tweet_assets_check/write-check"] + [f"lake/{t}/dt=2024-06-01/part-00000.{f}" for t, f in (("clean_tweets", "parquet"), ("raw_tweets", "jsonl.gz"), ("tweets", "parquet"))]
     published = s3.get_object(Bucket=bucket, Key="lake/tweets/dt=2024-06-01/part-00000.parquet")["Body"].read()
     assert pq.read_metadata(pa.BufferReader(published)).num_rows == 32000
 

@@ -58,7 +58,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeRes
     start, end = context.partition_time_window
     # before the first request to the source (the live API spends quota): a missing bucket or a
     # denied write fails now, naming bucket, key and endpoint (tweet_assets.lake.Lake.check_writable)
-    lake.lake().check_writable(context.run.run_id[:8])
+    lake.lake().check_writable()
     spool_dir = open_spool_dir("raw_tweets", context.run.run_id)  # removed by the IO manager once stored, or at the step's end
     with SpoolSet(spool_dir, days) as spools:  # compressed on a worker thread as pages arrive
         stats = {day: Counter() for day in days}
