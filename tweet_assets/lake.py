@@ -86,7 +86,7 @@ class Lake:
         """Write the tiny object ``_tweet_assets_check/write-check`` (the same bytes each time,
         overwriting the last check's): proves, before any work, that the location exists and
         takes writes. Returns its key. On S3 it stays (one ~25-byte object: the pipeline never
-        deletes, IAM grants no s3:DeleteObject); a local lake removes it again.
+        deletes: IAM grants no object deletion); a local lake removes it again.
 
         Raises:
             LakeError: the bucket or directory is missing, or the write is refused (the message
