@@ -44,6 +44,8 @@ SPILL_BATCH_ROWS = 1_024
 #: Rows per chunk handed out by :meth:`DayResult.chunks` (and per Parquet row group).
 CHUNK_ROWS = ROW_GROUP_ROWS
 SORT_KEY = ["created_at", "id"]
+#: Columns interleaved together when a chunk draws on runs that overlap in time.
+GATHER_COLUMNS = 16
 #: The column that says how new a copy is (UTC); None/null: unknown, older than any known time.
 RETRIEVED_AT = "retrieved_at"
 
@@ -73,6 +75,10 @@ def merge_copies(chunk: pl.DataFrame, groups: pl.Series, copy_groups: tuple[Copy
     Returns:
         One row per group, in order, with ``chunk``'s columns and types: per column the newest
         non-null value (a null never hides another copy's value), except ``copy_groups``.
+
+    The rule is issue #18's (values from the newest retrieval first, a null never hides another
+    copy's value, counts from the newest copy); twarc-csv 0.7.2 keeps one copy whole instead.
+    Only the copies are grouped (polars ``group_by``); rows without copies pass through.
     """
     several = groups.is_duplicated()
     if not several.any():
@@ -113,8 +119,7 @@ def columns_to_merge(columns: list[str] | None, copy_groups: tuple[CopyGroup, ..
         if any(c in group.columns for c in columns):
             needed += [c for c in group.present if c not in needed]
     return needed
-#: Columns interleaved together when a chunk draws on runs that overlap in time.
-GATHER_COLUMNS = 16
+
 
 
 class Run:

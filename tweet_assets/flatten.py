@@ -459,7 +459,8 @@ def flatten_batch(batch: DecodedBatch, window: tuple[datetime, datetime] | None 
     retrieval = _struct_array_frame(table.column("__twarc")).select(
         P("url").alias("request_url"), _iso_utc(P("retrieved_at")).alias("retrieved_at"), P("retrieved_at").alias("_retrieved_at")
     )
-    frame = frame.with_columns(retrieval.get_columns()[i].gather(frame.get_column("_page")) for i in range(3))
+    page_of_row = frame.get_column("_page")
+    frame = frame.with_columns(column.gather(page_of_row) for column in retrieval.get_columns())
     unavailable = _unavailable_references(table, posts)
     if unavailable is not None:
         frame = frame.join(unavailable, on="_row", how="left", maintain_order="left")
@@ -596,7 +597,9 @@ def iter_days(
 def _add(flat: FlatBatch, open_days: dict) -> None:
     """Hand a flattened batch's rows, quarantine and counters to each day's :class:`DayRows`."""
     for day in {*flat.frames, *flat.stats_by_day, *(q.day for q in flat.quarantined)}:
-        rows = open_days.get(day) or open_days.setdefault(day, new_day())
+        rows = open_days.get(day)
+        if rows is None:
+            rows = open_days[day] = new_day()
         if day in flat.frames:
             rows.add(flat.frames[day])
         rows.stats.update(flat.stats_by_day.get(day, {}))
