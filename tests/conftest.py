@@ -1,5 +1,5 @@
 """Shared fixtures: the recorded X API v2 data in ../shared/x-api-v2, a moto S3 server on
-loopback, and a helper that materializes the assets with test resources (as Dagster's
+loopback, a PostgreSQL server on loopback (session-wide), and a helper that materializes the assets with test resources (as Dagster's
 project_fully_featured does).
 """
 
@@ -36,6 +36,20 @@ def moto_server():
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (tests/postgres_server.py) on 127.0.0.1, TLS + password, for the
+    whole session; skips saying why when the server binaries are not installed."""
+    from tests.postgres_server import PostgresUnavailable, start_postgres
+
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    yield server
     server.stop()
 
 

@@ -2,7 +2,8 @@
 
 ``raw_tweets`` (landing zone) → ``clean_tweets`` (one typed row per post) → ``s3_parquet`` (the
 published Athena table). All share the daily UTC partitions and ``BackfillPolicy.single_run()``, so
-a backfill of any range is one run; every value is ``{partition_key: value}``.
+a backfill of any range is one run (or runs of N days with ``TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN``,
+partitions.py); every value is ``{partition_key: value}``.
 """
 
 
@@ -18,7 +19,7 @@ from .day_rows import DayResult
 from .day_workers import WORKERS, day_groups, flatten_days_in_threads
 from .flatten import finalize_days
 from .io_manager import LakeResource, SpooledPages, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
-from .partitions import daily_partitions, start_date
+from .partitions import backfill_policy_from_env, daily_partitions, start_date
 from .parquet import SORTED_BY, is_sorted_by
 from .schema import PUBLISHED_SCHEMA, dagster_table_schema
 from .sources.base import PostSource
@@ -32,6 +33,8 @@ warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_poli
 GROUP = "tweets"
 OWNERS = ["team:data-engineering"]
 SINGLE_RUN = BackfillPolicy.single_run()
+#: single_run(), or multi_run(N) with TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN=N (partitions.py)
+BACKFILL_POLICY = backfill_policy_from_env()
 PROGRESS_EVERY_S = 10.0
 QUARANTINE_SAMPLE = 20
 PUBLISHED_TABLE = "tweets"
@@ -39,7 +42,7 @@ PUBLISHED_TABLE = "tweets"
 
 @asset(
     partitions_def=daily_partitions,
-    backfill_policy=SINGLE_RUN,
+    backfill_policy=BACKFILL_POLICY,
     pool="x_api",
     group_name=GROUP,
     owners=OWNERS,
@@ -113,7 +116,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeRes
 
 @asset(
     partitions_def=daily_partitions,
-    backfill_policy=SINGLE_RUN,
+    backfill_policy=BACKFILL_POLICY,
     group_name=GROUP,
     owners=OWNERS,
     kinds={"polars", "parquet"},
@@ -190,7 +193,7 @@ def _write_day(day: str, out: DayResult, spool_dir: str) -> tuple[SpooledTable, 
 
 @asset(
     partitions_def=daily_partitions,
-    backfill_policy=SINGLE_RUN,
+    backfill_policy=BACKFILL_POLICY,
     group_name=GROUP,
     owners=OWNERS,
     kinds={"parquet", "s3", "athena"},

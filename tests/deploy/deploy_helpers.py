@@ -54,3 +54,15 @@ def clean_env(**extra: str) -> dict:
     }
     env.update(extra)
     return env
+
+
+def sqlite_instance_yaml(text: str) -> str:
+    """A production ``dagster.yaml`` with its storage swapped for SQLite files in ``DAGSTER_HOME``
+    and its compute logs kept local: for tests about something else than the instance's storage
+    (the Airflow DAG) that run without the PostgreSQL server and the S3 compute-log bucket."""
+    import yaml
+
+    config = yaml.safe_load(text)
+    config["storage"] = {"sqlite": {"base_dir": {"env": "DAGSTER_HOME"}}}
+    config.pop("compute_logs", None)
+    return yaml.safe_dump(config, sort_keys=False)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from deploy_helpers import DEPLOY, HERE, REPO, clean_env, free_port, require_project, venv_bin
+from deploy_helpers import DEPLOY, HERE, REPO, clean_env, free_port, require_project, sqlite_instance_yaml, venv_bin
 
 VENV = Path(os.environ.get("TWEET_ASSETS_AIRFLOW_VENV", Path.home() / ".cache" / "tweet_assets" / "airflow-venv"))
 DAGS = DEPLOY / "airflow"
@@ -189,7 +189,8 @@ def dagster_runs(home: Path) -> list[dict]:
 def dagster_home(tmp_path) -> Path:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((DEPLOY / "dagster.yaml").read_text())
+    # the production instance, on SQLite with local compute logs (the DAG is under test, not the storage)
+    (home / "dagster.yaml").write_text(sqlite_instance_yaml((DEPLOY / "dagster.yaml").read_text()))
     return home
 
 

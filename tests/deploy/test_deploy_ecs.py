@@ -1,0 +1,178 @@
+"""deploy/ecs/: a backfill launched through the instance reaches ECS as RegisterTaskDefinition and
+RunTask calls, against moto's ECS on 127.0.0.1 (the session's moto server), with the storage on the
+real PostgreSQL test server and dagster-webserver + dagster-daemon as on the host.
+
+With ``TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN=2`` a 5-day backfill of the three assets becomes
+3 runs (2 + 2 + 1 days), each launched by dagster-aws's ``EcsRunLauncher`` as one Fargate task of
+one task definition registered once: the project's image, the container ``run``, the roles, the
+log group, the SSM secrets by ARN (their values never in a call), the settings copied from the
+daemon's environment, and the run's ``dagster api execute_run`` command as the container override.
+moto does not run the containers: the runs are launched, not executed, here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+
+import boto3
+import pytest
+import yaml
+from dagster_services import DagsterServices, wait_for
+from deploy_helpers import DEPLOY, clean_env, require_project, venv_bin
+
+pytestmark = pytest.mark.slow
+
+ECS_DIR = DEPLOY / "ecs"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/tweet-assets:2026-11-29"
+SUBNETS = "subnet-0a1b2c3d,subnet-0e4f5a6b"
+SECURITY_GROUPS = "sg-0123abcd"
+ASSETS = ("raw_tweets", "clean_tweets", "s3_parquet")
+DAYS = ("2024-01-02", "2024-01-06")
+RUN_RANGES = [("2024-01-02", "2024-01-03"), ("2024-01-04", "2024-01-05"), ("2024-01-06", "2024-01-06")]
+ECS_ENV = {
+    "TWEET_ASSETS_ECS_EXECUTION_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/tweet-assets-ecs-execution",
+    "TWEET_ASSETS_ECS_TASK_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/tweet-assets",
+    "TWEET_ASSETS_ECS_LOG_GROUP": "/tweet_assets/runs",
+    "TWEET_ASSETS_ECS_X_TOKEN_PARAMETER_ARN": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/x_bearer_token",
+    "TWEET_ASSETS_ECS_PG_PASSWORD_PARAMETER_ARN": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/dagster_pg_password",
+}
+
+LAUNCH_BACKFILL = """
+mutation ($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack } } }
+"""
+RUNS = """
+query ($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
+  ... on Runs { results { runId status tags { key value } } } } }
+"""
+
+
+def render(tmp_path, **env) -> str:
+    out = tmp_path / "dagster.yaml"
+    proc = subprocess.run([str(ECS_DIR / "render-dagster-yaml.sh"), str(out)], env=clean_env(**env), capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return out.read_text()
+
+
+def test_render_fills_the_networking_and_refuses_bad_ids(tmp_path):
+    text = render(tmp_path, TWEET_ASSETS_ECS_SUBNETS=SUBNETS, TWEET_ASSETS_ECS_SECURITY_GROUPS=SECURITY_GROUPS)
+    network = yaml.safe_load(text)["run_launcher"]["config"]["run_task_kwargs"]["networkConfiguration"]["awsvpcConfiguration"]
+    assert network == {"subnets": SUBNETS.split(","), "securityGroups": [SECURITY_GROUPS], "assignPublicIp": "DISABLED"}
+    for bad in ({"TWEET_ASSETS_ECS_SECURITY_GROUPS": SECURITY_GROUPS},
+                {"TWEET_ASSETS_ECS_SUBNETS": "subnet-0a1b]; rm", "TWEET_ASSETS_ECS_SECURITY_GROUPS": SECURITY_GROUPS},
+                {"TWEET_ASSETS_ECS_SUBNETS": SUBNETS, "TWEET_ASSETS_ECS_SECURITY_GROUPS": "subnet-0a1b"}):
+        out = tmp_path / "bad.yaml"
+        proc = subprocess.run([str(ECS_DIR / "render-dagster-yaml.sh"), str(out)], env=clean_env(**bad), capture_output=True, text=True, timeout=30)
+        assert proc.returncode == 2 and "render-dagster-yaml.sh: set TWEET_ASSETS_ECS_" in proc.stderr
+        assert not out.exists()
+
+
+def test_shellcheck_is_clean():
+    proc = subprocess.run([venv_bin("shellcheck"), str(ECS_DIR / "render-dagster-yaml.sh")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_ecs_yaml_is_the_production_yaml_plus_the_ecs_run_launcher(tmp_path):
+    ecs = yaml.safe_load(render(tmp_path, TWEET_ASSETS_ECS_SUBNETS=SUBNETS, TWEET_ASSETS_ECS_SECURITY_GROUPS=SECURITY_GROUPS))
+    launcher = ecs.pop("run_launcher")
+    assert ecs == yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    assert (launcher["module"], launcher["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
+
+
+def ecs(endpoint):
+    return boto3.client("ecs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of_n_days(tmp_path, postgres_server, moto_server):
+    require_project()
+    cluster = f"tweet-assets-{uuid.uuid4().hex[:8]}"
+    ecs(moto_server).create_cluster(clusterName=cluster)
+    bucket = f"logs-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_server, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(render(tmp_path, TWEET_ASSETS_ECS_SUBNETS=SUBNETS, TWEET_ASSETS_ECS_SECURITY_GROUPS=SECURITY_GROUPS))
+    db = postgres_server.create_database("dagster_ecs")
+    env = clean_env(
+        DAGSTER_HOME=str(home), **postgres_server.dagster_env(db), **ECS_ENV,
+        TWEET_ASSETS_ECS_CLUSTER=cluster, DAGSTER_CURRENT_IMAGE=IMAGE,
+        TWEET_ASSETS_COMPUTE_LOG_BUCKET=bucket, AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION,
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_ENDPOINT_URL=moto_server,
+        TWEET_ASSETS_LAKE_URL="s3://lake-bucket/tweet_assets", TWEET_ASSETS_SOURCE="x_api", X_QUERY="#dagster -is:retweet",
+        X_BEARER_TOKEN="not-used-by-the-daemon", TWEET_ASSETS_START_DATE="2024-01-01",
+        TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN="2", DAGSTER_DISABLE_TELEMETRY="1", PYTHONUNBUFFERED="1",
+    )
+    proc = subprocess.run([venv_bin("dagster"), "instance", "migrate"], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    services = DagsterServices(home=home, env=env)
+    try:
+        services.start()
+        params = {"partitionsByAssets": [{"assetKey": {"path": [a]}, "partitions": {"range": {"start": DAYS[0], "end": DAYS[1]}}} for a in ASSETS],
+                  "title": "ecs fan-out"}
+        result = services.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        assert result["__typename"] == "LaunchBackfillSuccess", result
+        backfill_id = result["backfillId"]
+
+        def launched():
+            data = services.graphql(RUNS, {"filter": {"tags": [{"key": "dagster/backfill", "value": backfill_id}]}})["runsOrError"]["results"]
+            runs = [{"id": r["runId"], **{t["key"]: t["value"] for t in r["tags"]}} for r in data]
+            return runs if len(runs) == len(RUN_RANGES) and all("ecs/task_arn" in r for r in runs) else None
+
+        runs = wait_for(launched, 180, "three runs launched on ECS", services, every=2)
+        client = ecs(moto_server)
+        task_arns = client.list_tasks(cluster=cluster)["taskArns"]
+        tasks = client.describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"]
+        families = client.list_task_definitions(familyPrefix="tweet-assets")["taskDefinitionArns"]
+    finally:
+        services.stop()
+
+    # --- the runs: N=2 days each, in order, each with the ECS task that runs it
+    ranges = sorted((r["dagster/asset_partition_range_start"], r["dagster/asset_partition_range_end"]) for r in runs)
+    assert ranges == RUN_RANGES
+    assert sorted(r["ecs/task_arn"] for r in runs) == sorted(task_arns)
+    assert len(tasks) == 3
+
+    # --- RegisterTaskDefinition: once, reused by the later runs
+    assert len(families) == 1, families
+    definition = client.describe_task_definition(taskDefinition=families[0])["taskDefinition"]
+    assert definition["family"].startswith("tweet-assets")
+    assert definition["requiresCompatibilities"] == ["FARGATE"] and definition["networkMode"] == "awsvpc"
+    assert (definition["cpu"], definition["memory"]) == ("2048", "8192")
+    assert definition["executionRoleArn"] == ECS_ENV["TWEET_ASSETS_ECS_EXECUTION_ROLE_ARN"]
+    assert definition["taskRoleArn"] == ECS_ENV["TWEET_ASSETS_ECS_TASK_ROLE_ARN"]
+    (container,) = definition["containerDefinitions"]
+    assert (container["name"], container["image"]) == ("run", IMAGE)
+    assert container["logConfiguration"]["logDriver"] == "awslogs"
+    assert container["logConfiguration"]["options"]["awslogs-group"] == "/tweet_assets/runs"
+    assert sorted(container["secrets"], key=lambda s: s["name"]) == [
+        {"name": "DAGSTER_PG_PASSWORD", "valueFrom": ECS_ENV["TWEET_ASSETS_ECS_PG_PASSWORD_PARAMETER_ARN"]},
+        {"name": "X_BEARER_TOKEN", "valueFrom": ECS_ENV["TWEET_ASSETS_ECS_X_TOKEN_PARAMETER_ARN"]},
+    ]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    for name in ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "TWEET_ASSETS_LAKE_URL",
+                 "TWEET_ASSETS_COMPUTE_LOG_BUCKET", "TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN", "X_QUERY"):
+        assert environment[name] == env[name], name
+    assert "DAGSTER_PG_PASSWORD" not in environment and "X_BEARER_TOKEN" not in environment
+
+    # --- RunTask: Fargate in the cluster, the run's command as the override of the container "run"
+    run_ids = {r["id"] for r in runs}
+    for task in tasks:
+        assert task["clusterArn"].endswith(f"/{cluster}")
+        assert task["taskDefinitionArn"] == families[0]
+        assert task["launchType"] == "FARGATE"
+        (override,) = task["overrides"]["containerOverrides"]
+        assert override["name"] == "run"
+        command = override["command"]
+        assert command[:3] == ["dagster", "api", "execute_run"]
+        args = json.loads(command[3])
+        assert args["run_id"] in run_ids
+        assert args["job_origin"]["repository_origin"]["code_location_origin"]["location_name"] == "tweet_assets"
+        assert postgres_server.password not in json.dumps(task)  # the instance ref keeps {"env": ...}
+        tags = {t["key"]: t["value"] for t in task["tags"]}
+        assert tags["dagster/run_id"] == args["run_id"] and tags["project"] == "tweet_assets"
+        assert tags["dagster/backfill"] == runs[0]["dagster/backfill"]
+    assert {json.loads(t["overrides"]["containerOverrides"][0]["command"][3])["run_id"] for t in tasks} == run_ids
