@@ -10,6 +10,7 @@ Environment variables (all optional; the defaults run anywhere with no credentia
 ``TWEET_ASSETS_START_DATE``     first daily partition (default 2006-03-21)
 ``TWEET_ASSETS_GLUE_DATABASE``  adds the ``glue_table`` asset: the table registered in this Glue database
 ``TWEET_ASSETS_GLUE_TABLE``     its Glue table name (default ``tweets``)
+``TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN``  N: backfills as runs of N days (default: one run; partitions.py)
 ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...   the standard AWS settings (boto3)
 ==============================  ==========================================================
 
@@ -39,6 +40,7 @@ from dagster_aws.s3 import S3Resource
 from . import assets, catalog, checks
 from .freshness import FRESHNESS_CHECKS, FRESHNESS_SENSORS
 from .io_manager import LakeIOManager, LakeResource
+from .run_retention import run_retention_job, run_retention_schedule
 from .schedules import tweets_daily_job, tweets_daily_schedule
 from .stream_days import STREAM_ASSETS, STREAM_CHECKS, STREAM_JOBS, STREAM_SCHEDULES, STREAM_SENSORS
 from .sources import ReplaySource, SampleSource
@@ -134,8 +136,8 @@ def _assets_with_code_references():
 defs = Definitions(
     assets=[*_assets_with_code_references(), *STREAM_ASSETS],
     asset_checks=[*load_asset_checks_from_modules([checks]), *FRESHNESS_CHECKS, *STREAM_CHECKS],
-    jobs=[tweets_daily_job, *STREAM_JOBS],
-    schedules=[tweets_daily_schedule, *STREAM_SCHEDULES],
+    jobs=[tweets_daily_job, run_retention_job, *STREAM_JOBS],
+    schedules=[tweets_daily_schedule, run_retention_schedule, *STREAM_SCHEDULES],
     sensors=[*FRESHNESS_SENSORS, *STREAM_SENSORS],
     resources=resources_from_env(),
 )

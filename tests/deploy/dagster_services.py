@@ -26,6 +26,19 @@ query { workspaceOrError { __typename ... on Workspace { locationEntries { name
 """
 
 
+def live_members(pgid: int) -> list[int]:
+    """Pids of the processes of group ``pgid`` that are not zombies (from /proc/*/stat)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
 @dataclass
 class Service:
     name: str
@@ -54,7 +67,8 @@ class Service:
             pass
 
     def stop(self, grace_s: float = 20) -> None:
-        """SIGTERM to the group (systemctl stop), SIGKILL to what is left after ``grace_s``."""
+        """As ``systemctl stop`` with KillMode=control-group: SIGTERM to every process of the
+        group, wait until all are gone, SIGKILL what is left after ``grace_s`` (TimeoutStopSec)."""
         if self.proc is None:
             return
         try:
@@ -63,10 +77,12 @@ class Service:
             pgid = None
         if pgid is not None:
             self.signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline:
+                self.proc.poll()  # reap the main process so it does not count as alive
+                if not live_members(pgid):
+                    break
+                time.sleep(0.2)
             try:
                 os.killpg(pgid, signal.SIGKILL)
             except ProcessLookupError:

@@ -7,6 +7,9 @@ With ``TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN=2`` a 5-day backfill of the thre
 one task definition registered once: the project's image, the container ``run``, the roles, the
 log group, the SSM secrets by ARN (their values never in a call), the settings copied from the
 daemon's environment, and the run's ``dagster api execute_run`` command as the container override.
+The run queue bounds the fan-out: the third task is started only when the first two have ended
+(here: terminated through Dagster, which calls StopTask): ``max_concurrent_runs: 2``, and the
+``x_api`` pool, which dequeues no run starting with ``raw_tweets`` while another is still starting.
 moto does not run the containers: the runs are launched, not executed, here.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 
 import boto3
@@ -44,6 +48,10 @@ ECS_ENV = {
 LAUNCH_BACKFILL = """
 mutation ($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
   __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message stack } } }
+"""
+TERMINATE = """
+mutation ($runId: String!) { terminateRun(runId: $runId, terminatePolicy: MARK_AS_CANCELED_IMMEDIATELY) { __typename
+  ... on TerminateRunFailure { message } ... on PythonError { message } } }
 """
 RUNS = """
 query ($filter: RunsFilter) { runsOrError(filter: $filter) { __typename
@@ -83,19 +91,47 @@ def test_ecs_yaml_is_the_production_yaml_plus_the_ecs_run_launcher(tmp_path):
     assert (launcher["module"], launcher["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
 
 
+@pytest.fixture
+def moto_runs_fargate_tasks_without_container_memory(monkeypatch):
+    """moto 5.2 answers RunTask with a 500 (TypeError in ``_calculate_task_resource_requirements``)
+    when a container definition has no container-level ``memory``, which ECS accepts on Fargate
+    (cpu and memory are task-level there, as dagster-aws registers them). The session's moto
+    server runs in this process: count the missing value as the task's memory for that one
+    computation, which moto uses only to place tasks on EC2 container instances."""
+    from moto.ecs import models
+
+    original = models.EC2ContainerServiceBackend._calculate_task_resource_requirements
+
+    def tolerant(task_definition):
+        try:
+            return original(task_definition)
+        except TypeError:
+            return {"CPU": 0, "MEMORY": int(task_definition.memory or 0), "PORTS": [], "PORTS_UDP": []}
+
+    monkeypatch.setattr(models.EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(tolerant))
+
+
 def ecs(endpoint):
     return boto3.client("ecs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
-def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of_n_days(tmp_path, postgres_server, moto_server):
+def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of_n_days(
+    tmp_path, postgres_server, moto_server, moto_runs_fargate_tasks_without_container_memory
+):
     require_project()
     cluster = f"tweet-assets-{uuid.uuid4().hex[:8]}"
     ecs(moto_server).create_cluster(clusterName=cluster)
     bucket = f"logs-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=moto_server, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    # moto checks that RunTask's subnets and security groups exist, as ECS does
+    ec2 = boto3.client("ec2", endpoint_url=moto_server, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # as Fargate's awsvpc needs
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{n}.0/24")["Subnet"]["SubnetId"] for n in (1, 2)]
+    group = ec2.create_security_group(GroupName=f"runs-{uuid.uuid4().hex[:6]}", Description="run tasks", VpcId=vpc)["GroupId"]
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(render(tmp_path, TWEET_ASSETS_ECS_SUBNETS=SUBNETS, TWEET_ASSETS_ECS_SECURITY_GROUPS=SECURITY_GROUPS))
+    (home / "dagster.yaml").write_text(render(tmp_path, TWEET_ASSETS_ECS_SUBNETS=",".join(subnets), TWEET_ASSETS_ECS_SECURITY_GROUPS=group))
     db = postgres_server.create_database("dagster_ecs")
     env = clean_env(
         DAGSTER_HOME=str(home), **postgres_server.dagster_env(db), **ECS_ENV,
@@ -117,12 +153,30 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
         assert result["__typename"] == "LaunchBackfillSuccess", result
         backfill_id = result["backfillId"]
 
-        def launched():
+        def runs_now():
             data = services.graphql(RUNS, {"filter": {"tags": [{"key": "dagster/backfill", "value": backfill_id}]}})["runsOrError"]["results"]
-            runs = [{"id": r["runId"], **{t["key"]: t["value"] for t in r["tags"]}} for r in data]
-            return runs if len(runs) == len(RUN_RANGES) and all("ecs/task_arn" in r for r in runs) else None
+            return [{"id": r["runId"], "status": r["status"], **{t["key"]: t["value"] for t in r["tags"]}} for r in data]
 
-        runs = wait_for(launched, 180, "three runs launched on ECS", services, every=2)
+        def launched(count):
+            runs = runs_now()
+            return runs if len(runs) == len(RUN_RANGES) and sum("ecs/task_arn" in r for r in runs) == count else None
+
+        # the run queue bounds the fan-out: two tasks, the third run waits (max_concurrent_runs: 2,
+        # and the x_api pool: a run whose first step needs the pool is not dequeued while another
+        # such run is still starting)
+        runs = wait_for(lambda: launched(2), 300, "two runs launched on ECS", services, every=2)
+        time.sleep(5)
+        runs = runs_now()
+        assert sorted(r["status"] for r in runs if "ecs/task_arn" not in r) == ["QUEUED"], runs
+        assert len(ecs(moto_server).list_tasks(cluster=cluster)["taskArns"]) == 2
+        # the two tasks end (here: terminated through Dagster, which stops each task): the third starts
+        started = [r for r in runs if "ecs/task_arn" in r]
+        for run in started:
+            stopped = services.graphql(TERMINATE, {"runId": run["id"]})["terminateRun"]
+            assert stopped["__typename"] == "TerminateRunSuccess", stopped
+        runs = wait_for(lambda: launched(3), 300, "the third run launched on ECS", services, every=2)
+        stopped_tasks = ecs(moto_server).describe_tasks(cluster=cluster, tasks=[r["ecs/task_arn"] for r in started])["tasks"]
+        assert [t["lastStatus"] for t in stopped_tasks] == ["STOPPED", "STOPPED"]  # StopTask, from the launcher's terminate()
         client = ecs(moto_server)
         task_arns = client.list_tasks(cluster=cluster)["taskArns"]
         tasks = client.describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"]
@@ -158,14 +212,18 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
         assert environment[name] == env[name], name
     assert "DAGSTER_PG_PASSWORD" not in environment and "X_BEARER_TOKEN" not in environment
 
-    # --- RunTask: Fargate in the cluster, the run's command as the override of the container "run"
+    # --- RunTask: Fargate in the cluster (lastStatus aside, moto keeps each call's request), the run's command as the override of the container "run"
     run_ids = {r["id"] for r in runs}
     for task in tasks:
         assert task["clusterArn"].endswith(f"/{cluster}")
         assert task["taskDefinitionArn"] == families[0]
         assert task["launchType"] == "FARGATE"
+        eni = {d["name"]: d["value"] for a in task.get("attachments", []) for d in a.get("details", [])}
+        assert eni.get("subnetId") in subnets, task.get("attachments")
         (override,) = task["overrides"]["containerOverrides"]
         assert override["name"] == "run"
+        assert (override["cpu"], override["memory"]) == (2048, 8192)  # run_resources
+        assert task["overrides"]["ephemeralStorage"] == {"sizeInGiB": 50}
         command = override["command"]
         assert command[:3] == ["dagster", "api", "execute_run"]
         args = json.loads(command[3])
