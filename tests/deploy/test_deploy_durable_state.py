@@ -255,10 +255,12 @@ def test_state_survives_a_restart_on_a_new_instance_and_a_killed_daemon_frees_th
         wait_for(lambda: run_status(services, run_c) == "FAILURE", 120, "the killed run to be marked failed", services, every=0.5)
         # the failure mode: a finished run still holding the pool slot
         assert [s["runId"] for s in x_api_slots(services)["claimedSlots"]] == [run_c]
+        # freed by the monitoring daemon (Dagster 1.13 logs no "Freed ... slots" line for it: the
+        # storage's free_concurrency_slots_for_run returns None); nothing else frees a finished run's slot
+        wait_for(lambda: x_api_slots(services)["claimedSlots"] == [], 120, "run monitoring to free the slot", services, every=0.5)
         (run_d,) = wait_for(lambda: backfill_runs(services, queued), 300, "the queued run to be created", services)
         wait_for(lambda: run_status(services, run_d) in FINISHED_RUN, 300, "the queued run to finish", services)
         assert run_status(services, run_d) == "SUCCESS", services.log_tail()
         assert x_api_slots(services)["claimedSlots"] == []
-        assert "Freed 1 slots for run " + run_c in services.daemon.log_tail(200_000)
     finally:
         services.stop()

@@ -8,7 +8,7 @@ one task definition registered once: the project's image, the container ``run``,
 log group, the SSM secrets by ARN (their values never in a call), the settings copied from the
 daemon's environment, and the run's ``dagster api execute_run`` command as the container override.
 The run queue bounds the fan-out: the third task is started only when the first two have ended
-(here: terminated through Dagster, which calls StopTask): ``max_concurrent_runs: 2``, and the
+(here: marked canceled through Dagster): ``max_concurrent_runs: 2``, and the
 ``x_api`` pool, which dequeues no run starting with ``raw_tweets`` while another is still starting.
 moto does not run the containers: the runs are launched, not executed, here.
 """
@@ -169,14 +169,13 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
         runs = runs_now()
         assert sorted(r["status"] for r in runs if "ecs/task_arn" not in r) == ["QUEUED"], runs
         assert len(ecs(moto_server).list_tasks(cluster=cluster)["taskArns"]) == 2
-        # the two tasks end (here: terminated through Dagster, which stops each task): the third starts
+        # the two tasks end (here: marked canceled through Dagster; they are STARTING, since moto runs
+        # no container, and Dagster only asks the launcher to StopTask a STARTED run): the third starts
         started = [r for r in runs if "ecs/task_arn" in r]
         for run in started:
             stopped = services.graphql(TERMINATE, {"runId": run["id"]})["terminateRun"]
             assert stopped["__typename"] == "TerminateRunSuccess", stopped
         runs = wait_for(lambda: launched(3), 300, "the third run launched on ECS", services, every=2)
-        stopped_tasks = ecs(moto_server).describe_tasks(cluster=cluster, tasks=[r["ecs/task_arn"] for r in started])["tasks"]
-        assert [t["lastStatus"] for t in stopped_tasks] == ["STOPPED", "STOPPED"]  # StopTask, from the launcher's terminate()
         client = ecs(moto_server)
         task_arns = client.list_tasks(cluster=cluster)["taskArns"]
         tasks = client.describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"]
