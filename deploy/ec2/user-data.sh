@@ -46,6 +46,12 @@ DAGSTER_PG_PASSWORD_PARAMETER="${DAGSTER_PG_PASSWORD_PARAMETER-/tweet_assets/dag
 # (deploy/cloudformation/tweet-assets.yaml, "compute-logs-expire"); the local copies are deleted by
 # S3ComputeLogManager after each upload, and the services' private /tmp is cleared on restart.
 TWEET_ASSETS_COMPUTE_LOG_BUCKET="${TWEET_ASSETS_COMPUTE_LOG_BUCKET:-}"  # default: the lake's bucket
+# --- filtered stream (issue #19; owner: stream) ------------------------------------------------
+# TWEET_ASSETS_STREAM=1 enables and starts tweet-assets-stream.service (the unit is always written).
+# Its rules (JSON [{"value", "tag"}]) go to a file of their own, not to the env file.
+TWEET_ASSETS_STREAM="${TWEET_ASSETS_STREAM:-0}"
+TWEET_ASSETS_STREAM_RULES="${TWEET_ASSETS_STREAM_RULES:-}"
+# --- end filtered stream settings ---------------------------------------------------------------
 
 # Where: "" on the instance; a scratch directory in tests. NO_SYSTEMD=1 writes the units but does
 # not create the user or touch systemctl; SKIP_PACKAGES=1 (or the older SKIP_APT=1) skips the OS
@@ -456,6 +462,71 @@ WantedBy=multi-user.target
 UNIT
 }
 
+# --- filtered stream (issue #19; owner: stream) ------------------------------------------------
+# tweet-assets-stream.service: `tweet-assets stream` through the same launcher (bearer token from
+# SSM), one process (the stream allows one connection per app), restarted always; on stop it gets
+# SIGTERM and up to 60 s to publish its open spools. The spool lives in /var/lib/tweet_assets (it
+# must survive restarts: spools left by a crash are published first on the next start).
+write_stream_unit() {
+  local stream_env="$etc_dir/stream.env" spool="$root/var/lib/tweet_assets/stream_spool"
+  [[ "$TWEET_ASSETS_STREAM" =~ ^[01]$ ]] || die "TWEET_ASSETS_STREAM must be 0 or 1"
+  mkdir -p "$spool"
+  [[ "$NO_SYSTEMD" == 1 ]] || chown -R "$SERVICE_USER:$SERVICE_USER" "$root/var/lib/tweet_assets"
+  if [[ -n "$TWEET_ASSETS_STREAM_RULES" ]]; then
+    printf '%s\n' "$TWEET_ASSETS_STREAM_RULES" | write "$etc_dir/stream-rules.json" 0644
+  fi
+  {
+    printf "TWEET_ASSETS_STREAM_SPOOL_DIR='%s'\n" "$spool"
+    [[ -z "$TWEET_ASSETS_STREAM_RULES" ]] || printf "TWEET_ASSETS_STREAM_RULES='@%s'\n" "$etc_dir/stream-rules.json"
+  } | write "$stream_env" 0644
+  write "$unit_dir/tweet-assets-stream.service" 0644 <<UNIT
+[Unit]
+Description=tweet_assets filtered-stream consumer (X API v2 -> raw_stream segments in the lake)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=simple
+User=$SERVICE_USER
+Group=$SERVICE_USER
+EnvironmentFile=$env_file
+EnvironmentFile=$stream_env
+WorkingDirectory=$root/var/lib/tweet_assets
+ExecStart=$opt_dir/bin/tweet-assets-run $venv/bin/tweet-assets stream
+Restart=always
+RestartSec=10
+KillSignal=SIGTERM
+TimeoutStopSec=60
+StandardOutput=journal
+StandardError=journal
+SyslogIdentifier=tweet-assets-stream
+NoNewPrivileges=true
+PrivateTmp=true
+ProtectSystem=full
+ProtectHome=true
+UMask=0027
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+
+start_stream_service() {
+  if [[ "$TWEET_ASSETS_STREAM" != 1 ]]; then
+    log "filtered stream: unit written, not enabled (TWEET_ASSETS_STREAM=1 enables it)"
+    return
+  fi
+  if [[ "$NO_SYSTEMD" == 1 ]]; then
+    log "NO_SYSTEMD=1: tweet-assets-stream.service written, not started"
+    return
+  fi
+  systemctl daemon-reload
+  systemctl enable tweet-assets-stream.service
+  systemctl restart tweet-assets-stream.service
+  log "filtered stream started: journalctl -u tweet-assets-stream"
+}
+# --- end filtered stream ------------------------------------------------------------------------
+
 init_instance() {
   # Creates or migrates Dagster's storage and sets the X API pool limit; both are idempotent.
   local -a as_user=()
@@ -505,8 +576,10 @@ main() {
   write_config
   write_launcher
   write_units
+  write_stream_unit       # filtered stream (issue #19)
   init_instance
   start_services
+  start_stream_service    # filtered stream (issue #19)
   log "done: installed $(pip_spec)"
 }
 

@@ -494,3 +494,24 @@ def test_readme_gives_dagster_home_access_to_the_user_not_the_group():
     readme = (DEPLOY / "README.md").read_text()
     assert "or in the `dagster` group" not in readme
     assert "run it as the `dagster` user" in readme
+
+
+# --- filtered stream unit (issue #19; owner: stream) ----------------------------------------------
+@pytest.mark.slow
+def test_stream_unit_runs_the_consumer_through_the_launcher_and_stops_gracefully(installed):
+    root = installed["root"]
+    settings = unit(root, "tweet-assets-stream.service")
+    argv = shlex.split(settings["ExecStart"][0])
+    assert argv == [f"{root}/opt/tweet_assets/bin/tweet-assets-run", f"{root}/opt/tweet_assets/venv/bin/tweet-assets", "stream"]
+    assert os.access(argv[1], os.X_OK)  # the installed console script
+    assert settings["Restart"] == ["always"] and settings["KillSignal"] == ["SIGTERM"]
+    assert int(settings["TimeoutStopSec"][0]) >= 30  # time to publish the open spools
+    assert settings["EnvironmentFile"] == [f"{root}/etc/tweet_assets/tweet_assets.env", f"{root}/etc/tweet_assets/stream.env"]
+    env = environment_file(root / "etc/tweet_assets/stream.env")
+    assert env["TWEET_ASSETS_STREAM_SPOOL_DIR"] == f"{root}/var/lib/tweet_assets/stream_spool"
+    assert (root / "var/lib/tweet_assets/stream_spool").is_dir()
+    assert "X_BEARER_TOKEN=" not in (root / "etc/systemd/system/tweet-assets-stream.service").read_text()
+    analyze = "/usr/bin/systemd-analyze"
+    if os.path.exists(analyze):
+        proc = subprocess.run([analyze, "verify", str(root / "etc/systemd/system/tweet-assets-stream.service")], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and "tweet-assets-stream" not in proc.stderr, proc.stdout + proc.stderr
