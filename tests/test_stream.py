@@ -360,3 +360,61 @@ def test_a_day_from_segments_flattens_to_the_rows_replay_lands(stream, x_api_v2,
     assert b.column("matching_rules").null_count == b.num_rows
     meta = streamed.asset_materializations_for_node("raw_tweets")[0].metadata
     assert meta["posts"].value == 500 and meta["stream_segments"].value == 1
+
+
+# --- health, odd messages, an S3 lake ------------------------------------------------------------
+class Ticking:
+    """A clock that moves ``step`` seconds each time it is read (from the real time of today)."""
+
+    def __init__(self, step: float):
+        self.t, self.step = time.time(), step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+@pytest.mark.slow
+def test_health_every_minute_and_messages_without_a_post_land_on_the_day_received(stream, messages, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tweet_assets.stream")
+    disconnect = orjson.dumps({"errors": [{"title": "operational-disconnect", "disconnect_type": "UpstreamOperationalDisconnect", "detail": "This stream has been disconnected upstream for operational reasons.", "type": "https://api.twitter.com/2/problems/operational-disconnect"}]})
+    stream.plans = [("stream", [*[("msg", x) for x in messages[:6]], ("keepalive",), ("msg", b"not json at all"), ("msg", disconnect), ("end",)])]
+    clock = Ticking(20.0)  # every read of the clock is 20 s later: a health line every few lines
+    waits: list = []
+    consumer = _consumer(stream, tmp_path, 1, waits, clock=clock, max_age_s=10**9)
+    consumer.writer.clock = clock
+    consumer.run()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stream health:")]
+    assert len(lines) >= 2 and "8 messages" in lines[-1] and "1 keep-alives" in lines[-1]
+    health = orjson.loads((tmp_path / "lake" / "raw_stream" / "_consumer" / "health.json").read_bytes())
+    assert health["messages"] == 8 and health["not_json"] == 1 and health["last_message_at"].endswith("Z")
+    received_day = time.strftime("%Y-%m-%d", time.gmtime(clock.t))
+    segment = [p for p in (tmp_path / "lake" / "raw_stream").glob("dt=*/*.jsonl.gz") if p.parent.name != "dt=2021-04-01" and p.parent.name != "dt=2021-06-26"]
+    assert {p.parent.name for p in segment} <= {f"dt={received_day}", "dt=" + time.strftime("%Y-%m-%d", time.gmtime(clock.t - 400))}
+    odd = b"".join(gzip.decompress(p.read_bytes()) for p in segment).splitlines()
+    assert odd[0] == b"not json at all"  # landed as received (clean_tweets quarantines it)
+    assert orjson.loads(odd[1])["errors"][0]["title"] == "operational-disconnect"
+
+
+@pytest.mark.slow
+def test_segments_on_s3_are_whole_objects_the_stream_source_reads(stream, messages, tmp_path, s3_lake):
+    import boto3
+
+    from tweet_assets.definitions import source_from_env
+    from tweet_assets.stream.service import lake_from_env
+
+    env = {**os.environ, "TWEET_ASSETS_LAKE_URL": s3_lake}
+    lake = lake_from_env(env)
+    writer = SegmentWriter(lake, str(tmp_path / "spool"), max_bytes=20_000)  # several segments
+    stream.plans = [("stream", [*[("msg", x) for x in messages], ("end",)])]
+    StreamConsumer(TOKEN, writer, base_url=stream.url, stall_timeout_s=2, sleep=lambda s: None, max_connections=1).run()
+    assert len(writer.published) >= 3
+    bucket, prefix = s3_lake[5:].split("/", 1)
+    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).list_objects_v2(Bucket=bucket)["Contents"]]
+    assert sorted(k for k in keys if k.endswith(".jsonl.gz")) == sorted(f"{prefix}/{k}" for k in writer.published)
+    source = source_from_env({**env, "TWEET_ASSETS_SOURCE": "stream"})
+    from datetime import datetime, timezone
+
+    pages = list(source.pages(datetime(2021, 4, 1, tzinfo=timezone.utc), datetime(2021, 6, 27, tzinfo=timezone.utc), logging.getLogger("t")))
+    assert sorted(orjson.dumps({k: v for k, v in orjson.loads(p.body).items() if k != "__twarc"}) for p in pages) == sorted(messages)
+    assert sum(p.posts for p in pages) == len(messages)
