@@ -418,3 +418,37 @@ def test_segments_on_s3_are_whole_objects_the_stream_source_reads(stream, messag
     pages = list(source.pages(datetime(2021, 4, 1, tzinfo=timezone.utc), datetime(2021, 6, 27, tzinfo=timezone.utc), logging.getLogger("t")))
     assert sorted(orjson.dumps({k: v for k, v in orjson.loads(p.body).items() if k != "__twarc"}) for p in pages) == sorted(messages)
     assert sum(p.posts for p in pages) == len(messages)
+
+
+def test_a_lake_outage_keeps_segments_sealed_in_the_spool_and_receiving_goes_on(tmp_path):
+    from tweet_assets.lake import LakeError
+
+    class Flaky(LocalLake):
+        down = True
+
+        def put_file(self, key, path):
+            if self.down:
+                raise LakeError(f"put {key} failed: 503 SlowDown (test)")
+            return super().put_file(key, path)
+
+    lake = Flaky(str(tmp_path / "lake"))
+    clock = Clock(time.time())
+    w = SegmentWriter(lake, str(tmp_path / "spool"), max_bytes=5, clock=clock, retry_s=60)
+    ms = int(clock.t * 1000)
+    w.append("2026-11-29", b'{"a":1}', ms)  # rolled (>= 5 bytes), refused
+    w.append("2026-11-29", b'{"b":2}', ms + 1)  # still received while the lake is down
+    assert w.published == [] and len(w.unpublished) == 2
+    assert len(list((tmp_path / "spool").rglob("*-*.jsonl"))) == 2  # sealed on disk
+    lake.down = False
+    clock.t += 30
+    assert w.roll_due() == []  # not before retry_s
+    clock.t += 31
+    assert len(w.roll_due()) == 2 and w.unpublished == []
+    assert sorted(gzip.decompress(lake.read_bytes(k)) for k in w.published) == [b'{"a":1}\n', b'{"b":2}\n']
+    # refused again at shutdown: left sealed for the next start, which publishes it
+    lake.down = True
+    w.append("2026-11-29", b'{"c":3}', ms + 2)
+    assert w.close() == [] and len(w.unpublished) == 1
+    lake.down = False
+    (key,) = SegmentWriter(lake, str(tmp_path / "spool")).recover()
+    assert gzip.decompress(lake.read_bytes(key)) == b'{"c":3}\n'

@@ -266,7 +266,8 @@ class StreamConsumer:
 
     def health(self) -> dict:
         """The consumer's state: counts, ``last_message_at`` (ISO UTC or None), ``segments_published``,
-        ``newest_segment_end`` (ISO UTC or None), ``at`` (now)."""
+        ``segments_waiting`` (sealed, refused by the lake so far), ``newest_segment_end`` (ISO UTC or
+        None), ``at`` (now)."""
         now = self.clock()
         newest = self.writer.newest_end_ms
         return {
@@ -274,6 +275,7 @@ class StreamConsumer:
             **self.counts,
             "last_message_at": _iso_ms(self.last_message_at) if self.last_message_at else None,
             "segments_published": len(self.writer.published),
+            "segments_waiting": len(self.writer.unpublished),
             "newest_segment_end": _iso_ms(newest / 1000) if newest else None,
         }
 

@@ -15,6 +15,11 @@ name (``<start>-<end>.jsonl``, atomic on the local file system), gzip it, store 
 atomic write (:mod:`tweet_assets.lake`: a renamed temporary file, or one S3 ``PutObject`` /
 multipart upload), then delete the sealed spool. A reader never sees half a segment.
 
+**Lake outage.** A segment the lake refuses (S3 unreachable, 5xx, a permission) stays sealed in
+the spool and is retried every ``retry_s`` (60 s) while messages keep being received; what is still
+refused at shutdown is published by the next start. Disk space is the limit: watch the spool's
+file system (``segments_waiting`` in the health record).
+
 **Restart.** :meth:`SegmentWriter.recover` publishes what a crash left, first: sealed spools under
 their names (a crash between upload and delete republishes the same bytes under the same key: no
 duplicate), open spools cut back to their last complete line (a line without its newline was
@@ -39,11 +44,12 @@ from typing import Callable
 
 from isal import igzip
 
-from ..lake import Lake
+from ..lake import Lake, LakeError
 
 PREFIX = "raw_stream"
 MAX_AGE_S = 300.0
 MAX_BYTES = 16 << 20
+RETRY_S = 60.0
 STAMP = "%Y%m%dT%H%M%S"
 _OPEN = re.compile(r"(\d{8}T\d{9}Z)\.jsonl\Z")
 _SEALED = re.compile(r"(\d{8}T\d{9}Z)-(\d{8}T\d{9}Z)\.jsonl\Z")
@@ -90,9 +96,11 @@ class SegmentWriter:
             holds this many uncompressed bytes.
         fsync: fsync every message (see the module docstring).
         clock: seconds since the epoch (``time.time``); tests inject their own.
+        retry_s: when the lake refuses a segment, it stays sealed in the spool and is retried
+            after this many seconds (60) while messages keep being received.
     """
 
-    def __init__(self, lake: Lake, spool_dir: str, *, prefix: str = PREFIX, max_age_s: float = MAX_AGE_S, max_bytes: int = MAX_BYTES, fsync: bool = True, clock: Callable[[], float] = time.time):
+    def __init__(self, lake: Lake, spool_dir: str, *, prefix: str = PREFIX, max_age_s: float = MAX_AGE_S, max_bytes: int = MAX_BYTES, fsync: bool = True, clock: Callable[[], float] = time.time, retry_s: float = RETRY_S):
         self.lake = lake
         self.spool_dir = os.path.abspath(spool_dir)
         self.prefix = prefix
@@ -104,6 +112,9 @@ class SegmentWriter:
         self.published: list[str] = []
         self.published_messages = 0
         self.newest_end_ms: int | None = None
+        self.retry_s = retry_s
+        self.unpublished: list[tuple] = []  # sealed spools the lake refused: (day, path, start, end, messages)
+        self._retry_at_ms = 0
         os.makedirs(self.spool_dir, exist_ok=True)
 
     # -- writing ---------------------------------------------------------------------------
@@ -146,22 +157,43 @@ class SegmentWriter:
         return spool
 
     def roll_due(self) -> list[str]:
-        """Publish every spool that is ``max_age_s`` old or ``max_bytes`` big; returns the keys."""
+        """Publish every spool that is ``max_age_s`` old or ``max_bytes`` big, and retry sealed
+        spools the lake refused before (at most every ``retry_s``); returns the keys published."""
         now_ms = int(self.clock() * 1000)
         due = [s for s in self.open.values() if s.bytes >= self.max_bytes or now_ms - s.start_ms >= self.max_age_s * 1000]
-        return [self._seal_and_publish(s) for s in due]
+        keys = [k for k in (self._seal_and_publish(s) for s in due) if k]
+        if self.unpublished and now_ms >= self._retry_at_ms:
+            keys += self._retry()
+        return keys
 
     def close(self) -> list[str]:
-        """Publish every open spool (on shutdown); returns the keys."""
-        return [self._seal_and_publish(s) for s in list(self.open.values())]
+        """Publish every open spool and retry refused ones (on shutdown); returns the keys.
+        What the lake still refuses stays sealed in the spool for :meth:`recover`."""
+        keys = [k for k in (self._seal_and_publish(s) for s in list(self.open.values())) if k]
+        return keys + self._retry()
 
-    def _seal_and_publish(self, spool: _Spool) -> str:
+    def _seal_and_publish(self, spool: _Spool) -> str | None:
         os.close(spool.fd)
         del self.open[spool.day]
         sealed = os.path.join(os.path.dirname(spool.path), f"{stamp(spool.start_ms)}-{stamp(spool.end_ms)}.jsonl")
         os.replace(spool.path, sealed)
         _fsync_dir(os.path.dirname(sealed))
-        return self._publish(spool.day, sealed, spool.start_ms, spool.end_ms, spool.messages)
+        return self._try_publish((spool.day, sealed, spool.start_ms, spool.end_ms, spool.messages))
+
+    def _try_publish(self, item: tuple) -> str | None:
+        """Publish a sealed spool; when the lake refuses (an S3 outage, a permission), keep it
+        sealed on disk, log, and retry later: receiving goes on meanwhile."""
+        try:
+            return self._publish(*item)
+        except LakeError as exc:
+            self.unpublished.append(item)
+            self._retry_at_ms = int(self.clock() * 1000) + int(self.retry_s * 1000)
+            log.error("segment kept in the spool, the lake refused it (retry in %g s): %s", self.retry_s, exc)
+            return None
+
+    def _retry(self) -> list[str]:
+        pending, self.unpublished = self.unpublished, []
+        return [k for k in (self._try_publish(item) for item in pending) if k]
 
     def _publish(self, day: str, sealed: str, start_ms: int, end_ms: int, messages: int | None) -> str:
         key = segment_key(day, start_ms, end_ms, self.prefix)
@@ -182,10 +214,8 @@ class SegmentWriter:
     # -- restart ---------------------------------------------------------------------------
     def recover(self) -> list[str]:
         """Publish the spools a previous process left (see the module docstring); returns keys.
-        Call before the first :meth:`append`.
-
-        Raises:
-            tweet_assets.lake.LakeError: the lake refused a segment (the spool stays for the next try).
+        Call before the first :meth:`append`. A segment the lake refuses stays sealed in the
+        spool and is retried like any other (:attr:`unpublished`).
         """
         keys = []
         for entry in sorted(os.listdir(self.spool_dir)):
@@ -197,7 +227,7 @@ class SegmentWriter:
                 path = os.path.join(directory, name)
                 sealed = _SEALED.match(name)
                 if sealed:
-                    keys.append(self._publish(day, path, parse_stamp(sealed[1]), parse_stamp(sealed[2]), None))
+                    keys.append(self._try_publish((day, path, parse_stamp(sealed[1]), parse_stamp(sealed[2]), None)))
                     continue
                 opened = _OPEN.match(name)
                 if not opened:
@@ -212,13 +242,14 @@ class SegmentWriter:
                 target = os.path.join(directory, f"{stamp(start_ms)}-{stamp(end_ms)}.jsonl")
                 os.replace(path, target)
                 _fsync_dir(directory)
-                keys.append(self._publish(day, target, start_ms, end_ms, None))
+                keys.append(self._try_publish((day, target, start_ms, end_ms, None)))
             for name in os.listdir(directory):
                 if name.endswith(".part"):
                     os.unlink(os.path.join(directory, name))
         for name in os.listdir(self.spool_dir):
             if name.startswith(".gz-"):
                 os.unlink(os.path.join(self.spool_dir, name))
+        keys = [k for k in keys if k]
         if keys:
             log.warning("published %d segment(s) left by a previous run before connecting", len(keys))
         return keys
