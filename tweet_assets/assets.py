@@ -15,6 +15,7 @@ from collections import Counter
 import polars as pl
 from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MetadataValue, asset
 
+from . import compliance
 from .day_rows import DayResult
 from .day_workers import WORKERS, day_groups, flatten_days_in_threads
 from .flatten import finalize_days
@@ -127,10 +128,13 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeRes
         "(tweet_assets.schema). Unreadable pages and posts are quarantined and counted."
     ),
 )
-def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages]) -> dict[str, SpooledTable]:
+def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages], lake: LakeResource) -> dict[str, SpooledTable]:
     """Flatten the run's landed pages (read back in batches, several small days per batch) into
-    each day's rows; a run of many days is flattened on worker threads (tweet_assets.day_workers)."""
+    each day's rows; a run of many days is flattened on worker threads (tweet_assets.day_workers).
+    Posts in the compliance ledger (tweet_assets.compliance) are left out, so a recompute never
+    republishes a deleted post."""
     started = time.monotonic()
+    removed_ids = compliance.ledger_ids(lake.lake())
     last = [started]
 
     def progress(pages: int, rows: int) -> None:
@@ -144,7 +148,7 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
     if len(groups) > 1:
         context.log.info(f"flattening {len(raw_tweets)} days on {len(groups)} threads: " + ", ".join(f"{g[0]}…{g[-1]}" for g in groups))
     days = flatten_days_in_threads(
-        {day: stored.lines for day, stored in raw_tweets.items()}, sizes, lambda day, out: _write_day(day, out, spool_dir), progress=progress
+        {day: stored.lines for day, stored in raw_tweets.items()}, sizes, lambda day, out: _write_day(day, out, spool_dir, removed_ids), progress=progress
     )
     empty = finalize_days([], list(raw_tweets))  # days without pages: an empty table each
     result: dict[str, SpooledTable] = {}
@@ -160,10 +164,11 @@ def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPag
     return {day: result[day] for day in raw_tweets}
 
 
-def _write_day(day: str, out: DayResult, spool_dir: str) -> tuple[SpooledTable, dict, str | None]:
-    """Write one flattened day to ``<spool_dir>/<day>.parquet`` (published schema, sorted) and
-    return it with its partition metadata and, if posts were quarantined, a warning line. Runs on a
-    worker thread: no Dagster context here."""
+def _write_day(day: str, out: DayResult, spool_dir: str, removed_ids=None) -> tuple[SpooledTable, dict, str | None]:
+    """Write one flattened day to ``<spool_dir>/<day>.parquet`` (published schema, sorted), without
+    the posts in ``removed_ids`` (the compliance ledger's), and return it with its partition
+    metadata and, if posts were quarantined, a warning line. Runs on a worker thread: no Dagster
+    context here."""
     reasons = Counter(q.reason for q in out.quarantined)
     warning = None
     if out.quarantined:
@@ -173,10 +178,14 @@ def _write_day(day: str, out: DayResult, spool_dir: str) -> tuple[SpooledTable, 
     authors: list = []
     # unique() copies: a column of the chunk itself could keep its spill batch alive
     chunks = out.arrow_chunks(each=lambda chunk: authors.append(chunk.get_column("author_id").unique()))
+    removed: list[int] = []
+    if removed_ids is not None and len(removed_ids):
+        chunks = compliance.filter_chunks(chunks, removed_ids, removed)
     table = spool_table(chunks, spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
     out.close()
     metadata = {
-        "dagster/row_count": out.height,
+        "dagster/row_count": table.rows,
+        "compliance_removed": len(removed),
         "posts_in_pages": out.stats["posts"],
         "authors": pl.concat(authors).n_unique() if out.height else 0,
         "quarantined": len(out.quarantined),

@@ -11,6 +11,7 @@ Environment variables (all optional; the defaults run anywhere with no credentia
 ``TWEET_ASSETS_GLUE_DATABASE``  adds the ``glue_table`` asset: the table registered in this Glue database
 ``TWEET_ASSETS_GLUE_TABLE``     its Glue table name (default ``tweets``)
 ``TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN``  N: backfills as runs of N days (default: one run; partitions.py)
+``X_BEARER_TOKEN``              app-only bearer token: the ``x_api`` source and ``compliance_job`` (batch compliance)
 ``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...   the standard AWS settings (boto3)
 ==============================  ==========================================================
 
@@ -30,6 +31,7 @@ from dagster import (
     AnchorBasedFilePathMapping,
     BetaWarning,
     Definitions,
+    EnvVar,
     link_code_references_to_git,
     load_asset_checks_from_modules,
     load_assets_from_modules,
@@ -38,6 +40,8 @@ from dagster import (
 from dagster_aws.s3 import S3Resource
 
 from . import assets, catalog, checks
+from .compliance import ComplianceApi
+from .compliance_assets import COMPLIANCE_ASSETS, COMPLIANCE_CHECKS, COMPLIANCE_JOBS, COMPLIANCE_SCHEDULES
 from .freshness import FRESHNESS_CHECKS, FRESHNESS_SENSORS
 from .io_manager import LakeIOManager, LakeResource
 from .run_retention import run_retention_job, run_retention_schedule
@@ -105,11 +109,19 @@ def glue_from_env(env: dict | None = None) -> GlueCatalogResource | None:
     )
 
 
+def compliance_api_from_env(env: dict | None = None) -> ComplianceApi:
+    """The batch compliance endpoints' resource: ``X_BEARER_TOKEN`` (app-only). A missing token
+    fails the compliance run with a message naming the variable, not the code location."""
+    env = os.environ if env is None else env
+    # an EnvVar: Dagit shows the variable's name in the resource's config, never the token
+    return ComplianceApi(bearer_token=EnvVar("X_BEARER_TOKEN") if env.get("X_BEARER_TOKEN") else None)
+
+
 def resources_from_env(env: dict | None = None) -> dict:
-    """``{"source", "lake", "io_manager"}`` for this environment, and ``glue`` when
-    ``TWEET_ASSETS_GLUE_DATABASE`` is set."""
+    """``{"source", "lake", "io_manager", "compliance_api"}`` for this environment, and ``glue``
+    when ``TWEET_ASSETS_GLUE_DATABASE`` is set."""
     lake = lake_from_env(env)
-    resources = {"source": source_from_env(env), "lake": lake, "io_manager": LakeIOManager(location=lake)}
+    resources = {"source": source_from_env(env), "lake": lake, "io_manager": LakeIOManager(location=lake), "compliance_api": compliance_api_from_env(env)}
     glue = glue_from_env(env)
     if glue is not None:
         resources["glue"] = glue
@@ -134,10 +146,10 @@ def _assets_with_code_references():
 
 
 defs = Definitions(
-    assets=[*_assets_with_code_references(), *STREAM_ASSETS],
-    asset_checks=[*load_asset_checks_from_modules([checks]), *FRESHNESS_CHECKS, *STREAM_CHECKS],
-    jobs=[tweets_daily_job, run_retention_job, *STREAM_JOBS],
-    schedules=[tweets_daily_schedule, run_retention_schedule, *STREAM_SCHEDULES],
+    assets=[*_assets_with_code_references(), *STREAM_ASSETS, *COMPLIANCE_ASSETS],
+    asset_checks=[*load_asset_checks_from_modules([checks]), *FRESHNESS_CHECKS, *STREAM_CHECKS, *COMPLIANCE_CHECKS],
+    jobs=[tweets_daily_job, run_retention_job, *STREAM_JOBS, *COMPLIANCE_JOBS],
+    schedules=[tweets_daily_schedule, run_retention_schedule, *STREAM_SCHEDULES, *COMPLIANCE_SCHEDULES],
     sensors=[*FRESHNESS_SENSORS, *STREAM_SENSORS],
     resources=resources_from_env(),
 )

@@ -1,0 +1,149 @@
+"""Batch compliance end to end on real recorded posts: a loopback double of the X API v2 compliance
+endpoints (tests/compliance_double.py) with its signed upload/download URLs on moto's S3, the lake
+on moto's S3 too; result rows in the recorded shape (twarc-csv-test-data/tweets_compliance.jsonl).
+"""
+
+import gzip
+import json
+import logging
+from datetime import datetime
+
+import pytest
+import pyarrow as pa
+from dagster import AssetKey, AssetRecordsFilter, AssetSelection, materialize
+
+from tests.compliance_double import ComplianceDouble
+from tests.helpers import resources, run
+from tweet_assets import assets, checks
+from tweet_assets.compliance import LEDGER_SCHEMA, ComplianceApi, ComplianceError, merge_ledger, parse_results, read_ledger, write_ledger
+from tweet_assets.compliance_assets import compliance_ledger, ledger_ids_published, no_published_id_in_ledger
+from tweet_assets.io_manager import LakeIOManager, StoredTable
+from tweet_assets.sources import ReplaySource
+
+DAY = "2021-06-26"  # twarc-network-test-data/tweets.jsonl: 500 posts in 5 pages
+TOKEN = "AAAAAAAAAAAAAAAAAAAAAcomplianceTestBearer0123456789xyz"
+
+
+def _templates(x_api_v2) -> list[dict]:
+    path = x_api_v2 / "twarc-csv-test-data" / "tweets_compliance.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_parse_results_recorded_rows(x_api_v2):
+    """The recorded result file: a blank first line, redacted_at present on one row only."""
+    from datetime import timezone
+
+    body = (x_api_v2 / "twarc-csv-test-data" / "tweets_compliance.jsonl").read_bytes()
+    checked = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
+    table = parse_results(body, checked, "job-1")
+    assert table.schema.equals(LEDGER_SCHEMA)
+    rows = table.to_pylist()
+    assert [r["id"] for r in rows] == [1170025343920402432, 1170147183095664640]
+    assert [r["reason"] for r in rows] == ["protected", "deactivated"]
+    assert rows[0]["redacted_at"] is None and rows[1]["redacted_at"].isoformat() == "2021-08-17T17:26:15.788000+00:00"
+    assert rows[1]["created_at"].isoformat() == "2019-09-07T01:30:03.390000+00:00"
+    assert all(r["checked_at"] == checked for r in rows)
+    with pytest.raises(ComplianceError, match="line 2"):  # a row is never dropped silently
+        parse_results(b'{"id":"1","action":"delete"}\n{"action":"delete","reason":"deleted"}\n', checked, "job-2")
+
+
+def _raw_text(lake) -> bytes:
+    return gzip.decompress(lake.read_bytes(LakeIOManager.key("raw_tweets", "jsonl.gz", DAY)))
+
+
+def _ids(lake, table: str) -> list[int]:
+    key = LakeIOManager.key(table, "parquet", DAY)
+    return StoredTable(lake, key, lake.uri(key)).read(["id"]).column("id").to_pylist()
+
+
+@pytest.mark.slow
+def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_env, instance, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    path = x_api_v2 / "twarc-network-test-data" / "tweets.jsonl"
+    res = resources(s3_lake, ReplaySource(path=str(path)))
+    assert run(res, DAY, instance=instance).success
+    lake = res["lake"].lake()
+    raw = _raw_text(lake)
+    pages = [json.loads(line) for line in raw.splitlines()]
+    # two real posts named nowhere else in the day's pages (not quoted, retweeted or replied to)
+    alone = [p for page in pages for p in page["data"] if raw.count(f'"{p["id"]}"'.encode()) == 1]
+    gone = alone[:2]
+    assert len(gone) == 2 and len(_ids(lake, "tweets")) == 500
+    templates = _templates(x_api_v2)  # reasons "protected" and "deactivated", in the recorded shape
+    with ComplianceDouble(aws_env, TOKEN, in_progress_polls=2) as double:
+        double.affected = {p["id"]: dict(t, created_at=p["created_at"]) for p, t in zip(gone, templates)}
+        api = ComplianceApi(bearer_token=TOKEN, base_url=double.url, poll_interval_s=0.02)
+        result = materialize(
+            [compliance_ledger, no_published_id_in_ledger],
+            resources={"lake": res["lake"], "compliance_api": api},
+            instance=instance,
+            run_config={"ops": {"compliance_ledger": {"config": {"first_day": DAY, "last_day": DAY}}}},
+        )
+    assert result.success
+    assert double.violations == []
+    # one job: created, polled through in_progress to complete; the 500 ids uploaded one per line
+    assert [s for s in double.seen if s[0] == "POST"] == [("POST", "/2/compliance/jobs", "Bearer")]
+    assert len([s for s in double.seen if s[0] == "GET"]) >= 3
+    (upload,) = double.uploads.values()
+    assert sorted(upload.decode().splitlines()) == sorted(str(p["id"]) for page in pages for p in page["data"])
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "in_progress" in logged and "complete" in logged
+
+    gone_ids = {int(p["id"]) for p in gone}
+    # published and clean: 498 rows, the two gone
+    for table in ("tweets", "clean_tweets"):
+        ids = _ids(lake, table)
+        assert len(ids) == 498 and not gone_ids & set(ids), table
+    # raw: the two posts' ids (and so their objects) are nowhere in the day's pages any more
+    raw_after = _raw_text(lake)
+    assert all(raw_after.count(f'"{i}"'.encode()) == 0 for i in gone_ids)
+    pages_after = [json.loads(line) for line in raw_after.splitlines()]
+    assert len(pages_after) == 5 and sum(len(p["data"]) for p in pages_after) == 498
+    # the ledger: ids and compliance facts only
+    ledger = read_ledger(lake)
+    assert ledger.schema.names == LEDGER_SCHEMA.names and "text" not in ledger.schema.names
+    rows = {r["id"]: r for r in ledger.to_pylist()}
+    assert set(rows) == gone_ids
+    assert sorted(r["reason"] for r in rows.values()) == ["deactivated", "protected"]
+    for post in gone:
+        assert rows[int(post["id"])]["created_at"] == datetime.fromisoformat(post["created_at"].replace("Z", "+00:00"))
+    # metadata: the day's s3_parquet rewrite, posts removed by reason; the ledger's own counts
+    mats = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("s3_parquet"), asset_partitions=[DAY]), limit=1).records
+    meta = mats[0].asset_materialization.metadata
+    assert meta["compliance_removed_by_reason"].value == {"protected": 1, "deactivated": 1}
+    assert meta["dagster/row_count"].value == 498
+    by_key = {m.asset_key: m for m in result.asset_materializations_for_node("compliance_ledger")}
+    assert set(by_key) == {AssetKey("compliance_ledger"), AssetKey("s3_parquet")}
+    own = by_key[AssetKey("compliance_ledger")].metadata
+    assert own["ids_checked"].value == 500 and own["new_ledger_rows"].value == 2
+    assert own["removed_by_reason"].value == {"protected": 1, "deactivated": 1}
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {"no_published_id_in_ledger": True}
+
+    # recompute from raw: clean_tweets + s3_parquet only
+    again = run(res, DAY, instance=instance, selection=[assets.clean_tweets, assets.s3_parquet, checks.ids_unique_and_not_null, checks.created_at_in_partition, checks.published_schema_matches])
+    assert again.success and len(_ids(lake, "tweets")) == 498
+    # a replay that lands the deleted posts in raw again: clean_tweets applies the ledger
+    replayed = run(res, DAY, instance=instance)
+    assert replayed.success
+    assert not gone_ids & set(_ids(lake, "tweets")) and len(_ids(lake, "tweets")) == 498
+    assert replayed.asset_materializations_for_node("clean_tweets")[0].metadata["compliance_removed"].value == 2
+    assert ledger_ids_published(lake, [DAY]) == {}
+
+    # the check fails when a ledger id is published (a ledger row added for a published post)
+    published = _ids(lake, "tweets")[0]
+    extra = ledger.slice(0, 1).set_column(0, "id", pa.array([published], pa.int64()))
+    write_ledger(lake, merge_ledger(ledger, extra))
+    checked = materialize(
+        [compliance_ledger, no_published_id_in_ledger],
+        resources={"lake": res["lake"], "compliance_api": ComplianceApi()},
+        instance=instance,
+        selection=AssetSelection.checks(no_published_id_in_ledger),
+    )
+    (evaluation,) = checked.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.metadata["published_ledger_ids_by_day"].value == {DAY: 1}
+
+    # the bearer token is in no log line, captured output or stored event
+    out, err = capfd.readouterr()
+    events = "\n".join(str(e) for e in instance.all_logs(result.run_id))
+    for text in (logged, "\n".join(r.getMessage() for r in caplog.records), out, err, events):
+        assert TOKEN not in text and TOKEN[-12:] not in text
