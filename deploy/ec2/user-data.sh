@@ -52,6 +52,11 @@ TWEET_ASSETS_COMPUTE_LOG_BUCKET="${TWEET_ASSETS_COMPUTE_LOG_BUCKET:-}"  # defaul
 TWEET_ASSETS_STREAM="${TWEET_ASSETS_STREAM:-0}"
 TWEET_ASSETS_STREAM_RULES="${TWEET_ASSETS_STREAM_RULES:-}"
 # --- end filtered stream settings ---------------------------------------------------------------
+# The ECS fan-out shape (deploy/ecs/dagster.yaml reads these from dagster-daemon's environment; the
+# CloudFormation stack's outputs give them): written to the env file when set.
+ECS_SETTINGS=(TWEET_ASSETS_ECS_CLUSTER TWEET_ASSETS_ECS_EXECUTION_ROLE_ARN TWEET_ASSETS_ECS_TASK_ROLE_ARN
+  TWEET_ASSETS_ECS_LOG_GROUP TWEET_ASSETS_ECS_X_TOKEN_PARAMETER_ARN TWEET_ASSETS_ECS_PG_PASSWORD_PARAMETER_ARN
+  DAGSTER_CURRENT_IMAGE TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN)
 
 # Where: "" on the instance; a scratch directory in tests. NO_SYSTEMD=1 writes the units but does
 # not create the user or touch systemctl; SKIP_PACKAGES=1 (or the older SKIP_APT=1) skips the OS
@@ -133,8 +138,10 @@ validate() {
     die "TWEET_ASSETS_SOURCE=x_api needs X_BEARER_TOKEN_PARAMETER (the SSM SecureString name)"
   fi
   local value
+  local -a ecs_values=()
+  for name in "${ECS_SETTINGS[@]}"; do ecs_values+=("${!name:-}"); done
   for value in "$TWEET_ASSETS_ROOT" "$TWEET_ASSETS_LAKE_URL" "$TWEET_ASSETS_SOURCE" "$X_QUERY" "$X_ACCOUNTS" "$X_FULL_ARCHIVE" "$TWEET_ASSETS_START_DATE" "$AWS_REGION" \
-      "$DAGSTER_PG_HOST" "$DAGSTER_PG_DB" "$DAGSTER_PG_USERNAME" "$TWEET_ASSETS_COMPUTE_LOG_BUCKET"; do
+      "$DAGSTER_PG_HOST" "$DAGSTER_PG_DB" "$DAGSTER_PG_USERNAME" "$TWEET_ASSETS_COMPUTE_LOG_BUCKET" "${ecs_values[@]}"; do
     [[ "$value" != *$'\n'* ]] || die "settings must be single lines"
     [[ "$value" != *"'"* ]] || die "settings cannot contain a single quote (use double quotes in X_QUERY)"
   done
@@ -246,6 +253,10 @@ YAML
       [[ -z "$DAGSTER_PG_PASSWORD_PARAMETER" ]] || setting DAGSTER_PG_PASSWORD_PARAMETER "$DAGSTER_PG_PASSWORD_PARAMETER"
     fi
     setting TWEET_ASSETS_COMPUTE_LOG_BUCKET "$(compute_log_bucket)"
+    local name
+    for name in "${ECS_SETTINGS[@]}"; do
+      [[ -z "${!name:-}" ]] || setting "$name" "${!name}"
+    done
     setting PYTHONUNBUFFERED 1
   } | write "$env_file" 0644
 

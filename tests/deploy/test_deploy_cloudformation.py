@@ -347,10 +347,20 @@ def test_bucket_database_instance_ecs_and_log_group(aws, full_stack):
     assert exports["TWEET_ASSETS_LAKE_URL"] == f"s3://{bucket}/lake/v1"
     assert exports["DAGSTER_PG_HOST"] == db["Endpoint"]["Address"] and exports["DAGSTER_PG_PORT"] == "5432"
     assert exports["X_QUERY"] == stack["values"]["XQuery"] and exports["TWEET_ASSETS_GIT_REF"] == "v0.1.0"
+    # deploy/ecs/dagster.yaml's settings, from this stack
+    assert exports["TWEET_ASSETS_ECS_CLUSTER"] == physical(stack, "EcsCluster")
+    assert exports["TWEET_ASSETS_ECS_TASK_ROLE_ARN"].endswith(":role/" + physical(stack, "RunTaskRole"))
+    assert exports["TWEET_ASSETS_ECS_EXECUTION_ROLE_ARN"].endswith(":role/" + physical(stack, "RunTaskExecutionRole"))
+    assert exports["TWEET_ASSETS_ECS_LOG_GROUP"] == physical(stack, "LogGroup") and exports["DAGSTER_CURRENT_IMAGE"] == IMAGE
+    assert exports["TWEET_ASSETS_ECS_PG_PASSWORD_PARAMETER_ARN"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/dagster_pg_password"
+    ecs_yaml = DEPLOY / "ecs" / "dagster.yaml"
+    if ecs_yaml.exists():
+        wanted = set(re.findall(r"env: (TWEET_ASSETS_ECS_\w+)", ecs_yaml.read_text()))
+        assert wanted <= set(exports), wanted - set(exports)
     # every setting the bootstrap exports is one deploy/ec2/user-data.sh reads, and no secret is in it
     script = USER_DATA.read_text()
     for name in exports:
-        assert re.search(rf'^{name}="\$\{{{name}[:-]', script, flags=re.M), f"user-data.sh does not read {name}"
+        assert re.search(rf'^{name}="\$\{{{name}[:-]', script, flags=re.M) or re.search(rf"ECS_SETTINGS=\([^)]*\b{name}\b", script), f"user-data.sh does not read {name}"
     assert "pg-password-1" not in user_data and "token" not in exports.values()
     assert user_data.rstrip().endswith('exec bash "$src/deploy/ec2/user-data.sh"')
     assert "DPkg::Lock::Timeout=" in user_data

@@ -172,7 +172,7 @@ def test_the_images_cmd_serves_the_code_location_over_grpc(image_venv, tmp_path)
             env=env, capture_output=True, text=True, timeout=120,
         )
         assert listing.returncode == 0, listing.stderr[-3000:]
-        assert set(listing.stdout.split()) == ASSETS
+        assert ASSETS <= set(listing.stdout.split()), listing.stdout  # (other assets, e.g. raw_stream, may sit beside them)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
