@@ -416,7 +416,13 @@ def test_segments_on_s3_are_whole_objects_the_stream_source_reads(stream, messag
     from datetime import datetime, timezone
 
     pages = list(source.pages(datetime(2021, 4, 1, tzinfo=timezone.utc), datetime(2021, 6, 27, tzinfo=timezone.utc), logging.getLogger("t")))
-    assert sorted(orjson.dumps({k: v for k, v in orjson.loads(p.body).items() if k != "__twarc"}) for p in pages) == sorted(messages)
+    def as_sent(body: bytes) -> bytes:
+        page = orjson.loads(body)
+        page.pop("__twarc")
+        (page["data"],) = page["data"]  # the source gives the search page shape: data as a list
+        return orjson.dumps(page)
+
+    assert sorted(map(as_sent, (p.body for p in pages))) == sorted(messages)
     assert sum(p.posts for p in pages) == len(messages)
 
 
@@ -452,3 +458,26 @@ def test_a_lake_outage_keeps_segments_sealed_in_the_spool_and_receiving_goes_on(
     lake.down = False
     (key,) = SegmentWriter(lake, str(tmp_path / "spool")).recover()
     assert gzip.decompress(lake.read_bytes(key)) == b'{"c":3}\n'
+
+
+def test_cli_stream_without_a_token_says_what_to_set(monkeypatch, capsys):
+    from tweet_assets.cli import main
+
+    monkeypatch.delenv("X_BEARER_TOKEN", raising=False)
+    assert main(["stream"]) == 2
+    assert "X_BEARER_TOKEN" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_stream_refused_token_exits_with_the_reason_and_never_the_token(stream, tmp_path, monkeypatch, capsys):
+    from tweet_assets.cli import main
+
+    stream.plans = [("status", 401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"})]
+    for key, value in {"X_BEARER_TOKEN": TOKEN, "X_API_BASE_URL": stream.url, "TWEET_ASSETS_LAKE_URL": str(tmp_path / "lake"), "TWEET_ASSETS_STREAM_SPOOL_DIR": str(tmp_path / "spool")}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("TWEET_ASSETS_STREAM_RULES", raising=False)
+    assert main(["stream"]) == 2
+    err = capsys.readouterr().err
+    assert "HTTP 401" in err and "X_BEARER_TOKEN" in err and TOKEN not in err
+    rules = orjson.loads((tmp_path / "lake" / "raw_stream" / "_consumer" / "rules.json").read_bytes())
+    assert rules == {"rules": [], "tag_prefix": "tweet_assets:", "managed": False}

@@ -3,10 +3,15 @@
 ``tweet-assets stream`` (:mod:`tweet_assets.stream`) lands each message under
 ``<lake>/raw_stream/dt=YYYY-MM-DD/<start>-<end>.jsonl.gz`` by the UTC day of its post's
 ``created_at``. For a run's window this source lists each day's segments (sorted by name, that is
-by receive time) and yields every message line as one page, byte for byte: ``{"data": {post},
-"includes", "matching_rules", "__twarc"}``, the shape ``replay`` also reads, so ``raw_tweets``,
-``clean_tweets`` (which keeps ``matching_rules`` and dedups a post delivered twice), ``s3_parquet``,
-the checks and Athena need no change. A line that is not JSON is yielded as it is (quarantined by
+by receive time) and yields every message as one page with its keys and values as landed and
+one change: the message's ``data`` object becomes a one-element list, ``{"data": [post],
+"includes", "matching_rules", "__twarc"}``: the search page shape, so ``raw_tweets``,
+``clean_tweets`` (which keeps each post's ``matching_rules`` and ``__twarc`` and dedups a post
+delivered twice), ``s3_parquet``, the checks and Athena need no change. (``clean_tweets`` also reads
+the object form, but only one page at a time: 500 messages took 2.96 s to flatten against 0.27 s as
+one-element lists: ``flatten.flatten_day`` on the 500 posts of the shared twarc-network recording,
+cut into messages.)
+The segments themselves keep the bytes as received. A line that is not JSON is yielded as it is (quarantined by
 ``clean_tweets``, counted). A segment that cannot be read (not gzip, truncated) fails the run naming
 its key: segments are published whole, so that is damage to look at, not to skip.
 
@@ -102,6 +107,9 @@ def _page(day: str, line: bytes, location: str) -> SourcePage:
         return SourcePage(day=day, body=line, location=location)
     data, errors = message.get("data"), message.get("errors")
     stamp = data.get("created_at") if isinstance(data, dict) and isinstance(data.get("created_at"), str) else None
+    if isinstance(data, dict):
+        message["data"] = [data]  # the search page shape: decoded in bulk downstream
+        line = orjson.dumps(message)
     return SourcePage(
         day=day,
         body=line,

@@ -105,8 +105,11 @@ def run(env=None) -> int:
             log.info("active rule (not managed: TWEET_ASSETS_STREAM_RULES unset): id %s tag %r value %r", r.get("id"), r.get("tag"), r.get("value"))
     lake.put_bytes(f"{PREFIX}/{RULES_KEY}", orjson.dumps({"rules": active, "tag_prefix": prefix, "managed": bool(configured)}))
     consumer = StreamConsumer(token, writer, base_url=base_url, stall_timeout_s=_number(env, "TWEET_ASSETS_STREAM_STALL_S", STALL_TIMEOUT_S))
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: consumer.stop())
-    consumer.run()
+    previous = {sig: signal.signal(sig, lambda *_: consumer.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        consumer.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     log.info("stopped: %s", consumer.health())
     return 0
