@@ -16,7 +16,7 @@ The segments themselves keep the bytes as received. A line that is not JSON is y
 its key: segments are published whole, so that is damage to look at, not to skip.
 
 Only segments published when the run starts are read: a day is complete once it ended plus the
-consumer's roll time (``sensors.stream_day_sensor`` waits that long). Messages about a day that
+consumer's roll time (``tweet_assets.stream_days.stream_day_sensor`` waits that long). Messages about a day that
 arrive later (a post delivered after a long reconnect) land in new segments; rematerializing the
 day takes them in.
 
