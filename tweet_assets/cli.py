@@ -8,6 +8,8 @@ would, as hive-partitioned Parquet, with DuckDB, and prints it.
 ``ddl`` prints the DDL for a table location: Athena's ``CREATE EXTERNAL TABLE`` (default), or with
 ``--dialect redshift`` / ``--dialect snowflake`` the Redshift Spectrum or Snowflake setup.
 ``catalog`` registers (creates or updates) the table in the AWS Glue Data Catalog.
+``replay PATH`` replays a twarc2 archive, materializing only the days it holds, nearby days grouped
+into one run each (:mod:`tweet_assets.replay_plan`), with progress.
 ``stream`` runs the filtered-stream consumer (:mod:`tweet_assets.stream.service`: its variables).
 """
 
@@ -23,6 +25,7 @@ from .warehouses import DIALECTS
 from .warehouses import ddl as warehouse_ddl
 from .warehouses.athena import DEFAULT_DATABASE, DEFAULT_TABLE
 from .partitions import DAY_FORMAT, START_DATE_ENV, daily_partitions, start_date
+from .replay_plan import DEFAULT_MAX_GAP_DAYS, DEFAULT_MAX_RUN_DAYS
 
 
 def _default_range(days: int = 3) -> tuple[str, str]:
@@ -154,6 +157,43 @@ def _first_lines(text: str, lines: int = 6) -> str:
     return "\n".join(kept)
 
 
+def _replay(args) -> int:
+    """Plan the archive's runs, print the plan, then run them (unless ``--plan-only``)."""
+    import logging
+
+    from .replay_plan import archive_days, describe_plan, execute_range, plan_runs, replay_archive
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    path = os.path.abspath(os.path.expanduser(args.path))
+    try:
+        days = archive_days(path)
+        runs = plan_runs(days, max_gap_days=args.max_gap_days, max_run_days=args.max_run_days, first_day=start_date())
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"tweet-assets replay: {exc}", file=sys.stderr)
+        return 2
+    print(f"{path}: {describe_plan(days, runs)}", flush=True)
+    if args.plan_only:
+        for planned in runs:
+            print(f"{planned}  {planned.partitions:>4} partition(s)  {planned.days_with_posts:>4} with posts  {planned.posts:>8,} posts")
+        return 0
+    # the code location reads its source from the environment (tweet_assets.definitions)
+    os.environ["TWEET_ASSETS_SOURCE"] = "replay"
+    os.environ["TWEET_ASSETS_REPLAY_DIR"] = path
+    os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
+    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+    from dagster import DagsterInstance
+
+    from .definitions import defs
+
+    job = defs.resolve_job_def("tweets_daily_job")
+    started = time.monotonic()
+    with DagsterInstance.get() as instance:
+        outcomes = replay_archive(runs, execute_range(job, instance), progress=lambda line: print(line, flush=True))
+    failed = [o for o in outcomes if not o.success]
+    print(f"{len(outcomes) - len(failed)} of {len(runs)} run(s) succeeded in {time.monotonic() - started:.1f}s (DAGSTER_HOME {os.environ['DAGSTER_HOME']})")
+    return 1 if failed or len(outcomes) < len(runs) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tweet-assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,11 +213,18 @@ def main(argv: list[str] | None = None) -> int:
     ddl.add_argument("--days", help="redshift: add the partitions of these days, START...END (YYYY-MM-DD, inclusive)")
     catalog.add_argument("--days", help="also store these days as Glue partitions (for Redshift Spectrum, EMR), START...END")
     catalog.add_argument("--dry-run", action="store_true", help="print the Glue TableInput as JSON, call nothing")
+    replay = sub.add_parser("replay", help="replay a twarc2 archive: materialize only the days it holds, nearby days in one run")
+    replay.add_argument("path", help="a twarc2 JSON-lines file (plain or gzip) or a directory of them")
+    replay.add_argument("--max-gap-days", type=int, default=DEFAULT_MAX_GAP_DAYS, help=f"empty days allowed inside one run (default {DEFAULT_MAX_GAP_DAYS})")
+    replay.add_argument("--max-run-days", type=int, default=DEFAULT_MAX_RUN_DAYS, help=f"partitions per run at most (default {DEFAULT_MAX_RUN_DAYS})")
+    replay.add_argument("--plan-only", action="store_true", help="print the runs, materialize nothing")
     sub.add_parser("stream", help="land the X API v2 filtered stream in the lake until stopped (settings: environment, see README)")
     args = parser.parse_args(argv)
 
     if args.command == "stream":
         return _stream()
+    if args.command == "replay":
+        return _replay(args)
 
     if args.command == "ddl":
         days = _days(parser, args.days) if args.days else ()
