@@ -12,7 +12,8 @@ seconds, peak RSS (``os.wait4``), runs and partitions materialized, objects and 
 
     python bench/replay_sparse.py [--before-days 365] [--only before,after] [--profile]
 
-``--profile`` runs ``after`` under pyinstrument (``pip install pyinstrument`` in the venv first)
+``--code DIR`` runs ``before`` with an older checkout's package (``git archive <commit>
+tweet_assets | tar -x -C DIR``). ``--profile`` runs ``after`` under pyinstrument (``pip install pyinstrument`` in the venv first)
 and writes ``bench/out/replay_sparse_profile.txt``.
 """
 
@@ -36,10 +37,10 @@ BIN = Path(sys.executable).parent
 OUT = HERE / "out"
 
 
-def _measure(argv: list[str], env: dict) -> tuple[float, float, int, str]:
+def _measure(argv: list[str], env: dict, cwd: str | None = None) -> tuple[float, float, int, str]:
     """(wall s, CPU s, peak RSS bytes, output tail) of one process."""
     started = time.monotonic()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = proc.stdout.read().decode(errors="replace")
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
@@ -77,6 +78,7 @@ def main() -> int:
     parser.add_argument("--before-days", type=int, default=365, help="days of the span the 'before' range covers (0: the whole span)")
     parser.add_argument("--only", default="before,after")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--code", help="a checkout's directory to run the 'before' row with (e.g. git archive <commit> tweet_assets | tar -x -C DIR)")
     args = parser.parse_args()
     corpus = sparse_corpus()
     first, last = date(2006, 3, 21), date(2021, 7, 2)
@@ -96,7 +98,11 @@ def main() -> int:
                 OUT.mkdir(exist_ok=True)
                 argv = [str(BIN / "python"), "-m", "pyinstrument", "-o", str(OUT / "replay_sparse_profile.txt"), str(BIN / "tweet-assets"), "replay", str(corpus)]
             label = "after: tweet-assets replay (the archive's days only)"
-        wall, cpu, rss, out = _measure(argv, env)
+        cwd = None
+        if mode == "before" and args.code:  # that checkout's package, ahead of the editable install
+            env["PYTHONPATH"], cwd = args.code, args.code
+            label += f" [code: {args.code}]"
+        wall, cpu, rss, out = _measure(argv, env, cwd)
         runs, parts = _runs(home)
         figures = _lake_figures(lake)
         rows.append((label, wall, cpu, rss, runs, parts, figures))

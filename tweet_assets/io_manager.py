@@ -370,6 +370,10 @@ class LakeIOManager(ConfigurableIOManager):
             context.add_output_metadata({"uri": lake.uri(self.key(table, fmt, None)), "bytes": total})
 
     def _write(self, lake: Lake, key: str, fmt: str, value) -> int:
+        from .empty_days import is_empty, store_empty
+
+        if is_empty(value):  # a day without posts: no object (tweet_assets.empty_days)
+            return store_empty(lake, key, fmt)
         if fmt == "jsonl.gz":
             if not isinstance(value, SpooledPages):
                 raise TypeError(f"{key}: jsonl.gz objects are written from SpooledPages, got {type(value).__name__}")
@@ -410,7 +414,11 @@ class LakeIOManager(ConfigurableIOManager):
         lake = self.lake()
         if not context.has_asset_partitions:
             return self._read(lake, self.key(table, fmt, None), fmt)
-        return {pk: self._read(lake, self.key(table, fmt, pk), fmt) for pk in context.asset_partition_keys}
+        from .empty_days import read_days, recorded_empty
+
+        keys = {pk: self.key(table, fmt, pk) for pk in context.asset_partition_keys}
+        # a missing object is an empty day when its materialization recorded bytes: 0
+        return read_days(lake, keys, fmt, lambda days: recorded_empty(context.instance, context.asset_key, days), self._read)
 
     def _read(self, lake: Lake, key: str, fmt: str):
         if fmt == "jsonl.gz":
