@@ -53,6 +53,9 @@ def test_plan_groups_nearby_days_and_leaves_the_rest_out():
         ("2014-09-02", "2014-09-02", 1, 1),  # a day without posts is not a reason to run
     ]
     assert runs[0].partitions == 14
+    # the boundary: 12 empty days between 2010-09-27 and 2010-10-10 join at max_gap_days=12, not at 11
+    assert str(plan_runs(days, max_gap_days=12)[0]) == "2010-09-27…2010-10-10"
+    assert str(plan_runs(days, max_gap_days=11)[0]) == "2010-09-27…2010-09-27"
     assert [str(r) for r in plan_runs(days, max_gap_days=0)] == ["2010-09-27…2010-09-27", "2010-10-10…2010-10-10", "2010-10-30…2010-10-30", "2014-09-02…2014-09-02"]
     assert len(plan_runs(days, max_gap_days=1000, max_run_days=20)) == 3  # a run never exceeds 20 partitions
     with pytest.raises(ValueError, match="before the first partition"):
