@@ -81,8 +81,10 @@ def test_replay_single_run_backfill_local_duckdb(recorded, tmp_path, instance):
     ).to_arrow_table().to_pylist()
     assert len(rows) == sum(len(expected.get(d, {})) for d in days) > 100
     _check_rows(rows, expected, days)
-    # empty days are materialized too: an empty file with the full schema
-    empty = con.execute(f"SELECT count(*) FROM read_parquet('{tmp_path}/lake/tweets/dt=2021-05-06/*.parquet')").fetchone()[0]
+    # empty days are materialized too, with no object (tweet_assets.empty_days): the table reads 0 rows
+    assert sorted(m.partition for m in mats if m.metadata["bytes"].value == 0) == ["2021-05-06", "2021-05-12"]
+    assert not (tmp_path / "lake" / "tweets" / "dt=2021-05-06").exists()
+    empty = con.execute(f"SELECT count(*) FROM read_parquet('{tmp_path}/lake/tweets/*/*.parquet', hive_partitioning=true) WHERE dt = DATE '2021-05-06'").fetchone()[0]
     assert empty == 0
 
 
