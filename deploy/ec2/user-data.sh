@@ -262,34 +262,35 @@ YAML
 
   # The production instance: the same text as deploy/dagster.yaml (a test keeps them equal).
   write "$dagster_home/dagster.yaml" 0644 <<'DAGSTER_YAML'
-# Production Dagster instance for tweet_assets (Dagster 1.13). Copy to $DAGSTER_HOME/dagster.yaml;
-# deploy/ec2/user-data.sh installs this same file (it carries a copy; a test keeps the two equal).
+# Production Dagster instance for tweet_assets (Dagster 1.13). Copy to $DAGSTER_HOME/dagster.yaml.
+# Every setting that differs per deployment comes from the environment (the services' env file, and
+# the database password fetched from SSM Parameter Store at service start, like the X token):
+#   DAGSTER_PG_HOST, DAGSTER_PG_PORT, DAGSTER_PG_DB, DAGSTER_PG_USERNAME, DAGSTER_PG_PASSWORD
+#   TWEET_ASSETS_COMPUTE_LOG_BUCKET, AWS_REGION
 # Validate after editing:  DAGSTER_HOME=/var/lib/dagster dagster instance info
+# The ECS fan-out variant is deploy/ecs/dagster.yaml (this file plus an EcsRunLauncher).
 
-# --- Storage: runs, event logs and schedules as SQLite files under $DAGSTER_HOME.
+# --- Storage: runs, event logs (materializations, which partitions are done, pool slots) and
+# schedule/sensor state in PostgreSQL (RDS), so they outlive the instance: a replaced instance
+# pointed at the same database sees every run and backfill, and the schedule comes back running.
+# dagster-postgres is installed with the project. RDS needs TLS: sslmode=require. The scheme names
+# the driver dagster-postgres installs (psycopg2): SQLAlchemy 2.1's default for "postgresql" is psycopg 3.
 storage:
-  sqlite:
-    base_dir:
-      env: DAGSTER_HOME
-
-# --- BEGIN postgres: for RDS, `pip install dagster-postgres==0.29.27` into the project's venv,
-# put the DAGSTER_PG_* variables in /etc/tweet_assets/tweet_assets.env (the password is better
-# fetched from SSM at start like the X token), and use this block instead of the sqlite one above.
-# storage:
-#   postgres:
-#     postgres_db:
-#       hostname:
-#         env: DAGSTER_PG_HOST
-#       port: 5432
-#       db_name:
-#         env: DAGSTER_PG_DB
-#       username:
-#         env: DAGSTER_PG_USERNAME
-#       password:
-#         env: DAGSTER_PG_PASSWORD
-#       params:
-#         sslmode: require
-# --- END postgres
+  postgres:
+    postgres_db:
+      scheme: postgresql+psycopg2
+      hostname:
+        env: DAGSTER_PG_HOST
+      port:
+        env: DAGSTER_PG_PORT
+      db_name:
+        env: DAGSTER_PG_DB
+      username:
+        env: DAGSTER_PG_USERNAME
+      password:
+        env: DAGSTER_PG_PASSWORD
+      params:
+        sslmode: require
 
 # --- Runs are queued and launched by dagster-daemon, never more than max_concurrent_runs at once.
 run_coordinator:
@@ -298,9 +299,8 @@ run_coordinator:
 
 # --- Concurrency. raw_tweets declares the pool "x_api": every step in that pool needs a slot, so a
 # backfill (or a backfill plus the daily schedule) never calls the X API from more than
-# `limit` steps at a time. A pool without a limit of its own gets default_limit; the EC2 script
-# also sets x_api explicitly (`dagster instance concurrency set x_api 1`), which is how you change
-# it later (or in the UI: Deployment > Concurrency).
+# `limit` steps at a time. A pool without a limit of its own gets default_limit; set x_api
+# explicitly with `dagster instance concurrency set x_api 1` (or in the UI: Deployment > Concurrency).
 concurrency:
   runs:
     max_concurrent_runs: 2
@@ -308,22 +308,46 @@ concurrency:
     default_limit: 1
     granularity: op
 
-# --- Compute logs (stdout/stderr of each step) stay in $DAGSTER_HOME/storage by default.
-# --- BEGIN s3_compute_logs: to keep them in S3 instead, use this block (dagster-aws is installed
-# with the project) and allow the instance role s3:PutObject/GetObject/ListBucket on that prefix
-# (deploy/README.md, "Compute logs in S3").
-# compute_logs:
-#   module: dagster_aws.s3.compute_log_manager
-#   class: S3ComputeLogManager
-#   config:
-#     bucket:
-#       env: TWEET_ASSETS_COMPUTE_LOG_BUCKET
-#     prefix: tweet_assets/dagster/compute_logs
-#     region:
-#       env: AWS_REGION
-#     upload_interval: 30
-#     skip_empty_files: true
-# --- END s3_compute_logs
+# --- Run monitoring (dagster-daemon). A run whose worker died (the daemon restarted under it,
+# the instance was replaced) is failed, and the pool slots of a finished run are freed after
+# free_slots_after_run_end_seconds: without it a run killed while raw_tweets held the x_api slot
+# keeps the slot for good and every later run waits in the queue.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 300
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
+  free_slots_after_run_end_seconds: 120
+
+# --- Tick retention (days; -1 keeps forever). The daemon purges old schedule and sensor ticks.
+# Run retention: Dagster OSS has no setting for it; the code location's run_retention_schedule
+# (tweet_assets/run_retention.py) deletes runs older than TWEET_ASSETS_RUN_RETENTION_DAYS (90) that
+# materialized nothing. Compute logs expire by an S3 lifecycle rule on their prefix (deploy/README.md).
+retention:
+  schedule:
+    purge_after_days: 90
+  sensor:
+    purge_after_days:
+      skipped: 7
+      failure: 30
+      success: 30
+      started: -1
+
+# --- Compute logs (stdout/stderr of each step) in S3, uploaded every 30 s while a step runs and
+# at its end, read back by the webserver. The role needs s3:PutObject/GetObject on the prefix and
+# s3:ListBucket on the bucket for that prefix (deploy/README.md, "Compute logs in S3").
+compute_logs:
+  module: dagster_aws.s3.compute_log_manager
+  class: S3ComputeLogManager
+  config:
+    bucket:
+      env: TWEET_ASSETS_COMPUTE_LOG_BUCKET
+    prefix: tweet_assets/dagster/compute_logs
+    region:
+      env: AWS_REGION
+    upload_interval: 30
+    skip_empty_files: true
 
 telemetry:
   enabled: false

@@ -124,7 +124,7 @@ def run_user_data(root: Path, **extra) -> subprocess.CompletedProcess:
         TWEET_ASSETS_ECS_CLUSTER="tweet-assets",  # one of deploy/ecs/dagster.yaml's settings
         PYTHON=getattr(sys, "_base_executable", sys.executable),
     )
-    env = {k: v for k, v in clean_env(**{**settings, **extra}).items() if v != "" or k.startswith(("X_", "TWEET_"))}
+    env = {k: v for k, v in clean_env(**{**settings, **extra}).items() if v != "" or k.startswith(("X_", "TWEET_", "DAGSTER_"))}
     return subprocess.run(["bash", str(USER_DATA)], env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -173,23 +173,27 @@ def test_a_python_older_than_3_11_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
+def installed(tmp_path_factory, postgres_server):
     """user-data.sh run for real twice into one scratch prefix: first as on Ubuntu 24.04, then as
     on Amazon Linux 2023 (each with its os-release and package manager stubs, PYTHON unset so the
-    script picks the distribution's own)."""
+    script picks the distribution's own). Dagster's storage (deploy/dagster.yaml) is a database on
+    the tests' real PostgreSQL server; its password is given in the script's environment (on an
+    instance the launcher reads it from SSM), so `dagster instance migrate` creates the schema there."""
     require_project()
     root = tmp_path_factory.mktemp("ec2-root")
     stubs = tmp_path_factory.mktemp("distros")
     ubuntu, al2023 = distro(stubs, "ubuntu-24.04"), distro(stubs, "al2023")
+    pg = postgres_server.dagster_env(postgres_server.create_database("ec2_user_data"))
+    storage = {**pg, "DAGSTER_PG_PASSWORD_PARAMETER": "", "AWS_REGION": "eu-west-1", "TWEET_ASSETS_COMPUTE_LOG_BUCKET": "scratch-compute-logs"}
     started = time.monotonic()
-    first = run_user_data(root, SKIP_PACKAGES="0", **ubuntu)
+    first = run_user_data(root, SKIP_PACKAGES="0", **ubuntu, **storage)
     assert first.returncode == 0, first.stderr[-4000:]
     first_s = time.monotonic() - started
     before = snapshot(root)
-    second = run_user_data(root, SKIP_PACKAGES="0", **al2023)
+    second = run_user_data(root, SKIP_PACKAGES="0", **al2023, **storage)
     assert second.returncode == 0, second.stderr[-4000:]
     print(f"user-data.sh: first run {first_s:.0f}s, second {time.monotonic() - started - first_s:.0f}s")
-    return {"root": root, "first": first, "second": second, "before": before,
+    return {"root": root, "first": first, "second": second, "before": before, "pg": pg, "postgres": postgres_server,
             "packages": {"ubuntu-24.04": package_calls(ubuntu), "al2023": package_calls(al2023)}}
 
 
@@ -259,11 +263,20 @@ def test_install_writes_units_config_and_instance(installed):
     )
     assert sourced.returncode == 0 and sourced.stdout == X_QUERY, sourced.stderr
     assert (root / "var/lib/dagster/dagster.yaml").read_text() == (DEPLOY / "dagster.yaml").read_text()
-    assert (root / "var/lib/dagster/history/runs.db").exists()
+    # the storage is the PostgreSQL database (migrated there), not SQLite files in DAGSTER_HOME
+    assert not (root / "var/lib/dagster/history").exists()
+    assert env["DAGSTER_PG_DB"] == "ec2_user_data" and "DAGSTER_PG_PASSWORD" not in env
+    conn = installed["postgres"].connect(dbname="ec2_user_data")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_name IN ('runs', 'event_logs', 'jobs')")
+            assert cur.fetchone()[0] == 3
+    finally:
+        conn.close()
     # the x_api pool limit was set in the new instance
     proc = subprocess.run(
         [str(root / "opt/tweet_assets/venv/bin/dagster"), "instance", "concurrency", "get", "x_api"],
-        env=clean_env(DAGSTER_HOME=env["DAGSTER_HOME"]), capture_output=True, text=True, timeout=120,
+        env=clean_env(**env, DAGSTER_PG_PASSWORD=installed["pg"]["DAGSTER_PG_PASSWORD"]), capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert '"x_api": 0 / 1 slots occupied' in proc.stdout
@@ -316,6 +329,7 @@ def test_webserver_from_the_unit_serves_the_three_assets_on_loopback(installed, 
     env = environment_file(Path(settings["EnvironmentFile"][0]))
     port = free_port()
     env["DAGSTER_WEBSERVER_PORT"] = str(port)
+    env["DAGSTER_PG_PASSWORD"] = installed["pg"]["DAGSTER_PG_PASSWORD"]  # what the launcher reads from SSM
     argv = expand_systemd(settings["ExecStart"][0], env)
     log = tmp_path / "webserver.log"
     with open(log, "w") as out:
