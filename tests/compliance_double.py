@@ -34,6 +34,7 @@ class ComplianceDouble:
         self.s3.create_bucket(Bucket=self.bucket)
         self.token = bearer_token
         self.in_progress_polls = in_progress_polls
+        self.outcome = "complete"  # or "failed" / "expired": how every job ends
         self.affected: dict[str, dict] = {}
         self.jobs: dict[str, dict] = {}
         self.polls: dict[str, int] = {}
@@ -104,7 +105,10 @@ class ComplianceDouble:
             elif job["status"] == "in_progress":
                 self.polls[job_id] += 1
                 if self.polls[job_id] >= self.in_progress_polls:
-                    self._finish(job)
+                    if self.outcome == "complete":
+                        self._finish(job)
+                    else:
+                        job["status"] = self.outcome
         return 200, {"data": dict(job)}
 
     def _upload(self, job_id: str) -> bytes | None:

@@ -77,15 +77,17 @@ def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_
             [compliance_ledger, no_published_id_in_ledger],
             resources={"lake": res["lake"], "compliance_api": api},
             instance=instance,
-            run_config={"ops": {"compliance_ledger": {"config": {"first_day": DAY, "last_day": DAY}}}},
+            run_config={"ops": {"compliance_ledger": {"config": {"first_day": DAY, "last_day": DAY, "ids_per_job": 200}}}},
         )
     assert result.success
     assert double.violations == []
-    # one job: created, polled through in_progress to complete; the 500 ids uploaded one per line
-    assert [s for s in double.seen if s[0] == "POST"] == [("POST", "/2/compliance/jobs", "Bearer")]
-    assert len([s for s in double.seen if s[0] == "GET"]) >= 3
-    (upload,) = double.uploads.values()
-    assert sorted(upload.decode().splitlines()) == sorted(str(p["id"]) for page in pages for p in page["data"])
+    # three jobs of at most 200 ids, one at a time, each polled through in_progress to complete;
+    # the 500 ids uploaded once each, one per line
+    assert [s for s in double.seen if s[0] == "POST"] == [("POST", "/2/compliance/jobs", "Bearer")] * 3
+    assert len([s for s in double.seen if s[0] == "GET"]) >= 9
+    uploads = [u.decode().splitlines() for u in double.uploads.values()]
+    assert [len(u) for u in uploads] == [200, 200, 100]
+    assert sorted(i for u in uploads for i in u) == sorted(str(p["id"]) for page in pages for p in page["data"])
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "in_progress" in logged and "complete" in logged
 
@@ -147,3 +149,31 @@ def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_
     events = "\n".join(str(e) for e in instance.all_logs(result.run_id))
     for text in (logged, "\n".join(r.getMessage() for r in caplog.records), out, err, events):
         assert TOKEN not in text and TOKEN[-12:] not in text
+
+
+@pytest.mark.slow
+def test_compliance_job_failures_are_clear_and_keep_the_token_out(aws_env, caplog):
+    """A job that ends ``failed``, one still ``in_progress`` past max_wait_s, and a wrong token:
+    each a ComplianceError naming the step, none with the token in it."""
+    caplog.set_level(logging.DEBUG)
+    log = logging.getLogger("test_compliance")
+    ids = [1408876745718108161, 1408876788839763968]
+    with ComplianceDouble(aws_env, TOKEN, in_progress_polls=1) as double:
+        api = ComplianceApi(bearer_token=TOKEN, base_url=double.url, poll_interval_s=0.01, max_wait_s=3)
+        double.outcome = "failed"
+        with pytest.raises(ComplianceError, match="ended failed") as failed:
+            api.check(ids, "failing", log)
+        double.in_progress_polls = 10_000
+        slow = ComplianceApi(bearer_token=TOKEN, base_url=double.url, poll_interval_s=0.01, max_wait_s=0.2)
+        with pytest.raises(ComplianceError, match="still in_progress") as waited:
+            slow.check(ids, "slow", log)
+        wrong = ComplianceApi(bearer_token=TOKEN[::-1], base_url=double.url)
+        with pytest.raises(ComplianceError, match="HTTP 401") as refused:
+            wrong.create("refused")
+        with pytest.raises(ComplianceError, match="X_BEARER_TOKEN"):
+            ComplianceApi(base_url=double.url).create("no token")
+    assert double.violations == ["create with a wrong bearer token"]
+    texts = [str(failed.value), str(waited.value), str(refused.value), caplog.text]
+    assert "in_progress" in caplog.text  # the polled status is logged
+    for text in texts:
+        assert TOKEN not in text and TOKEN[::-1] not in text and TOKEN[-12:] not in text

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -375,13 +376,14 @@ def _rewrite_table(lake: Lake, key: str, ids: pa.Array, sorted_by) -> tuple[list
     return removed.to_pylist(), kept.num_rows
 
 
-def _id_markers(ids: Iterable[int]) -> list[bytes]:
-    return [b'"%d"' % i for i in ids]
+#: A post id as the API writes it in a page (``"id":"123"``): pages naming no ledger id are kept
+#: byte for byte without being parsed.
+_ID = re.compile(rb'"id"\s*:\s*"(\d{1,19})"')
 
 
-def _clean_page(line: bytes, ids: set[str], markers: list[bytes]) -> tuple[bytes | None, int, bool]:
+def _clean_page(line: bytes, ids: set[str]) -> tuple[bytes | None, int, bool]:
     """``(new line or None to drop it, posts removed, changed)`` for one raw page."""
-    if not any(m in line for m in markers):
+    if ids.isdisjoint(m.decode() for m in _ID.findall(line)):
         return line, 0, False
     try:
         page = orjson.loads(line)
@@ -413,12 +415,11 @@ def _rewrite_raw(lake: Lake, key: str, ids: pa.Array, out: DayRemoval) -> None:
     if lake.size(key) is None:
         return
     wanted = {str(i) for i in ids.to_pylist()}
-    markers = _id_markers(ids.to_pylist())
     spool_dir = tempfile.mkdtemp(prefix="compliance-raw-")
     spool = PageSpool(spool_dir, out.day)
     changed = False
     for _, line in StoredPages(lake, key, lake.uri(key)).lines():
-        new, removed, touched = _clean_page(line, wanted, markers)
+        new, removed, touched = _clean_page(line, wanted)
         if touched:
             changed = True
             if new is None and removed == 0:
@@ -452,12 +453,6 @@ def remove_from_day(lake: Lake, day: str, ids: pa.Array) -> DayRemoval:
     out.clean, _ = _rewrite_table(lake, LakeIOManager.key(CLEAN_TABLE, "parquet", day), ids, SORTED_BY)
     _rewrite_raw(lake, LakeIOManager.key(RAW_TABLE, "jsonl.gz", day), ids, out)
     return out
-
-
-def chunks(ids: list[int], size: int) -> Iterator[list[int]]:
-    """``ids`` in runs of at most ``size``."""
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 def filter_chunks(tables: Iterable[pa.Table], ids: pa.Array, removed: list) -> Iterator[pa.Table]:

@@ -22,6 +22,7 @@ the days the ledger names.
 import time
 from collections import Counter
 from datetime import datetime, timezone
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -44,7 +45,6 @@ from pydantic import Field
 from .compliance import (
     LEDGER_KEY,
     ComplianceApi,
-    chunks,
     ledger_ids,
     merge_ledger,
     parse_results,
@@ -89,22 +89,23 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
     store = lake.lake()
     days = published_days(store, config.first_day or None, config.last_day or None)
     context.log.info(f"checking {len(days)} published day(s) {days[0] if days else ''}…{days[-1] if days else ''} under {store.uri('tweets')}")
-    id_arrays = [published_ids(store, day) for day in days]
-    ids = pa.concat_arrays(id_arrays).to_pylist() if id_arrays else []
     ledger = read_ledger(store)
+    rows_before = ledger.num_rows
     found, jobs = [], []
     started = time.monotonic()
-    for number, part in enumerate(chunks(ids, max(1, config.ids_per_job)), start=1):
+    checked = 0
+    for number, part in enumerate(_id_batches(store, days, max(1, config.ids_per_job)), start=1):
         job, body = compliance_api.check(part, name=f"tweet_assets {days[0]}..{days[-1]} part {number}", log=context.log)
         result = parse_results(body, datetime.now(timezone.utc), job.id)
-        checked = min(number * config.ids_per_job, len(ids))
-        context.log.info(f"compliance job {job.id}: {result.num_rows:,} of {len(part):,} ids affected ({checked:,} of {len(ids):,} checked, {time.monotonic() - started:.0f}s)")
+        checked += len(part)
+        context.log.info(f"compliance job {job.id}: {result.num_rows:,} of {len(part):,} ids affected ({checked:,} ids of {len(days)} day(s) checked so far, {time.monotonic() - started:.0f}s)")
         found.append(result)
         jobs.append(job.id)
+        # stored after each job and before any removal: a later failure loses no result, and a
+        # failed removal is finished by the next run (it rewrites every day holding a ledger id)
+        ledger = merge_ledger(ledger, result)
+        write_ledger(store, ledger)
     new = pa.concat_tables(found) if found else ledger.schema.empty_table()
-    rows_before = ledger.num_rows
-    ledger = merge_ledger(ledger, new)
-    write_ledger(store, ledger)  # first: a failed removal below is finished by the next run
     reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
     removed_by_day = _remove(context, store, days, ledger)
     removed_reasons = Counter(reasons.get(i) or "unknown" for day in removed_by_day.values() for i in day.removed_ids)
@@ -113,7 +114,7 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
             "dagster/row_count": ledger.num_rows,
             "uri": store.uri(LEDGER_KEY),
             "days_checked": len(days),
-            "ids_checked": len(ids),
+            "ids_checked": checked,
             "compliance_jobs": MetadataValue.json(jobs),
             "affected_ids_reported": new.num_rows,
             "new_ledger_rows": ledger.num_rows - rows_before,
@@ -121,6 +122,23 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
             "days_rewritten": MetadataValue.json(sorted(d for d, r in removed_by_day.items() if r.removed_ids or r.raw_posts)),
         }
     )
+
+
+def _id_batches(store: Lake, days: list[str], size: int) -> Iterator[list[int]]:
+    """The published ids of ``days``, day after day, in lists of at most ``size`` (so a lake of
+    years is never held whole)."""
+    batch: list[int] = []
+    for day in days:
+        ids = published_ids(store, day).to_pylist()
+        while ids:
+            room = size - len(batch)
+            batch.extend(ids[:room])
+            ids = ids[room:]
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
 
 
 def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger: pa.Table) -> dict:
