@@ -376,7 +376,7 @@ def test_no_code_deletes_lake_objects_so_none_is_granted(rendered):
     from deploy_helpers import REPO
 
     proc = subprocess.run(
-        ["grep", "-rnE", r"delete_object|delete_objects|DeleteObject|\.delete\(|def delete\(", str(REPO / "tweet_assets")],
+        ["grep", "-rnE", r"delete_objects?\(|\.delete\(|def delete\(|\"DeleteObjects?\"", str(REPO / "tweet_assets")],
         capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 1 and proc.stdout == "", proc.stdout
