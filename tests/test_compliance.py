@@ -56,8 +56,47 @@ def _ids(lake, table: str) -> list[int]:
     return StoredTable(lake, key, lake.uri(key)).read(["id"]).column("id").to_pylist()
 
 
+def _record_s3_calls(monkeypatch, bucket: str) -> list[dict]:
+    """Record the S3 calls made on ``bucket`` (operation and str params) from now until undo."""
+    import botocore.client
+
+    calls: list[dict] = []
+    original = botocore.client.BaseClient._make_api_call
+
+    def recording(self, operation, params):
+        if params.get("Bucket") == bucket:
+            calls.append({"operation": operation, "params": {k: v for k, v in params.items() if isinstance(v, str)}})
+        return original(self, operation, params)
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", recording)
+    return calls
+
+
+def _denied_by_pipeline_policy(calls: list[dict], bucket: str, tmp_path) -> list[str]:
+    """The calls deploy/iam/policy.json (rendered for this bucket, prefix ``lake``) would deny."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "tests" / "deploy"))
+    from deploy_helpers import clean_env
+    from iam_eval import is_allowed, requests_for_call
+
+    placeholders = {"LAKE_BUCKET": bucket, "LAKE_PREFIX": "lake", "REGION": "us-east-1", "ACCOUNT_ID": "123456789012", "KMS_KEY_ID": "k",
+                    "ATHENA_WORKGROUP": "w", "GLUE_DATABASE": "tweets_db", "RESULTS_BUCKET": "r", "RESULTS_PREFIX": "p"}
+    subprocess.run(["bash", str(REPO / "deploy" / "iam" / "render-policies.sh"), str(tmp_path / "iam")], env=clean_env(**placeholders), check=True, timeout=60)
+    policy = json.loads((tmp_path / "iam" / "policy.json").read_text())
+    return [
+        str(request)
+        for call in calls
+        for request in requests_for_call("s3", call["operation"], call["params"], region="us-east-1", account="123456789012")
+        if not is_allowed(policy, request)
+    ]
+
+
 @pytest.mark.slow
-def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_env, instance, caplog, capfd):
+def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_env, instance, caplog, capfd, tmp_path):
     caplog.set_level(logging.DEBUG)
     path = x_api_v2 / "twarc-network-test-data" / "tweets.jsonl"
     res = resources(s3_lake, ReplaySource(path=str(path)))
@@ -70,6 +109,9 @@ def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_
     gone = alone[:2]
     assert len(gone) == 2 and len(_ids(lake, "tweets")) == 500
     templates = _templates(x_api_v2)  # reasons "protected" and "deactivated", in the recorded shape
+    bucket = s3_lake[5:].split("/")[0]
+    patch = pytest.MonkeyPatch()  # its own: undoing it leaves aws_env's settings in place
+    lake_calls = _record_s3_calls(patch, bucket)
     with ComplianceDouble(aws_env, TOKEN, in_progress_polls=2) as double:
         double.affected = {p["id"]: dict(t, created_at=p["created_at"]) for p, t in zip(gone, templates)}
         api = ComplianceApi(bearer_token=TOKEN, base_url=double.url, poll_interval_s=0.02)
@@ -80,7 +122,12 @@ def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_
             run_config={"ops": {"compliance_ledger": {"config": {"first_day": DAY, "last_day": DAY, "ids_per_job": 200}}}},
         )
     assert result.success
+    patch.undo()
     assert double.violations == []
+    # every lake call of the compliance run is allowed by the pipeline policy (deploy/iam), and none deletes
+    assert {"ListObjectsV2", "GetObject", "PutObject"} <= {c["operation"] for c in lake_calls}
+    assert not [c for c in lake_calls if "Delete" in c["operation"]]
+    assert _denied_by_pipeline_policy(lake_calls, bucket, tmp_path) == []
     # three jobs of at most 200 ids, one at a time, each polled through in_progress to complete;
     # the 500 ids uploaded once each, one per line
     assert [s for s in double.seen if s[0] == "POST"] == [("POST", "/2/compliance/jobs", "Bearer")] * 3
