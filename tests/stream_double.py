@@ -30,6 +30,7 @@ class StreamDouble:
         self.requests: list[dict] = []
         self.rules: list[dict] = []
         self.rule_requests: list[dict] = []
+        self.rules_refusal: tuple | None = None  # (status, problem) for GET rules
         self.sent: list[bytes] = []  # messages written whole (not partial)
         self._next_id = 1000
         self._lock = threading.Lock()
@@ -53,6 +54,8 @@ class StreamDouble:
                 url = urlparse(self.path)
                 if url.path == "/2/tweets/search/stream/rules":
                     double.rule_requests.append({"method": "GET"})
+                    if double.rules_refusal:
+                        return self._json(*double.rules_refusal)
                     return self._json(200, {"data": list(double.rules), "meta": {"result_count": len(double.rules)}} if double.rules else {"meta": {"result_count": 0}})
                 if url.path != "/2/tweets/search/stream":
                     return self._json(404, {"title": "Not Found"})
@@ -125,6 +128,7 @@ class StreamDouble:
 
     def reset(self):
         self.plans, self.requests, self.rules, self.rule_requests, self.sent = [], [], [], [], []
+        self.rules_refusal = None
 
     def __enter__(self):
         self._thread.start()

@@ -481,3 +481,16 @@ def test_cli_stream_refused_token_exits_with_the_reason_and_never_the_token(stre
     assert "HTTP 401" in err and "X_BEARER_TOKEN" in err and TOKEN not in err
     rules = orjson.loads((tmp_path / "lake" / "raw_stream" / "_consumer" / "rules.json").read_bytes())
     assert rules == {"rules": [], "tag_prefix": "tweet_assets:", "managed": False}
+
+
+@pytest.mark.slow
+def test_cli_stream_rules_refused_for_the_tier_says_so(stream, tmp_path, monkeypatch, capsys):
+    from tweet_assets.cli import main
+
+    stream.rules_refusal = (403, {"title": "Client Forbidden", "detail": "When authenticating requests to the Twitter API v2 endpoints, you must use keys and tokens from a Twitter developer App that is attached to a Project.", "reason": "client-not-enrolled", "type": "https://api.twitter.com/2/problems/client-forbidden"})
+    for key, value in {"X_BEARER_TOKEN": TOKEN, "X_API_BASE_URL": stream.url, "TWEET_ASSETS_LAKE_URL": str(tmp_path / "lake"), "TWEET_ASSETS_STREAM_SPOOL_DIR": str(tmp_path / "spool"), "TWEET_ASSETS_STREAM_RULES": '[{"value": "cats"}]'}.items():
+        monkeypatch.setenv(key, value)
+    assert main(["stream"]) == 2
+    err = capsys.readouterr().err
+    assert "403" in err and "access tier" in err and TOKEN not in err
+    assert stream.requests == []  # never connected to the stream

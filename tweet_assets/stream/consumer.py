@@ -53,7 +53,7 @@ from ..sources.x_api import (
     _describe,
     _problem,
 )
-from .reconnect import HTTP, NETWORK, RATE_LIMIT, STALL_TIMEOUT_S, Backoff, FatalStreamError, classify_status
+from .reconnect import HTTP, NETWORK, STALL_TIMEOUT_S, Backoff, FatalStreamError, classify_status
 from .segments import SegmentWriter
 
 STREAM_PATH = "/2/tweets/search/stream"

@@ -28,14 +28,18 @@ import os
 import signal
 
 import orjson
+import requests
+import tweepy
 
 from ..lake import open_lake
 from ..sources.x_api import API_HOST, ApiSession
 from .consumer import STALL_TIMEOUT_S, StreamConsumer
+from .reconnect import FatalStreamError
 from .rules import TAG_PREFIX, load_rules, sync_rules
 from .segments import MAX_AGE_S, PREFIX, SegmentWriter
 
 RULES_KEY = "_consumer/rules.json"
+RULES_PATH = "GET/POST /2/tweets/search/stream/rules"
 log = logging.getLogger("tweet_assets.stream")
 
 
@@ -76,8 +80,9 @@ def run(env=None) -> int:
     """Run the consumer until SIGTERM/SIGINT; returns the exit status (0 after a stop).
 
     Raises:
-        FatalStreamError, RulesError, ValueError: configuration or access problems (the message
-            says what to set); tweet_assets.lake.LakeError: the lake refused a write.
+        FatalStreamError (also for a refused or unreachable rules endpoint), RulesError,
+            ValueError: configuration or access problems (the message says what to set);
+        tweet_assets.lake.LakeError: the lake refused the rules record.
     """
     env = os.environ if env is None else env
     token = env.get("X_BEARER_TOKEN", "").strip()
@@ -97,12 +102,19 @@ def run(env=None) -> int:
     log.info("lake %s; %d segment(s) recovered from %s", lake.url, len(recovered), writer.spool_dir)
     client = rules_client(token, base_url)
     configured = env.get("TWEET_ASSETS_STREAM_RULES", "").strip()
-    if configured:
-        active = sync_rules(client, load_rules(configured, prefix), log, prefix, env.get("TWEET_ASSETS_STREAM_PRUNE_FOREIGN", "") in ("1", "true", "yes"))
-    else:
-        active = client.get_rules().get("data") or []
-        for r in active:
-            log.info("active rule (not managed: TWEET_ASSETS_STREAM_RULES unset): id %s tag %r value %r", r.get("id"), r.get("tag"), r.get("value"))
+    desired = load_rules(configured, prefix) if configured else None  # a bad file fails before any request
+    try:
+        if desired is not None:
+            active = sync_rules(client, desired, log, prefix, env.get("TWEET_ASSETS_STREAM_PRUNE_FOREIGN", "") in ("1", "true", "yes"))
+        else:
+            active = client.get_rules().get("data") or []
+            for r in active:
+                log.info("active rule (not managed: TWEET_ASSETS_STREAM_RULES unset): id %s tag %r value %r", r.get("id"), r.get("tag"), r.get("value"))
+    except (tweepy.TweepyException, requests.RequestException) as exc:
+        raise FatalStreamError(
+            f"{RULES_PATH}: {' '.join(str(exc).split())[:300]}. Check X_BEARER_TOKEN and that your access tier includes "
+            "the filtered stream (Pro or higher; check your developer portal)."
+        ) from None
     lake.put_bytes(f"{PREFIX}/{RULES_KEY}", orjson.dumps({"rules": active, "tag_prefix": prefix, "managed": bool(configured)}))
     consumer = StreamConsumer(token, writer, base_url=base_url, stall_timeout_s=_number(env, "TWEET_ASSETS_STREAM_STALL_S", STALL_TIMEOUT_S))
     previous = {sig: signal.signal(sig, lambda *_: consumer.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
