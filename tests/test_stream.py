@@ -297,7 +297,8 @@ def test_sigkill_mid_segment_then_restart_loses_nothing_flushed_and_shows_no_hal
     stream.plans = [("stream", [*[("msg", x) for x in m[:15]], ("stall", 3.0)])]
     first = _spawn(stream, tmp_path)
     try:
-        _wait_for(lambda: len(_spooled_lines(tmp_path)) >= 15)
+        _wait_for(lambda: len(_spooled_lines(tmp_path)) >= 15 or first.poll() is not None)
+        assert first.poll() is None, first.stdout.read().decode(errors="replace")[-3000:]
         flushed = _spooled_lines(tmp_path)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -314,9 +315,10 @@ def test_sigkill_mid_segment_then_restart_loses_nothing_flushed_and_shows_no_hal
         second.kill()
     assert second.returncode == 0, out.decode()[-2000:]
     got = landed(tmp_path / "lake")
-    assert sorted(got) == sorted(m)  # the 15 flushed before the kill (published first on restart) and the rest, once each
+    log_tail = out.decode(errors="replace")[-3000:]
+    assert sorted(got) == sorted(m), log_tail  # the 15 flushed before the kill (published first on restart) and the rest, once each
     assert len(flushed) == 15
-    assert b"segment(s) left by a previous run" in out
+    assert b"segment(s) left by a previous run" in out, log_tail
     objects = [p for p in (tmp_path / "lake").rglob("*") if p.is_file()]
     assert not [p for p in objects if p.name.startswith(".tmp-")]
     assert TOKEN.encode() not in out
