@@ -224,3 +224,36 @@ def test_compliance_job_failures_are_clear_and_keep_the_token_out(aws_env, caplo
     assert "in_progress" in caplog.text  # the polled status is logged
     for text in texts:
         assert TOKEN not in text and TOKEN[::-1] not in text and TOKEN[-12:] not in text
+
+
+def test_remove_from_day_drops_stream_messages_and_keeps_other_lines_byte_for_byte(x_api_v2, tmp_path):
+    """Real filtered-stream messages (7 and a truncated line) as a landed raw_stream segment and
+    as the day's raw_tweets object: the message of one ledger post goes from both; every other
+    line, the unreadable one included, stays byte for byte; without the stream prefix the
+    segment is left alone."""
+    from tweet_assets.compliance import remove_from_day
+    from tweet_assets.io_manager import PageSpool
+    from tweet_assets.lake import LocalLake
+
+    day = "2021-04-01"
+    lines = (x_api_v2 / "twarc-csv-test-data" / "streaming_output_with_error.jsonl").read_bytes().splitlines()
+    gone = json.loads(lines[1])["data"]["id"]
+    lake = LocalLake(str(tmp_path / "lake"))
+    keys = [LakeIOManager.key("raw_tweets", "jsonl.gz", day), f"raw_stream/dt={day}/20210401T155000Z-20210401T155500Z.jsonl.gz"]
+    for key in keys:
+        spool = PageSpool(str(tmp_path), "segment")
+        for line in lines:
+            spool.write(line)
+        lake.put_file(key, spool.close().path)
+
+    def landed(key):
+        return gzip.decompress(lake.read_bytes(key)).splitlines()
+
+    ids = pa.array([int(gone)], pa.int64())
+    alone = remove_from_day(lake, day, ids)
+    assert alone.raw_objects_rewritten == keys[:1] and landed(keys[1]) == lines
+    both = remove_from_day(lake, day, ids, stream_prefix="raw_stream")
+    assert both.raw_objects_rewritten == keys[1:] and both.raw_posts == 1  # raw_tweets was done already
+    for key in keys:
+        assert landed(key) == lines[:1] + lines[2:], key
+        assert gone.encode() not in gzip.decompress(lake.read_bytes(key))

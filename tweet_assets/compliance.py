@@ -29,7 +29,8 @@ PutObject at the same key, as the IO manager writes; no delete call is made):
   whose ``id`` is in the ledger;
 - ``raw_tweets/dt=<day>/part-00000.jsonl.gz``: each page holding such a post is rewritten without
   it in ``data`` and ``includes.tweets`` (pages without one stay byte for byte); an unreadable
-  (quarantined) line naming such an id is dropped and counted.
+  (quarantined) line naming such an id is dropped and counted; optionally the filtered stream's
+  segments ``raw_stream/dt=<day>/*.jsonl.gz`` the same way (a message holding such a post dropped).
 """
 
 from __future__ import annotations
@@ -350,8 +351,8 @@ def without_ids(table: pa.Table, ids: pa.Array) -> tuple[pa.Table, pa.Array]:
 
 @dataclass
 class DayRemoval:
-    """What :func:`remove_from_day` removed from one day: ids removed from each zone and the raw
-    pages rewritten (counts)."""
+    """What :func:`remove_from_day` removed from one day: ids removed from the published and clean
+    tables, posts removed from raw pages (and stream segments), pages rewritten, raw keys rewritten."""
 
     day: str
     published: list[int] = field(default_factory=list)
@@ -359,6 +360,7 @@ class DayRemoval:
     raw_posts: int = 0
     raw_pages_rewritten: int = 0
     raw_unreadable_lines_dropped: int = 0
+    raw_objects_rewritten: list[str] = field(default_factory=list)
     published_rows: int | None = None
 
     @property
@@ -411,37 +413,39 @@ def _clean_page(line: bytes, ids: set[str]) -> tuple[bytes | None, int, bool]:
     return orjson.dumps(page), removed, True
 
 
-def _rewrite_raw(lake: Lake, key: str, ids: pa.Array, out: DayRemoval) -> None:
-    if lake.size(key) is None:
-        return
-    wanted = {str(i) for i in ids.to_pylist()}
+def _rewrite_pages(lake: Lake, key: str, wanted: set[str], day: str) -> tuple[int, int, int]:
+    """Rewrite one gzip JSON-lines object of pages or stream messages without the posts in
+    ``wanted``: ``(posts removed, pages rewritten or dropped, unreadable lines dropped)``; the
+    object is stored again only when one of its lines named such a post."""
     spool_dir = tempfile.mkdtemp(prefix="compliance-raw-")
-    spool = PageSpool(spool_dir, out.day)
-    changed = False
+    spool = PageSpool(spool_dir, day)
+    posts = pages = unreadable = 0
     for _, line in StoredPages(lake, key, lake.uri(key)).lines():
         new, removed, touched = _clean_page(line, wanted)
         if touched:
-            changed = True
             if new is None and removed == 0:
-                out.raw_unreadable_lines_dropped += 1
+                unreadable += 1
             else:
-                out.raw_pages_rewritten += 1
-            out.raw_posts += removed
+                pages += 1
+            posts += removed
         if new is not None:
             spool.write(new)
     stored = spool.close()
     try:
-        if changed:
+        if pages or unreadable:
             lake.put_file(key, stored.path)
     finally:
         os.remove(stored.path)
         os.rmdir(spool_dir)
+    return posts, pages, unreadable
 
 
-def remove_from_day(lake: Lake, day: str, ids: pa.Array) -> DayRemoval:
-    """Rewrite ``day``'s published, clean and raw objects without the posts in ``ids`` (int64);
-    each object is read, filtered and stored again at its key by one PutObject (a local lake:
-    written to a temporary name and renamed), and only when it held one of them.
+def remove_from_day(lake: Lake, day: str, ids: pa.Array, stream_prefix: str | None = None) -> DayRemoval:
+    """Rewrite ``day``'s published, clean and raw objects without the posts in ``ids`` (int64),
+    and with ``stream_prefix`` (``raw_stream``) the filtered stream's landed segments of the day
+    too (``<stream_prefix>/dt=<day>/*.jsonl.gz``: a message holding such a post is dropped). Each
+    object is read, filtered and stored again at its key by one PutObject (a local lake: written
+    to a temporary name and renamed), and only when it held one of them.
 
     Returns: what was removed (:class:`DayRemoval`).
     Raises:
@@ -451,7 +455,19 @@ def remove_from_day(lake: Lake, day: str, ids: pa.Array) -> DayRemoval:
     out = DayRemoval(day)
     out.published, out.published_rows = _rewrite_table(lake, LakeIOManager.key(PUBLISHED_TABLE, "parquet", day), ids, SORTED_BY)
     out.clean, _ = _rewrite_table(lake, LakeIOManager.key(CLEAN_TABLE, "parquet", day), ids, SORTED_BY)
-    _rewrite_raw(lake, LakeIOManager.key(RAW_TABLE, "jsonl.gz", day), ids, out)
+    wanted = {str(i) for i in ids.to_pylist()}
+    raw_keys = [LakeIOManager.key(RAW_TABLE, "jsonl.gz", day)]
+    if stream_prefix:
+        raw_keys += [k for k in lake.list(f"{stream_prefix}/dt={day}/") if k.endswith(".jsonl.gz")]
+    for key in raw_keys:
+        if lake.size(key) is None:
+            continue
+        posts, pages, unreadable = _rewrite_pages(lake, key, wanted, day)
+        out.raw_posts += posts
+        out.raw_pages_rewritten += pages
+        out.raw_unreadable_lines_dropped += unreadable
+        if pages or unreadable:
+            out.raw_objects_rewritten.append(key)
     return out
 
 

@@ -19,6 +19,7 @@ the days the ledger names.
 """
 
 
+import os
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -70,6 +71,13 @@ class ComplianceConfig(Config):
     first_day: str = Field(default="", description="First published day to check (empty: the first).")
     last_day: str = Field(default="", description="Last published day to check (empty: the last).")
     ids_per_job: int = Field(default=IDS_PER_JOB, description="Post ids uploaded per compliance job.")
+    raw_stream: bool = Field(
+        default=os.environ.get("TWEET_ASSETS_SOURCE", "").strip().lower() == "stream",
+        description=(
+            "Also rewrite the filtered stream's landed segments (raw_stream/dt=…) of affected days. "
+            "Default: on when TWEET_ASSETS_SOURCE=stream (the role then has the raw_stream prefix)."
+        ),
+    )
 
 
 @asset(
@@ -107,7 +115,7 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
         write_ledger(store, ledger)
     new = pa.concat_tables(found) if found else ledger.schema.empty_table()
     reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
-    removed_by_day = _remove(context, store, days, ledger)
+    removed_by_day = _remove(context, store, days, ledger, "raw_stream" if config.raw_stream else None)
     removed_reasons = Counter(reasons.get(i) or "unknown" for day in removed_by_day.values() for i in day.removed_ids)
     return MaterializeResult(
         metadata={
@@ -141,7 +149,7 @@ def _id_batches(store: Lake, days: list[str], size: int) -> Iterator[list[int]]:
         yield batch
 
 
-def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger: pa.Table) -> dict:
+def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger: pa.Table, stream_prefix: str | None) -> dict:
     """Rewrite each day of ``days`` holding a ledger id, or named by a ledger row's created_at;
     record per day the posts removed by reason as an ``s3_parquet`` materialization."""
     ids = ledger.column("id").combine_chunks()
@@ -151,7 +159,7 @@ def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger
     for day in days:
         if day not in named and not pc.any(pc.is_in(published_ids(store, day), value_set=ids)).as_py():
             continue
-        removal = remove_from_day(store, day, ids)
+        removal = remove_from_day(store, day, ids, stream_prefix)
         out[day] = removal
         if not (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
             continue
