@@ -277,7 +277,10 @@ def _spawn(stream, tmp_path) -> subprocess.Popen:
 def _spooled_lines(tmp_path) -> list[bytes]:
     lines = []
     for path in sorted((tmp_path / "spool").rglob("*.jsonl")):
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # sealed and published by the consumer between listing and reading
+            continue
         lines.extend(data[: data.rfind(b"\n") + 1].splitlines())
     return lines
 
