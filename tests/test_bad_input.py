@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +20,8 @@ from tweet_assets.flatten import flatten_day
 from tweet_assets.partitions import day_window
 
 WINDOW = day_window("2021-06-26")
+#: Examples per property (150; `make mutation` runs fewer per mutant: TWEET_ASSETS_HYPOTHESIS_EXAMPLES).
+EXAMPLES = int(os.environ.get("TWEET_ASSETS_HYPOTHESIS_EXAMPLES", "150"))
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +146,7 @@ def account(pages, out) -> dict:
     return {"posts": len(posts), "rows": len(row_ids), "quarantined": len(quarantined), "removed": len(kept) - len(row_ids)}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mutations=st.lists(mutation(), min_size=1, max_size=6))
 def test_mutated_real_pages_rows_plus_quarantined_equals_posts(real_pages, mutations):
     lines = apply(real_pages, mutations)
@@ -159,7 +162,7 @@ def test_mutated_real_pages_rows_plus_quarantined_equals_posts(real_pages, mutat
         assert q.reason and q.location
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(max_examples=max(10, EXAMPLES * 2 // 5), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mutations=st.lists(mutation(), min_size=1, max_size=6), bom=st.booleans(), gz=st.booleans())
 def test_mutated_archive_through_the_replay_source_loses_no_post(real_pages, tmp_path_factory, mutations, bom, gz):
     """The mutated pages as a twarc2 archive (optionally gzip, optionally with a UTF-8 BOM),
