@@ -325,3 +325,54 @@ def test_the_write_check_overwrites_one_key_on_s3_and_leaves_nothing_locally(s3_
     local = LocalLake(str(tmp_path / "new-lake"))
     local.check_writable()
     assert (tmp_path / "new-lake").is_dir() and list((tmp_path / "new-lake").rglob("*")) == []
+
+
+@pytest.mark.parametrize(
+    "status, code, call, hint",
+    [
+        (403, "AccessDenied", "put", "access denied: check the IAM policy (deploy/iam/policy.json) covers this bucket and prefix"),
+        (403, "InvalidAccessKeyId", "put", "the AWS access key is not valid: check the credentials in the environment or instance profile"),
+        (403, "SignatureDoesNotMatch", "put", "the AWS secret key does not match: check the credentials"),
+        (404, "NoSuchKey", "get", "no object there: materialize the upstream asset for this partition first"),
+        (403, "403", "head", "access denied, or no object there (S3 answers 403 for a missing key when listing is limited to prefixes): check the IAM policy, and that the upstream partition was materialized"),
+        (400, "SomethingNew", "put", "see the error code"),
+    ],
+)
+def test_each_s3_error_code_gets_its_hint_and_status(aws_env, monkeypatch, status, code, call, hint):
+    """What S3 answers (through a proxy that returns the error) becomes one line: where, the code,
+    the HTTP status and what to check (tweet_assets.lake.S3Lake._fail)."""
+    from tests.s3_fault_proxy import FaultProxy
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    with FaultProxy(aws_env, faults=10, status=status, code=code) as proxy:
+        lake = open_lake("s3://hint-bucket/p", lambda: boto3.client("s3", endpoint_url=proxy.url, region_name="us-east-1"), proxy.url)
+        with pytest.raises(LakeError) as info:
+            {"put": lambda: lake.put_bytes("k", b"x"), "get": lambda: lake.open("k"), "head": lambda: lake.size("k")}[call]()
+    action = {"put": "put", "get": "get", "head": "head"}[call]
+    assert str(info.value) == f"{action} s3://hint-bucket/p/k (endpoint {proxy.url}) failed: {code} (HTTP {status}); {hint}."
+
+
+def test_s3_listing_is_limited_to_the_prefix_and_keys_are_relative_at_the_bucket_root(aws_env):
+    s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+    s3.create_bucket(Bucket="list-root")
+    for key in ("a/dt=1/part-00000.parquet", "b/dt=1/part-00000.parquet", "p/a/x"):
+        s3.put_object(Bucket="list-root", Key=key, Body=b"x")
+    root = open_lake("s3://list-root", lambda: s3, aws_env)
+    assert list(root.list("a")) == ["a/dt=1/part-00000.parquet"]
+    assert list(open_lake("s3://list-root/p", lambda: s3, aws_env).list("a")) == ["a/x"]
+    assert list(root.list("nothing-here")) == []
+
+
+def test_any_other_s3_failure_still_names_where_and_what(aws_env):
+    """An error that is neither an S3 error answer nor a connection failure (here a dropped
+    connection mid-answer, as botocore raises it) keeps its class and message after where it happened."""
+    from botocore.exceptions import ConnectionClosedError
+
+    class Dropping:
+        def put_object(self, **kwargs):
+            raise ConnectionClosedError(endpoint_url="http://127.0.0.1:9/")
+
+    lake = open_lake("s3://b/p", lambda: Dropping(), "http://127.0.0.1:9")
+    with pytest.raises(LakeError) as info:
+        lake.put_bytes("k", b"x")
+    assert str(info.value) == "put s3://b/p/k (endpoint http://127.0.0.1:9) failed: ConnectionClosedError: Connection was closed before we received a valid response from endpoint URL: \"http://127.0.0.1:9/\"."
