@@ -148,3 +148,20 @@ def _latest_metadata(instance, asset: str, day: str) -> dict:
     return {k: getattr(v, "value", v) for k, v in records[0].asset_materialization.metadata.items()}
 
 
+
+
+def test_replay_archive_sensor_requests_the_planned_ranges_once(x_api_v2, tmp_path, instance):
+    from dagster import build_sensor_context
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from tweet_assets.replay_sensor import replay_archive_sensor
+
+    archive = x_api_v2 / WITHHELD
+    with build_sensor_context(instance=instance, resources={"source": ReplaySource(path=str(archive))}) as context:
+        result = replay_archive_sensor(context)
+    requested = [(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG]) for r in result.run_requests]
+    assert requested == [(r.start, r.end) for r in plan_runs(archive_days(str(archive)))]
+    assert requested[2] == ("2020-04-14", "2020-05-05") and len(requested) == 5
+    assert len({r.run_key for r in result.run_requests}) == 5
+    with build_sensor_context(instance=instance, resources={"source": SampleSource()}) as context:
+        assert "TWEET_ASSETS_SOURCE=replay" in replay_archive_sensor(context).skip_message

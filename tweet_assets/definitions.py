@@ -44,6 +44,7 @@ from .compliance import ComplianceApi
 from .compliance_assets import COMPLIANCE_ASSETS, COMPLIANCE_CHECKS, COMPLIANCE_JOBS, COMPLIANCE_SCHEDULES
 from .freshness import FRESHNESS_CHECKS, FRESHNESS_SENSORS
 from .io_manager import LakeIOManager, LakeResource
+from .replay_sensor import replay_archive_sensor
 from .run_retention import run_retention_job, run_retention_schedule
 from .schedules import tweets_daily_job, tweets_daily_schedule
 from .stream_days import STREAM_ASSETS, STREAM_CHECKS, STREAM_JOBS, STREAM_SCHEDULES, STREAM_SENSORS
@@ -150,6 +151,6 @@ defs = Definitions(
     asset_checks=[*load_asset_checks_from_modules([checks]), *FRESHNESS_CHECKS, *STREAM_CHECKS, *COMPLIANCE_CHECKS],
     jobs=[tweets_daily_job, run_retention_job, *STREAM_JOBS, *COMPLIANCE_JOBS],
     schedules=[tweets_daily_schedule, run_retention_schedule, *STREAM_SCHEDULES, *COMPLIANCE_SCHEDULES],
-    sensors=[*FRESHNESS_SENSORS, *STREAM_SENSORS],
+    sensors=[*FRESHNESS_SENSORS, *STREAM_SENSORS, replay_archive_sensor],
     resources=resources_from_env(),
 )
