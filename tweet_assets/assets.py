@@ -8,6 +8,7 @@ partitions.py); every value is ``{partition_key: value}``.
 
 
 import itertools
+import os
 import time
 import warnings
 from collections import Counter
@@ -181,7 +182,10 @@ def _write_day(day: str, out: DayResult, spool_dir: str, removed_ids=None) -> tu
     removed: list[int] = []
     if removed_ids is not None and len(removed_ids):
         chunks = compliance.filter_chunks(chunks, removed_ids, removed)
-    table = spool_table(chunks, spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
+    if out.height:
+        table = spool_table(chunks, spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
+    else:  # a day without rows stores no object (tweet_assets.empty_days): no file to write either
+        table = SpooledTable(os.path.join(spool_dir, f"{day}.parquet"), 0)
     out.close()
     metadata = {
         "dagster/row_count": table.rows,

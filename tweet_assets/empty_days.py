@@ -27,6 +27,7 @@ from isal import igzip
 
 from .io_manager import SpooledPages, SpooledTable, StoredPages, StoredTable
 from .lake import Lake
+from .parquet import SORTED_BY
 from .schema import PUBLISHED_SCHEMA
 
 #: Metadata key the IO manager records per partition: bytes stored; 0 means no object.
@@ -47,7 +48,10 @@ def empty_parquet(schema: pa.Schema = PUBLISHED_SCHEMA) -> bytes:
     """The smallest valid Parquet file of ``schema``: no row group, no ``ARROW:schema`` copy (the
     Parquet logical types read back as ``schema``: tested against the published schema)."""
     out = io.BytesIO()
-    pq.write_table(schema.empty_table(), out, store_schema=False, compression="none", write_statistics=False)
+    table = schema.empty_table()
+    # the published order recorded like every day's (its one empty row group), so s3_parquet copies it as it is
+    sorting = pq.SortingColumn.from_ordering(schema, list(SORTED_BY))
+    pq.write_table(table, out, store_schema=False, compression="none", write_statistics=False, sorting_columns=sorting)
     return out.getvalue()
 
 
