@@ -7,10 +7,11 @@ the two systemd services run them. One test, one database, two service starts (t
   PostgreSQL. The steps' stdout/stderr are in the S3 bucket and read back through the webserver.
 - SIGTERM to the daemon's process group (``systemctl restart dagster-daemon``) while
   ``raw_tweets`` holds the ``x_api`` pool slot: the run fails, the slot is freed, and the next
-  run starts and succeeds.
-- The run worker killed hard (SIGKILL: systemd after its stop timeout, the OOM killer) while
+  run starts (claims the slot).
+- That run's worker killed hard (SIGKILL: systemd after its stop timeout, the OOM killer) while
   holding the slot: the run is marked failed but keeps the slot; run monitoring
   (``free_slots_after_run_end_seconds``) frees it and the run queued behind it succeeds.
+  Without that setting the slot is never freed (checked by hand: the wait below times out).
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ query ($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }
 """
 #: posts per day of the sample source in the second half: raw_tweets of one day then takes
 #: seconds, long enough to send SIGTERM while it holds the x_api slot
-SLOW_POSTS = "200000"
+SLOW_POSTS = "100000"
 #: run monitoring timings of the second half (production: 60 s / 120 s)
-MONITORING = {"poll_interval_seconds": 2, "free_slots_after_run_end_seconds": 3}
+MONITORING = {"poll_interval_seconds": 2, "free_slots_after_run_end_seconds": 10}
 
 
 FINISHED_RUN = {"SUCCESS", "FAILURE", "CANCELED"}
@@ -228,26 +229,25 @@ def test_state_survives_a_restart_on_a_new_instance_and_a_killed_daemon_frees_th
         assert body and captured["stderr"] == body
 
         # --- 1. systemctl restart dagster-daemon (SIGTERM to its whole group) while raw_tweets
-        # holds the x_api slot: the run fails, its slot is freed, the next run starts and succeeds
+        # holds the x_api slot: the run fails, its slot is freed, and the next run starts (2.)
         killed = launch_backfill(services, ["2024-02-01"], assets=("raw_tweets",), title="daemon restarted")
         holder = wait_for(lambda: x_api_slots(services)["claimedSlots"], 300, "raw_tweets to claim the x_api slot", services, every=0.5)
         (run_a,) = backfill_runs(services, killed)
         assert holder == [{"runId": run_a, "stepKey": "raw_tweets"}]
         services.daemon.stop(grace_s=90)  # SIGTERM to the group, SIGKILL after 90 s (systemd's TimeoutStopSec)
         services.start_daemon()
-        next_run = launch_backfill(services, ["2024-02-02"], assets=("raw_tweets",), title="after the restart")
-        run_b = wait_for(lambda: backfill_runs(services, next_run), 300, "the next run to be created", services)
-        (run_b,) = run_b
-        wait_for(lambda: run_status(services, run_b) in FINISHED_RUN, 300, "the next run to finish", services)
-        assert run_status(services, run_b) == "SUCCESS", services.log_tail()
+        wait_for(lambda: run_status(services, run_a) in FINISHED_RUN, 120, "the interrupted run to end", services)
         assert run_status(services, run_a) == "FAILURE"
+        # freed by the interrupted run itself (seen every time here), else by run monitoring
+        wait_for(lambda: x_api_slots(services)["claimedSlots"] == [], 60, "the interrupted run's slot to be freed", services, every=0.5)
 
-        # --- 2. the run worker killed hard (what systemd's SIGKILL after the stop timeout, or the
-        # OOM killer, does) while raw_tweets holds the slot: the code server marks the run failed,
-        # but nothing in the dead process frees the slot. Run monitoring frees it
-        # free_slots_after_run_end_seconds after the run ended, and the run queued behind it runs.
+        # --- 2. the next run starts and claims the slot; its run worker is then killed hard (what
+        # systemd's SIGKILL after the stop timeout, or the OOM killer, does) while raw_tweets holds
+        # the slot: the code server marks the run failed, but nothing in the dead process frees the
+        # slot. Run monitoring frees it free_slots_after_run_end_seconds after the run ended, and the
+        # run queued behind it runs.
         crashed = launch_backfill(services, ["2024-02-03"], assets=("raw_tweets",), title="worker killed")
-        holder = wait_for(lambda: x_api_slots(services)["claimedSlots"], 300, "raw_tweets to claim the x_api slot", services, every=0.5)
+        holder = wait_for(lambda: x_api_slots(services)["claimedSlots"], 300, "the next run to claim the x_api slot", services, every=0.5)
         (run_c,) = backfill_runs(services, crashed)
         assert holder == [{"runId": run_c, "stepKey": "raw_tweets"}]
         os.kill(run_worker_pid(services, run_c), signal.SIGKILL)

@@ -23,6 +23,8 @@ import uuid
 import boto3
 import pytest
 import yaml
+from dagster._grpc.types import ExecuteRunArgs
+from dagster._serdes import deserialize_value
 from dagster_services import DagsterServices, wait_for
 from deploy_helpers import DEPLOY, clean_env, require_project, venv_bin
 
@@ -179,7 +181,10 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
         client = ecs(moto_server)
         task_arns = client.list_tasks(cluster=cluster)["taskArns"]
         tasks = client.describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"]
-        families = client.list_task_definitions(familyPrefix="tweet-assets")["taskDefinitionArns"]
+        # ListTaskDefinitions' familyPrefix is a whole family name (AWS API reference): take the
+        # family the tasks run, then every revision registered in it
+        (family,) = {t["taskDefinitionArn"].split("/")[-1].rsplit(":", 1)[0] for t in tasks}
+        families = client.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
     finally:
         services.stop()
 
@@ -190,9 +195,10 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
     assert len(tasks) == 3
 
     # --- RegisterTaskDefinition: once, reused by the later runs
-    assert len(families) == 1, families
+    assert family.startswith("tweet-assets_")  # task_definition_prefix, then Dagster's hashes
+    assert len(families) == 1, families  # registered once, reused for the later runs
     definition = client.describe_task_definition(taskDefinition=families[0])["taskDefinition"]
-    assert definition["family"].startswith("tweet-assets")
+    assert definition["family"] == family
     assert definition["requiresCompatibilities"] == ["FARGATE"] and definition["networkMode"] == "awsvpc"
     assert (definition["cpu"], definition["memory"]) == ("2048", "8192")
     assert definition["executionRoleArn"] == ECS_ENV["TWEET_ASSETS_ECS_EXECUTION_ROLE_ARN"]
@@ -225,11 +231,13 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
         assert task["overrides"]["ephemeralStorage"] == {"sizeInGiB": 50}
         command = override["command"]
         assert command[:3] == ["dagster", "api", "execute_run"]
-        args = json.loads(command[3])
-        assert args["run_id"] in run_ids
-        assert args["job_origin"]["repository_origin"]["code_location_origin"]["location_name"] == "tweet_assets"
-        assert postgres_server.password not in json.dumps(task)  # the instance ref keeps {"env": ...}
+        args = deserialize_value(command[3], ExecuteRunArgs)  # as the run worker in the container reads it
+        assert args.run_id in run_ids
+        origin = args.job_origin.repository_origin  # where the task loads the code: the image's own package
+        assert origin.code_pointer.module == "tweet_assets.definitions" and origin.container_image == IMAGE
+        assert args.instance_ref is not None  # the task reads the same storage (dagster.yaml, {"env": ...})
+        assert postgres_server.password not in json.dumps(task, default=str)
         tags = {t["key"]: t["value"] for t in task["tags"]}
-        assert tags["dagster/run_id"] == args["run_id"] and tags["project"] == "tweet_assets"
+        assert tags["dagster/run_id"] == args.run_id and tags["project"] == "tweet_assets"
         assert tags["dagster/backfill"] == runs[0]["dagster/backfill"]
-    assert {json.loads(t["overrides"]["containerOverrides"][0]["command"][3])["run_id"] for t in tasks} == run_ids
+    assert {deserialize_value(t["overrides"]["containerOverrides"][0]["command"][3], ExecuteRunArgs).run_id for t in tasks} == run_ids
