@@ -13,10 +13,10 @@ import pyarrow as pa
 from dagster import AssetKey, AssetRecordsFilter, AssetSelection, materialize
 
 from tests.compliance_double import ComplianceDouble
-from tests.helpers import resources, run
+from tests.helpers import ALL, resources, run
 from tweet_assets import assets, checks
 from tweet_assets.compliance import LEDGER_SCHEMA, ComplianceApi, ComplianceError, merge_ledger, parse_results, read_ledger, write_ledger
-from tweet_assets.compliance_assets import compliance_ledger, ledger_ids_published, no_published_id_in_ledger
+from tweet_assets.compliance_assets import compliance_ledger, ledger_ids_published, no_published_id_in_ledger, published_ids_not_in_ledger
 from tweet_assets.io_manager import LakeIOManager, StoredTable
 from tweet_assets.sources import ReplaySource
 
@@ -169,8 +169,15 @@ def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {"no_published_id_in_ledger": True}
 
     # recompute from raw: clean_tweets + s3_parquet only
-    again = run(res, DAY, instance=instance, selection=[assets.clean_tweets, assets.s3_parquet, checks.ids_unique_and_not_null, checks.created_at_in_partition, checks.published_schema_matches])
+    again = materialize(
+        [*ALL, published_ids_not_in_ledger],
+        resources=res,
+        instance=instance,
+        partition_key=DAY,
+        selection=[assets.clean_tweets, assets.s3_parquet, checks.ids_unique_and_not_null, checks.created_at_in_partition, checks.published_schema_matches, published_ids_not_in_ledger],
+    )
     assert again.success and len(_ids(lake, "tweets")) == 498
+    assert {e.check_name: e.passed for e in again.get_asset_check_evaluations()}["published_ids_not_in_ledger"] is True
     # a replay that lands the deleted posts in raw again: clean_tweets applies the ledger
     replayed = run(res, DAY, instance=instance)
     assert replayed.success
@@ -189,6 +196,11 @@ def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_
         selection=AssetSelection.checks(no_published_id_in_ledger),
     )
     (evaluation,) = checked.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.metadata["published_ledger_ids_by_day"].value == {DAY: 1}
+    # and the daily check on s3_parquet, when the day is published again from a clean_tweets
+    # computed before that ledger row
+    daily = materialize([*ALL, published_ids_not_in_ledger], resources=res, instance=instance, partition_key=DAY, selection=[assets.s3_parquet, published_ids_not_in_ledger])
+    (evaluation,) = [e for e in daily.get_asset_check_evaluations() if e.check_name == "published_ids_not_in_ledger"]
     assert not evaluation.passed and evaluation.metadata["published_ledger_ids_by_day"].value == {DAY: 1}
 
     # the bearer token is in no log line, captured output or stored event
