@@ -165,3 +165,12 @@ def test_replay_archive_sensor_requests_the_planned_ranges_once(x_api_v2, tmp_pa
     assert len({r.run_key for r in result.run_requests}) == 5
     with build_sensor_context(instance=instance, resources={"source": SampleSource()}) as context:
         assert "TWEET_ASSETS_SOURCE=replay" in replay_archive_sensor(context).skip_message
+
+
+def test_read_back_of_a_lake_of_empty_days_says_so(tmp_path, instance):
+    from tweet_assets.cli import NO_ROWS, read_back
+
+    lake = tmp_path / "lake"
+    assert run(resources(str(lake), SampleSource(posts_per_day=0)), "2024-03-03", instance=instance).success
+    assert not (lake / "tweets").exists()
+    assert read_back(str(lake)) == NO_ROWS

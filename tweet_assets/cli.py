@@ -16,6 +16,7 @@ into one run each (:mod:`tweet_assets.replay_plan`), with progress.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import sys
 import time
@@ -52,6 +53,10 @@ def run_job(start: str, end: str):
         )
 
 
+#: What read_back says for a table without objects: every day so far without posts stores none.
+NO_ROWS = "the published table has no rows yet (a day without posts stores no object)"
+
+
 def read_back(lake_url: str, limit: int = 5) -> str:
     """Query the published table as Athena would see it (hive partitions, ``dt`` from the path)
     with DuckDB on a local lake, or pyarrow's S3 filesystem for an ``s3://`` lake. Returns text.
@@ -66,9 +71,13 @@ def read_back(lake_url: str, limit: int = 5) -> str:
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         fs = pafs.S3FileSystem(endpoint_override=endpoint, region=os.environ.get("AWS_REGION", "us-east-1"))
         dataset = ds.dataset(lake_url[5:].rstrip("/") + "/tweets", filesystem=fs, format="parquet", partitioning="hive")
+        if not dataset.files:
+            return NO_ROWS
         con.register("tweets", dataset.to_table())
     else:
         pattern = os.path.join(os.path.abspath(lake_url), "tweets", "*", "*.parquet")
+        if not glob.glob(pattern):
+            return NO_ROWS
         con.execute(f"CREATE VIEW tweets AS SELECT * FROM read_parquet('{pattern}', hive_partitioning=true)")
     out = []
     per_day = con.execute(
