@@ -58,10 +58,41 @@ def main(partition: str) -> None:
                 os.remove(big)
             for table in ("raw_tweets", "clean_tweets", "tweets"):
                 assert list(lake.list(f"{table}/")), table
+            _stream_calls(lake, partition)
         finally:
             botocore.client.BaseClient._make_api_call = original
     for call in calls:
         print(json.dumps(call))
+
+
+def _stream_calls(lake, partition: str) -> None:
+    """The filtered stream's lake calls: the consumer publishes a segment and its health and rules
+    records under raw_stream/, then the stream source, the raw_stream observation and the
+    consumer-alive check read them back (tweet_assets.stream, sources.stream, stream_days)."""
+    import logging
+    import tempfile
+    from datetime import datetime, timedelta, timezone
+
+    from tweet_assets.definitions import lake_from_env
+    from tweet_assets.sources.stream import RULES_KEY, StreamSource
+    from tweet_assets.stream.consumer import HEALTH_KEY
+    from tweet_assets.stream.segments import PREFIX, SegmentWriter
+    from tweet_assets.stream_days import _record, newest_segment
+
+    start = datetime.strptime(partition, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    received_ms = int((start + timedelta(hours=1)).timestamp() * 1000)
+    message = b'{"data":{"id":"1","text":"x","created_at":"%sT00:30:00.000Z","author_id":"2","edit_history_tweet_ids":["1"]}}' % partition.encode()
+    with tempfile.TemporaryDirectory() as spool:
+        writer = SegmentWriter(lake, spool, fsync=False, clock=lambda: received_ms / 1000)
+        writer.append(partition, message, received_ms)
+        assert writer.close(), "no segment published"
+    lake.put_bytes(f"{PREFIX}/{HEALTH_KEY}", b'{"last_message_at": null}')
+    lake.put_bytes(f"{PREFIX}/{RULES_KEY}", b'{"rules": []}')
+    source = StreamSource(location=lake_from_env())
+    pages = list(source.pages(start, start + timedelta(days=1), logging.getLogger("record_aws_calls")))
+    assert len(pages) == 1, pages
+    assert newest_segment(lake, start + timedelta(hours=2)) is not None
+    assert _record(lake, f"{PREFIX}/{HEALTH_KEY}")
 
 
 if __name__ == "__main__":

@@ -146,7 +146,11 @@ def test_policy_allows_every_call_the_pipeline_makes(rendered, pipeline_calls):
     assert not {"DeleteObject", "DeleteObjects"} & operations, operations
     keys = {c["params"].get("Key") for c in pipeline_calls if c["operation"] == "PutObject"}
     checks = {k for k in keys if k.startswith(f"{PREFIX}/_tweet_assets_check/")}
-    assert keys - checks == {
+    # the filtered-stream consumer's segment and its health and rules records (record_aws_calls)
+    stream = {k for k in keys if k.startswith(f"{PREFIX}/raw_stream/")}
+    assert {f"{PREFIX}/raw_stream/_consumer/health.json", f"{PREFIX}/raw_stream/_consumer/rules.json"} < stream
+    assert any(k.startswith(f"{PREFIX}/raw_stream/dt=2024-01-01/") and k.endswith(".jsonl.gz") for k in stream), stream
+    assert keys - checks - stream == {
         f"{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz",
         f"{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet",
     }
