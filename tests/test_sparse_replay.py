@@ -174,3 +174,15 @@ def test_read_back_of_a_lake_of_empty_days_says_so(tmp_path, instance):
     assert run(resources(str(lake), SampleSource(posts_per_day=0)), "2024-03-03", instance=instance).success
     assert not (lake / "tweets").exists()
     assert read_back(str(lake)) == NO_ROWS
+
+
+def test_an_empty_day_on_s3_stores_nothing_and_passes_the_checks(s3_lake, aws_env, instance):
+    import boto3
+
+    result = run(resources(s3_lake, SampleSource(posts_per_day=0)), "2024-03-04", instance=instance)
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    bucket, prefix = s3_lake[5:].split("/", 1)
+    listed = boto3.client("s3", endpoint_url=aws_env).list_objects_v2(Bucket=bucket, Prefix=prefix + "/").get("Contents", [])
+    assert [o["Key"] for o in listed if "dt=" in o["Key"]] == []  # no PUT for the empty day (the write check's own key aside)
+    assert _latest_metadata(instance, "s3_parquet", "2024-03-04")["bytes"] == 0
