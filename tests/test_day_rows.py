@@ -117,3 +117,41 @@ def test_writing_a_day_holds_one_chunk_at_a_time(x_api_v2, tmp_path, cast):
     rows = write_parquet(chunks, str(tmp_path / "day.parquet"), PUBLISHED_SCHEMA if cast else None)
     assert rows == day.height == pq.read_metadata(tmp_path / "day.parquet").num_rows
     assert len(alive_before_next) > 4 and alive_before_next == [0] * len(alive_before_next)
+
+
+def test_spilled_runs_live_in_a_spool_directory_that_a_killed_process_leaves_to_the_sweep(monkeypatch, tmp_path):
+    """A day's spilled runs go to a locked spool directory (tweet_assets.spools): removed when the
+    day is closed, and, when the process is killed mid-day, by the next run's sweep (issue #22:
+    no debris after a killed run and its rerun)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from tweet_assets.spools import PREFIX, open_spool_dir, remove_spool_dir
+
+    root = tmp_path / "tmpdir"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
+    out = flatten_day([("p:1", _page(_post(1, "one"))), ("p:2", _page(_post(2, "two")))], batch_pages=1)
+    spilled = {os.path.dirname(run.path) for run in out.runs}
+    assert len(spilled) == 1 and os.path.basename(spilled.pop()).startswith(PREFIX)
+    out.close()
+    assert list(root.iterdir()) == []
+    # a process that spills and dies without cleaning up (SIGKILL: no finalizer runs)
+    script = (
+        "import os, sys, tempfile; tempfile.tempdir = sys.argv[1]\n"
+        "from tweet_assets import day_rows; day_rows.SPILL_AFTER_BYTES = 0\n"
+        "from tests.test_day_rows import _page, _post\n"
+        "from tweet_assets.flatten import flatten_day\n"
+        "out = flatten_day([('p:1', _page(_post(1, 'one'))), ('p:2', _page(_post(2, 'two')))], batch_pages=1)\n"
+        "print(len(out.runs), flush=True); os.kill(os.getpid(), 9)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(os.path.dirname(os.path.dirname(__file__))), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == -9 and proc.stdout.strip() == "2", proc.stderr[-2000:]
+    left = [p for p in root.iterdir()]
+    assert len(left) == 1 and left[0].name.startswith(PREFIX) and any(f.suffix == ".arrow" for f in left[0].iterdir())
+    mine = open_spool_dir("raw_tweets", "rerun")  # the rerun's first spool sweeps the dead one
+    assert [p.name for p in root.iterdir()] == [os.path.basename(mine)]
+    remove_spool_dir(mine)

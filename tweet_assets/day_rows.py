@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from .pages import Quarantined
 from .parquet import ROW_GROUP_ROWS
+from .spools import SpillDir
 
 P = pl.col
 #: The day's runs stay in memory up to this estimated size (bytes); later runs go to disk.
@@ -166,7 +167,7 @@ class DayRows:
     in_memory_bytes: int = 0
     spill_after_bytes: int | None = None  # default: SPILL_AFTER_BYTES
     copy_groups: tuple[CopyGroup, ...] = ()
-    _spill: tempfile.TemporaryDirectory | None = None
+    _spill: SpillDir | None = None
 
     def add(self, frame: pl.DataFrame) -> None:
         """Add a batch's rows (in arrival order), sorting them into a run."""
@@ -205,7 +206,7 @@ class DayRows:
             self.runs.append(Run(frame))
         else:
             if self._spill is None:
-                self._spill = tempfile.TemporaryDirectory(prefix="tweet_assets-day-")
+                self._spill = SpillDir("day-rows")  # swept after a kill, like the steps' spools
             self.runs.append(Run(frame, self._spill.name))
 
     def finish(self) -> "DayResult":
@@ -268,7 +269,7 @@ class DayResult:
     order: pl.DataFrame
     quarantined: list[Quarantined]
     stats: Counter
-    spill: tempfile.TemporaryDirectory | None = None
+    spill: SpillDir | None = None
     rows: int | None = None
     copy_groups: tuple[CopyGroup, ...] = ()
 

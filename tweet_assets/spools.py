@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 
 PREFIX = "tweet_assets-spool-"
 LOCK = ".lock"
@@ -73,6 +74,25 @@ def remove_run_spool_dirs(run_id: str) -> list[str]:
     for path in paths:
         remove_spool_dir(path)
     return paths
+
+
+class SpillDir:
+    """A locked spool directory with :class:`tempfile.TemporaryDirectory`'s interface (``name``,
+    ``cleanup()``), for files a computation writes and reads back itself (``day_rows``' spilled
+    runs, Arrow IPC). Removed by :meth:`cleanup`, when garbage-collected, or, after the process is
+    killed, by the sweep of the next spool directory opened on the machine (:func:`sweep_stale`).
+
+    Raises:
+        OSError: the temporary directory (``TMPDIR``) is not writable.
+    """
+
+    def __init__(self, name: str):
+        self.name = open_spool_dir(name)
+        self._finalizer = weakref.finalize(self, remove_spool_dir, self.name)
+
+    def cleanup(self) -> None:
+        """Remove the directory and its files now (idempotent)."""
+        self._finalizer()
 
 
 def owning_spool_dir(file_path: str) -> str | None:
