@@ -6,6 +6,8 @@ on moto's S3 too; result rows in the recorded shape (twarc-csv-test-data/tweets_
 import gzip
 import json
 import logging
+from collections import Counter
+from typing import Iterator
 from datetime import datetime
 
 import pytest
@@ -128,13 +130,17 @@ def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_
     assert {"ListObjectsV2", "GetObject", "PutObject"} <= {c["operation"] for c in lake_calls}
     assert not [c for c in lake_calls if "Delete" in c["operation"]]
     assert _denied_by_pipeline_policy(lake_calls, bucket, tmp_path) == []
-    # three jobs of at most 200 ids, one at a time, each polled through in_progress to complete;
-    # the 500 ids uploaded once each, one per line
-    assert [s for s in double.seen if s[0] == "POST"] == [("POST", "/2/compliance/jobs", "Bearer")] * 3
-    assert len([s for s in double.seen if s[0] == "GET"]) >= 9
+    # jobs of at most 200 ids, one at a time, each polled through in_progress to complete; the
+    # 500 published ids and the ids they reference (retweeted, quoted, replied to) uploaded once
+    # each, one per line
+    referenced = {r["id"] for page in pages for p in page["data"] for r in p.get("referenced_tweets", [])}
+    submitted = {str(p["id"]) for page in pages for p in page["data"]} | referenced
+    jobs = -(-len(submitted) // 200)
+    assert [s for s in double.seen if s[0] == "POST"] == [("POST", "/2/compliance/jobs", "Bearer")] * jobs
+    assert len([s for s in double.seen if s[0] == "GET"]) >= 3 * jobs
     uploads = [u.decode().splitlines() for u in double.uploads.values()]
-    assert [len(u) for u in uploads] == [200, 200, 100]
-    assert sorted(i for u in uploads for i in u) == sorted(str(p["id"]) for page in pages for p in page["data"])
+    assert [len(u) for u in uploads] == [200] * (jobs - 1) + [len(submitted) - 200 * (jobs - 1)]
+    assert sorted(i for u in uploads for i in u) == sorted(submitted)
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "in_progress" in logged and "complete" in logged
 
@@ -164,7 +170,7 @@ def test_compliance_job_removes_deleted_posts_everywhere(x_api_v2, s3_lake, aws_
     by_key = {m.asset_key: m for m in result.asset_materializations_for_node("compliance_ledger")}
     assert set(by_key) == {AssetKey("compliance_ledger"), AssetKey("s3_parquet")}
     own = by_key[AssetKey("compliance_ledger")].metadata
-    assert own["ids_checked"].value == 500 and own["new_ledger_rows"].value == 2
+    assert own["ids_checked"].value == len(submitted) and own["new_ledger_rows"].value == 2
     assert own["removed_by_reason"].value == {"protected": 1, "deactivated": 1}
     assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {"no_published_id_in_ledger": True}
 
@@ -269,3 +275,117 @@ def test_remove_from_day_drops_stream_messages_and_keeps_other_lines_byte_for_by
     for key in keys:
         assert landed(key) == lines[:1] + lines[2:], key
         assert gone.encode() not in gzip.decompress(lake.read_bytes(key))
+
+
+def _strings(node) -> Iterator[str]:
+    """Every string value in a parsed JSON document."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def _post_objects(node) -> Iterator[dict]:
+    """Every object in a parsed JSON document that has an ``id`` and is not a bare reference
+    (``referenced_tweets`` entries are ``{"type", "id"}``)."""
+    if isinstance(node, dict):
+        if "id" in node and set(node) != {"type", "id"}:
+            yield node
+        for value in node.values():
+            yield from _post_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _post_objects(value)
+
+
+def _raw_documents(lake) -> list:
+    """Every line of every raw object in the lake (raw_tweets and raw_stream), parsed."""
+    keys = [k for prefix in ("raw_tweets/", "raw_stream/") for k in lake.list(prefix) if k.endswith(".jsonl.gz")]
+    assert keys
+    return [json.loads(line) for key in keys for line in gzip.decompress(lake.read_bytes(key)).splitlines()]
+
+
+@pytest.mark.slow
+def test_compliance_job_removes_referenced_copies_and_retweets(x_api_v2, s3_lake, aws_env, instance):
+    """A retweeted and a quoted post that are published nowhere (each only in includes.tweets of
+    the page of the one post referencing it) are reported deleted: their ids are submitted (as the
+    published rows' retweeted_id / quoted_id), they enter the ledger, no raw object holds their
+    object or text any more, the retweet's row and raw post go (X removes retweets of a deleted
+    post), the quote's row stays with its quoted_id; a recompute from raw and a replay that lands
+    the day's pages again bring nothing back."""
+    path = x_api_v2 / "twarc-network-test-data" / "tweets.jsonl"
+    res = resources(s3_lake, ReplaySource(path=str(path)))
+    assert run(res, DAY, instance=instance).success
+    lake = res["lake"].lake()
+    pages = [json.loads(line) for line in _raw_text(lake).splitlines()]
+    posts = [p for page in pages for p in page["data"]]
+    published = {p["id"] for p in posts}
+    originals = {t["id"]: t for page in pages for t in page["includes"]["tweets"]}
+    referrers = Counter(r["id"] for p in posts for r in p.get("referenced_tweets", []))
+    strings = [s for page in pages for s in _strings(page)]
+
+    def only_in_includes(kind: str) -> tuple[dict, str]:
+        """The first post of ``kind`` whose referenced post is not published, was created on
+        another day (so only the reference names this day to rewrite), is referenced by it alone,
+        and whose text is in no other post's string than its own and the referrer's."""
+        for post in posts:
+            for ref in post.get("referenced_tweets", []):
+                rid = ref["id"]
+                other_day = rid in originals and originals[rid]["created_at"][:10] != DAY
+                if ref["type"] == kind and rid not in published and other_day and referrers[rid] == 1:
+                    text = originals[rid]["text"]
+                    if sum(text in s for s in strings) == (2 if kind == "retweeted" and text in post["text"] else 1):
+                        return post, rid
+        raise AssertionError(f"no {kind} post with its original only in includes")
+
+    retweet, retweeted = only_in_includes("retweeted")
+    quote, quoted = only_in_includes("quoted")
+    deleted = {retweeted, quoted}
+    texts = [originals[retweeted]["text"], originals[quoted]["text"], retweet["text"]]
+    before = _ids(lake, "tweets")
+    assert len(before) == 500 and not {int(i) for i in deleted} & set(before)
+    with ComplianceDouble(aws_env, TOKEN, in_progress_polls=0) as double:
+        double.affected = {i: dict(t, created_at=originals[i]["created_at"]) for i, t in zip(sorted(deleted), _templates(x_api_v2))}
+        api = ComplianceApi(bearer_token=TOKEN, base_url=double.url, poll_interval_s=0.01)
+        result = materialize(
+            [compliance_ledger, no_published_id_in_ledger],
+            resources={"lake": res["lake"], "compliance_api": api},
+            instance=instance,
+            run_config={"ops": {"compliance_ledger": {"config": {"first_day": DAY, "last_day": DAY}}}},
+        )
+    assert result.success and double.violations == []
+    (upload,) = [u.decode().splitlines() for u in double.uploads.values()]
+    assert len(upload) == len(set(upload)) and deleted <= set(upload) and published <= set(upload)
+    assert {r["id"] for r in read_ledger(lake).to_pylist()} == {int(i) for i in deleted}
+
+    def nothing_of_them_in_raw():
+        documents = _raw_documents(lake)
+        held = [o["id"] for d in documents for o in _post_objects(d) if str(o["id"]) in deleted | {retweet["id"]}]
+        assert held == []
+        assert not [t for t in texts for s in (s for d in documents for s in _strings(d)) if t in s]
+
+    def retweet_gone_quote_kept():
+        for table in ("tweets", "clean_tweets"):
+            ids = _ids(lake, table)
+            assert int(retweet["id"]) not in ids and int(quote["id"]) in ids and len(ids) == 499, table
+        key = LakeIOManager.key("tweets", "parquet", DAY)
+        row = StoredTable(lake, key, lake.uri(key)).read(["id", "quoted_id"]).to_pylist()
+        assert {r["id"]: r["quoted_id"] for r in row}[int(quote["id"])] == int(quoted)
+
+    nothing_of_them_in_raw()
+    retweet_gone_quote_kept()
+    own = {m.asset_key: m for m in result.asset_materializations_for_node("compliance_ledger")}[AssetKey("compliance_ledger")].metadata
+    assert own["removed_by_reason"].value == {"retweet_of_removed_post": 1}
+    # recompute from raw, then a replay that lands the day's pages (the deleted posts with them) again
+    again = materialize([*ALL], resources=res, instance=instance, partition_key=DAY, selection=[assets.clean_tweets, assets.s3_parquet])
+    assert again.success
+    nothing_of_them_in_raw()
+    retweet_gone_quote_kept()
+    replayed = run(res, DAY, instance=instance)
+    assert replayed.success
+    assert replayed.asset_materializations_for_node("clean_tweets")[0].metadata["compliance_removed"].value == 1
+    retweet_gone_quote_kept()

@@ -22,13 +22,31 @@ What this module keeps, all in the lake, ids only (never text or any other conte
   given, ``checked_at`` (when the job's result was downloaded, UTC) and ``job_id``; the first
   result recorded for an id is kept. It is rewritten whole (one PutObject) per compliance run.
 
+What it submits: the range's published ids **and** the ids the published rows reference
+(``retweeted_id``, ``quoted_id``, ``replied_to_id``; :func:`submitted_ids`), deduplicated within
+each day and each job's upload: a referenced post is held in the lake too (its copy in
+``includes.tweets`` of the referencing page, a retweet's text), even when it is published nowhere.
+
+The rule for a post that references a removed post (the referencing row is on the days whose
+published rows name the removed id, which are rewritten too):
+
+- a **retweet** of it is removed as well (row, raw post and stream message): X removes the
+  retweets of a deleted post with it (X Help Center, "How to delete a post": the reposts of a
+  deleted post are removed as well), whether or not the job's result lists the retweet's own id,
+  and the retweet's row carries the original's content (``text`` etc., taken from
+  ``includes.tweets``; tweet_assets.flatten);
+- a **quote** or **reply** keeps its own row and raw post: it is the other author's content and
+  holds only the referenced id (``quoted_id``/``replied_to_id``, ``referenced_tweets``), never
+  the removed post's content, whose copy in ``includes.tweets`` is removed.
+
 What it removes (:func:`remove_from_day`, per UTC day, each object rewritten atomically by one
 PutObject at the same key, as the IO manager writes; no delete call is made):
 
 - ``tweets/dt=<day>/part-00000.parquet`` (published) and ``clean_tweets/dt=<day>/...``: the rows
-  whose ``id`` is in the ledger;
-- ``raw_tweets/dt=<day>/part-00000.jsonl.gz``: each page holding such a post is rewritten without
-  it in ``data`` and ``includes.tweets`` (pages without one stay byte for byte); an unreadable
+  whose ``id`` or ``retweeted_id`` is in the ledger;
+- ``raw_tweets/dt=<day>/part-00000.jsonl.gz``: each page holding such a post (or a retweet of
+  one) is rewritten without it in ``data`` and ``includes.tweets`` (pages without one stay byte
+  for byte); an unreadable
   (quarantined) line naming such an id is dropped and counted; optionally the filtered stream's
   segments ``raw_stream/dt=<day>/*.jsonl.gz`` the same way (a message holding such a post dropped).
 """
@@ -342,10 +360,26 @@ def published_ids(lake: Lake, day: str) -> pa.Array:
     return StoredTable(lake, key, lake.uri(key)).read(["id"]).column("id").combine_chunks()
 
 
+#: Columns of the published table (tweet_assets.schema) naming a post the row references.
+REFERENCE_COLUMNS = ("retweeted_id", "quoted_id", "replied_to_id")
+
+
+def submitted_ids(lake: Lake, day: str) -> pa.Array:
+    """The ids to check for ``day`` (int64, no null, each once): the published ids, then the ids
+    the published rows reference (:data:`REFERENCE_COLUMNS`) that are not among them."""
+    key = LakeIOManager.key(PUBLISHED_TABLE, "parquet", day)
+    table = StoredTable(lake, key, lake.uri(key)).read(["id", *REFERENCE_COLUMNS])
+    ids = pa.concat_arrays([table.column(c).combine_chunks().cast(pa.int64()) for c in ("id", *REFERENCE_COLUMNS)])
+    return pc.unique(pc.drop_null(ids))
+
+
 def without_ids(table: pa.Table, ids: pa.Array) -> tuple[pa.Table, pa.Array]:
-    """``(table without the rows whose id is in ids, the removed ids)``."""
-    hit = pc.is_in(table.column("id"), value_set=ids)
-    hit = pc.fill_null(hit, False)
+    """``(table without the rows whose id is in ids, or that retweet a post in ids (its
+    ``retweeted_id``, when the table has that column), the removed rows' ids)``: X removes the
+    retweets of a deleted post with it, and a retweet's row carries the original's text."""
+    hit = pc.fill_null(pc.is_in(table.column("id"), value_set=ids), False)
+    if "retweeted_id" in table.column_names:
+        hit = pc.or_(hit, pc.fill_null(pc.is_in(table.column("retweeted_id"), value_set=ids), False))
     return table.filter(pc.invert(hit)), table.column("id").filter(hit).combine_chunks()
 
 
@@ -383,8 +417,20 @@ def _rewrite_table(lake: Lake, key: str, ids: pa.Array, sorted_by) -> tuple[list
 _ID = re.compile(rb'"id"\s*:\s*"(\d{1,19})"')
 
 
+def _gone(post, ids: set[str]) -> bool:
+    """A post object to remove: its id is in ``ids``, or it retweets one (``referenced_tweets``
+    entry of type ``retweeted``); a quote or reply of one is kept (it holds only the id)."""
+    if not isinstance(post, dict):
+        return False
+    if str(post.get("id")) in ids:
+        return True
+    refs = post.get("referenced_tweets")
+    return isinstance(refs, list) and any(isinstance(r, dict) and r.get("type") == "retweeted" and str(r.get("id")) in ids for r in refs)
+
+
 def _clean_page(line: bytes, ids: set[str]) -> tuple[bytes | None, int, bool]:
-    """``(new line or None to drop it, posts removed, changed)`` for one raw page."""
+    """``(new line or None to drop it, posts removed, changed)`` for one raw page: the posts of
+    ``ids`` and the retweets of them leave ``data`` and ``includes.tweets``."""
     if ids.isdisjoint(m.decode() for m in _ID.findall(line)):
         return line, 0, False
     try:
@@ -395,16 +441,16 @@ def _clean_page(line: bytes, ids: set[str]) -> tuple[bytes | None, int, bool]:
         return line, 0, False
     removed = 0
     data = page.get("data")
-    if isinstance(data, dict) and str(data.get("id")) in ids:  # a stream message: one post
+    if isinstance(data, dict) and _gone(data, ids):  # a stream message: one post
         return None, 1, True
     if isinstance(data, list):
-        kept = [p for p in data if not (isinstance(p, dict) and str(p.get("id")) in ids)]
+        kept = [p for p in data if not _gone(p, ids)]
         removed += len(data) - len(kept)
         page["data"] = kept
     includes = page.get("includes")
     changed = removed > 0
     if isinstance(includes, dict) and isinstance(includes.get("tweets"), list):
-        kept = [p for p in includes["tweets"] if not (isinstance(p, dict) and str(p.get("id")) in ids)]
+        kept = [p for p in includes["tweets"] if not _gone(p, ids)]
         if len(kept) != len(includes["tweets"]):
             includes["tweets"] = kept
             changed = True
@@ -472,8 +518,9 @@ def remove_from_day(lake: Lake, day: str, ids: pa.Array, stream_prefix: str | No
 
 
 def filter_chunks(tables: Iterable[pa.Table], ids: pa.Array, removed: list) -> Iterator[pa.Table]:
-    """``tables`` without rows whose id is in ``ids``; the removed ids are appended to ``removed``
-    (``clean_tweets`` applies the ledger this way, so a recompute never brings a post back)."""
+    """``tables`` without rows whose id is in ``ids`` or that retweet one (:func:`without_ids`);
+    the removed ids are appended to ``removed`` (``clean_tweets`` applies the ledger this way, so a
+    recompute never brings a post, or a retweet of it, back)."""
     for table in tables:
         if len(ids):
             table, gone = without_ids(table, ids)
@@ -496,5 +543,7 @@ __all__ = [
     "published_ids",
     "read_ledger",
     "remove_from_day",
+    "submitted_ids",
+    "without_ids",
     "write_ledger",
 ]

@@ -4,16 +4,18 @@ weekly schedule (stopped by default). The work itself is in :mod:`tweet_assets.c
 One run of ``compliance_job``:
 
 1. lists the published days (``tweets/dt=…``) in the configured range (default: all of them) and
-   reads their ``id`` column;
-2. submits the ids to X API v2 batch compliance jobs (``ids_per_job`` ids each, one job at a time),
+   reads their ``id`` column and the ids their rows reference (``retweeted_id``, ``quoted_id``,
+   ``replied_to_id``: a referenced post's copy is held in the referencing page's ``includes``);
+2. submits the ids (deduplicated per day and per job) to X API v2 batch compliance jobs (``ids_per_job`` ids each, one job at a time),
    logging the status of each as it is polled, and downloads each result;
 3. adds the results to the ledger (``clean_tweets/_compliance_ledger/part-00000.parquet``, ids only) and stores
    it **before** removing anything, so a failed removal is finished by the next run;
-4. rewrites every day of the range holding a ledger id (published, clean and raw objects: see
+4. rewrites every day of the range holding a ledger id, published or referenced by a published
+   row (published, clean and raw objects, retweets of a ledger post included: see
    :func:`tweet_assets.compliance.remove_from_day`), and records for each such day a new
    ``s3_parquet`` materialization whose metadata counts the posts removed, by reason.
 
-``clean_tweets`` drops ledger ids as it flattens, so a recompute (from raw, or a replay that lands
+``clean_tweets`` drops ledger ids and retweets of them as it flattens, so a recompute (from raw, or a replay that lands
 a deleted post again) never republishes one; the check ``no_published_id_in_ledger`` proves it for
 the days the ledger names.
 """
@@ -56,6 +58,7 @@ from .compliance import (
     published_ids,
     read_ledger,
     remove_from_day,
+    submitted_ids,
     write_ledger,
 )
 from .io_manager import LakeIOManager, LakeResource
@@ -123,7 +126,7 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
     new = pa.concat_tables(found) if found else ledger.schema.empty_table()
     reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
     removed_by_day = _remove(context, store, days, ledger, "raw_stream" if config.raw_stream else None)
-    removed_reasons = Counter(reasons.get(i) or "unknown" for day in removed_by_day.values() for i in day.removed_ids)
+    removed_reasons = Counter(_reason(reasons, i) for day in removed_by_day.values() for i in day.removed_ids)
     return MaterializeResult(
         metadata={
             "dagster/row_count": ledger.num_rows,
@@ -139,38 +142,48 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
     )
 
 
+#: The reason counted for a removed retweet of a ledger post (its own id is not in the ledger).
+RETWEET_OF_REMOVED = "retweet_of_removed_post"
+
+
+def _reason(reasons: dict, post_id: int) -> str:
+    if post_id not in reasons:
+        return RETWEET_OF_REMOVED
+    return reasons[post_id] or "unknown"
+
+
 def _id_batches(store: Lake, days: list[str], size: int) -> Iterator[list[int]]:
-    """The published ids of ``days``, day after day, in lists of at most ``size`` (so a lake of
-    years is never held whole)."""
-    batch: list[int] = []
+    """The ids to check of ``days`` (published and referenced:
+    :func:`tweet_assets.compliance.submitted_ids`), day after day, in lists of at most ``size``
+    ids without repeats (an id referenced on several days can recur in a later list; the ledger
+    keeps its first result), so a lake of years is never held whole."""
+    batch: dict[int, None] = {}
     for day in days:
-        ids = published_ids(store, day).to_pylist()
-        while ids:
-            room = size - len(batch)
-            batch.extend(ids[:room])
-            ids = ids[room:]
+        for i in submitted_ids(store, day).to_pylist():
+            batch[i] = None
             if len(batch) == size:
-                yield batch
-                batch = []
+                yield list(batch)
+                batch = {}
     if batch:
-        yield batch
+        yield list(batch)
 
 
 def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger: pa.Table, stream_prefix: str | None) -> dict:
-    """Rewrite each day of ``days`` holding a ledger id, or named by a ledger row's created_at;
-    record per day the posts removed by reason as an ``s3_parquet`` materialization."""
+    """Rewrite each day of ``days`` whose published rows hold or reference (retweet, quote, reply)
+    a ledger id, or named by a ledger row's created_at; record per day the posts removed by reason
+    as an ``s3_parquet`` materialization."""
     ids = ledger.column("id").combine_chunks()
     reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
     named = {t.strftime("%Y-%m-%d") for t in ledger.column("created_at").to_pylist() if t is not None}
     out = {}
     for day in days:
-        if day not in named and not pc.any(pc.is_in(published_ids(store, day), value_set=ids)).as_py():
+        if day not in named and not pc.any(pc.is_in(submitted_ids(store, day), value_set=ids)).as_py():
             continue
         removal = remove_from_day(store, day, ids, stream_prefix)
         out[day] = removal
         if not (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
             continue
-        by_reason = Counter(reasons.get(i) or "unknown" for i in removal.published)
+        by_reason = Counter(_reason(reasons, i) for i in removal.published)
         context.log.info(
             f"{day}: removed {len(removal.published)} published, {len(removal.clean)} clean, {removal.raw_posts} raw post(s) "
             f"({removal.raw_pages_rewritten} raw page(s) rewritten) by reason {dict(by_reason)}"
