@@ -385,6 +385,9 @@ def test_compliance_job_removes_referenced_copies_and_retweets(x_api_v2, s3_lake
     assert again.success
     nothing_of_them_in_raw()
     retweet_gone_quote_kept()
+    key = LakeIOManager.key("tweets", "parquet", DAY)
+    recomputed = {r["id"]: r for r in StoredTable(lake, key, lake.uri(key)).read(["id", "quoted_user_id", "quoted_username"]).to_pylist()}
+    assert recomputed[int(quote["id"])]["quoted_user_id"] is None and recomputed[int(quote["id"])]["quoted_username"] is None
     replayed = run(res, DAY, instance=instance)
     assert replayed.success
     assert replayed.asset_materializations_for_node("clean_tweets")[0].metadata["compliance_removed"].value == 1
