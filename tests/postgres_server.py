@@ -25,6 +25,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 START_TIMEOUT_S = 60
 
 
@@ -104,7 +106,11 @@ class PostgresServer:
         """PostgreSQL refuses to run as root: run its tools as ``postgres`` there."""
         if os.geteuid() != 0:
             return args
-        return ["runuser", "-u", "postgres", "--", *args]
+        # runuser lives in /usr/sbin (util-linux), which a non-login PATH may lack
+        runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin")
+        if runuser is None:
+            pytest.skip("running as root and util-linux's runuser is not installed: PostgreSQL refuses to run as root")
+        return [runuser, "-u", "postgres", "--", *args]
 
     def _run(self, args: list[str], timeout: float = START_TIMEOUT_S) -> None:
         proc = subprocess.run(self._as_server_user(args), capture_output=True, text=True, timeout=timeout, cwd=str(self.root))
