@@ -7,7 +7,7 @@
 #
 # It creates VENV_DIR with $PYTHON (default python3; 3.11+ is required: polars 2.1 needs 3.11 and
 # pyarrow 26 has no 3.10 wheel), installs pip at the pinned version, then the project from SRC_DIR
-# (not editable) with every extra in its pyproject.toml except `test`, under the pins of
+# (not editable) with every extra in its pyproject.toml except the developers' `test` and `mutation`, under the pins of
 # constraints.txt beside this script (regenerate them with lock.sh after a dependency change), and
 # checks that the code location loads. Exits non-zero on any failure.
 set -euo pipefail
@@ -24,14 +24,15 @@ die() { printf 'install.sh: error: %s\n' "$*" >&2; exit 1; }
   || die "$python is older than Python 3.11 (polars 2.1 and pyarrow 26 need 3.11+)"
 [[ -f "$src/pyproject.toml" ]] || die "$src has no pyproject.toml"
 
-# The runtime extras: all optional-dependency groups but the test one.
+# The runtime extras: all optional-dependency groups but the developers' ones (test, mutation).
 extras="$("$python" - "$src/pyproject.toml" <<'PY'
 import sys
 import tomllib
 
 with open(sys.argv[1], "rb") as handle:
     groups = tomllib.load(handle)["project"].get("optional-dependencies", {})
-print(",".join(sorted(name for name in groups if name != "test")))
+DEVELOPMENT = {"test", "mutation"}  # tools for make test / make mutation, never in the image
+print(",".join(sorted(name for name in groups if name not in DEVELOPMENT)))
 PY
 )"
 
