@@ -16,12 +16,20 @@ import pyarrow as pa
 from collections.abc import Sequence
 
 from ..schema import COLUMNS, PARTITION_COLUMN, Column
+from .types import EngineTypes
 
 DEFAULT_TABLE = "tweets"
 DEFAULT_DATABASE = "default"
 DIALECT = "athena"
 #: The first line of the DDL a materialization attaches, naming the engine it is written for.
 HEADER = "-- dialect: athena (Amazon Athena engine v3, Hive DDL; the table is also the Glue Data Catalog's)"
+
+#: Athena's (Hive DDL) names; Athena docs, "Data types in Amazon Athena".
+ATHENA = EngineTypes(
+    "Athena", "string", "bigint", "int", "double", "boolean", "timestamp",
+    array=lambda element: f"array<{element}>",
+    struct=lambda fields: "struct<" + ",".join(f"{name}:{typ}" for name, typ in fields) + ">",
+)
 
 
 def athena_type(typ: pa.DataType) -> str:
@@ -30,23 +38,7 @@ def athena_type(typ: pa.DataType) -> str:
     Raises:
         TypeError: the Arrow type has no safe Athena equivalent (e.g. unsigned ints, ns timestamps).
     """
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        return "string"
-    if pa.types.is_int64(typ):
-        return "bigint"
-    if pa.types.is_int32(typ):
-        return "int"
-    if pa.types.is_float64(typ):
-        return "double"
-    if pa.types.is_boolean(typ):
-        return "boolean"
-    if pa.types.is_timestamp(typ) and typ.unit == "ms":
-        return "timestamp"
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
-        return f"array<{athena_type(typ.value_type)}>"
-    if pa.types.is_struct(typ):
-        return "struct<" + ",".join(f"{f.name}:{athena_type(f.type)}" for f in typ) + ">"
-    raise TypeError(f"Arrow type {typ} has no Athena-safe equivalent in this table")
+    return ATHENA.of(typ)
 
 
 def _sql_string(text: str) -> str:

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from ..schema import COLUMNS, PARTITION_COLUMN, Column
 from .athena import DEFAULT_DATABASE, DEFAULT_TABLE
+from .types import EngineTypes
 
 DIALECT = "redshift"
 HEADER = "-- dialect: redshift (Amazon Redshift Spectrum: external schema over the Glue Data Catalog)"
@@ -37,6 +38,14 @@ DEFAULT_IAM_ROLE = "arn:aws:iam::ACCOUNT_ID:role/tweet-assets-redshift-spectrum"
 #: Redshift's largest VARCHAR, in bytes (Redshift docs, "Character types").
 VARCHAR_MAX = 65535
 
+#: Redshift Spectrum's names for Parquet columns; Redshift docs, "CREATE EXTERNAL TABLE" and
+#: "Querying nested data with Amazon Redshift Spectrum".
+REDSHIFT = EngineTypes(
+    "Redshift Spectrum", f"VARCHAR({VARCHAR_MAX})", "BIGINT", "INTEGER", "DOUBLE PRECISION", "BOOLEAN", "TIMESTAMP",
+    array=lambda element: f"ARRAY<{element}>",
+    struct=lambda fields: "STRUCT<" + ", ".join(f"{name}:{typ}" for name, typ in fields) + ">",
+)
+
 
 def redshift_type(typ: pa.DataType) -> str:
     """The Redshift Spectrum external-table type of an Arrow type of the published schema.
@@ -44,23 +53,7 @@ def redshift_type(typ: pa.DataType) -> str:
     Raises:
         TypeError: the Arrow type has no Spectrum equivalent here (unsigned ints, non-ms timestamps, …).
     """
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        return f"VARCHAR({VARCHAR_MAX})"
-    if pa.types.is_int64(typ):
-        return "BIGINT"
-    if pa.types.is_int32(typ):
-        return "INTEGER"
-    if pa.types.is_float64(typ):
-        return "DOUBLE PRECISION"
-    if pa.types.is_boolean(typ):
-        return "BOOLEAN"
-    if pa.types.is_timestamp(typ) and typ.unit == "ms":
-        return "TIMESTAMP"
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
-        return f"ARRAY<{redshift_type(typ.value_type)}>"
-    if pa.types.is_struct(typ):
-        return "STRUCT<" + ", ".join(f"{f.name}:{redshift_type(f.type)}" for f in typ) + ">"
-    raise TypeError(f"Arrow type {typ} has no Redshift Spectrum equivalent in this table")
+    return REDSHIFT.of(typ)
 
 
 def _literal(text: str) -> str:

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from ..schema import COLUMNS, PARTITION_COLUMN, Column
 from .athena import DEFAULT_TABLE
+from .types import EngineTypes
 
 DIALECT = "snowflake"
 HEADER = "-- dialect: snowflake (storage integration, external stage and external table; COPY INTO and Snowpipe to load a table)"
@@ -45,6 +46,14 @@ DEFAULT_ROLE_ARN = "arn:aws:iam::ACCOUNT_ID:role/tweet-assets-snowflake"
 #: ``dt`` from the object's path relative to the stage: ``dt=2024-01-01/part-00000.parquet``.
 DT_FROM_PATH = "TO_DATE(SPLIT_PART(SPLIT_PART(METADATA$FILENAME, 'dt=', 2), '/', 1), 'YYYY-MM-DD')"
 
+#: Snowflake's names; lists and structs are its semi-structured ARRAY and OBJECT (their elements'
+#: types are still checked, so a list of an unmapped type is refused too).
+SNOWFLAKE = EngineTypes(
+    "Snowflake", "VARCHAR", "NUMBER(19,0)", "NUMBER(10,0)", "FLOAT", "BOOLEAN", "TIMESTAMP_NTZ(3)",
+    array=lambda element: "ARRAY",
+    struct=lambda fields: "OBJECT",
+)
+
 
 def snowflake_type(typ: pa.DataType) -> str:
     """The Snowflake type of an Arrow type of the published schema (see the module docstring).
@@ -52,26 +61,7 @@ def snowflake_type(typ: pa.DataType) -> str:
     Raises:
         TypeError: the Arrow type has no mapping here (unsigned ints, non-ms timestamps, …).
     """
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        return "VARCHAR"
-    if pa.types.is_int64(typ):
-        return "NUMBER(19,0)"
-    if pa.types.is_int32(typ):
-        return "NUMBER(10,0)"
-    if pa.types.is_float64(typ):
-        return "FLOAT"
-    if pa.types.is_boolean(typ):
-        return "BOOLEAN"
-    if pa.types.is_timestamp(typ) and typ.unit == "ms" and typ.tz == "UTC":
-        return "TIMESTAMP_NTZ(3)"
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
-        snowflake_type(typ.value_type)  # refuse lists of unmapped types too
-        return "ARRAY"
-    if pa.types.is_struct(typ):
-        for f in typ:
-            snowflake_type(f.type)
-        return "OBJECT"
-    raise TypeError(f"Arrow type {typ} has no Snowflake equivalent in this table")
+    return SNOWFLAKE.of(typ)
 
 
 def _literal(text: str) -> str:
