@@ -499,3 +499,37 @@ def test_cli_stream_rules_refused_for_the_tier_says_so(stream, tmp_path, monkeyp
     err = capsys.readouterr().err
     assert "403" in err and "access tier" in err and TOKEN not in err
     assert stream.requests == []  # never connected to the stream
+
+
+@pytest.mark.slow
+def test_cli_stream_syncs_the_configured_rules_and_records_them_for_dagit(stream, tmp_path, monkeypatch, capsys, caplog, instance):
+    """#19 point 2 end to end: the consumer syncs TWEET_ASSETS_STREAM_RULES (dry run first), logs
+    the active rules with their ids, and records them in the lake, where the raw_stream
+    observation shows them in Dagit's metadata."""
+    from dagster import Definitions
+
+    from tweet_assets.cli import main
+    from tweet_assets.io_manager import LakeResource
+    from tweet_assets.stream_days import raw_stream, raw_stream_consumer_alive, raw_stream_health_job
+
+    stream.rules = [{"id": "1", "value": "stale", "tag": "tweet_assets:stale"}, {"id": "3", "value": "theirs", "tag": "other:x"}]
+    stream.plans = [("status", 401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"})]  # ends the run after the sync
+    lake = tmp_path / "lake"
+    for key, value in {"X_BEARER_TOKEN": TOKEN, "X_API_BASE_URL": stream.url, "TWEET_ASSETS_LAKE_URL": str(lake), "TWEET_ASSETS_STREAM_SPOOL_DIR": str(tmp_path / "spool"),
+                       "TWEET_ASSETS_STREAM_RULES": '[{"value": "cats has:images", "tag": "cats"}]'}.items():
+        monkeypatch.setenv(key, value)
+    caplog.set_level(logging.INFO)
+    assert main(["stream"]) == 2
+    posts = [(r["dry_run"], r["body"]) for r in stream.rule_requests if r["method"] == "POST"]
+    assert [d for d, _ in posts] == [True, True, False, False]
+    assert posts[2][1] == {"delete": {"ids": ["1"]}} and posts[3][1] == {"add": [{"value": "cats has:images", "tag": "tweet_assets:cats"}]}
+    (added,) = [r for r in stream.rules if r["tag"] == "tweet_assets:cats"]
+    record = orjson.loads((lake / "raw_stream" / "_consumer" / "rules.json").read_bytes())
+    assert record["managed"] is True and record["tag_prefix"] == "tweet_assets:"
+    assert sorted((r["id"], r["tag"]) for r in record["rules"]) == sorted([(added["id"], "tweet_assets:cats"), ("3", "other:x")])
+    assert TOKEN not in capsys.readouterr().err and TOKEN not in caplog.text
+    assert f"active rule: id {added['id']} tag 'tweet_assets:cats'" in caplog.text and "active rule: id 3 tag 'other:x'" in caplog.text
+    defs = Definitions(assets=[raw_stream], asset_checks=[raw_stream_consumer_alive], jobs=[raw_stream_health_job], resources={"lake": LakeResource(url=str(lake))})
+    result = defs.resolve_job_def("raw_stream_health_job").execute_in_process(instance=instance, raise_on_error=False)
+    (observation,) = [e.event_specific_data.asset_observation for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert sorted(r["id"] for r in observation.metadata["stream_rules"].value) == sorted([added["id"], "3"])
