@@ -35,6 +35,30 @@ query { workspaceOrError { __typename ... on Workspace { locationEntries { name
 """
 
 
+def wait_until_location_loaded(graphql, proc: subprocess.Popen, log_tail, what: str) -> None:
+    """Poll Dagit's GraphQL until every code location is LOADED (``graphql(query, timeout=)``
+    returns the ``data``); raise if ``proc`` exits, a location failed to load, or
+    ``START_TIMEOUT_S`` passes, with ``log_tail()`` in the message. Used by this server and by
+    tests/deploy/dagster_services.py."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log_tail()}")
+        try:
+            entries = graphql(LOCATION_STATUS, timeout=5)["workspaceOrError"]["locationEntries"]
+            last = repr(entries)
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                errors = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
+                if errors:
+                    raise RuntimeError(f"code location failed to load: {errors}")
+                return
+        except (requests.RequestException, ValueError, KeyError) as exc:
+            last = repr(exc)
+        time.sleep(1)
+    raise TimeoutError(f"{what} did not load the code location in {START_TIMEOUT_S}s ({last}):\n{log_tail()}")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -125,23 +149,7 @@ class DagitServer:
         return self
 
     def _wait_until_loaded(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"dagster dev exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                entries = self.graphql(LOCATION_STATUS, timeout=5)["workspaceOrError"]["locationEntries"]
-                last = repr(entries)
-                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                    errors = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
-                    if errors:
-                        raise RuntimeError(f"code location failed to load: {errors}")
-                    return
-            except (requests.RequestException, ValueError, KeyError) as exc:
-                last = repr(exc)
-            time.sleep(1)
-        raise TimeoutError(f"dagster dev did not load the code location in {START_TIMEOUT_S}s ({last}):\n{self.log_tail()}")
+        wait_until_location_loaded(self.graphql, self.proc, self.log_tail, "dagster dev")
 
     def stop(self) -> None:
         """End the whole process group: SIGTERM, then SIGKILL after 20 s."""

@@ -18,12 +18,8 @@ from pathlib import Path
 import requests
 from deploy_helpers import REPO, free_port, venv_bin
 
-START_TIMEOUT_S = 150
+from tests.dagit_server import wait_until_location_loaded
 
-LOCATION_STATUS = """
-query { workspaceOrError { __typename ... on Workspace { locationEntries { name
-  loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }
-"""
 
 
 def live_members(pgid: int) -> list[int]:
@@ -143,23 +139,7 @@ class DagsterServices:
         return body["data"]
 
     def _wait_until_loaded(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        last = "no answer"
-        while time.monotonic() < deadline:
-            if self.webserver.proc.poll() is not None:
-                raise RuntimeError(f"dagster-webserver exited with {self.webserver.proc.returncode}:\n{self.log_tail()}")
-            try:
-                entries = self.graphql(LOCATION_STATUS, timeout=5)["workspaceOrError"]["locationEntries"]
-                last = repr(entries)
-                if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                    errors = [e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"]
-                    if errors:
-                        raise RuntimeError(f"code location failed to load: {errors}")
-                    return
-            except (requests.RequestException, ValueError, KeyError) as exc:
-                last = repr(exc)
-            time.sleep(1)
-        raise TimeoutError(f"the webserver did not load the code location in {START_TIMEOUT_S}s ({last}):\n{self.log_tail()}")
+        wait_until_location_loaded(self.graphql, self.webserver.proc, self.log_tail, "dagster-webserver")
 
 
 def wait_for(predicate, timeout: float, what: str, services: DagsterServices | None = None, every: float = 1.0):
