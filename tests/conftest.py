@@ -15,6 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TWEET_ASSETS_SHARED_DATA", REPO.parent / "shared" / "x-api-v2"))
 
 
+if os.environ.get("TWEET_ASSETS_HYPOTHESIS_PROFILE") == "mutation":
+    # `make mutation`: each mutant needs only to fail, not a minimal example; a fixed seed makes
+    # a mutant's verdict the same on every run (hypothesis profiles, "settings" in its docs)
+    from hypothesis import Phase, settings
+
+    settings.register_profile("mutation", phases=[Phase.explicit, Phase.generate], database=None, derandomize=True)
+    settings.load_profile("mutation")
+
+
 def shared_dir() -> Path:
     """The recorded API data folder, or skip the test saying why."""
     if not SHARED.is_dir():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 import zlib
 from collections import Counter
 from datetime import datetime, timezone
@@ -441,3 +442,154 @@ def test_lines_are_the_same_whatever_the_read_size(monkeypatch, tmp_path):
             (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(data))
             assert list(JsonLinesFile(str(tmp_path / "a.jsonl")).lines()) == want, data
             assert list(JsonLinesFile(str(tmp_path / "a.jsonl.gz")).lines()) == want, data
+
+
+# --- what each landed page says of itself (found by mutation testing, #22) --------------------------
+
+
+def _span(body: bytes) -> tuple[str | None, str | None]:
+    """Smallest and largest created_at among the posts of a page that have a real date (as json reads it)."""
+    data = json.loads(body).get("data")
+    posts = [data] if isinstance(data, dict) else data or []
+    stamps = []
+    for post in posts:
+        stamp = post.get("created_at") if isinstance(post, dict) else None
+        try:
+            datetime.strptime(stamp[:10], "%Y-%m-%d")
+        except (TypeError, ValueError):
+            continue
+        stamps.append(stamp)
+    return (min(stamps), max(stamps)) if stamps else (None, None)
+
+
+def test_each_landed_page_reports_the_created_at_span_of_its_posts(x_api_v2, tmp_path):
+    """raw_tweets' earliest/latest_created_at metadata comes from these: for a page of one day, a
+    piece of a split page, and a one-day page holding posts without a readable day."""
+    net = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")
+    mpv = _lines(x_api_v2, "twarc-csv-test-data/media_policy_violation_off.jsonl")
+    partly = json.loads(net[1])
+    partly["data"][0]["created_at"] = "2021-13-45T00:00:00.000Z"  # no such day
+    partly["data"][1]["created_at"] = None
+    (tmp_path / "a.jsonl").write_bytes(net[0] + b"\n" + mpv[0] + b"\n" + json.dumps(partly).encode() + b"\n")
+    (tmp_path / "b.jsonl").write_bytes(b"[" + json.dumps(partly).encode() + b"]\n")  # the same, serialized from an array
+    got = _replay(tmp_path)
+    assert len(got) == 1 + 5 + 1 + 1 and sum(p.posts for p in got) == 400  # mpv spans five days
+    for page in got:
+        assert (page.earliest, page.latest) == _span(page.body), page.location
+        assert page.earliest is not None
+    assert json.loads(got[-1].body) == partly  # from the array: the page itself, serialized
+
+
+def test_a_date_only_created_at_gives_its_day_and_an_impossible_date_none(x_api_v2, tmp_path):
+    mpv = json.loads(_lines(x_api_v2, "twarc-csv-test-data/media_policy_violation_off.jsonl")[0])
+    first_day = mpv["data"][0]["created_at"][:10]
+    mpv["data"][5]["created_at"] = "2021-05-08"  # exactly ten characters: a day
+    mpv["data"][6]["created_at"] = "2021-02-30T10:00:00.000Z"  # looks like a day, is none: with the first piece
+    mpv["data"][7]["created_at"] = "2021-05-0"  # too short
+    (tmp_path / "a.jsonl").write_bytes(json.dumps(mpv).encode() + b"\n")
+    got = _replay(tmp_path)
+    assert {p.day for p in got} == {"2021-05-07", "2021-05-08", "2021-05-09", "2021-05-10", "2021-05-11"}
+    where = {x["id"]: p.day for p in got for x in _body(p)["data"]}
+    assert where[mpv["data"][5]["id"]] == "2021-05-08"
+    assert where[mpv["data"][6]["id"]] == first_day and where[mpv["data"][7]["id"]] == first_day
+    assert sum(p.posts for p in got) == 100
+
+
+def test_a_page_is_another_endpoints_only_when_an_item_says_so(tmp_path, caplog):
+    users_after_null = {"data": [None, {"id": "12", "username": "jack", "name": "jack"}]}
+    nothing_known = {"data": [None, {"id": "13"}]}
+    (tmp_path / "a.jsonl").write_bytes(
+        json.dumps(users_after_null).encode() + b"\n" + json.dumps(nothing_known).encode() + b"\n" + json.dumps([users_after_null]).encode() + b"\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        got = _replay(tmp_path, (day_window("2024-01-02")[0], day_window("2024-01-03")[0]))
+    # the users page is skipped and counted; the page of unknowns is landed for clean_tweets to judge
+    assert [(p.day, p.posts, _body(p)) for p in got] == [("2024-01-02", 2, nothing_known)]
+    assert "a.jsonl: skipped pages of other endpoints (no posts): {'users': 2}" in caplog.text
+
+
+def test_an_archive_without_dated_posts_says_where_its_lines_went(tmp_path, caplog):
+    (tmp_path / "a.jsonl").write_bytes(b"not json\n[]\n")
+    with caplog.at_level(logging.WARNING):
+        got = _replay(tmp_path, (day_window("2024-01-02")[0], day_window("2024-01-04")[0]))
+    assert [(p.day, p.body) for p in got] == [("2024-01-02", b"not json"), ("2024-01-02", b"[]")]
+    path = tmp_path / "a.jsonl"
+    assert (
+        f"replay: no page of the archive has a dated post; 2 undated line(s) landed with the run's first day 2024-01-02: {path}:1, {path}:2"
+        in caplog.text
+    )
+
+
+def test_what_the_replay_log_says_of_each_undated_line_and_damaged_file(x_api_v2, tmp_path, caplog):
+    """The warnings are how an operator learns where each quarantined line went: every one names the
+    line, why, the day and the rule that chose it; five per file, then a count; a damaged file is an
+    error naming the file and byte. A file name with a newline and a non-UTF-8 byte (legal on Linux)
+    still gives a one-line marker page."""
+    net = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")  # 2021-06-26
+    day = "2021-06-26"
+    first = tmp_path / "1.jsonl"
+    first.write_bytes(b"not json\n[5, " + net[0] + b"]\nnull\n" + b"nope\n" * 7)
+    bad_utf8 = net[1].replace(b'"text": "', b'"text": "\xc3', 1)
+    bad_utf8_too = net[4].replace(b'"text": "', b'"text": "\xff', 1)
+    whole = gzip.compress(BOM + bad_utf8 + b"\n" + bad_utf8_too + b"\n" + net[2] + b"\n")
+    second = tmp_path / "2.jsonl.gz"
+    second.write_bytes(whole[:-200])
+    third = tmp_path / os.fsdecode(b"3\n\xff.jsonl.gz")
+    third.write_bytes(gzip.compress(net[3] + b"\n")[:100])
+    with caplog.at_level(logging.WARNING, logger=LOG.name):
+        got = _replay(tmp_path)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == LOG.name]
+    quarantined = "quarantined by clean_tweets"
+    nxt, prev, before = "the next page of its file", "the previous page of its file", "the last dated page of the files before it"
+    expected = [
+        ("WARNING", f"{first}:1 is not valid JSON; landed as received with {day} ({nxt}), {quarantined}"),
+        ("WARNING", f"{first}:2[0] is a JSON int in an array of pages; landed as received with {day} ({nxt}), {quarantined}"),
+        ("WARNING", f"{first}:3 is a JSON NoneType, not a page object; landed as received with {day} ({prev}), {quarantined}"),
+        ("WARNING", f"{first}:4 is not valid JSON; landed as received with {day} ({prev}), {quarantined}"),
+        ("WARNING", f"{first}:5 is not valid JSON; landed as received with {day} ({prev}), {quarantined}"),
+        ("WARNING", f"{first}: 10 undated line(s) in all, landed with a neighbour's day"),
+        ("WARNING", f"{second}:3 is not valid JSON; landed as received with {day} ({prev}), {quarantined}"),  # the line cut short
+        ("ERROR", f"replay: damaged file: {second}: gzip stream truncated"),
+        ("WARNING", f"{second}@{len(whole) - 200} is a damaged file's unreadable rest; landed as received with {day} ({prev}), {quarantined}"),
+        ("WARNING", f"replay: {second} starts with a UTF-8 byte order mark; removed"),
+        ("WARNING", f"replay: {second}: 2 line(s) had invalid UTF-8, read with U+FFFD replacement characters"),
+        ("ERROR", f"replay: damaged file: {third}: gzip stream truncated"),
+        ("WARNING", f"{third}:1 is not valid JSON; landed as received with {day} ({before}), {quarantined}"),
+        ("WARNING", f"{third}@100 is a damaged file's unreadable rest; landed as received with {day} ({before}), {quarantined}"),
+    ]
+    assert len(said) == len(expected)
+    for (level, message), (want_level, want) in zip(said, expected):
+        assert level == want_level and message.startswith(want), (message, want)
+        if level == "ERROR":
+            size = second.stat().st_size if want.startswith(f"replay: damaged file: {second}") else 100
+            assert f"at byte {size:,} of {size:,}" in message and message.endswith("; going on with the other files")
+    # every line landed, each where the log says; the markers are one line each, whatever the name
+    assert [p.day for p in got] == [day] * len(got) and sum(p.posts for p in got) == 300
+    assert [p.location for p in got if p.posts] == [f"{first}:2[1]", f"{second}:1", f"{second}:2"]
+    markers = [p for p in got if p.damaged]
+    assert [m.location for m in markers] == [f"{second}@{len(whole) - 200}", f"{third}@100"]
+    for marker in markers:
+        assert b"\n" not in marker.body and marker.body.decode("utf-8").startswith("unreadable rest of damaged file")
+    cut = len(whole) - 200
+    assert markers[0].body == f"unreadable rest of damaged file 2.jsonl.gz from byte {cut:,}: {markers[0].damaged}".encode()
+    assert markers[1].body.startswith("unreadable rest of damaged file 3 ?.jsonl.gz from byte 100: ".encode())
+
+
+def test_filtered_stream_messages_are_pages_of_one_post(x_api_v2, tmp_path):
+    """A filtered-stream message's ``data`` is one post object (with ``matching_rules``), not a list."""
+    lines = (x_api_v2 / "twarc-csv-test-data" / "streaming_output_with_error.jsonl").read_bytes().splitlines()
+    messages, stamps = [], []
+    for line in filter(bytes.strip, lines):
+        try:
+            stamps.append(json.loads(line)["data"]["created_at"])
+        except ValueError:
+            continue  # the recording's truncated line
+        messages.append(line)
+    assert len(stamps) == len(messages) == 7
+    (tmp_path / "stream.jsonl").write_bytes(b"\n".join(messages) + b"\n")
+    got = _replay(tmp_path)
+    assert [(p.body, p.posts, p.day, p.earliest, p.latest) for p in got] == [(m, 1, s[:10], s, s) for m, s in zip(messages, stamps)]
+    two_days = json.loads(messages[0])
+    two_days["data"]["created_at"] = "2021-04-02T00:00:00.000Z"
+    (tmp_path / "stream.jsonl").write_bytes(messages[1] + b"\n" + json.dumps(two_days).encode() + b"\n")
+    assert [(p.day, p.posts) for p in _replay(tmp_path)] == [("2021-04-01", 1), ("2021-04-02", 1)]
