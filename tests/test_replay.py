@@ -478,6 +478,38 @@ def test_each_landed_page_reports_the_created_at_span_of_its_posts(x_api_v2, tmp
         assert (page.earliest, page.latest) == _span(page.body), page.location
         assert page.earliest is not None
     assert json.loads(got[-1].body) == partly  # from the array: the page itself, serialized
+    assert [p.location for p in got] == [f"{tmp_path / 'a.jsonl'}:{n}" for n in (1, 2, 2, 2, 2, 2, 3)] + [f"{tmp_path / 'b.jsonl'}:1[0]"]
+    assert got[0].api_errors == len(json.loads(net[0]).get("errors", []))
+    assert got[6].api_errors == got[7].api_errors == len(partly["errors"]) > 0
+    assert sum(p.api_errors for p in got[1:6]) == len(json.loads(mpv[0]).get("errors", []))
+
+
+def test_a_page_of_one_day_is_not_split(x_api_v2, tmp_path, monkeypatch):
+    """The one-day fast path (the day_split module docstring: splitting runs only for pages that
+    span days): a page of one day never goes through split_by_day, a page of several does."""
+    from tweet_assets.sources import replay
+
+    calls = []
+    real = replay.split_by_day
+    monkeypatch.setattr(replay, "split_by_day", lambda *a: calls.append(a[0]) or real(*a))
+    net = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")
+    mpv = _lines(x_api_v2, "twarc-csv-test-data/media_policy_violation_off.jsonl")
+    (tmp_path / "a.jsonl").write_bytes(b"\n".join(net) + b"\n")
+    assert sum(p.posts for p in _replay(tmp_path)) == sum(len(json.loads(x)["data"]) for x in net) and calls == []
+    (tmp_path / "a.jsonl").write_bytes(mpv[0] + b"\n")
+    assert len(_replay(tmp_path)) == 5 and len(calls) == 1
+
+
+def test_undated_pages_keep_their_api_errors_and_nested_files_are_read(x_api_v2, tmp_path):
+    net = _lines(x_api_v2, "twarc-network-test-data/tweets.jsonl")
+    undated = json.loads(net[1])
+    for post in undated["data"]:
+        post.pop("created_at")
+    assert undated["errors"]
+    (tmp_path / "2021" / "06").mkdir(parents=True)
+    (tmp_path / "2021" / "06" / "a.jsonl").write_bytes(json.dumps(undated).encode() + b"\n" + net[0] + b"\n")
+    got = _replay(tmp_path)
+    assert [(p.posts, p.api_errors, p.day) for p in got] == [(100, len(undated["errors"]), "2021-06-26"), (100, len(json.loads(net[0]).get("errors", [])), "2021-06-26")]
 
 
 def test_a_date_only_created_at_gives_its_day_and_an_impossible_date_none(x_api_v2, tmp_path):
@@ -498,14 +530,16 @@ def test_a_date_only_created_at_gives_its_day_and_an_impossible_date_none(x_api_
 def test_a_page_is_another_endpoints_only_when_an_item_says_so(tmp_path, caplog):
     users_after_null = {"data": [None, {"id": "12", "username": "jack", "name": "jack"}]}
     nothing_known = {"data": [None, {"id": "13"}]}
+    flattened = [{"id": "14", "username": "jack"}, {"id": "15"}, {"id": "16", "text": "a flattened post"}]  # twarc2 flatten lines
     (tmp_path / "a.jsonl").write_bytes(
         json.dumps(users_after_null).encode() + b"\n" + json.dumps(nothing_known).encode() + b"\n" + json.dumps([users_after_null]).encode() + b"\n"
+        + b"".join(json.dumps(x).encode() + b"\n" for x in flattened)
     )
     with caplog.at_level(logging.WARNING):
         got = _replay(tmp_path, (day_window("2024-01-02")[0], day_window("2024-01-03")[0]))
     # the users page is skipped and counted; the page of unknowns is landed for clean_tweets to judge
     assert [(p.day, p.posts, _body(p)) for p in got] == [("2024-01-02", 2, nothing_known)]
-    assert "a.jsonl: skipped pages of other endpoints (no posts): {'users': 2}" in caplog.text
+    assert "a.jsonl: skipped pages of other endpoints (no posts): {'users': 3, 'other': 1, 'flattened_posts': 1}" in caplog.text
 
 
 def test_an_archive_without_dated_posts_says_where_its_lines_went(tmp_path, caplog):
