@@ -376,3 +376,223 @@ def test_any_other_s3_failure_still_names_where_and_what(aws_env):
     with pytest.raises(LakeError) as info:
         lake.put_bytes("k", b"x")
     assert str(info.value) == "put s3://b/p/k (endpoint http://127.0.0.1:9) failed: ConnectionClosedError: Connection was closed before we received a valid response from endpoint URL: \"http://127.0.0.1:9/\"."
+
+
+# --- the IO manager's contract, value kind by value kind (found by mutation testing, #22) ----------
+
+
+def _value_assets(spool_dir, days, logs):
+    """A small partitioned graph over LakeIOManager: each value kind the IO manager takes, and
+    consumers that get what it gives back. Expectations are read back with pyarrow and gzip."""
+    import gzip
+
+    import pyarrow as pa
+    from dagster import AssetIn, BackfillPolicy, DailyPartitionsDefinition, asset
+
+    from tweet_assets.io_manager import PageSpool, StoredPages, StoredTable, spool_table
+
+    daily = DailyPartitionsDefinition(start_date="2024-01-01")
+    common = dict(partitions_def=daily, backfill_policy=BackfillPolicy.single_run())
+
+    def table(day, n):
+        return pa.table({"id": pa.array([f"{day}-{i}" for i in range(n)]), "n": pa.array(range(n), pa.int64())})
+
+    @asset(metadata={"lake/table": "land/pages", "lake/format": "jsonl.gz"}, **common)
+    def pages(context):
+        out = {}
+        for day in context.partition_keys:
+            spool = PageSpool(str(spool_dir), day)
+            for n in range(3):
+                spool.write(f'{{"day": "{day}", "n": {n}}}'.encode())
+            out[day] = spool.close()
+        return out
+
+    @asset(**common)
+    def frame(context):
+        import polars as pl
+
+        return {day: pl.from_arrow(table(day, 5)) for day in context.partition_keys}
+
+    @asset(metadata={"lake/table": "arrow_table"}, **common)
+    def arrow(context):
+        return {day: table(day, 4) for day in context.partition_keys}
+
+    @asset(**common)
+    def spooled(context):
+        schema = pa.schema([("id", pa.string()), ("n", pa.int32())])  # the given schema wins over the chunks'
+        return {day: spool_table([table(day, 6)], str(spool_dir), f"t-{day}", schema, sorted_by=[("id", "ascending")]) for day in context.partition_keys}
+
+    @asset(ins={"arrow": AssetIn()}, **common)
+    def copied(context, arrow):
+        assert all(isinstance(v, StoredTable) for v in arrow.values())
+        return arrow  # published as it is: a copy of the stored object
+
+    @asset(ins={"pages": AssetIn(), "spooled": AssetIn()}, **common)
+    def reader(context, pages, spooled):
+        for day in context.partition_keys:
+            assert isinstance(pages[day], StoredPages) and pages[day].size() > 0
+            logs.append(("lines", day, list(pages[day].lines())))
+            logs.append(("read", day, spooled[day].read(columns=["n"]).column_names, spooled[day].frame().height))
+            logs.append(("batches", day, [b.num_rows for b in spooled[day].batches(rows=4)]))
+            logs.append(("footer", day, spooled[day].metadata().num_rows))
+        return {day: spooled[day].frame() for day in context.partition_keys}
+
+    return [pages, frame, arrow, spooled, copied, reader], gzip
+
+
+def test_each_value_kind_is_stored_as_one_object_per_day_and_read_back(tmp_path, instance):
+    import gzip
+
+    import pyarrow.parquet as pq
+    from dagster import materialize
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from tweet_assets.io_manager import LakeIOManager, LakeResource
+
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    days = ["2024-01-02", "2024-01-03"]
+    logs = []
+    defs, _ = _value_assets(spool_dir, days, logs)
+    lake = tmp_path / "lake"
+    result = materialize(
+        defs,
+        resources={"io_manager": LakeIOManager(location=LakeResource(url=str(lake)))},
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: days[0], ASSET_PARTITION_RANGE_END_TAG: days[-1]},
+    )
+    assert result.success
+    found = sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file())
+    tables = {"land/pages": "jsonl.gz", "frame": "parquet", "arrow_table": "parquet", "spooled": "parquet", "copied": "parquet", "reader": "parquet"}
+    assert found == sorted(f"{t}/dt={d}/part-00000.{fmt}" for t, fmt in tables.items() for d in days)
+    assert list(spool_dir.iterdir()) == []  # spooled files are removed once stored
+    for day in days:
+        with gzip.open(lake / "land/pages" / f"dt={day}" / "part-00000.jsonl.gz") as handle:
+            assert handle.read() == b"".join(f'{{"day": "{day}", "n": {n}}}\n'.encode() for n in range(3))
+        assert pq.read_table(lake / "frame" / f"dt={day}" / "part-00000.parquet").num_rows == 5
+        arrow = (lake / "arrow_table" / f"dt={day}" / "part-00000.parquet").read_bytes()
+        assert (lake / "copied" / f"dt={day}" / "part-00000.parquet").read_bytes() == arrow
+        spooled = pq.ParquetFile(lake / "spooled" / f"dt={day}" / "part-00000.parquet")
+        assert str(spooled.schema_arrow.field("n").type) == "int32" and spooled.metadata.num_rows == 6
+        sorting = spooled.metadata.row_group(0).sorting_columns
+        assert [(spooled.schema_arrow.names[c.column_index], c.descending) for c in sorting] == [("id", False)]
+    # what the consumer got
+    for day in days:
+        lines = [entry[2] for entry in logs if entry[:2] == ("lines", day)][0]
+        uri = str(lake / "land/pages" / f"dt={day}" / "part-00000.jsonl.gz")
+        assert lines == [(f"{uri}:{n + 1}", f'{{"day": "{day}", "n": {n}}}'.encode()) for n in range(3)]
+        assert ("read", day, ["n"], 6) in logs and ("batches", day, [4, 2]) in logs and ("footer", day, 6) in logs
+    # each day's materialization records where its object is and its size
+    from dagster import AssetKey
+
+    for key, table in (("pages", "land/pages"), ("spooled", "spooled"), ("copied", "copied")):
+        records = instance.fetch_materializations(AssetKey(key), limit=10).records
+        meta = {r.asset_materialization.partition: r.asset_materialization.metadata for r in records}
+        assert sorted(meta) == days
+        for day in days:
+            path = lake / table / f"dt={day}" / f"part-00000.{tables[table]}"
+            assert meta[day]["uri"].value == str(path) and meta[day]["bytes"].value == path.stat().st_size
+
+
+def test_what_the_io_manager_refuses_and_what_it_logs(tmp_path, instance):
+    import gzip
+
+    import pyarrow as pa
+    from dagster import AssetIn, BackfillPolicy, DailyPartitionsDefinition, asset, materialize
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from tweet_assets.io_manager import LOG_EACH_UP_TO, LakeIOManager, LakeResource, SpooledPages, StoredTable
+    from tweet_assets.lake import LakeError
+
+    daily = DailyPartitionsDefinition(start_date="2024-01-01")
+    io_manager = LakeIOManager(location=LakeResource(url=str(tmp_path / "lake")))
+    lake = io_manager.lake()
+
+    def go(assets, start, end=None):
+        tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end or start}
+        result = materialize(assets, resources={"io_manager": io_manager}, instance=instance, tags=tags, raise_on_error=False)
+        messages = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
+        failures = []
+        for event in result.all_events:
+            error = event.event_specific_data.error if event.event_type_value == "STEP_FAILURE" else None
+            while error is not None:  # the IO manager's own error is the cause of Dagster's
+                failures.append(error.message)
+                error = error.cause
+        failures = ["\n".join(failures)] if failures else []
+        return result, messages, failures
+
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), metadata={"lake/format": "csv"})
+    def odd_format(context):
+        return {day: pa.table({"a": [1]}) for day in context.partition_keys}
+
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run())
+    def one_value(context):
+        return pa.table({"a": [1]})  # fine for a run of one day, refused for several
+
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run())
+    def wrong_days(context):
+        return {"2023-12-31": pa.table({"a": [1]})}
+
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run())
+    def many(context):
+        return {day: pa.table({"a": [1, 2]}) for day in context.partition_keys}
+
+    @asset
+    def unpartitioned():
+        return pa.table({"a": [1, 2, 3]})
+
+    @asset(ins={"unpartitioned": AssetIn()})
+    def downstream(unpartitioned):
+        assert isinstance(unpartitioned, StoredTable)
+        return unpartitioned.read()
+
+    _, _, failures = go([odd_format], "2024-01-02")
+    assert failures and "asset odd_format: lake/format 'csv' is not one of ['jsonl.gz', 'parquet']" in failures[0]
+    ok, messages, _ = go([one_value], "2024-01-02")
+    assert ok.success and lake.size("one_value/dt=2024-01-02/part-00000.parquet") > 0
+    assert f"wrote {lake.uri('one_value/dt=2024-01-02/part-00000.parquet')} (" in "\n".join(messages)
+    _, _, failures = go([one_value], "2024-01-02", "2024-01-03")
+    assert failures and "one_value: a run of 2 partitions must return {partition_key: value}" in failures[0]
+    _, _, failures = go([wrong_days], "2024-01-02")
+    assert failures and "wrong_days returned partitions ['2023-12-31']… but the run targets ['2024-01-02']…" in failures[0]
+
+    # up to LOG_EACH_UP_TO objects: one line each; more: a summary, and no line per object
+    size = None
+    ok, messages, _ = go([many], "2024-01-01", f"2024-01-{LOG_EACH_UP_TO:02d}")
+    per_object = [m for m in messages if m.startswith(f"wrote {lake.uri('many/dt=')}")]
+    assert ok.success and len(per_object) == LOG_EACH_UP_TO and not any(m.startswith("wrote 7 objects") for m in messages)
+    size = lake.size("many/dt=2024-01-01/part-00000.parquet")
+    assert f"wrote {lake.uri('many/dt=2024-01-01/part-00000.parquet')} ({size:,} bytes, " in per_object[0]
+    n = LOG_EACH_UP_TO + 2
+    ok, messages, _ = go([many], "2024-01-01", f"2024-01-{n:02d}")
+    assert ok.success and not [m for m in messages if m.startswith(f"wrote {lake.uri('many/dt=')}")]
+    summary = [m for m in messages if m.startswith(f"wrote {n} objects ")]
+    assert len(summary) == 1 and f"({n * size:,} bytes) under {lake.uri('many')} in " in summary[0]
+
+    # an unpartitioned asset: one object, no dt folder, its uri and size on the output
+    result = materialize([unpartitioned, downstream], resources={"io_manager": io_manager}, instance=instance)
+    meta = result.asset_materializations_for_node("unpartitioned")[0].metadata
+    assert meta["uri"].value == lake.uri("unpartitioned/part-00000.parquet") and meta["bytes"].value == lake.size("unpartitioned/part-00000.parquet")
+    assert result.output_for_node("downstream").num_rows == 3
+
+    # values a format cannot be written from
+    with pytest.raises(TypeError, match="k: jsonl.gz objects are written from SpooledPages, got Table"):
+        io_manager._write(lake, "k", "jsonl.gz", pa.table({"a": [1]}))
+    with pytest.raises(TypeError, match="k: Parquet objects are written from SpooledTable, StoredTable .copied., polars DataFrames or Arrow tables, got dict"):
+        io_manager._write(lake, "k", "parquet", {"a": [1]})
+    spool = tmp_path / "p.jsonl.gz"
+    spool.write_bytes(gzip.compress(b'{"a": 1}\n\n\r\n{"b": 2}\r\n'))
+    assert io_manager._write(lake, "raw/x.jsonl.gz", "jsonl.gz", SpooledPages(str(spool), 2)) == lake.size("raw/x.jsonl.gz") and not spool.exists()
+
+    # reading: empty lines are not pages; a raw day never stored says what to do; a damaged Parquet object too
+    pages = io_manager._read(lake, "raw/x.jsonl.gz", "jsonl.gz")
+    assert list(pages.lines()) == [(f"{lake.uri('raw/x.jsonl.gz')}:1", b'{"a": 1}'), (f"{lake.uri('raw/x.jsonl.gz')}:4", b'{"b": 2}')]
+    with pytest.raises(LakeError, match=r"no object at .*raw/y.jsonl.gz: materialize raw_tweets for this partition first"):
+        io_manager._read(lake, "raw/y.jsonl.gz", "jsonl.gz")
+    lake.put_bytes("t/part-00000.parquet", b"this is not parquet")
+    with pytest.raises(LakeError, match=r"t/part-00000.parquet: .*; rematerialize this partition"):
+        io_manager._read(lake, "t/part-00000.parquet", "parquet").metadata()
+    empty = pa.table({"a": pa.array([], pa.int64())})
+    io_manager._write(lake, "e/part-00000.parquet", "parquet", empty)
+    chunks = list(io_manager._read(lake, "e/part-00000.parquet", "parquet").batches())
+    assert [c.num_rows for c in chunks] == [0] and chunks[0].schema == empty.schema
