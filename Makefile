@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test setup setup-test dagit ddl ddl-files bench clean mutation
+.PHONY: demo test setup setup-test dagit ddl ddl-files bench clean mutation mutation-clean
 
 demo: setup  ## materialize the last 3 days with the sample source into ./lake, print the table
 	$(PY) -m tweet_assets.cli demo
@@ -28,12 +28,14 @@ ddl-files: setup  ## regenerate the checked-in DDL of every warehouse from schem
 bench: setup-test  ## the performance benchmark (bench/README.md)
 	$(PY) bench/run.py
 
-mutation: setup-test  ## mutation testing of lake.py, io_manager.py, sources/replay.py, pages.py (mutmut; ~20 min cap, not in make test)
+mutation: setup-test  ## mutation testing (mutmut) of lake.py, io_manager.py, sources/replay.py, pages.py; MUTANTS='tweet_assets.io_manager*' for one module; resumes (make mutation-clean to start over)
 	$(PIP) install -e '.[mutation]'
-	rm -rf mutants
-	TWEET_ASSETS_HYPOTHESIS_EXAMPLES=$${TWEET_ASSETS_HYPOTHESIS_EXAMPLES:-15} TWEET_ASSETS_SHARED_DATA=$${TWEET_ASSETS_SHARED_DATA:-$(abspath $(CURDIR)/../shared/x-api-v2)} \
-	  timeout $${MUTATION_TIMEOUT:-1200} $(VENV)/bin/mutmut run --max-children 2 || true
+	TWEET_ASSETS_HYPOTHESIS_PROFILE=mutation TWEET_ASSETS_HYPOTHESIS_EXAMPLES=$${TWEET_ASSETS_HYPOTHESIS_EXAMPLES:-15} TWEET_ASSETS_SHARED_DATA=$${TWEET_ASSETS_SHARED_DATA:-$(abspath $(CURDIR)/../shared/x-api-v2)} \
+	  timeout $${MUTATION_TIMEOUT:-7200} $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) || true
 	$(VENV)/bin/mutmut results
+
+mutation-clean:  ## forget mutmut's results (the mutants/ folder)
+	rm -rf mutants
 
 setup: $(VENV)/.installed
 setup-test: $(VENV)/.installed-test

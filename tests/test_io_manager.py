@@ -269,7 +269,12 @@ def test_a_rerun_removes_the_temporaries_a_killed_write_left_at_its_own_partitio
         left[(table, day)] = folder / ".tmp-k1ll3d.part"
         left[(table, day)].write_bytes(b"PAR1 half an object")
         os.utime(left[(table, day)], (1_700_000_000, 1_700_000_000))  # written before this run
-    assert run(resources(str(lake), SampleSource(posts_per_day=50)), "2024-04-01", "2024-04-02", instance=instance).success
+    result = run(resources(str(lake), SampleSource(posts_per_day=50)), "2024-04-01", "2024-04-02", instance=instance)
+    assert result.success
+    said = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message.startswith("removed ")]
+    assert sorted(said) == sorted(
+        f"removed 1 temporary object(s) left at {lake / table} by an earlier, interrupted run" for table in ("raw_tweets", "clean_tweets", "tweets")
+    )
     assert {k: p.exists() for k, p in left.items()} == {
         ("raw_tweets", "2024-04-01"): False,
         ("clean_tweets", "2024-04-01"): False,
@@ -563,11 +568,41 @@ def test_what_the_io_manager_refuses_and_what_it_logs(tmp_path, instance):
     assert ok.success and len(per_object) == LOG_EACH_UP_TO and not any(m.startswith("wrote 7 objects") for m in messages)
     size = lake.size("many/dt=2024-01-01/part-00000.parquet")
     assert f"wrote {lake.uri('many/dt=2024-01-01/part-00000.parquet')} ({size:,} bytes, " in per_object[0]
+    assert all(0 <= float(m.rsplit(", ", 1)[1].rstrip("s)")) < 60 for m in per_object)  # seconds this write took
     n = LOG_EACH_UP_TO + 2
     ok, messages, _ = go([many], "2024-01-01", f"2024-01-{n:02d}")
     assert ok.success and not [m for m in messages if m.startswith(f"wrote {lake.uri('many/dt=')}")]
     summary = [m for m in messages if m.startswith(f"wrote {n} objects ")]
     assert len(summary) == 1 and f"({n * size:,} bytes) under {lake.uri('many')} in " in summary[0]
+    assert 0 <= float(summary[0].rsplit(" in ", 1)[1].rstrip("s")) < 60
+    import tweet_assets.io_manager as io_manager_module
+
+    io_manager_module.PROGRESS_EVERY_S, every = 0.0, io_manager_module.PROGRESS_EVERY_S  # progress on every object
+    try:
+        ok, messages, _ = go([many], "2024-01-01", f"2024-01-{n:02d}")
+    finally:
+        io_manager_module.PROGRESS_EVERY_S = every
+    progress = [m for m in messages if m.startswith("stored ")]
+    assert progress == [f"stored {d} of {n} objects ({d * size:,} bytes) under {lake.uri('many')}" for d in range(1, n + 1)]
+
+    # an empty day stored again over a day that had pages: an empty gzip stream, still a raw object
+    @asset(partitions_def=daily, backfill_policy=BackfillPolicy.single_run(), key_prefix=["land"], metadata={"lake/format": "jsonl.gz"})
+    def raw(context):
+        from tweet_assets.io_manager import PageSpool
+
+        out = {}
+        for day in context.partition_keys:
+            spool = PageSpool(str(tmp_path), day)
+            if context.run.tags.get("pages") == "yes":
+                spool.write(b'{"data": []}')
+            out[day] = spool.close()
+        return out
+
+    for pages in ("yes", "no"):
+        result = materialize([raw], resources={"io_manager": io_manager}, instance=instance, partition_key="2024-01-02", tags={"pages": pages})
+        assert result.success
+    with gzip.open(tmp_path / "lake" / "land" / "raw" / "dt=2024-01-02" / "part-00000.jsonl.gz") as handle:  # the asset key's path is the folder
+        assert handle.read() == b""
 
     # an unpartitioned asset: one object, no dt folder, its uri and size on the output
     result = materialize([unpartitioned, downstream], resources={"io_manager": io_manager}, instance=instance)
@@ -581,12 +616,12 @@ def test_what_the_io_manager_refuses_and_what_it_logs(tmp_path, instance):
     with pytest.raises(TypeError, match="k: Parquet objects are written from SpooledTable, StoredTable .copied., polars DataFrames or Arrow tables, got dict"):
         io_manager._write(lake, "k", "parquet", {"a": [1]})
     spool = tmp_path / "p.jsonl.gz"
-    spool.write_bytes(gzip.compress(b'{"a": 1}\n\n\r\n{"b": 2}\r\n'))
+    spool.write_bytes(gzip.compress(b'{"a": 1}\n\n\r\n{"b": 2}\r\n{"c": 3} \n'))
     assert io_manager._write(lake, "raw/x.jsonl.gz", "jsonl.gz", SpooledPages(str(spool), 2)) == lake.size("raw/x.jsonl.gz") and not spool.exists()
 
     # reading: empty lines are not pages; a raw day never stored says what to do; a damaged Parquet object too
     pages = io_manager._read(lake, "raw/x.jsonl.gz", "jsonl.gz")
-    assert list(pages.lines()) == [(f"{lake.uri('raw/x.jsonl.gz')}:1", b'{"a": 1}'), (f"{lake.uri('raw/x.jsonl.gz')}:4", b'{"b": 2}')]
+    assert list(pages.lines()) == [(f"{lake.uri('raw/x.jsonl.gz')}:1", b'{"a": 1}'), (f"{lake.uri('raw/x.jsonl.gz')}:4", b'{"b": 2}'), (f"{lake.uri('raw/x.jsonl.gz')}:5", b'{"c": 3} ')]
     with pytest.raises(LakeError, match=r"no object at .*raw/y.jsonl.gz: materialize raw_tweets for this partition first"):
         io_manager._read(lake, "raw/y.jsonl.gz", "jsonl.gz")
     lake.put_bytes("t/part-00000.parquet", b"this is not parquet")
