@@ -209,3 +209,99 @@ def test_a_raw_newline_inside_a_line_is_read_or_quarantined_never_split(real_pag
     bad = decode_pages([two_in_one, compact[1]], ["c:1", "c:2"])
     assert bad.table.num_rows == 1 and bad.locations == ["c:2"]
     assert [(q.location, q.reason) for q in bad.quarantined] == [("c:1", "invalid_json")]
+
+
+# --- pages.py's rules one by one (the coercion rules of its docstring; found by mutation testing) ---
+
+
+def test_coerce_follows_each_documented_rule():
+    from collections import Counter
+
+    import pyarrow as pa
+
+    from tweet_assets.pages import coerce
+
+    S, I, F, B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+    cases = [  # (value, type, result, counted)
+        (None, S, None, False),
+        ("a", S, "a", False),
+        (True, S, "true", True),
+        (False, S, "false", True),
+        (5, S, "5", True),
+        (1.5, S, "1.5", True),
+        ([1], S, None, True),
+        (7, I, 7, False),
+        (2**63 - 1, I, 2**63 - 1, False),
+        (-(2**63), I, -(2**63), False),
+        (2**63, I, None, True),
+        (-(2**63) - 1, I, None, True),
+        (True, I, None, True),
+        (5.0, I, 5, True),
+        (5.5, I, None, True),
+        (" 42 ", I, 42, True),
+        ("9223372036854775808", I, None, True),
+        ("-9223372036854775808", I, -(2**63), True),
+        ("x", I, None, True),
+        ({"a": 1}, I, None, True),
+        (3, F, 3.0, False),
+        (2.5, F, 2.5, False),
+        (True, F, None, True),
+        ("2.5", F, 2.5, True),
+        ("x", F, None, True),
+        ([2.5], F, None, True),
+        (True, B, True, False),
+        (False, B, False, False),
+        ("TRUE", B, True, True),
+        ("False", B, False, True),
+        ("yes", B, None, True),
+        (1, B, None, True),
+    ]
+    for value, typ, result, counted in cases:
+        seen = Counter()
+        got = coerce(value, typ, "p.q", seen)
+        assert got == result and type(got) is type(result), (value, typ, got)
+        assert seen == (Counter({"p.q": 1}) if counted else Counter()), (value, typ, seen)
+
+    tags = pa.list_(pa.struct([pa.field("tag", S), pa.field("start", I)]))
+    seen = Counter()
+    assert coerce({"tag": "a", "start": "3"}, tags, "entities.hashtags", seen) == [{"tag": "a", "start": 3}]  # one object: a list of one
+    assert coerce("a", tags, "entities.hashtags", seen) is None  # a scalar where a list is: null
+    assert coerce([{"tag": 1, "start": 2, "extra": "x"}], tags, "entities.hashtags", seen) == [{"tag": "1", "start": 2}]  # unknown keys kept out
+    assert seen == Counter({"entities.hashtags": 2, "entities.hashtags.start": 1, "entities.hashtags.tag": 1})
+    page = pa.struct([pa.field("data", pa.list_(pa.struct([pa.field("id", S)])))])
+    seen = Counter()
+    assert coerce([1], page, "", seen) is None and seen == Counter({"<page>": 1})  # not an object at the top: the page
+    assert coerce({"data": [{"id": 12}, "x"]}, page, "", seen) == {"data": [{"id": "12"}, None]}
+    assert seen == Counter({"<page>": 1, "data.id": 1, "data": 1})
+    with pytest.raises(TypeError, match=r"no coercion rule for Arrow type timestamp\[ms\] at p.q"):
+        coerce(1, pa.timestamp("ms"), "p.q", Counter())
+
+
+def test_parse_page_says_what_it_could_not_read():
+    from tweet_assets.pages import DecodedBatch, decode_pages, parse_page
+
+    batch = DecodedBatch(None, [])
+    assert parse_page(b'{"data": {"id": "1"}}', "s:1", batch, "2024-01-02") == {"data": [{"id": "1"}]}  # a stream message
+    assert parse_page(b'{"data": [{"id": "1", "text": "\xff"}]}', "b:1", batch, "2024-01-02") == {"data": [{"id": "1", "text": "\ufffd"}]}
+    assert parse_page(b"[1, 2]", "l:1", batch, "2024-01-03") is None
+    assert parse_page(b'{"data": [' + b"x" * 100, "j:1", batch, None) is None
+    assert parse_page(b'{"data": "\xff', "k:1", batch, None) is None  # not UTF-8 and not JSON either
+    assert batch.coerced == {"2024-01-02": {"<invalid utf-8>": 1}}
+    got = [(q.location, q.reason, q.day) for q in batch.quarantined]
+    assert got == [("l:1", "not_an_object", "2024-01-03"), ("j:1", "invalid_json", None), ("k:1", "invalid_json", None)]
+    assert batch.quarantined[0].detail == "a JSON list"
+    detail = batch.quarantined[1].detail
+    preview = '{"data": [' + "x" * 70
+    assert detail.endswith(f"(line starts {preview!r}, 110 bytes)")
+    assert parse_page(b"null", "n:1") is None  # without a batch: nothing recorded, nothing raised
+
+    with pytest.raises(ValueError, match="2 lines but 1 locations and 2 days"):
+        decode_pages([b"{}", b"{}"], ["a:1"], ["2024-01-02", "2024-01-02"])
+    empty = decode_pages([], [])
+    assert empty.table.num_rows == 0 and empty.table.schema == decode_pages([b"{}"], ["a:1"]).table.schema
+    one_day = decode_pages([b'{"data": []}', b'{"data": []}'], ["a:1", "a:2"])
+    assert one_day.fast_path and one_day.days == [] and one_day.locations == ["a:1", "a:2"]
+    two_days = decode_pages([b'{"data": []}', b"null", b'{"data": {"id": "1"}}'], ["a:1", "a:2", "a:3"], ["2024-01-02", "2024-01-02", "2024-01-03"])
+    assert not two_days.fast_path and two_days.days == ["2024-01-02", "2024-01-03"] and two_days.locations == ["a:1", "a:3"]
+    assert two_days.table.column("data").to_pylist()[1][0]["id"] == "1"
+    assert [(q.location, q.reason) for q in two_days.quarantined] == [("a:2", "not_an_object")]
