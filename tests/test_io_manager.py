@@ -631,3 +631,61 @@ def test_what_the_io_manager_refuses_and_what_it_logs(tmp_path, instance):
     io_manager._write(lake, "e/part-00000.parquet", "parquet", empty)
     chunks = list(io_manager._read(lake, "e/part-00000.parquet", "parquet").batches())
     assert [c.num_rows for c in chunks] == [0] and chunks[0].schema == empty.schema
+
+
+# --- the Lake interface, the same contract on a local directory and on S3 (#22 mutation testing) ----
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_both_lakes_keep_the_same_contract(kind, tmp_path, request):
+    if kind == "local":
+        lake = open_lake("file://" + str(tmp_path / "lake"))
+        assert lake.uri("a/b") == str(tmp_path / "lake" / "a" / "b") and lake.url == str(tmp_path / "lake")
+    else:
+        url = request.getfixturevalue("s3_lake")
+        endpoint = request.getfixturevalue("aws_env")
+        lake = open_lake(url, lambda: boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1"))
+        assert lake.uri("a/b") == f"{url}/a/b" and lake.endpoint == endpoint
+    assert lake.put_bytes("t/dt=2024-01-01/part-00000.parquet", b"0123456789") == 10
+    source = tmp_path / "src.bin"
+    source.write_bytes(b"abcdefghij" * 3)
+    assert lake.put_file("t/dt=2024-01-02/part-00000.parquet", str(source)) == 30
+    assert lake.read_tail("t/dt=2024-01-02/part-00000.parquet", 4) == b"ghij"
+    assert lake.read_tail("t/dt=2024-01-01/part-00000.parquet", 100) == b"0123456789"  # shorter than asked: all of it
+    assert lake.copy("t/dt=2024-01-02/part-00000.parquet", "u/dt=2024-01-02/part-00000.parquet") == 30
+    assert lake.read_bytes("u/dt=2024-01-02/part-00000.parquet") == b"abcdefghij" * 3
+    assert list(lake.list("t/")) == ["t/dt=2024-01-01/part-00000.parquet", "t/dt=2024-01-02/part-00000.parquet"]
+    assert list(lake.list("t/dt=2024-01-02")) == ["t/dt=2024-01-02/part-00000.parquet"]
+    for read in (lambda: lake.open("t/dt=2024-01-03/part-00000.parquet"), lambda: lake.read_tail("t/dt=2024-01-03/part-00000.parquet", 4)):
+        with pytest.raises(LakeError, match="t/dt=2024-01-03/part-00000.parquet"):
+            read()
+    with pytest.raises(LakeError, match=r"t/dt=2024-01-03/part-00000.parquet.*materialize the upstream|NoSuchKey"):
+        lake.copy("t/dt=2024-01-03/part-00000.parquet", "u/x")
+    assert lake.size("u/x") is None and lake.remove_stale_temporaries([], before=0) == 0
+
+
+def test_a_local_rerun_removes_only_old_temporaries_of_its_own_folders(tmp_path):
+    lake = LocalLake(str(tmp_path))
+    folder = tmp_path / "t" / "dt=2024-01-01"
+    folder.mkdir(parents=True)
+    old, new, other = folder / ".tmp-old.part", folder / ".tmp-new.part", folder / "part-00000.parquet"
+    for path in (old, new, other):
+        path.write_bytes(b"x")
+    os.utime(old, (1_700_000_000, 1_700_000_000))
+    os.utime(new, (1_800_000_000, 1_800_000_000))
+    assert list(lake.list("t")) == ["t/dt=2024-01-01/part-00000.parquet"]  # temporaries are not objects
+    assert lake.remove_stale_temporaries(["t/dt=2024-01-01/part-00000.parquet", "t/dt=2024-01-09/part-00000.parquet"], before=1_750_000_000) == 1
+    assert sorted(p.name for p in folder.iterdir()) == [".tmp-new.part", "part-00000.parquet"]
+    lake.check_writable()
+    assert not (tmp_path / "_tweet_assets_check").exists()  # a local lake keeps nothing of the check
+
+
+def test_lake_urls_that_are_refused():
+    from tweet_assets.lake import S3Lake
+
+    for url in ("s3://", "s3:///prefix", "gs://bucket/x"):
+        with pytest.raises(LakeError, match="s3://bucket"):
+            S3Lake(url, client=None) if url.startswith("s3") else open_lake(url)
+    with pytest.raises(LakeError, match="needs an S3 client"):
+        open_lake("s3://bucket/p")
+    assert S3Lake("s3://bucket/", client=object()).endpoint == "AWS default" and S3Lake("s3://bucket/", client=object()).uri("k") == "s3://bucket/k"
