@@ -668,14 +668,14 @@ def test_a_local_rerun_removes_only_old_temporaries_of_its_own_folders(tmp_path)
     lake = LocalLake(str(tmp_path))
     folder = tmp_path / "t" / "dt=2024-01-01"
     folder.mkdir(parents=True)
-    old, new, other = folder / ".tmp-old.part", folder / ".tmp-new.part", folder / "part-00000.parquet"
-    for path in (old, new, other):
-        path.write_bytes(b"x")
-    os.utime(old, (1_700_000_000, 1_700_000_000))
-    os.utime(new, (1_800_000_000, 1_800_000_000))
-    assert list(lake.list("t")) == ["t/dt=2024-01-01/part-00000.parquet"]  # temporaries are not objects
-    assert lake.remove_stale_temporaries(["t/dt=2024-01-01/part-00000.parquet", "t/dt=2024-01-09/part-00000.parquet"], before=1_750_000_000) == 1
-    assert sorted(p.name for p in folder.iterdir()) == [".tmp-new.part", "part-00000.parquet"]
+    names = {".tmp-old.part": 1_700_000_000, ".tmp-older.part": 1_600_000_000, ".tmp-at-the-start.part": 1_750_000_000, ".tmp-new.part": 1_800_000_000}
+    names.update({"part-00000.parquet": 1, "x.part": 1, ".tmp-y": 1})  # not our temporaries, however old
+    for name, mtime in names.items():
+        (folder / name).write_bytes(b"x")
+        os.utime(folder / name, (mtime, mtime))
+    assert list(lake.list("t")) == ["t/dt=2024-01-01/part-00000.parquet", "t/dt=2024-01-01/x.part"]  # .tmp-* are not objects
+    assert lake.remove_stale_temporaries(["t/dt=2024-01-01/part-00000.parquet", "t/dt=2024-01-09/part-00000.parquet"], before=1_750_000_000) == 2
+    assert sorted(p.name for p in folder.iterdir()) == [".tmp-at-the-start.part", ".tmp-new.part", ".tmp-y", "part-00000.parquet", "x.part"]
     lake.check_writable()
     assert not (tmp_path / "_tweet_assets_check").exists()  # a local lake keeps nothing of the check
 
@@ -689,3 +689,75 @@ def test_lake_urls_that_are_refused():
     with pytest.raises(LakeError, match="needs an S3 client"):
         open_lake("s3://bucket/p")
     assert S3Lake("s3://bucket/", client=object()).endpoint == "AWS default" and S3Lake("s3://bucket/", client=object()).uri("k") == "s3://bucket/k"
+
+
+def test_a_local_write_goes_through_a_temporary_beside_its_target(tmp_path, monkeypatch):
+    """What remove_stale_temporaries looks for is what a write leaves when killed: ``.tmp-*.part``
+    in the target's own folder (so the rename is atomic, on one file system)."""
+    import shutil
+
+    seen = []
+    real = shutil.copyfileobj
+
+    def spy(src, out, *args):
+        seen.append(sorted(os.listdir(tmp_path / "t" / "dt=2024-01-01")))
+        return real(src, out, *args)
+
+    monkeypatch.setattr(shutil, "copyfileobj", spy)
+    source = tmp_path / "src"
+    source.write_bytes(b"x" * 10)
+    LocalLake(str(tmp_path)).put_file("t/dt=2024-01-01/part-00000.parquet", str(source))
+    assert len(seen) == 1 and len(seen[0]) == 1 and seen[0][0].startswith(".tmp-") and seen[0][0].endswith(".part")
+    assert os.listdir(tmp_path / "t" / "dt=2024-01-01") == ["part-00000.parquet"]
+
+
+def _stubbed(url="s3://b/lake"):
+    """An S3Lake on a botocore Stubber: each request checked against the parameters S3 requires."""
+    from botocore.stub import Stubber
+
+    from tweet_assets.lake import S3Lake
+
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return S3Lake(url, client), Stubber(client)
+
+
+def test_s3_reruns_abort_only_their_own_old_uploads_with_the_key_s3_needs():
+    from datetime import datetime, timezone
+
+    at = lambda second: datetime.fromtimestamp(1_750_000_000 + second, timezone.utc)  # noqa: E731
+    for url, base in (("s3://b/lake", "lake/"), ("s3://b", "")):
+        lake, stub = _stubbed(url)
+        keys = ["land/raw/dt=2024-04-01/part-00000.jsonl.gz", "land/raw/dt=2024-04-02/part-00000.jsonl.gz"]
+        uploads = [
+            {"Key": base + keys[0], "UploadId": "mine-old", "Initiated": at(-10)},
+            {"Key": base + keys[1], "UploadId": "mine-older", "Initiated": at(-99)},
+            {"Key": base + "land/raw/dt=2024-04-03/part-00000.jsonl.gz", "UploadId": "other-day", "Initiated": at(-10)},
+            {"Key": base + keys[0], "UploadId": "mine-new", "Initiated": at(5)},  # a write running now
+        ]
+        stub.add_response("list_multipart_uploads", {"Bucket": "b", "Uploads": uploads}, {"Bucket": "b", "Prefix": base + "land/raw"})
+        for key, upload in ((keys[0], "mine-old"), (keys[1], "mine-older")):
+            stub.add_response("abort_multipart_upload", {}, {"Bucket": "b", "Key": base + key, "UploadId": upload})
+        stub.add_response("list_multipart_uploads", {"Bucket": "b"}, {"Bucket": "b", "Prefix": base + "nothing"})  # none: no "Uploads"
+        with stub:
+            assert lake.remove_stale_temporaries(keys, before=1_750_000_000) == 2
+            assert lake.incomplete_uploads("nothing") == []
+            stub.assert_no_pending_responses()
+        assert lake.remove_stale_temporaries([], before=0) == 0  # no keys: no listing at all (the stub would fail)
+
+
+@pytest.mark.parametrize("code", ["404", "NoSuchKey", "NotFound"])
+def test_every_s3_spelling_of_no_such_object_is_no_object(code):
+    """HeadObject answers 404 with no body (botocore: code "404"); S3-compatible stores say NoSuchKey or NotFound."""
+    lake, stub = _stubbed()
+    stub.add_client_error("head_object", service_error_code=code, http_status_code=404, expected_params={"Bucket": "b", "Key": "lake/k"})
+    stub.add_client_error("head_object", service_error_code="AccessDenied", http_status_code=403)
+    stub.add_client_error("get_object", service_error_code=code, http_status_code=404)
+    with stub:
+        assert lake.size("k") is None
+        with pytest.raises(LakeError, match="AccessDenied"):
+            lake.size("k")
+        with pytest.raises(LakeError) as info:
+            lake.open("k")
+    assert str(info.value).startswith(f"get s3://b/lake/k (endpoint {lake.endpoint}) failed: {code} (HTTP 404); ")
+    if code != "NotFound":
+        assert str(info.value).endswith("no object there: materialize the upstream asset for this partition first.")
