@@ -240,6 +240,8 @@ def test_coerce_follows_each_documented_rule():
         (5.5, I, None, True),
         (" 42 ", I, 42, True),
         ("9223372036854775808", I, None, True),
+        ("-9223372036854775809", I, None, True),
+        ("1000", I, 1000, True),
         ("-9223372036854775808", I, -(2**63), True),
         ("x", I, None, True),
         ({"a": 1}, I, None, True),
@@ -268,6 +270,11 @@ def test_coerce_follows_each_documented_rule():
     assert coerce("a", tags, "entities.hashtags", seen) is None  # a scalar where a list is: null
     assert coerce([{"tag": 1, "start": 2, "extra": "x"}], tags, "entities.hashtags", seen) == [{"tag": "1", "start": 2}]  # unknown keys kept out
     assert seen == Counter({"entities.hashtags": 2, "entities.hashtags.start": 1, "entities.hashtags.tag": 1})
+    seen = Counter()  # each value counted: two bad values at one path count 2
+    assert coerce([1, True, "x"], pa.list_(S), "a", seen) == ["1", "true", "x"] and seen == Counter({"a": 2})
+    assert coerce(["1", "2.5"], pa.list_(I), "b", seen) == [1, None] and coerce(["x", 1.0], pa.list_(B), "c", seen) == [None, None]
+    assert coerce([{"x": 1}, 2], pa.list_(pa.struct([pa.field("x", I)])), "", seen) == [{"x": 1}, None]
+    assert seen == Counter({"a": 2, "b": 2, "c": 2, "<page>": 1})
     page = pa.struct([pa.field("data", pa.list_(pa.struct([pa.field("id", S)])))])
     seen = Counter()
     assert coerce([1], page, "", seen) is None and seen == Counter({"<page>": 1})  # not an object at the top: the page
