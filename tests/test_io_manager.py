@@ -761,3 +761,70 @@ def test_every_s3_spelling_of_no_such_object_is_no_object(code):
     assert str(info.value).startswith(f"get s3://b/lake/k (endpoint {lake.endpoint}) failed: {code} (HTTP 404); ")
     if code != "NotFound":
         assert str(info.value).endswith("no object there: materialize the upstream asset for this partition first.")
+
+
+def _spool_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("raw-spool") and t.is_alive()]
+
+
+def test_spooled_pages_are_deterministic_gzip_counted_in_uncompressed_bytes(tmp_path):
+    """raw_tweets' ``uncompressed_bytes`` metadata is ``bytes_in``; mtime 0 and no file name in
+    the gzip header (RFC 1952, 2.3) make the same pages the same object on every rerun."""
+    import gzip
+
+    from tweet_assets.io_manager import PageSpool
+
+    pages = [b'{"data": [{"id": "1"}]}', b'{"data": []}', b"x" * 70_000]
+    made = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        spool = PageSpool(str(tmp_path / name), "2024-01-02")
+        for n, body in enumerate(pages):
+            spool.write(body)
+            if n == 0:
+                spool.suspend()  # resumed as a second gzip member
+        assert spool.bytes_in == sum(len(b) + 1 for b in pages) and spool.pages == 3
+        made.append(spool.close())
+        assert made[-1].pages == 3 and made[-1].path == str(tmp_path / name / "raw-2024-01-02.jsonl.gz")
+    first, second = (open(m.path, "rb").read() for m in made)
+    assert first == second and gzip.decompress(first) == b"".join(b + b"\n" for b in pages)
+    header = first[:10]
+    assert header[:3] == b"\x1f\x8b\x08" and header[3] & 0x08 == 0 and header[4:8] == bytes(4)  # no FNAME, MTIME 0
+    (tmp_path / "c").mkdir()
+    empty = PageSpool(str(tmp_path / "c"), "2024-01-03").close()
+    raw = open(empty.path, "rb").read()
+    assert empty.pages == 0 and gzip.decompress(raw) == b"" and raw[3] & 0x08 == 0 and raw[4:8] == bytes(4)
+
+
+def test_background_spooling_uses_one_worker_thread_bounded_and_stopped(tmp_path, monkeypatch):
+    """SpoolSet's docstring: pages are written on one worker thread, at most ``max_pending`` wait
+    in memory, and the thread is gone after close() and after a failure inside ``with``."""
+    import time
+
+    from tweet_assets.io_manager import SpoolSet
+
+    days = ["2024-01-02", "2024-01-03"]
+    real = SpoolSet._write
+    monkeypatch.setattr(SpoolSet, "_write", lambda self, day, body: (time.sleep(0.002), real(self, day, body)))
+    spools = SpoolSet(str(tmp_path), days, max_pending=3)
+    most = 0
+    for n in range(40):
+        spools.write(days[n % 2], b"{}")
+        most = max(most, len(spools._pending))
+        assert len(_spool_threads()) == 1
+    done = spools.close()
+    assert most <= 3 and {d: s.pages for d, s in done.items()} == {days[0]: 20, days[1]: 20} and _spool_threads() == []
+
+    with pytest.raises(RuntimeError, match="failed mid-run"), SpoolSet(str(tmp_path / "f"), days) as failing:
+        (tmp_path / "f").mkdir()
+        for _ in range(10):
+            failing.write(days[0], b"{}")
+        raise RuntimeError("failed mid-run")
+    assert _spool_threads() == [] and not any(s.is_open for s in failing.spools.values())
+
+    plain = SpoolSet(str(tmp_path / "p"), days, background=False)
+    (tmp_path / "p").mkdir()
+    plain.write(days[1], b"{}")
+    assert _spool_threads() == [] and plain.close()[days[1]].pages == 1
