@@ -297,6 +297,9 @@ def test_parse_page_says_what_it_could_not_read():
     got = [(q.location, q.reason, q.day) for q in batch.quarantined]
     assert got == [("l:1", "not_an_object", "2024-01-03"), ("j:1", "invalid_json", None), ("k:1", "invalid_json", None)]
     assert batch.quarantined[0].detail == "a JSON list"
+    # not UTF-8 and not JSON: the reason is the JSON error of the replaced text, the preview shows it
+    assert batch.quarantined[2].detail.startswith("unexpected end of data: ")
+    assert batch.quarantined[2].detail.endswith("(line starts '{\"data\": \"\ufffd', 11 bytes)")
     detail = batch.quarantined[1].detail
     preview = '{"data": [' + "x" * 70
     assert detail.endswith(f"(line starts {preview!r}, 110 bytes)")
@@ -309,6 +312,19 @@ def test_parse_page_says_what_it_could_not_read():
     one_day = decode_pages([b'{"data": []}', b'{"data": []}'], ["a:1", "a:2"])
     assert one_day.fast_path and one_day.days == [] and one_day.locations == ["a:1", "a:2"]
     two_days = decode_pages([b'{"data": []}', b"null", b'{"data": {"id": "1"}}'], ["a:1", "a:2", "a:3"], ["2024-01-02", "2024-01-02", "2024-01-03"])
-    assert not two_days.fast_path and two_days.days == ["2024-01-02", "2024-01-03"] and two_days.locations == ["a:1", "a:3"]
+    assert two_days.fast_path is False and two_days.days == ["2024-01-02", "2024-01-03"] and two_days.locations == ["a:1", "a:3"]
+    one_by_one = decode_pages([b'{"data": []}', b"null"], ["a:1", "a:2"])  # one day, read page by page
+    assert one_by_one.fast_path is False and one_by_one.days == [] and one_by_one.table.num_rows == 1
+    # a wrong JSON type, coerced, is counted under its key path
+    typed = decode_pages([b'{"data": [{"id": 5, "text": "a"}]}'], ["a:1"])
+    assert typed.coerced == {None: {"data.id": 1}} and typed.table.column("data").to_pylist()[0][0]["id"] == "5"
+    # the bulk JSON reader does not check UTF-8: the batch is checked, and read again page by page
+    utf8 = decode_pages([b'{"data": [{"id": "1", "text": "\xff"}]}'], ["a:1"])
+    assert utf8.fast_path is False and utf8.coerced == {None: {"<invalid utf-8>": 1}}
+    assert utf8.table.column("data").to_pylist()[0][0]["text"] == "\ufffd"
+    # a page longer than the reader's default block (1 MiB) is still read in bulk
+    big = b'{"data": [{"id": "1", "text": "' + b"x" * 3_000_000 + b'"}]}'
+    bulk = decode_pages([big, b'{"data": []}', b'{"data": []}'], ["a:1", "a:2", "a:3"])
+    assert bulk.fast_path is True and bulk.table.num_rows == 3 and len(bulk.table.column("data").to_pylist()[0][0]["text"]) == 3_000_000
     assert two_days.table.column("data").to_pylist()[1][0]["id"] == "1"
     assert [(q.location, q.reason) for q in two_days.quarantined] == [("a:2", "not_an_object")]
