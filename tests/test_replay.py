@@ -539,7 +539,12 @@ def test_a_page_is_another_endpoints_only_when_an_item_says_so(tmp_path, caplog)
         got = _replay(tmp_path, (day_window("2024-01-02")[0], day_window("2024-01-03")[0]))
     # the users page is skipped and counted; the page of unknowns is landed for clean_tweets to judge
     assert [(p.day, p.posts, _body(p)) for p in got] == [("2024-01-02", 2, nothing_known)]
-    assert "a.jsonl: skipped pages of other endpoints (no posts): {'users': 3, 'other': 1, 'flattened_posts': 1}" in caplog.text
+    said = [r.getMessage() for r in caplog.records if r.name == LOG.name]
+    path = tmp_path / "a.jsonl"
+    assert said == [
+        f"{path}: skipped pages of other endpoints (no posts): {{'users': 3, 'other': 1, 'flattened_posts': 1}}",
+        f"replay: no page of the archive has a dated post; 1 undated line(s) landed with the run's first day 2024-01-02: {path}:2",
+    ]
 
 
 def test_an_archive_without_dated_posts_says_where_its_lines_went(tmp_path, caplog):
@@ -548,10 +553,8 @@ def test_an_archive_without_dated_posts_says_where_its_lines_went(tmp_path, capl
         got = _replay(tmp_path, (day_window("2024-01-02")[0], day_window("2024-01-04")[0]))
     assert [(p.day, p.body) for p in got] == [("2024-01-02", b"not json"), ("2024-01-02", b"[]")]
     path = tmp_path / "a.jsonl"
-    assert (
-        f"replay: no page of the archive has a dated post; 2 undated line(s) landed with the run's first day 2024-01-02: {path}:1, {path}:2"
-        in caplog.text
-    )
+    said = [r.getMessage() for r in caplog.records if r.name == LOG.name and "no page of the archive" in r.getMessage()]
+    assert said == [f"replay: no page of the archive has a dated post; 2 undated line(s) landed with the run's first day 2024-01-02: {path}:1, {path}:2"]
 
 
 def test_what_the_replay_log_says_of_each_undated_line_and_damaged_file(x_api_v2, tmp_path, caplog):
