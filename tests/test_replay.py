@@ -478,6 +478,7 @@ def test_each_landed_page_reports_the_created_at_span_of_its_posts(x_api_v2, tmp
         assert (page.earliest, page.latest) == _span(page.body), page.location
         assert page.earliest is not None
     assert json.loads(got[-1].body) == partly  # from the array: the page itself, serialized
+    assert got[6].body == json.dumps(partly).encode()  # from a line: as received, byte for byte
     assert [p.location for p in got] == [f"{tmp_path / 'a.jsonl'}:{n}" for n in (1, 2, 2, 2, 2, 2, 3)] + [f"{tmp_path / 'b.jsonl'}:1[0]"]
     assert got[0].api_errors == len(json.loads(net[0]).get("errors", []))
     assert got[6].api_errors == got[7].api_errors == len(partly["errors"]) > 0
@@ -630,3 +631,35 @@ def test_filtered_stream_messages_are_pages_of_one_post(x_api_v2, tmp_path):
     two_days["data"]["created_at"] = "2021-04-02T00:00:00.000Z"
     (tmp_path / "stream.jsonl").write_bytes(messages[1] + b"\n" + json.dumps(two_days).encode() + b"\n")
     assert [(p.day, p.posts) for p in _replay(tmp_path)] == [("2021-04-01", 1), ("2021-04-02", 1)]
+
+
+def test_each_kind_of_line_without_a_day_is_named_in_the_log(tmp_path, caplog):
+    """Five undated lines in a file: five warnings, each naming what the line is, and no count line
+    (that comes only past five); empty result pages are counted as skipped."""
+    errors = {"errors": [{"title": "Not Found Error", "resource_id": "1", "value": "1"}]}
+    undated = {"data": [{"id": "2", "text": "no created_at"}], "errors": [{"title": "x", "value": "2"}]}
+    lines = [b"5", b'"s"', json.dumps(errors).encode(), json.dumps([errors, undated]).encode(), b'{"meta": {"result_count": 0}}', b'{"meta": {}}']
+    (tmp_path / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    dated = {"data": [{"id": "3", "text": "t", "created_at": "2024-01-02T00:00:00.000Z"}]}
+    (tmp_path / "b.jsonl").write_bytes(json.dumps(dated).encode() + b"\n")
+    with caplog.at_level(logging.WARNING):
+        got = _replay(tmp_path)
+    path = tmp_path / "a.jsonl"
+    rule = "landed as received with 2024-01-02 (the first dated page of the files after it)"
+    said = [r.getMessage() for r in caplog.records if r.name == LOG.name]
+    assert said == [
+        f"{path}: skipped pages of other endpoints (no posts): {{'no_data': 2}}",
+        f"{path}:1 is a JSON int, not a page object; {rule}, quarantined by clean_tweets",
+        f"{path}:2 is a JSON str, not a page object; {rule}, quarantined by clean_tweets",
+        f"{path}:3 holds API errors and no posts; {rule}, its errors counted in api_errors",
+        f"{path}:4[0] holds API errors and no posts; {rule}, its errors counted in api_errors",
+        f"{path}:4[1] has no post with a readable created_at; {rule}, quarantined by clean_tweets",
+    ]
+    assert [(p.body, p.posts, p.api_errors) for p in got] == [
+        (b"5", 0, 0),
+        (b'"s"', 0, 0),
+        (json.dumps(errors).encode(), 0, 1),
+        (orjson.dumps(errors), 0, 1),  # from the array: the page itself, serialized
+        (orjson.dumps(undated), 1, 1),
+        (json.dumps(dated).encode(), 1, 0),
+    ]
