@@ -437,7 +437,7 @@ def _value_assets(spool_dir, days, logs):
         for day in context.partition_keys:
             assert isinstance(pages[day], StoredPages) and pages[day].size() > 0
             logs.append(("lines", day, list(pages[day].lines())))
-            logs.append(("read", day, spooled[day].read(columns=["n"]).column_names, spooled[day].frame().height))
+            logs.append(("read", day, spooled[day].read(columns=["n"]).column_names, spooled[day].frame().height, spooled[day].frame(["id"]).columns))
             logs.append(("batches", day, [b.num_rows for b in spooled[day].batches(rows=4)]))
             logs.append(("footer", day, spooled[day].metadata().num_rows))
         return {day: spooled[day].frame() for day in context.partition_keys}
@@ -471,6 +471,10 @@ def test_each_value_kind_is_stored_as_one_object_per_day_and_read_back(tmp_path,
     tables = {"land/pages": "jsonl.gz", "frame": "parquet", "arrow_table": "parquet", "spooled": "parquet", "copied": "parquet", "reader": "parquet"}
     assert found == sorted(f"{t}/dt={d}/part-00000.{fmt}" for t, fmt in tables.items() for d in days)
     assert list(spool_dir.iterdir()) == []  # spooled files are removed once stored
+    from tweet_assets.io_manager import spool_table
+    import pyarrow as pa
+
+    assert spool_table([pa.table({"a": [1]})], str(spool_dir), "x").path == str(spool_dir / "x.parquet")  # in the spool directory
     for day in days:
         with gzip.open(lake / "land/pages" / f"dt={day}" / "part-00000.jsonl.gz") as handle:
             assert handle.read() == b"".join(f'{{"day": "{day}", "n": {n}}}\n'.encode() for n in range(3))
@@ -486,7 +490,7 @@ def test_each_value_kind_is_stored_as_one_object_per_day_and_read_back(tmp_path,
         lines = [entry[2] for entry in logs if entry[:2] == ("lines", day)][0]
         uri = str(lake / "land/pages" / f"dt={day}" / "part-00000.jsonl.gz")
         assert lines == [(f"{uri}:{n + 1}", f'{{"day": "{day}", "n": {n}}}'.encode()) for n in range(3)]
-        assert ("read", day, ["n"], 6) in logs and ("batches", day, [4, 2]) in logs and ("footer", day, 6) in logs
+        assert ("read", day, ["n"], 6, ["id"]) in logs and ("batches", day, [4, 2]) in logs and ("footer", day, 6) in logs
     # each day's materialization records where its object is and its size
     from dagster import AssetKey
 
@@ -572,6 +576,7 @@ def test_what_the_io_manager_refuses_and_what_it_logs(tmp_path, instance):
     n = LOG_EACH_UP_TO + 2
     ok, messages, _ = go([many], "2024-01-01", f"2024-01-{n:02d}")
     assert ok.success and not [m for m in messages if m.startswith(f"wrote {lake.uri('many/dt=')}")]
+    assert not [m for m in messages if m.startswith("stored ")]  # a run shorter than PROGRESS_EVERY_S: no progress lines
     summary = [m for m in messages if m.startswith(f"wrote {n} objects ")]
     assert len(summary) == 1 and f"({n * size:,} bytes) under {lake.uri('many')} in " in summary[0]
     assert 0 <= float(summary[0].rsplit(" in ", 1)[1].rstrip("s")) < 60
@@ -616,12 +621,12 @@ def test_what_the_io_manager_refuses_and_what_it_logs(tmp_path, instance):
     with pytest.raises(TypeError, match="k: Parquet objects are written from SpooledTable, StoredTable .copied., polars DataFrames or Arrow tables, got dict"):
         io_manager._write(lake, "k", "parquet", {"a": [1]})
     spool = tmp_path / "p.jsonl.gz"
-    spool.write_bytes(gzip.compress(b'{"a": 1}\n\n\r\n{"b": 2}\r\n{"c": 3} \n'))
+    spool.write_bytes(gzip.compress(b'{"a": 1}\n\n\r\n{"b": 2}\r\n{"c": 3} \nnot JSON, landed as received: X\n'))
     assert io_manager._write(lake, "raw/x.jsonl.gz", "jsonl.gz", SpooledPages(str(spool), 2)) == lake.size("raw/x.jsonl.gz") and not spool.exists()
 
     # reading: empty lines are not pages; a raw day never stored says what to do; a damaged Parquet object too
     pages = io_manager._read(lake, "raw/x.jsonl.gz", "jsonl.gz")
-    assert list(pages.lines()) == [(f"{lake.uri('raw/x.jsonl.gz')}:1", b'{"a": 1}'), (f"{lake.uri('raw/x.jsonl.gz')}:4", b'{"b": 2}'), (f"{lake.uri('raw/x.jsonl.gz')}:5", b'{"c": 3} ')]
+    assert list(pages.lines()) == [(f"{lake.uri('raw/x.jsonl.gz')}:1", b'{"a": 1}'), (f"{lake.uri('raw/x.jsonl.gz')}:4", b'{"b": 2}'), (f"{lake.uri('raw/x.jsonl.gz')}:5", b'{"c": 3} '), (f"{lake.uri('raw/x.jsonl.gz')}:6", b"not JSON, landed as received: X")]
     with pytest.raises(LakeError, match=r"no object at .*raw/y.jsonl.gz: materialize raw_tweets for this partition first"):
         io_manager._read(lake, "raw/y.jsonl.gz", "jsonl.gz")
     lake.put_bytes("t/part-00000.parquet", b"this is not parquet")
