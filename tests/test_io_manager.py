@@ -694,6 +694,8 @@ def test_lake_urls_that_are_refused():
     with pytest.raises(LakeError, match="needs an S3 client"):
         open_lake("s3://bucket/p")
     assert S3Lake("s3://bucket/", client=object()).endpoint == "AWS default" and S3Lake("s3://bucket/", client=object()).uri("k") == "s3://bucket/k"
+    odd = S3Lake("s3://bucket/XlakeX/", client=object())  # the prefix and URL lose only their slashes
+    assert (odd.url, odd.bucket, odd.prefix, odd.uri("k")) == ("s3://bucket/XlakeX", "bucket", "XlakeX", "s3://bucket/XlakeX/k")
 
 
 def test_a_local_write_goes_through_a_temporary_beside_its_target(tmp_path, monkeypatch):
@@ -738,6 +740,7 @@ def test_s3_reruns_abort_only_their_own_old_uploads_with_the_key_s3_needs():
             {"Key": base + keys[1], "UploadId": "mine-older", "Initiated": at(-99)},
             {"Key": base + "land/raw/dt=2024-04-03/part-00000.jsonl.gz", "UploadId": "other-day", "Initiated": at(-10)},
             {"Key": base + keys[0], "UploadId": "mine-new", "Initiated": at(5)},  # a write running now
+            {"Key": base + keys[1], "UploadId": "mine-now", "Initiated": at(0)},  # started as the run did: not "before"
         ]
         stub.add_response("list_multipart_uploads", {"Bucket": "b", "Uploads": uploads}, {"Bucket": "b", "Prefix": base + "land/raw"})
         for key, upload in ((keys[0], "mine-old"), (keys[1], "mine-older")):
