@@ -273,8 +273,8 @@ def test_coerce_follows_each_documented_rule():
     seen = Counter()  # each value counted: two bad values at one path count 2
     assert coerce([1, True, "x"], pa.list_(S), "a", seen) == ["1", "true", "x"] and seen == Counter({"a": 2})
     assert coerce(["1", "2.5"], pa.list_(I), "b", seen) == [1, None] and coerce(["x", 1.0], pa.list_(B), "c", seen) == [None, None]
-    assert coerce([{"x": 1}, 2], pa.list_(pa.struct([pa.field("x", I)])), "", seen) == [{"x": 1}, None]
-    assert seen == Counter({"a": 2, "b": 2, "c": 2, "<page>": 1})
+    assert coerce([{"x": 1}, 2, "3"], pa.list_(pa.struct([pa.field("x", I)])), "", seen) == [{"x": 1}, None, None]
+    assert seen == Counter({"a": 2, "b": 2, "c": 2, "<page>": 2})
     page = pa.struct([pa.field("data", pa.list_(pa.struct([pa.field("id", S)])))])
     seen = Counter()
     assert coerce([1], page, "", seen) is None and seen == Counter({"<page>": 1})  # not an object at the top: the page
