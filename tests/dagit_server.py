@@ -35,6 +35,63 @@ query { workspaceOrError { __typename ... on Workspace { locationEntries { name
 """
 
 
+def post_graphql(url: str, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+    """POST a GraphQL query to ``<url>/graphql``; returns ``data``, raising on transport or GraphQL errors."""
+    resp = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout)
+    resp.raise_for_status()
+    body = resp.json()
+    if body.get("errors"):
+        raise AssertionError(f"GraphQL errors: {body['errors']}")
+    return body["data"]
+
+
+def log_tail(path: Path, chars: int = 4000) -> str:
+    """The last ``chars`` characters of a server's log file, or ``(no log)``."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return "(no log)"
+
+
+def live_members(pgid: int) -> list[int]:
+    """Pids of the processes of group ``pgid`` that are not zombies (from /proc/*/stat)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 20) -> None:
+    """As ``systemctl stop`` with KillMode=control-group: SIGTERM to every process of ``proc``'s
+    group (started with ``start_new_session``), wait until all are gone, SIGKILL what is left after
+    ``grace_s`` (TimeoutStopSec): children (daemon, code server, run workers) may outlive the parent."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        pgid = None
+    if pgid is not None:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            proc.poll()  # reap the main process so it does not count as alive
+            if not live_members(pgid):
+                break
+            time.sleep(0.2)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(timeout=10)
+
+
 def wait_until_location_loaded(graphql, proc: subprocess.Popen, log_tail, what: str) -> None:
     """Poll Dagit's GraphQL until every code location is LOADED (``graphql(query, timeout=)``
     returns the ``data``); raise if ``proc`` exits, a location failed to load, or
@@ -98,19 +155,11 @@ class DagitServer:
         return self.lake / "tweets" / f"dt={day}" / "part-00000.parquet"
 
     def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_path, chars)
 
     def graphql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
         """POST a GraphQL query; returns ``data``, raising on transport or GraphQL errors."""
-        resp = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout)
-        resp.raise_for_status()
-        body = resp.json()
-        if body.get("errors"):
-            raise AssertionError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
+        return post_graphql(self.url, query, variables, timeout)
 
     def start(self) -> "DagitServer":
         self.home.mkdir(parents=True, exist_ok=True)
@@ -152,28 +201,10 @@ class DagitServer:
         wait_until_location_loaded(self.graphql, self.proc, self.log_tail, "dagster dev")
 
     def stop(self) -> None:
-        """End the whole process group: SIGTERM, then SIGKILL after 20 s."""
+        """End the whole process group: SIGTERM, then SIGKILL what is left after 20 s."""
         if self.proc is None:
             return
-        try:
-            pgid = os.getpgid(self.proc.pid)
-        except ProcessLookupError:
-            pgid = None
-        if pgid is not None:
-            try:
-                os.killpg(pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-            # children (daemon, code server, run workers) may outlive the parent: end what is left
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(timeout=10)
+        stop_process_group(self.proc, 20)
         self.proc = None
 
 

@@ -8,31 +8,15 @@ SIGKILL after a grace period, so no server outlives a test.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
 from deploy_helpers import REPO, free_port, venv_bin
 
-from tests.dagit_server import wait_until_location_loaded
+from tests.dagit_server import log_tail, post_graphql, stop_process_group, wait_until_location_loaded
 
-
-
-def live_members(pgid: int) -> list[int]:
-    """Pids of the processes of group ``pgid`` that are not zombies (from /proc/*/stat)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(stat.parent.name))
-    return pids
 
 
 @dataclass
@@ -50,40 +34,13 @@ class Service:
         return self
 
     def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
-
-    def signal_group(self, sig: int) -> None:
-        """Send ``sig`` to the service's whole process group (daemon, code server, run workers)."""
-        try:
-            os.killpg(os.getpgid(self.proc.pid), sig)
-        except ProcessLookupError:
-            pass
+        return log_tail(self.log_path, chars)
 
     def stop(self, grace_s: float = 20) -> None:
-        """As ``systemctl stop`` with KillMode=control-group: SIGTERM to every process of the
-        group, wait until all are gone, SIGKILL what is left after ``grace_s`` (TimeoutStopSec)."""
+        """As ``systemctl stop`` with KillMode=control-group (tests.dagit_server.stop_process_group)."""
         if self.proc is None:
             return
-        try:
-            pgid = os.getpgid(self.proc.pid)
-        except ProcessLookupError:
-            pgid = None
-        if pgid is not None:
-            self.signal_group(signal.SIGTERM)
-            deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline:
-                self.proc.poll()  # reap the main process so it does not count as alive
-                if not live_members(pgid):
-                    break
-                time.sleep(0.2)
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait(timeout=10)
+        stop_process_group(self.proc, grace_s)
         self.proc = None
 
 
@@ -131,12 +88,7 @@ class DagsterServices:
         return "\n".join(f"--- {s.name}:\n{s.log_tail()}" for s in (self.webserver, self.daemon) if s is not None)
 
     def graphql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
-        resp = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout)
-        resp.raise_for_status()
-        body = resp.json()
-        if body.get("errors"):
-            raise AssertionError(f"GraphQL errors: {body['errors']}")
-        return body["data"]
+        return post_graphql(self.url, query, variables, timeout)
 
     def _wait_until_loaded(self) -> None:
         wait_until_location_loaded(self.graphql, self.webserver.proc, self.log_tail, "dagster-webserver")
