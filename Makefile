@@ -14,8 +14,8 @@ demo: setup  ## materialize the last 3 days with the sample source into ./lake, 
 test: setup-test  ## run the whole test suite
 	$(PY) -m pytest -q
 
-dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000 (creates DAGSTER_HOME on a fresh clone)
-	home=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home}; mkdir -p "$$home" && DAGSTER_HOME="$$home" $(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000 with dg dev (creates DAGSTER_HOME on a fresh clone)
+	home=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home}; mkdir -p "$$home" && DAGSTER_HOME="$$home" VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
 
 ddl: setup  ## print a warehouse's DDL (LOCATION=s3://bucket/prefix/tweets/ DIALECT=athena|redshift|snowflake)
 	$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION)) $(if $(DIALECT),--dialect $(DIALECT))
@@ -28,7 +28,7 @@ ddl-files: setup  ## regenerate the checked-in DDL of every warehouse from schem
 bench: setup-test  ## the performance benchmark (bench/README.md)
 	$(PY) bench/run.py
 
-mutation: setup-test  ## mutation testing (mutmut) of lake.py, io_manager.py, sources/replay.py, pages.py; MUTANTS='tweet_assets.io_manager*' for one module; resumes (make mutation-clean to start over)
+mutation: setup-test  ## mutation testing (mutmut) of lake.py, io_manager.py, sources/replay.py, pages.py; MUTANTS='tweet_assets.lake.io_manager*' for one module; resumes (make mutation-clean to start over)
 	$(PIP) install -e '.[mutation]'
 	TWEET_ASSETS_HYPOTHESIS_PROFILE=mutation TWEET_ASSETS_HYPOTHESIS_EXAMPLES=$${TWEET_ASSETS_HYPOTHESIS_EXAMPLES:-15} TWEET_ASSETS_SHARED_DATA=$${TWEET_ASSETS_SHARED_DATA:-$(abspath $(CURDIR)/../shared/x-api-v2)} \
 	  timeout $${MUTATION_TIMEOUT:-7200} $(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) || true

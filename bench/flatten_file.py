@@ -8,8 +8,8 @@ Rows are written as the assets write them: a day's sorted chunks, one Parquet ro
 import sys
 import time
 
-from tweet_assets.flatten import flatten_day
-from tweet_assets.parquet import write_parquet
+from tweet_assets.transform.flatten import flatten_day
+from tweet_assets.lake.parquet import write_parquet
 from tweet_assets.schema import PUBLISHED_SCHEMA
 
 

@@ -19,7 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tweet_assets.flatten import flatten_days
+from tweet_assets.transform.flatten import flatten_days
 from tweet_assets.sources import ReplaySource
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "x-api-v2"

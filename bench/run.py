@@ -64,8 +64,9 @@ import os, sys, time
 os.environ.update(TWEET_ASSETS_SOURCE='sample', TWEET_ASSETS_SAMPLE_POSTS=sys.argv[2], TWEET_ASSETS_LAKE_URL=sys.argv[1])
 from dagster import DagsterInstance, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as E, ASSET_PARTITION_RANGE_START_TAG as S
-from tweet_assets.definitions import defs, resources_from_env
-from tweet_assets import assets
+from tweet_assets.definitions import defs
+from tweet_assets.settings import resources_from_env
+from tweet_assets.defs.pipeline import assets
 from tweet_assets.partitions import daily_partitions
 keys = daily_partitions.get_partition_keys()
 keys = [k for k in keys if '2023-01-01' <= k <= '2023-12-31'][: int(sys.argv[4])]
@@ -83,7 +84,7 @@ BACKFILL_DAGSTER_ONLY = """
 import sys
 from dagster import AssetIn, DagsterInstance, IOManager, asset, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as E, ASSET_PARTITION_RANGE_START_TAG as S
-from tweet_assets.assets import SINGLE_RUN
+from tweet_assets.defs.pipeline.assets import SINGLE_RUN
 from tweet_assets.partitions import daily_partitions
 class Nothing(IOManager):
     def handle_output(self, context, obj): pass
@@ -102,8 +103,8 @@ DAY = """
 import os, sys
 os.environ.update(TWEET_ASSETS_SOURCE='sample', TWEET_ASSETS_SAMPLE_POSTS=sys.argv[2], TWEET_ASSETS_LAKE_URL=sys.argv[1])
 from dagster import DagsterInstance, materialize
-from tweet_assets.definitions import resources_from_env
-from tweet_assets import assets
+from tweet_assets.settings import resources_from_env
+from tweet_assets.defs.pipeline import assets
 with DagsterInstance.ephemeral() as inst:
     assert materialize([assets.raw_tweets, assets.clean_tweets, assets.s3_parquet], resources=resources_from_env(), instance=inst, partition_key='2024-01-01').success
 """

@@ -1,4 +1,4 @@
-"""A real ``dagster dev`` (webserver + daemon) on a free loopback port, for the Dagit tests.
+"""A real ``dg dev`` (``dagster dev``'s webserver + daemon, as ``make dagit`` starts them) on a free loopback port, for the Dagit tests.
 
 It runs the project's ``workspace.yaml`` with a temporary ``DAGSTER_HOME`` (telemetry off), a
 temporary local lake, the ``sample`` source at 50 posts a day and partitions from 2024-01-01, in a
@@ -122,9 +122,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def dagster_executable() -> str:
-    exe = Path(sys.executable).with_name("dagster")
-    return str(exe) if exe.exists() else "dagster"
+def dagster_executable(name: str = "dagster") -> str:
+    exe = Path(sys.executable).with_name(name)
+    return str(exe) if exe.exists() else name
 
 
 @dataclass
@@ -177,12 +177,15 @@ class DagitServer:
             "TWEET_ASSETS_START_DATE": START_DATE,
             "DAGSTER_DISABLE_TELEMETRY": "1",
             "PYTHONUNBUFFERED": "1",
+            # `dg dev` runs in the project's virtual environment (the one `make dagit` sets up)
+            "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
         }
         # create the instance's SQLite storage once, before the webserver and daemon race to migrate it
         subprocess.run([dagster_executable(), "instance", "migrate"], cwd=REPO, env=self.env, check=True, capture_output=True, timeout=120)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [dagster_executable(), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+                # what `make dagit` runs: dg dev on the project ([tool.dg] in pyproject.toml)
+                [dagster_executable("dg"), "dev", "--host", "127.0.0.1", "--port", str(self.port)],
                 cwd=REPO,
                 env=self.env,
                 stdout=log,
@@ -198,7 +201,7 @@ class DagitServer:
         return self
 
     def _wait_until_loaded(self) -> None:
-        wait_until_location_loaded(self.graphql, self.proc, self.log_tail, "dagster dev")
+        wait_until_location_loaded(self.graphql, self.proc, self.log_tail, "dg dev")
 
     def stop(self) -> None:
         """End the whole process group: SIGTERM, then SIGKILL what is left after 20 s."""

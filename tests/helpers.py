@@ -9,9 +9,10 @@ from pathlib import Path
 from dagster import materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from tweet_assets import assets, checks
-from tweet_assets.definitions import lake_from_env
-from tweet_assets.io_manager import LakeIOManager
+from tweet_assets.defs.pipeline import assets
+from tweet_assets.defs.pipeline import checks
+from tweet_assets.settings import lake_from_env
+from tweet_assets.lake.io_manager import LakeIOManager
 
 ALL = [assets.raw_tweets, assets.clean_tweets, assets.s3_parquet, checks.ids_unique_and_not_null, checks.created_at_in_partition, checks.published_schema_matches]
 

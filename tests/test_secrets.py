@@ -22,7 +22,7 @@ import responses
 from dagster import instance_for_test
 
 from tests.helpers import resources, run
-from tests.test_x_api import CHAIN_URL, Clock, _chain, _serve_chain
+from tests.x.test_x_api import CHAIN_URL, Clock, _chain, _serve_chain
 from tweet_assets.sources import x_api
 from tweet_assets.sources.x_api import XApiSource
 
@@ -81,7 +81,7 @@ def canary_env(monkeypatch, moto_server):
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
     monkeypatch.setenv("X_QUERY", "blacklivesmatter")
-    monkeypatch.setattr("tests.test_x_api.SECRET", TOKEN)  # the recorder checks the Authorization header
+    monkeypatch.setattr("tests.x.test_x_api.SECRET", TOKEN)  # the recorder checks the Authorization header
     clock = Clock(datetime(2021, 6, 27, 12, tzinfo=timezone.utc))
     monkeypatch.setattr(x_api, "_utcnow", clock.now)
     monkeypatch.setattr(x_api, "_sleep", clock.sleep)

@@ -9,7 +9,7 @@ would, as hive-partitioned Parquet, with DuckDB, and prints it.
 ``--dialect redshift`` / ``--dialect snowflake`` the Redshift Spectrum or Snowflake setup.
 ``catalog`` registers (creates or updates) the table in the AWS Glue Data Catalog.
 ``replay PATH`` replays a twarc2 archive, materializing only the days it holds, nearby days grouped
-into one run each (:mod:`tweet_assets.replay_plan`), with progress.
+into one run each (:mod:`tweet_assets.sources.replay_plan`), with progress.
 ``stream`` runs the filtered-stream consumer (:mod:`tweet_assets.stream.service`: its variables).
 """
 
@@ -22,11 +22,11 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from .warehouses import DIALECTS
-from .warehouses import ddl as warehouse_ddl
-from .warehouses.athena import DEFAULT_DATABASE, DEFAULT_TABLE
-from .partitions import DAY_FORMAT, START_DATE_ENV, daily_partitions, start_date
-from .replay_plan import DEFAULT_MAX_GAP_DAYS, DEFAULT_MAX_RUN_DAYS
+from tweet_assets.warehouses import DIALECTS
+from tweet_assets.warehouses import ddl as warehouse_ddl
+from tweet_assets.schema import DEFAULT_DATABASE, DEFAULT_TABLE
+from tweet_assets.partitions import DAY_FORMAT, START_DATE_ENV, daily_partitions, start_date
+from tweet_assets.sources.replay_plan import DEFAULT_MAX_GAP_DAYS, DEFAULT_MAX_RUN_DAYS
 
 
 def _default_range(days: int = 3) -> tuple[str, str]:
@@ -43,7 +43,7 @@ def run_job(start: str, end: str):
     from dagster import DagsterInstance
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-    from .definitions import defs
+    from tweet_assets.definitions import defs
 
     job = defs.resolve_job_def("tweets_daily_job")
     with DagsterInstance.get() as instance:
@@ -121,7 +121,7 @@ def _catalog(args, days: list[str]) -> int:
     partitions; print what was done."""
     import json
 
-    from .warehouses.glue import CatalogError, GlueCatalogResource, table_input
+    from tweet_assets.warehouses.glue import CatalogError, GlueCatalogResource, table_input
 
     if args.dry_run:
         print(json.dumps({"DatabaseName": args.database, "TableInput": table_input(args.location, args.table, args.first_day)}, indent=2))
@@ -149,9 +149,9 @@ def _stream() -> int:
     """Run the filtered-stream consumer; a configuration or access problem is one clear line."""
     import logging
 
-    from .lake import LakeError
-    from .stream.reconnect import FatalStreamError
-    from .stream.service import run
+    from tweet_assets.lake.store import LakeError
+    from tweet_assets.stream.reconnect import FatalStreamError
+    from tweet_assets.stream.service import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -170,7 +170,7 @@ def _replay(args) -> int:
     """Plan the archive's runs, print the plan, then run them (unless ``--plan-only``)."""
     import logging
 
-    from .replay_plan import archive_days, describe_plan, execute_range, plan_runs, replay_archive
+    from tweet_assets.sources.replay_plan import archive_days, describe_plan, execute_range, plan_runs, replay_archive
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     path = os.path.abspath(os.path.expanduser(args.path))
@@ -192,7 +192,7 @@ def _replay(args) -> int:
     os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
     from dagster import DagsterInstance
 
-    from .definitions import defs
+    from tweet_assets.definitions import defs
 
     job = defs.resolve_job_def("tweets_daily_job")
     started = time.monotonic()

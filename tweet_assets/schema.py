@@ -2,7 +2,7 @@
 
 This module is the one list of columns. The Parquet schema the writer enforces
 (:data:`PUBLISHED_SCHEMA`), the Athena DDL (``athena.py``), the column metadata Dagit shows
-(:func:`dagster_table_schema`), the README's column list and the tests all read it; none keeps a copy.
+(:func:`tweet_assets.warehouses.athena.dagster_table_schema`), the README's column list and the tests all read it; none keeps a copy.
 
 Each :class:`Column` names the API v2 key paths it is built from, written as
 ``<object>.<key>.<key>`` with list levels dropped, where ``<object>`` is ``tweet`` (a Post in
@@ -285,6 +285,9 @@ PUBLISHED_SCHEMA: pa.Schema = pa.schema(
 REQUIRED = ("id", "created_at")
 #: The partition column of the published table (Hive layout ``dt=YYYY-MM-DD/``; not in the files).
 PARTITION_COLUMN = "dt"
+#: The published table's default name in every warehouse, and the default Glue/Athena database.
+DEFAULT_TABLE = "tweets"
+DEFAULT_DATABASE = "default"
 
 
 def is_left_raw(path: str) -> bool:
@@ -302,22 +305,3 @@ def is_left_raw(path: str) -> bool:
 def mapped_source_paths() -> set[str]:
     """Every key path some column is built from."""
     return {source for column in COLUMNS for source in column.sources}
-
-
-def dagster_table_schema():
-    """The columns as a ``dagster.TableSchema`` (name, Athena-style type, description) for Dagit."""
-    from dagster import TableColumn, TableColumnConstraints, TableSchema
-
-    from .athena import athena_type
-
-    return TableSchema(
-        columns=[
-            TableColumn(
-                name=c.name,
-                type=athena_type(c.type),
-                description=c.description,
-                constraints=TableColumnConstraints(nullable=c.name not in REQUIRED, unique=c.name == "id"),
-            )
-            for c in COLUMNS
-        ]
-    )

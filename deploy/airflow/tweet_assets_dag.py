@@ -60,7 +60,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 DAG_ID = "tweet_assets_daily"
 CODE_LOCATION_MODULE = "tweet_assets.definitions"
-#: The Dagster job the webserver mode launches (tweet_assets/schedules.py; its checks, no freshness check).
+#: The Dagster job the webserver mode launches (tweet_assets/defs/pipeline/jobs.py; its checks, no freshness check).
 JOB_NAME = "tweets_daily_job"
 #: The Dagster asset graph: each asset and the assets it reads (tests check this against Dagster).
 ASSET_GRAPH = {"raw_tweets": [], "clean_tweets": ["raw_tweets"], "s3_parquet": ["clean_tweets"]}

@@ -322,7 +322,7 @@ run_monitoring:
 
 # --- Tick retention (days; -1 keeps forever). The daemon purges old schedule and sensor ticks.
 # Run retention: Dagster OSS has no setting for it; the code location's run_retention_schedule
-# (tweet_assets/run_retention.py) deletes runs older than TWEET_ASSETS_RUN_RETENTION_DAYS (90) that
+# (tweet_assets/defs/retention/runs.py) deletes runs older than TWEET_ASSETS_RUN_RETENTION_DAYS (90) that
 # materialized nothing. Compute logs expire by an S3 lifecycle rule on their prefix (deploy/README.md).
 retention:
   schedule:

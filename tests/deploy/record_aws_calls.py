@@ -46,7 +46,7 @@ def main(partition: str) -> None:
             assert result.success
             # the lake's other calls: a multipart upload (boto3 switches at 8 MiB) and listing a
             # table's prefix (the pipeline never deletes: a rerun overwrites with PutObject)
-            from tweet_assets.lake import open_lake
+            from tweet_assets.lake.store import open_lake
 
             lake = open_lake(os.environ["TWEET_ASSETS_LAKE_URL"], lambda: boto3.client("s3"))
             big = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"big-{os.getpid()}.bin")
@@ -73,11 +73,11 @@ def _stream_calls(lake, partition: str) -> None:
     import tempfile
     from datetime import datetime, timedelta, timezone
 
-    from tweet_assets.definitions import lake_from_env
+    from tweet_assets.settings import lake_from_env
     from tweet_assets.sources.stream import RULES_KEY, StreamSource
     from tweet_assets.stream.consumer import HEALTH_KEY
     from tweet_assets.stream.segments import PREFIX, SegmentWriter
-    from tweet_assets.stream_days import _record, newest_segment
+    from tweet_assets.defs.stream.days import _record, newest_segment
 
     start = datetime.strptime(partition, "%Y-%m-%d").replace(tzinfo=timezone.utc)
     received_ms = int((start + timedelta(hours=1)).timestamp() * 1000)

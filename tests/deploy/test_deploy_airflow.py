@@ -35,7 +35,7 @@ DAGS = DEPLOY / "airflow"
 REQUIREMENTS = DAGS / "requirements.txt"
 RUNNER = HERE / "airflow_runner.py"
 ASSETS = ("raw_tweets", "clean_tweets", "s3_parquet")
-#: The blocking checks of clean_tweets (tweet_assets/checks.py): they must run in either mode.
+#: The blocking checks of clean_tweets (tweet_assets/defs/pipeline/checks.py): they must run in either mode.
 CLEAN_CHECKS = {"ids_unique_and_not_null", "created_at_in_partition"}
 #: A past logical date and the day its data interval covers (the day that ended at that midnight).
 PAST_LOGICAL, PAST_DAY = "2024-01-02T00:00:00", "2024-01-01"

@@ -1,7 +1,7 @@
 """Where response pages come from: one interface (``base.PostSource``), one file per source."""
 
-from .base import PostSource, SourcePage
-from .replay import ReplaySource
-from .sample import SampleSource
+from tweet_assets.sources.base import PostSource, SourcePage
+from tweet_assets.sources.replay import ReplaySource
+from tweet_assets.sources.sample import SampleSource
 
 __all__ = ["PostSource", "SourcePage", "ReplaySource", "SampleSource"]

@@ -55,10 +55,10 @@ from typing import Callable, Iterator
 import orjson
 from pydantic import Field
 
-from ..partitions import DAY_FORMAT
-from .base import PostSource, SourcePage
-from .day_split import split_by_day
-from .jsonl_files import JsonLinesFile
+from tweet_assets.partitions import DAY_FORMAT
+from tweet_assets.sources.base import PostSource, SourcePage
+from tweet_assets.sources.day_split import split_by_day
+from tweet_assets.sources.jsonl_files import JsonLinesFile
 
 #: Top-level fields of the Post object that no other API v2 object has (X API v2 data dictionary).
 POST_FIELDS = frozenset(

@@ -30,8 +30,8 @@ from typing import Iterator
 import orjson
 from pydantic import Field
 
-from ..partitions import DAY_FORMAT, days_in_window
-from .base import PostSource, SourcePage
+from tweet_assets.partitions import DAY_FORMAT, days_in_window
+from tweet_assets.sources.base import PostSource, SourcePage
 
 _WORDS = (
     "data lake parquet athena dagster pipeline backfill partition schema query "

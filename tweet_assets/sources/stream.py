@@ -16,7 +16,7 @@ The segments themselves keep the bytes as received. A line that is not JSON is y
 its key: segments are published whole, so that is damage to look at, not to skip.
 
 Only segments published when the run starts are read: a day is complete once it ended plus the
-consumer's roll time (``tweet_assets.stream_days.stream_day_sensor`` waits that long). Messages about a day that
+consumer's roll time (``tweet_assets.defs.stream.days.stream_day_sensor`` waits that long). Messages about a day that
 arrive later (a post delivered after a long reconnect) land in new segments; rematerializing the
 day takes them in.
 
@@ -35,10 +35,10 @@ from dagster import MetadataValue
 from isal import igzip
 from pydantic import Field, PrivateAttr
 
-from ..io_manager import LakeResource
-from ..lake import LakeError
-from ..partitions import days_in_window
-from .base import PostSource, SourcePage
+from tweet_assets.lake.io_manager import LakeResource
+from tweet_assets.lake.store import LakeError
+from tweet_assets.partitions import days_in_window
+from tweet_assets.sources.base import PostSource, SourcePage
 
 PREFIX = "raw_stream"
 RULES_KEY = "_consumer/rules.json"

@@ -74,10 +74,10 @@ from dagster import EnvVar
 from pydantic import Field, PrivateAttr
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from .. import __version__
-from ..partitions import DAY_FORMAT, days_in_window
-from .base import PostSource, SourcePage, created_at_range
-from .day_split import split_by_day
+from tweet_assets import __version__
+from tweet_assets.partitions import DAY_FORMAT, days_in_window
+from tweet_assets.sources.base import PostSource, SourcePage, created_at_range
+from tweet_assets.sources.day_split import split_by_day
 
 TWEET_FIELDS = (
     "attachments,author_id,context_annotations,conversation_id,created_at,edit_controls,"

@@ -39,8 +39,8 @@ import orjson
 import requests
 import urllib3
 
-from .. import __version__
-from ..sources.x_api import (
+from tweet_assets import __version__
+from tweet_assets.sources.x_api import (
     API_HOST,
     EXPANSIONS,
     MEDIA_FIELDS,
@@ -53,8 +53,8 @@ from ..sources.x_api import (
     _describe,
     _problem,
 )
-from .reconnect import HTTP, NETWORK, STALL_TIMEOUT_S, Backoff, FatalStreamError, classify_status
-from .segments import SegmentWriter
+from tweet_assets.stream.reconnect import HTTP, NETWORK, STALL_TIMEOUT_S, Backoff, FatalStreamError, classify_status
+from tweet_assets.stream.segments import SegmentWriter
 
 STREAM_PATH = "/2/tweets/search/stream"
 CONNECT_TIMEOUT_S = 3.05  # twarc's connect timeout
@@ -160,7 +160,7 @@ class StreamConsumer:
 
         Raises:
             FatalStreamError: 400/401/403 and other answers reconnecting cannot fix.
-            OSError, tweet_assets.lake.LakeError: the spool or the lake failed (nothing counted as
+            OSError, tweet_assets.lake.store.LakeError: the spool or the lake failed (nothing counted as
                 received is lost: the spools stay for the next start).
         """
         try:

@@ -12,7 +12,7 @@ line buffer (part of one message); nothing counted as received.
 times of its first and last message, UTC, ``YYYYMMDDTHHMMSSmmmZ``) when it is ``max_age_s`` old
 or ``max_bytes`` big, on shutdown, and on restart. Publishing is: rename the spool to its sealed
 name (``<start>-<end>.jsonl``, atomic on the local file system), gzip it, store it with the lake's
-atomic write (:mod:`tweet_assets.lake`: a renamed temporary file, or one S3 ``PutObject`` /
+atomic write (:mod:`tweet_assets.lake.store`: a renamed temporary file, or one S3 ``PutObject`` /
 multipart upload), then delete the sealed spool. A reader never sees half a segment.
 
 **Lake outage.** A segment the lake refuses (S3 unreachable, 5xx, a permission) stays sealed in
@@ -44,7 +44,7 @@ from typing import Callable
 
 from isal import igzip
 
-from ..lake import Lake, LakeError
+from tweet_assets.lake.store import Lake, LakeError
 
 PREFIX = "raw_stream"
 MAX_AGE_S = 300.0
@@ -89,7 +89,7 @@ class SegmentWriter:
     """Appends message lines to per-day spools under ``spool_dir`` and publishes them to ``lake``.
 
     Args:
-        lake: where segments go (:func:`tweet_assets.lake.open_lake`).
+        lake: where segments go (:func:`tweet_assets.lake.store.open_lake`).
         spool_dir: a local directory that survives a restart of the process (not a tmpfs if the
             machine may reboot).
         max_age_s, max_bytes: roll a spool once its first message is this old (seconds) or it

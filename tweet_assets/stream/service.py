@@ -31,12 +31,12 @@ import orjson
 import requests
 import tweepy
 
-from ..lake import open_lake
-from ..sources.x_api import API_HOST, ApiSession
-from .consumer import STALL_TIMEOUT_S, StreamConsumer
-from .reconnect import FatalStreamError
-from .rules import TAG_PREFIX, load_rules, sync_rules
-from .segments import MAX_AGE_S, PREFIX, SegmentWriter
+from tweet_assets.lake.store import open_lake
+from tweet_assets.sources.x_api import API_HOST, ApiSession
+from tweet_assets.stream.consumer import STALL_TIMEOUT_S, StreamConsumer
+from tweet_assets.stream.reconnect import FatalStreamError
+from tweet_assets.stream.rules import TAG_PREFIX, load_rules, sync_rules
+from tweet_assets.stream.segments import MAX_AGE_S, PREFIX, SegmentWriter
 
 RULES_KEY = "_consumer/rules.json"
 RULES_PATH = "GET/POST /2/tweets/search/stream/rules"
@@ -54,7 +54,7 @@ def _number(env, name: str, default: float) -> float:
 
 
 def lake_from_env(env):
-    """The :class:`~tweet_assets.lake.Lake` of ``TWEET_ASSETS_LAKE_URL`` (boto3 for ``s3://``)."""
+    """The :class:`~tweet_assets.lake.store.Lake` of ``TWEET_ASSETS_LAKE_URL`` (boto3 for ``s3://``)."""
     url = env.get("TWEET_ASSETS_LAKE_URL", "").strip() or "lake"
     endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
 
@@ -82,7 +82,7 @@ def run(env=None) -> int:
     Raises:
         FatalStreamError (also for a refused or unreachable rules endpoint), RulesError,
             ValueError: configuration or access problems (the message says what to set);
-        tweet_assets.lake.LakeError: the lake refused the rules record.
+        tweet_assets.lake.store.LakeError: the lake refused the rules record.
     """
     env = os.environ if env is None else env
     token = env.get("X_BEARER_TOKEN", "").strip()

@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from ..schema import COLUMNS, PARTITION_COLUMN, Column
-from . import athena, redshift, snowflake
+from tweet_assets.schema import COLUMNS, DEFAULT_DATABASE, DEFAULT_TABLE, PARTITION_COLUMN, Column
+from tweet_assets.warehouses import athena, redshift, snowflake
 
 #: The dialects ``tweet-assets ddl --dialect`` prints.
 DIALECTS: tuple[str, ...] = (athena.DIALECT, redshift.DIALECT, snowflake.DIALECT)
@@ -30,8 +30,8 @@ def ddl(
     dialect: str,
     location: str,
     *,
-    table: str = athena.DEFAULT_TABLE,
-    database: str = athena.DEFAULT_DATABASE,
+    table: str = DEFAULT_TABLE,
+    database: str = DEFAULT_DATABASE,
     first_day: str = "2006-03-21",
     iam_role: str | None = None,
     days: Sequence[str] = (),

@@ -15,11 +15,9 @@ import pyarrow as pa
 
 from collections.abc import Sequence
 
-from ..schema import COLUMNS, PARTITION_COLUMN, Column
-from .types import EngineTypes
+from tweet_assets.schema import COLUMNS, DEFAULT_DATABASE, DEFAULT_TABLE, PARTITION_COLUMN, REQUIRED, Column
+from tweet_assets.warehouses.types import EngineTypes
 
-DEFAULT_TABLE = "tweets"
-DEFAULT_DATABASE = "default"
 DIALECT = "athena"
 #: The first line of the DDL a materialization attaches, naming the engine it is written for.
 HEADER = "-- dialect: athena (Amazon Athena engine v3, Hive DDL; the table is also the Glue Data Catalog's)"
@@ -99,4 +97,21 @@ def create_table_ddl(
         f"STORED AS PARQUET\n"
         f"LOCATION {_sql_string(location)}\n"
         f"TBLPROPERTIES (\n{props}\n)"
+    )
+
+
+def dagster_table_schema():
+    """The columns as a ``dagster.TableSchema`` (name, Athena-style type, description) for Dagit."""
+    from dagster import TableColumn, TableColumnConstraints, TableSchema
+
+    return TableSchema(
+        columns=[
+            TableColumn(
+                name=c.name,
+                type=athena_type(c.type),
+                description=c.description,
+                constraints=TableColumnConstraints(nullable=c.name not in REQUIRED, unique=c.name == "id"),
+            )
+            for c in COLUMNS
+        ]
     )

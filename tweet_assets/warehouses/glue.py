@@ -31,8 +31,9 @@ from botocore.exceptions import ClientError
 from dagster_aws.utils import ResourceWithBoto3Configuration, construct_boto_client_retry_config
 from pydantic import Field
 
-from ..schema import COLUMNS, PARTITION_COLUMN, Column
-from .athena import DEFAULT_DATABASE, DEFAULT_TABLE, athena_type, table_properties
+from tweet_assets.schema import COLUMNS, PARTITION_COLUMN, Column
+from tweet_assets.schema import DEFAULT_DATABASE, DEFAULT_TABLE
+from tweet_assets.warehouses.athena import athena_type, table_properties
 
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"

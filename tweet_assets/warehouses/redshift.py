@@ -27,9 +27,9 @@ from collections.abc import Iterable, Sequence
 
 import pyarrow as pa
 
-from ..schema import COLUMNS, PARTITION_COLUMN, Column
-from .athena import DEFAULT_DATABASE, DEFAULT_TABLE
-from .types import EngineTypes
+from tweet_assets.schema import COLUMNS, PARTITION_COLUMN, Column
+from tweet_assets.schema import DEFAULT_DATABASE, DEFAULT_TABLE
+from tweet_assets.warehouses.types import EngineTypes
 
 DIALECT = "redshift"
 HEADER = "-- dialect: redshift (Amazon Redshift Spectrum: external schema over the Glue Data Catalog)"

@@ -32,9 +32,9 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 
-from ..schema import COLUMNS, PARTITION_COLUMN, Column
-from .athena import DEFAULT_TABLE
-from .types import EngineTypes
+from tweet_assets.schema import COLUMNS, PARTITION_COLUMN, Column
+from tweet_assets.schema import DEFAULT_TABLE
+from tweet_assets.warehouses.types import EngineTypes
 
 DIALECT = "snowflake"
 HEADER = "-- dialect: snowflake (storage integration, external stage and external table; COPY INTO and Snowpipe to load a table)"

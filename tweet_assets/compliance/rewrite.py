@@ -1,0 +1,234 @@
+"""Removing the ledger's posts from every zone of the lake, day by day.
+
+What it submits: the range's published ids **and** the ids the published rows reference
+(``retweeted_id``, ``quoted_id``, ``replied_to_id``; :func:`submitted_ids`), deduplicated within
+each day and each job's upload: a referenced post is held in the lake too (its copy in
+``includes.tweets`` of the referencing page, a retweet's text), even when it is published nowhere.
+
+The rule for a post that references a removed post (the referencing row is on the days whose
+published rows name the removed id, which are rewritten too):
+
+- a **retweet** of it is removed as well (row, raw post and stream message): X removes the
+  retweets of a deleted post with it (X Help Center, "How to delete a post": the reposts of a
+  deleted post are removed as well), whether or not the job's result lists the retweet's own id,
+  and the retweet's row carries the original's content (``text`` etc., taken from
+  ``includes.tweets``; tweet_assets.transform.flatten);
+- a **quote** or **reply** keeps its own row and raw post: it is the other author's content and
+  holds only the referenced id (``quoted_id``/``replied_to_id``, ``referenced_tweets``), never
+  the removed post's content, whose copy in ``includes.tweets`` is removed.
+
+What it removes (:func:`remove_from_day`, per UTC day, each object rewritten atomically by one
+PutObject at the same key, as the IO manager writes; no delete call is made):
+
+- ``tweets/dt=<day>/part-00000.parquet`` (published) and ``clean_tweets/dt=<day>/...``: the rows
+  whose ``id`` or ``retweeted_id`` is in the ledger;
+- ``raw_tweets/dt=<day>/part-00000.jsonl.gz``: each page holding such a post (or a retweet of
+  one) is rewritten without it in ``data`` and ``includes.tweets`` (pages without one stay byte
+  for byte); an unreadable
+  (quarantined) line naming such an id is dropped and counted; optionally the filtered stream's
+  segments ``raw_stream/dt=<day>/*.jsonl.gz`` the same way (a message holding such a post dropped).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tweet_assets.compliance.ledger import CLEAN_TABLE, PUBLISHED_TABLE, RAW_TABLE, put_table
+from tweet_assets.lake.io_manager import LakeIOManager
+from tweet_assets.lake.values import PageSpool, StoredPages, StoredTable
+from tweet_assets.lake.store import Lake
+from tweet_assets.lake.parquet import SORTED_BY
+from tweet_assets.schema import PUBLISHED_SCHEMA
+
+def published_days(lake: Lake, first: str | None = None, last: str | None = None) -> list[str]:
+    """The UTC days (``YYYY-MM-DD``) with a published object, within ``[first, last]`` if given."""
+    days = []
+    for key in lake.list(f"{PUBLISHED_TABLE}/"):
+        part = key.split("/")
+        if len(part) == 3 and part[1].startswith("dt=") and part[2].endswith(".parquet"):
+            day = part[1][3:]
+            if (not first or day >= first) and (not last or day <= last):
+                days.append(day)
+    return sorted(set(days))
+
+
+def published_ids(lake: Lake, day: str) -> pa.Array:
+    """The ids published for ``day`` (int64), read from the ``id`` column alone."""
+    key = LakeIOManager.key(PUBLISHED_TABLE, "parquet", day)
+    return StoredTable(lake, key, lake.uri(key)).read(["id"]).column("id").combine_chunks()
+
+
+#: Columns of the published table (tweet_assets.schema) naming a post the row references.
+REFERENCE_COLUMNS = ("retweeted_id", "quoted_id", "replied_to_id")
+
+
+def submitted_ids(lake: Lake, day: str) -> pa.Array:
+    """The ids to check for ``day`` (int64, no null, each once): the published ids, then the ids
+    the published rows reference (:data:`REFERENCE_COLUMNS`) that are not among them."""
+    key = LakeIOManager.key(PUBLISHED_TABLE, "parquet", day)
+    table = StoredTable(lake, key, lake.uri(key)).read(["id", *REFERENCE_COLUMNS])
+    ids = pa.concat_arrays([table.column(c).combine_chunks().cast(pa.int64()) for c in ("id", *REFERENCE_COLUMNS)])
+    return pc.unique(pc.drop_null(ids))
+
+
+def without_ids(table: pa.Table, ids: pa.Array) -> tuple[pa.Table, pa.Array]:
+    """``(table without the rows whose id is in ids, or that retweet a post in ids (its
+    ``retweeted_id``, when the table has that column), the removed rows' ids)``: X removes the
+    retweets of a deleted post with it, and a retweet's row carries the original's text."""
+    hit = pc.fill_null(pc.is_in(table.column("id"), value_set=ids), False)
+    if "retweeted_id" in table.column_names:
+        hit = pc.or_(hit, pc.fill_null(pc.is_in(table.column("retweeted_id"), value_set=ids), False))
+    return table.filter(pc.invert(hit)), table.column("id").filter(hit).combine_chunks()
+
+
+@dataclass
+class DayRemoval:
+    """What :func:`remove_from_day` removed from one day: ids removed from the published and clean
+    tables, posts removed from raw pages (and stream segments), pages rewritten, raw keys rewritten."""
+
+    day: str
+    published: list[int] = field(default_factory=list)
+    clean: list[int] = field(default_factory=list)
+    raw_posts: int = 0
+    raw_pages_rewritten: int = 0
+    raw_unreadable_lines_dropped: int = 0
+    raw_objects_rewritten: list[str] = field(default_factory=list)
+    published_rows: int | None = None
+
+    @property
+    def removed_ids(self) -> set[int]:
+        return set(self.published) | set(self.clean)
+
+
+def _rewrite_table(lake: Lake, key: str, ids: pa.Array, sorted_by) -> tuple[list[int], int | None]:
+    if lake.size(key) is None:
+        return [], None
+    table = StoredTable(lake, key, lake.uri(key)).read()
+    kept, removed = without_ids(table, ids)
+    if len(removed):
+        put_table(lake, key, kept.cast(PUBLISHED_SCHEMA), sorted_by)
+    return removed.to_pylist(), kept.num_rows
+
+
+#: A post id as the API writes it in a page (``"id":"123"``): pages naming no ledger id are kept
+#: byte for byte without being parsed.
+_ID = re.compile(rb'"id"\s*:\s*"(\d{1,19})"')
+
+
+def _gone(post, ids: set[str]) -> bool:
+    """A post object to remove: its id is in ``ids``, or it retweets one (``referenced_tweets``
+    entry of type ``retweeted``); a quote or reply of one is kept (it holds only the id)."""
+    if not isinstance(post, dict):
+        return False
+    if str(post.get("id")) in ids:
+        return True
+    refs = post.get("referenced_tweets")
+    return isinstance(refs, list) and any(isinstance(r, dict) and r.get("type") == "retweeted" and str(r.get("id")) in ids for r in refs)
+
+
+def _clean_page(line: bytes, ids: set[str]) -> tuple[bytes | None, int, bool]:
+    """``(new line or None to drop it, posts removed, changed)`` for one raw page: the posts of
+    ``ids`` and the retweets of them leave ``data`` and ``includes.tweets``."""
+    if ids.isdisjoint(m.decode() for m in _ID.findall(line)):
+        return line, 0, False
+    try:
+        page = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None, 0, True  # an unreadable line naming an affected id: dropped (counted by the caller)
+    if not isinstance(page, dict):
+        return line, 0, False
+    removed = 0
+    data = page.get("data")
+    if isinstance(data, dict) and _gone(data, ids):  # a stream message: one post
+        return None, 1, True
+    if isinstance(data, list):
+        kept = [p for p in data if not _gone(p, ids)]
+        removed += len(data) - len(kept)
+        page["data"] = kept
+    includes = page.get("includes")
+    changed = removed > 0
+    if isinstance(includes, dict) and isinstance(includes.get("tweets"), list):
+        kept = [p for p in includes["tweets"] if not _gone(p, ids)]
+        if len(kept) != len(includes["tweets"]):
+            includes["tweets"] = kept
+            changed = True
+    if not changed:
+        return line, 0, False
+    return orjson.dumps(page), removed, True
+
+
+def _rewrite_pages(lake: Lake, key: str, wanted: set[str], day: str) -> tuple[int, int, int]:
+    """Rewrite one gzip JSON-lines object of pages or stream messages without the posts in
+    ``wanted``: ``(posts removed, pages rewritten or dropped, unreadable lines dropped)``; the
+    object is stored again only when one of its lines named such a post."""
+    spool_dir = tempfile.mkdtemp(prefix="compliance-raw-")
+    spool = PageSpool(spool_dir, day)
+    posts = pages = unreadable = 0
+    for _, line in StoredPages(lake, key, lake.uri(key)).lines():
+        new, removed, touched = _clean_page(line, wanted)
+        if touched:
+            if new is None and removed == 0:
+                unreadable += 1
+            else:
+                pages += 1
+            posts += removed
+        if new is not None:
+            spool.write(new)
+    stored = spool.close()
+    try:
+        if pages or unreadable:
+            lake.put_file(key, stored.path)
+    finally:
+        os.remove(stored.path)
+        os.rmdir(spool_dir)
+    return posts, pages, unreadable
+
+
+def remove_from_day(lake: Lake, day: str, ids: pa.Array, stream_prefix: str | None = None) -> DayRemoval:
+    """Rewrite ``day``'s published, clean and raw objects without the posts in ``ids`` (int64),
+    and with ``stream_prefix`` (``raw_stream``) the filtered stream's landed segments of the day
+    too (``<stream_prefix>/dt=<day>/*.jsonl.gz``: a message holding such a post is dropped). Each
+    object is read, filtered and stored again at its key by one PutObject (a local lake: written
+    to a temporary name and renamed), and only when it held one of them.
+
+    Returns: what was removed (:class:`DayRemoval`).
+    Raises:
+        LakeError: an object could not be read or stored (the others may already be rewritten:
+            rerun, the rewrite is idempotent).
+    """
+    out = DayRemoval(day)
+    out.published, out.published_rows = _rewrite_table(lake, LakeIOManager.key(PUBLISHED_TABLE, "parquet", day), ids, SORTED_BY)
+    out.clean, _ = _rewrite_table(lake, LakeIOManager.key(CLEAN_TABLE, "parquet", day), ids, SORTED_BY)
+    wanted = {str(i) for i in ids.to_pylist()}
+    raw_keys = [LakeIOManager.key(RAW_TABLE, "jsonl.gz", day)]
+    if stream_prefix:
+        raw_keys += [k for k in lake.list(f"{stream_prefix}/dt={day}/") if k.endswith(".jsonl.gz")]
+    for key in raw_keys:
+        if lake.size(key) is None:
+            continue
+        posts, pages, unreadable = _rewrite_pages(lake, key, wanted, day)
+        out.raw_posts += posts
+        out.raw_pages_rewritten += pages
+        out.raw_unreadable_lines_dropped += unreadable
+        if pages or unreadable:
+            out.raw_objects_rewritten.append(key)
+    return out
+
+
+def filter_chunks(tables: Iterable[pa.Table], ids: pa.Array, removed: list) -> Iterator[pa.Table]:
+    """``tables`` without rows whose id is in ``ids`` or that retweet one (:func:`without_ids`);
+    the removed ids are appended to ``removed`` (``clean_tweets`` applies the ledger this way, so a
+    recompute never brings a post, or a retweet of it, back)."""
+    for table in tables:
+        if len(ids):
+            table, gone = without_ids(table, ids)
+            removed.extend(gone.to_pylist())
+        yield table

@@ -1,0 +1,253 @@
+"""Compliance in Dagster: the ``compliance_ledger`` asset, its check, the ``compliance_job`` and its
+weekly schedule (stopped by default). The work itself is in :mod:`tweet_assets.compliance`.
+
+One run of ``compliance_job``:
+
+1. lists the published days (``tweets/dt=…``) in the configured range (default: all of them) and
+   reads their ``id`` column and the ids their rows reference (``retweeted_id``, ``quoted_id``,
+   ``replied_to_id``: a referenced post's copy is held in the referencing page's ``includes``);
+2. submits the ids (deduplicated per day and per job) to X API v2 batch compliance jobs (``ids_per_job`` ids each, one job at a time),
+   logging the status of each as it is polled, and downloads each result;
+3. adds the results to the ledger (``clean_tweets/_compliance_ledger/part-00000.parquet``, ids only) and stores
+   it **before** removing anything, so a failed removal is finished by the next run;
+4. rewrites every day of the range holding a ledger id, published or referenced by a published
+   row (published, clean and raw objects, retweets of a ledger post included: see
+   :func:`tweet_assets.compliance.rewrite.remove_from_day`), and records for each such day a new
+   ``s3_parquet`` materialization whose metadata counts the posts removed, by reason.
+
+``clean_tweets`` drops ledger ids and retweets of them as it flattens, so a recompute (from raw, or a replay that lands
+a deleted post again) never republishes one; the check ``no_published_id_in_ledger`` proves it for
+the days the ledger names.
+"""
+
+
+import os
+import time
+import warnings
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetExecutionContext,
+    AssetKey,
+    AssetMaterialization,
+    Config,
+    DefaultScheduleStatus,
+    MaterializeResult,
+    MetadataValue,
+    PreviewWarning,
+    ScheduleDefinition,
+    asset,
+    asset_check,
+    define_asset_job,
+)
+from pydantic import Field
+
+from tweet_assets.compliance.ledger import LEDGER_KEY, ledger_ids, merge_ledger, parse_results, read_ledger, write_ledger
+from tweet_assets.compliance.api import ComplianceApi
+from tweet_assets.compliance.rewrite import published_days, published_ids, remove_from_day, submitted_ids
+from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
+from tweet_assets.partitions import daily_partitions
+from tweet_assets.lake.store import Lake
+
+# Partitioned asset checks are "preview" in Dagster 1.13 (as in checks.py).
+warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
+
+GROUP = "compliance"
+OWNERS = ["team:data-engineering"]
+#: Post ids per compliance job (one upload file: ~20 bytes an id).
+IDS_PER_JOB = 500_000
+
+
+class ComplianceConfig(Config):
+    """Which published days to check (inclusive, ``YYYY-MM-DD``, UTC; empty: from the first / to
+    the last published day) and how many ids per compliance job."""
+
+    first_day: str = Field(default="", description="First published day to check (empty: the first).")
+    last_day: str = Field(default="", description="Last published day to check (empty: the last).")
+    ids_per_job: int = Field(default=IDS_PER_JOB, description="Post ids uploaded per compliance job.")
+    raw_stream: bool = Field(
+        default=os.environ.get("TWEET_ASSETS_SOURCE", "").strip().lower() == "stream",
+        description=(
+            "Also rewrite the filtered stream's landed segments (raw_stream/dt=…) of affected days. "
+            "Default: on when TWEET_ASSETS_SOURCE=stream (the role then has the raw_stream prefix)."
+        ),
+    )
+
+
+@asset(
+    group_name=GROUP,
+    owners=OWNERS,
+    kinds={"python", "parquet", "s3"},
+    metadata={"lake/key": LEDGER_KEY, "lake/format": "parquet"},
+    description=(
+        "Posts X reports as deleted, protected, suspended or withheld (X API v2 batch compliance "
+        "jobs over the published ids): id, action, reason, the post's created_at, redacted_at, "
+        "checked_at, job_id. Ids only, never content. Materializing it also removes those posts "
+        "from tweets, clean_tweets and raw_tweets (each affected day's object rewritten)."
+    ),
+)
+def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, lake: LakeResource, compliance_api: ComplianceApi) -> MaterializeResult:
+    """Check the range's published ids with X, record the affected ones, remove them everywhere."""
+    store = lake.lake()
+    days = published_days(store, config.first_day or None, config.last_day or None)
+    context.log.info(f"checking {len(days)} published day(s) {days[0] if days else ''}…{days[-1] if days else ''} under {store.uri('tweets')}")
+    ledger = read_ledger(store)
+    rows_before = ledger.num_rows
+    found, jobs = [], []
+    started = time.monotonic()
+    checked = 0
+    for number, part in enumerate(_id_batches(store, days, max(1, config.ids_per_job)), start=1):
+        job, body = compliance_api.check(part, name=f"tweet_assets {days[0]}..{days[-1]} part {number}", log=context.log)
+        result = parse_results(body, datetime.now(timezone.utc), job.id)
+        checked += len(part)
+        context.log.info(f"compliance job {job.id}: {result.num_rows:,} of {len(part):,} ids affected ({checked:,} ids of {len(days)} day(s) checked so far, {time.monotonic() - started:.0f}s)")
+        found.append(result)
+        jobs.append(job.id)
+        # stored after each job and before any removal: a later failure loses no result, and a
+        # failed removal is finished by the next run (it rewrites every day holding a ledger id)
+        ledger = merge_ledger(ledger, result)
+        write_ledger(store, ledger)
+    new = pa.concat_tables(found) if found else ledger.schema.empty_table()
+    reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
+    removed_by_day = _remove(context, store, days, ledger, "raw_stream" if config.raw_stream else None)
+    removed_reasons = Counter(_reason(reasons, i) for day in removed_by_day.values() for i in day.removed_ids)
+    return MaterializeResult(
+        metadata={
+            "dagster/row_count": ledger.num_rows,
+            "uri": store.uri(LEDGER_KEY),
+            "days_checked": len(days),
+            "ids_checked": checked,
+            "compliance_jobs": MetadataValue.json(jobs),
+            "affected_ids_reported": new.num_rows,
+            "new_ledger_rows": ledger.num_rows - rows_before,
+            "removed_by_reason": MetadataValue.json(dict(removed_reasons)),
+            "days_rewritten": MetadataValue.json(sorted(d for d, r in removed_by_day.items() if r.removed_ids or r.raw_posts)),
+        }
+    )
+
+
+#: The reason counted for a removed retweet of a ledger post (its own id is not in the ledger).
+RETWEET_OF_REMOVED = "retweet_of_removed_post"
+
+
+def _reason(reasons: dict, post_id: int) -> str:
+    if post_id not in reasons:
+        return RETWEET_OF_REMOVED
+    return reasons[post_id] or "unknown"
+
+
+def _id_batches(store: Lake, days: list[str], size: int) -> Iterator[list[int]]:
+    """The ids to check of ``days`` (published and referenced:
+    :func:`tweet_assets.compliance.rewrite.submitted_ids`), day after day, in lists of at most ``size``
+    ids without repeats (an id referenced on several days can recur in a later list; the ledger
+    keeps its first result), so a lake of years is never held whole."""
+    batch: dict[int, None] = {}
+    for day in days:
+        for i in submitted_ids(store, day).to_pylist():
+            batch[i] = None
+            if len(batch) == size:
+                yield list(batch)
+                batch = {}
+    if batch:
+        yield list(batch)
+
+
+def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger: pa.Table, stream_prefix: str | None) -> dict:
+    """Rewrite each day of ``days`` whose published rows hold or reference (retweet, quote, reply)
+    a ledger id, or named by a ledger row's created_at; record per day the posts removed by reason
+    as an ``s3_parquet`` materialization."""
+    ids = ledger.column("id").combine_chunks()
+    reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
+    named = {t.strftime("%Y-%m-%d") for t in ledger.column("created_at").to_pylist() if t is not None}
+    out = {}
+    for day in days:
+        if day not in named and not pc.any(pc.is_in(submitted_ids(store, day), value_set=ids)).as_py():
+            continue
+        removal = remove_from_day(store, day, ids, stream_prefix)
+        out[day] = removal
+        if not (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
+            continue
+        by_reason = Counter(_reason(reasons, i) for i in removal.published)
+        context.log.info(
+            f"{day}: removed {len(removal.published)} published, {len(removal.clean)} clean, {removal.raw_posts} raw post(s) "
+            f"({removal.raw_pages_rewritten} raw page(s) rewritten) by reason {dict(by_reason)}"
+        )
+        if removal.published:
+            context.log_event(
+                AssetMaterialization(
+                    asset_key=AssetKey("s3_parquet"),
+                    partition=day,
+                    description="rewritten without posts in the compliance ledger",
+                    metadata={
+                        "dagster/row_count": removal.published_rows,
+                        "rows": removal.published_rows,
+                        "compliance_removed": len(removal.published),
+                        "compliance_removed_by_reason": MetadataValue.json(dict(by_reason)),
+                        "compliance_raw_posts_removed": removal.raw_posts,
+                        "compliance_raw_pages_rewritten": removal.raw_pages_rewritten,
+                    },
+                )
+            )
+    return out
+
+
+def ledger_ids_published(store: Lake, days: list[str] | None = None) -> dict[str, int]:
+    """``{day: count}`` of ledger ids still published, over ``days`` (default: the days the
+    ledger's created_at values name that have a published object)."""
+    ledger = read_ledger(store)
+    ids = ledger.column("id").combine_chunks()
+    if days is None:
+        named = {t.strftime("%Y-%m-%d") for t in ledger.column("created_at").to_pylist() if t is not None}
+        days = [d for d in published_days(store) if d in named]
+    found = {}
+    for day in days:
+        hits = int(pc.sum(pc.is_in(published_ids(store, day), value_set=ids)).as_py() or 0)
+        if hits:
+            found[day] = hits
+    return found
+
+
+@asset_check(asset=compliance_ledger, description="No published id (tweets/dt=…, on the days the ledger's posts were created) is in the compliance ledger.")
+def no_published_id_in_ledger(lake: LakeResource) -> AssetCheckResult:
+    store = lake.lake()
+    found = ledger_ids_published(store)
+    return AssetCheckResult(passed=not found, metadata={"ledger_rows": len(ledger_ids(store)), "published_ledger_ids_by_day": MetadataValue.json(found)})
+
+
+@asset_check(
+    asset=AssetKey("s3_parquet"),
+    partitions_def=daily_partitions,
+    description="No id published on the run's days is in the compliance ledger (clean_tweets leaves ledger posts out; this proves it per day).",
+)
+def published_ids_not_in_ledger(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+    store = lake.lake()
+    days = [d for d in context.partition_keys if store.size(LakeIOManager.key("tweets", "parquet", d)) is not None]  # empty days store no object
+    found = ledger_ids_published(store, days)
+    return AssetCheckResult(passed=not found, metadata={"days_checked": len(days), "published_ledger_ids_by_day": MetadataValue.json(found)})
+
+
+compliance_job = define_asset_job(
+    "compliance_job",
+    selection=[compliance_ledger.key],
+    description="X API v2 batch compliance over the published ids; records the ledger and removes affected posts from every zone.",
+)
+
+#: Weekly, Monday 03:00 UTC; stopped by default (turn it on in Dagit or with `dagster schedule start`).
+compliance_schedule = ScheduleDefinition(
+    name="compliance_weekly_schedule",
+    job=compliance_job,
+    cron_schedule="0 3 * * 1",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.STOPPED,
+)
+
+COMPLIANCE_ASSETS = [compliance_ledger]
+COMPLIANCE_CHECKS = [no_published_id_in_ledger, published_ids_not_in_ledger]
+COMPLIANCE_JOBS = [compliance_job]
+COMPLIANCE_SCHEDULES = [compliance_schedule]

@@ -1,0 +1,112 @@
+"""The environment variables, read in one place, and the resources they configure.
+
+Environment variables (all optional; the defaults run anywhere with no credentials):
+
+==============================  ==========================================================
+``TWEET_ASSETS_LAKE_URL``       ``s3://bucket/prefix`` or a local directory (default ``lake``)
+``TWEET_ASSETS_SOURCE``         ``sample`` (default), ``replay``, ``x_api`` or ``stream`` (the filtered stream's landed segments)
+``TWEET_ASSETS_REPLAY_DIR``     twarc2 JSON-lines file or directory, for ``replay``
+``TWEET_ASSETS_SAMPLE_POSTS``   posts per day of the ``sample`` source (default 200)
+``TWEET_ASSETS_START_DATE``     first daily partition (default 2006-03-21)
+``TWEET_ASSETS_GLUE_DATABASE``  adds the ``glue_table`` asset: the table registered in this Glue database
+``TWEET_ASSETS_GLUE_TABLE``     its Glue table name (default ``tweets``)
+``TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN``  N: backfills as runs of N days (default: one run; partitions.py)
+``X_BEARER_TOKEN``              app-only bearer token: the ``x_api`` source and ``compliance_job`` (batch compliance)
+``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, ...   the standard AWS settings (boto3)
+==============================  ==========================================================
+
+As in Dagster's ``project_fully_featured``, the resources differ per environment while the assets
+do not: :func:`resources_from_env` is the one place that reads these variables
+(``tweet_assets/defs/resources.py`` hands them to the code location).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from dagster import EnvVar
+from dagster_aws.s3 import S3Resource
+
+from tweet_assets.compliance.api import ComplianceApi
+from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
+from tweet_assets.sources import ReplaySource, SampleSource
+from tweet_assets.warehouses.glue import GlueCatalogResource
+
+
+SOURCES = ("sample", "replay", "x_api", "stream")
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or wrong; the message names the variable and what to set."""
+
+
+def source_from_env(env: dict | None = None):
+    """The ``source`` resource chosen by ``TWEET_ASSETS_SOURCE``.
+
+    Raises:
+        ConfigurationError: unknown source name, or a setting the source needs is missing.
+    """
+    env = os.environ if env is None else env
+    name = env.get("TWEET_ASSETS_SOURCE", "sample").strip().lower() or "sample"
+    if name == "sample":
+        posts = env.get("TWEET_ASSETS_SAMPLE_POSTS", "200").strip()
+        if not re.fullmatch(r"[0-9]+", posts):  # ASCII digits only: "²".isdigit() is true, int("²") fails
+            raise ConfigurationError(f"TWEET_ASSETS_SAMPLE_POSTS={posts!r}: set it to a whole number of posts per day.")
+        return SampleSource(posts_per_day=int(posts))
+    if name == "replay":
+        path = env.get("TWEET_ASSETS_REPLAY_DIR", "").strip()
+        if not path:
+            raise ConfigurationError("TWEET_ASSETS_SOURCE=replay needs TWEET_ASSETS_REPLAY_DIR: a twarc2 JSON-lines file or directory.")
+        return ReplaySource(path=path)
+    if name == "x_api":
+        from tweet_assets.sources.x_api import XApiSource
+
+        return XApiSource.from_env(env)
+    if name == "stream":
+        from tweet_assets.sources.stream import StreamSource
+
+        return StreamSource(location=lake_from_env(env))
+    raise ConfigurationError(f"TWEET_ASSETS_SOURCE={name!r} is not a source: use one of {', '.join(SOURCES)}.")
+
+
+def lake_from_env(env: dict | None = None) -> LakeResource:
+    """The lake location from ``TWEET_ASSETS_LAKE_URL`` and the standard AWS variables."""
+    env = os.environ if env is None else env
+    url = env.get("TWEET_ASSETS_LAKE_URL", "").strip() or "lake"
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
+    return LakeResource(url=url, s3=S3Resource(region_name=region, endpoint_url=endpoint))
+
+
+def glue_from_env(env: dict | None = None) -> GlueCatalogResource | None:
+    """The ``glue`` resource when ``TWEET_ASSETS_GLUE_DATABASE`` is set, else None (no Glue asset)."""
+    env = os.environ if env is None else env
+    database = env.get("TWEET_ASSETS_GLUE_DATABASE", "").strip()
+    if not database:
+        return None
+    return GlueCatalogResource(
+        database=database,
+        table=env.get("TWEET_ASSETS_GLUE_TABLE", "").strip() or "tweets",
+        region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        endpoint_url=env.get("AWS_ENDPOINT_URL_GLUE") or env.get("AWS_ENDPOINT_URL") or None,
+    )
+
+
+def compliance_api_from_env(env: dict | None = None) -> ComplianceApi:
+    """The batch compliance endpoints' resource: ``X_BEARER_TOKEN`` (app-only). A missing token
+    fails the compliance run with a message naming the variable, not the code location."""
+    env = os.environ if env is None else env
+    # an EnvVar: Dagit shows the variable's name in the resource's config, never the token
+    return ComplianceApi(bearer_token=EnvVar("X_BEARER_TOKEN") if env.get("X_BEARER_TOKEN") else None)
+
+
+def resources_from_env(env: dict | None = None) -> dict:
+    """``{"source", "lake", "io_manager", "compliance_api"}`` for this environment, and ``glue``
+    when ``TWEET_ASSETS_GLUE_DATABASE`` is set."""
+    lake = lake_from_env(env)
+    resources = {"source": source_from_env(env), "lake": lake, "io_manager": LakeIOManager(location=lake), "compliance_api": compliance_api_from_env(env)}
+    glue = glue_from_env(env)
+    if glue is not None:
+        resources["glue"] = glue
+    return resources
