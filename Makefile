@@ -21,9 +21,7 @@ ddl: setup  ## print a warehouse's DDL (LOCATION=s3://bucket/prefix/tweets/ DIAL
 	$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION)) $(if $(DIALECT),--dialect $(DIALECT))
 
 ddl-files: setup  ## regenerate the checked-in DDL of every warehouse from schema.py (tests compare them)
-	$(PY) -m tweet_assets.cli ddl > deploy/athena/create_table.sql
-	$(PY) -m tweet_assets.cli ddl --dialect redshift --database tweets_db > deploy/redshift/spectrum.sql
-	$(PY) -m tweet_assets.cli ddl --dialect snowflake > deploy/snowflake/setup.sql
+	$(PY) -m tweet_assets.warehouses .
 
 bench: setup-test  ## the performance benchmark (bench/README.md)
 	$(PY) bench/run.py

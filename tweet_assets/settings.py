@@ -23,51 +23,27 @@ do not: :func:`resources_from_env` is the one place that reads these variables
 from __future__ import annotations
 
 import os
-import re
 
 from dagster import EnvVar
 from dagster_aws.s3 import S3Resource
 
 from tweet_assets.compliance.api import ComplianceApi
 from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
-from tweet_assets.sources import ReplaySource, SampleSource
+from tweet_assets.sources.base import ConfigurationError  # noqa: F401  (raised by source_from_env; importers catch it from here)
+from tweet_assets.sources.registry import SOURCES, source_class  # noqa: F401
 from tweet_assets.warehouses.glue import GlueCatalogResource
 
 
-SOURCES = ("sample", "replay", "x_api", "stream")
-
-
-class ConfigurationError(ValueError):
-    """A setting is missing or wrong; the message names the variable and what to set."""
-
-
 def source_from_env(env: dict | None = None):
-    """The ``source`` resource chosen by ``TWEET_ASSETS_SOURCE``.
+    """The ``source`` resource chosen by ``TWEET_ASSETS_SOURCE`` (default ``sample``), configured by
+    its class's ``from_env`` (:mod:`tweet_assets.sources.registry`).
 
     Raises:
         ConfigurationError: unknown source name, or a setting the source needs is missing.
     """
     env = os.environ if env is None else env
     name = env.get("TWEET_ASSETS_SOURCE", "sample").strip().lower() or "sample"
-    if name == "sample":
-        posts = env.get("TWEET_ASSETS_SAMPLE_POSTS", "200").strip()
-        if not re.fullmatch(r"[0-9]+", posts):  # ASCII digits only: "²".isdigit() is true, int("²") fails
-            raise ConfigurationError(f"TWEET_ASSETS_SAMPLE_POSTS={posts!r}: set it to a whole number of posts per day.")
-        return SampleSource(posts_per_day=int(posts))
-    if name == "replay":
-        path = env.get("TWEET_ASSETS_REPLAY_DIR", "").strip()
-        if not path:
-            raise ConfigurationError("TWEET_ASSETS_SOURCE=replay needs TWEET_ASSETS_REPLAY_DIR: a twarc2 JSON-lines file or directory.")
-        return ReplaySource(path=path)
-    if name == "x_api":
-        from tweet_assets.sources.x_api import XApiSource
-
-        return XApiSource.from_env(env)
-    if name == "stream":
-        from tweet_assets.sources.stream import StreamSource
-
-        return StreamSource(location=lake_from_env(env))
-    raise ConfigurationError(f"TWEET_ASSETS_SOURCE={name!r} is not a source: use one of {', '.join(SOURCES)}.")
+    return source_class(name).from_env(env, lake=lake_from_env(env) if name == "stream" else None)
 
 
 def lake_from_env(env: dict | None = None) -> LakeResource:

@@ -8,11 +8,16 @@ whole response body as bytes (``{"data", "includes", "meta", "errors"}``), tagge
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterator
 
 from dagster import ConfigurableResource
+
+
+class ConfigurationError(ValueError):
+    """A setting is missing or wrong; the message names the variable and what to set."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,16 @@ class PostSource(ConfigurableResource):
     def source_name(self) -> str:
         """Short name shown in metadata (``replay``, ``sample``, ``x_api``)."""
         raise NotImplementedError
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], lake=None) -> "PostSource":
+        """The source configured by the environment variables it documents (``lake``: the
+        :class:`~tweet_assets.lake.io_manager.LakeResource`, for sources that read the lake).
+
+        Raises:
+            ConfigurationError: a setting the source needs is missing or malformed.
+        """
+        raise NotImplementedError(f"{cls.__name__} has no from_env")
 
     def describe(self) -> str:
         """One line for logs and metadata saying what the source reads, without secrets."""

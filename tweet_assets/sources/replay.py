@@ -56,7 +56,7 @@ import orjson
 from pydantic import Field
 
 from tweet_assets.partitions import DAY_FORMAT
-from tweet_assets.sources.base import PostSource, SourcePage
+from tweet_assets.sources.base import ConfigurationError, PostSource, SourcePage
 from tweet_assets.sources.day_split import split_by_day
 from tweet_assets.sources.jsonl_files import JsonLinesFile
 
@@ -97,6 +97,18 @@ class ReplaySource(PostSource):
     @property
     def source_name(self) -> str:
         return "replay"
+
+    @classmethod
+    def from_env(cls, env, lake=None) -> "ReplaySource":
+        """``TWEET_ASSETS_REPLAY_DIR``: the twarc2 JSON-lines file or directory.
+
+        Raises:
+            ConfigurationError: the variable is not set.
+        """
+        path = env.get("TWEET_ASSETS_REPLAY_DIR", "").strip()
+        if not path:
+            raise ConfigurationError("TWEET_ASSETS_SOURCE=replay needs TWEET_ASSETS_REPLAY_DIR: a twarc2 JSON-lines file or directory.")
+        return cls(path=path)
 
     def describe(self) -> str:
         return f"replay of {self.path}"

@@ -20,6 +20,8 @@ seed gives the same bytes as before.
 
 from __future__ import annotations
 
+import re
+
 import functools
 import hashlib
 import logging
@@ -31,7 +33,7 @@ import orjson
 from pydantic import Field
 
 from tweet_assets.partitions import DAY_FORMAT, days_in_window
-from tweet_assets.sources.base import PostSource, SourcePage
+from tweet_assets.sources.base import ConfigurationError, PostSource, SourcePage
 
 _WORDS = (
     "data lake parquet athena dagster pipeline backfill partition schema query "
@@ -88,6 +90,18 @@ class SampleSource(PostSource):
     @property
     def source_name(self) -> str:
         return "sample"
+
+    @classmethod
+    def from_env(cls, env, lake=None) -> "SampleSource":
+        """``TWEET_ASSETS_SAMPLE_POSTS`` posts per day (default 200).
+
+        Raises:
+            ConfigurationError: the count is not a whole number.
+        """
+        posts = env.get("TWEET_ASSETS_SAMPLE_POSTS", "200").strip()
+        if not re.fullmatch(r"[0-9]+", posts):  # ASCII digits only: "²".isdigit() is true, int("²") fails
+            raise ConfigurationError(f"TWEET_ASSETS_SAMPLE_POSTS={posts!r}: set it to a whole number of posts per day.")
+        return cls(posts_per_day=int(posts))
 
     def describe(self) -> str:
         return f"sample generator ({self.posts_per_day} posts/day, seed {self.seed})"

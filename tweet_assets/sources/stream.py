@@ -38,7 +38,7 @@ from pydantic import Field, PrivateAttr
 from tweet_assets.lake.io_manager import LakeResource
 from tweet_assets.lake.store import LakeError
 from tweet_assets.partitions import days_in_window
-from tweet_assets.sources.base import PostSource, SourcePage
+from tweet_assets.sources.base import ConfigurationError, PostSource, SourcePage
 
 PREFIX = "raw_stream"
 RULES_KEY = "_consumer/rules.json"
@@ -54,6 +54,13 @@ class StreamSource(PostSource):
     @property
     def source_name(self) -> str:
         return "stream"
+
+    @classmethod
+    def from_env(cls, env, lake=None) -> "StreamSource":
+        """The filtered stream's segments in the lake the consumer publishes to (``lake``)."""
+        if lake is None:
+            raise ConfigurationError("TWEET_ASSETS_SOURCE=stream reads the lake: set TWEET_ASSETS_LAKE_URL.")
+        return cls(location=lake)
 
     def describe(self) -> str:
         return f"filtered-stream segments under {self.location.lake().uri(self.prefix)}"

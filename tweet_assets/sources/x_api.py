@@ -190,7 +190,7 @@ class XApiSource(PostSource):
     _last_archive_request: list = PrivateAttr(default_factory=lambda: [0.0])
 
     @classmethod
-    def from_env(cls, env) -> "XApiSource":
+    def from_env(cls, env, lake=None) -> "XApiSource":
         """Settings from the environment; secrets as ``EnvVar`` so Dagit never shows their values.
 
         Raises:

@@ -20,10 +20,16 @@ from collections.abc import Sequence
 
 from tweet_assets.schema import COLUMNS, DEFAULT_DATABASE, DEFAULT_TABLE, PARTITION_COLUMN, Column
 from tweet_assets.warehouses import athena, redshift, snowflake
+from tweet_assets.warehouses.dialect import Dialect
 
-#: The dialects ``tweet-assets ddl --dialect`` prints.
-DIALECTS: tuple[str, ...] = (athena.DIALECT, redshift.DIALECT, snowflake.DIALECT)
-HEADERS: dict[str, str] = {athena.DIALECT: athena.HEADER, redshift.DIALECT: redshift.HEADER, snowflake.DIALECT: snowflake.HEADER}
+#: The table location the checked-in DDL files are written for (a placeholder bucket).
+CHECKED_IN_LOCATION = "s3://YOUR-BUCKET/tweet_assets/tweets/"
+
+#: The registry: every dialect ``tweet-assets ddl --dialect`` prints, by name (a new warehouse is a
+#: module exporting a :class:`~tweet_assets.warehouses.dialect.Dialect` as ``SPEC``, added here).
+REGISTRY: dict[str, Dialect] = {spec.name: spec for spec in (athena.SPEC, redshift.SPEC, snowflake.SPEC)}
+DIALECTS: tuple[str, ...] = tuple(REGISTRY)
+HEADERS: dict[str, str] = {name: spec.header for name, spec in REGISTRY.items()}
 
 
 def ddl(
@@ -40,7 +46,7 @@ def ddl(
 ) -> str:
     """The DDL of ``dialect`` (one of :data:`DIALECTS`) for the published table at S3 prefix ``location``.
 
-    ``athena``: one statement and ``;`` (with :data:`athena.HEADER` first when ``header``);
+    ``athena``: one statement and ``;`` (with its header line first when ``header``);
     ``redshift``/``snowflake``: a script that starts with its ``-- dialect:`` line.
     ``iam_role``: Redshift's ``IAM_ROLE`` or Snowflake's ``STORAGE_AWS_ROLE_ARN`` (placeholders if
     None); ``days``: the Redshift partitions to add (``YYYY-MM-DD``).
@@ -48,14 +54,24 @@ def ddl(
     Raises:
         ValueError: unknown dialect.
     """
-    if dialect == athena.DIALECT:
-        text = athena.create_table_ddl(location, table, database, first_day, columns) + ";\n"
-        return f"{athena.HEADER}\n{text}" if header else text
-    if dialect == redshift.DIALECT:
-        return redshift.ddl(location, table=table, database=database, iam_role=iam_role or redshift.DEFAULT_IAM_ROLE, days=days, columns=columns)
-    if dialect == snowflake.DIALECT:
-        return snowflake.ddl(location, table=table, role_arn=iam_role or snowflake.DEFAULT_ROLE_ARN, columns=columns)
-    raise ValueError(f"unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}")
+    spec = REGISTRY.get(dialect)
+    if spec is None:
+        raise ValueError(f"unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}")
+    return spec.ddl(location, table=table, database=database, first_day=first_day, iam_role=iam_role, days=days, columns=columns, header=header)
+
+
+def write_checked_in(root: str, location: str = CHECKED_IN_LOCATION) -> list[str]:
+    """Regenerate every dialect's checked-in DDL file under ``root`` (the repository), as ``make
+    ddl-files`` does; returns the paths written."""
+    import os
+
+    written = []
+    for spec in REGISTRY.values():
+        path = os.path.join(root, spec.checked_in)
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(ddl(spec.name, location, **spec.checked_in_args))
+        written.append(path)
+    return written
 
 
 def schema_version(columns: Sequence[Column] = COLUMNS) -> str:

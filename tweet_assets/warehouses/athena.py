@@ -16,6 +16,7 @@ import pyarrow as pa
 from collections.abc import Sequence
 
 from tweet_assets.schema import COLUMNS, DEFAULT_DATABASE, DEFAULT_TABLE, PARTITION_COLUMN, REQUIRED, Column
+from tweet_assets.warehouses.dialect import Dialect
 from tweet_assets.warehouses.types import EngineTypes
 
 DIALECT = "athena"
@@ -115,3 +116,13 @@ def dagster_table_schema():
             for c in COLUMNS
         ]
     )
+
+
+def ddl(location: str, *, table: str = DEFAULT_TABLE, database: str = DEFAULT_DATABASE, first_day: str = "2006-03-21", columns: Sequence[Column] = COLUMNS, header: bool = False, **_ignored) -> str:
+    """The one statement ``tweet-assets ddl`` prints, ending in ``;`` (with :data:`HEADER` first
+    when ``header``); Redshift's and Snowflake's options (``iam_role``, ``days``) do not apply."""
+    text = create_table_ddl(location, table, database, first_day, columns) + ";\n"
+    return f"{HEADER}\n{text}" if header else text
+
+
+SPEC = Dialect(DIALECT, HEADER, ddl, "deploy/athena/create_table.sql")

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from tweet_assets.schema import COLUMNS, PARTITION_COLUMN, Column
 from tweet_assets.schema import DEFAULT_DATABASE, DEFAULT_TABLE
+from tweet_assets.warehouses.dialect import Dialect
 from tweet_assets.warehouses.types import EngineTypes
 
 DIALECT = "redshift"
@@ -141,3 +142,12 @@ def ddl(location: str, **kwargs) -> str:
     ]
     out += [p + ";" for p in partitions]
     return "\n\n".join(out) + "\n"
+
+
+def script(location: str, *, table: str = DEFAULT_TABLE, database: str = DEFAULT_DATABASE, iam_role: str | None = None, days: Sequence[str] = (), columns: Sequence[Column] = COLUMNS, **_ignored) -> str:
+    """:func:`ddl` under the registry's common signature (:class:`~tweet_assets.warehouses.dialect.Dialect`);
+    ``iam_role`` None is the placeholder :data:`DEFAULT_IAM_ROLE`; ``first_day``/``header`` do not apply."""
+    return ddl(location, table=table, database=database, iam_role=iam_role or DEFAULT_IAM_ROLE, days=days, columns=columns)
+
+
+SPEC = Dialect(DIALECT, HEADER, script, "deploy/redshift/spectrum.sql", {"database": "tweets_db"})

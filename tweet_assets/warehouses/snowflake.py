@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from tweet_assets.schema import COLUMNS, PARTITION_COLUMN, Column
 from tweet_assets.schema import DEFAULT_TABLE
+from tweet_assets.warehouses.dialect import Dialect
 from tweet_assets.warehouses.types import EngineTypes
 
 DIALECT = "snowflake"
@@ -218,3 +219,12 @@ def ddl(location: str, **kwargs) -> str:
             f"-- aws s3api put-bucket-notification-configuration --bucket {bucket} --notification-configuration '{notification}'",
         ]
     ) + "\n"
+
+
+def script(location: str, *, table: str = DEFAULT_TABLE, iam_role: str | None = None, columns: Sequence[Column] = COLUMNS, **_ignored) -> str:
+    """:func:`ddl` under the registry's common signature (:class:`~tweet_assets.warehouses.dialect.Dialect`);
+    ``iam_role`` is the storage integration's ``STORAGE_AWS_ROLE_ARN`` (None: :data:`DEFAULT_ROLE_ARN`)."""
+    return ddl(location, table=table, role_arn=iam_role or DEFAULT_ROLE_ARN, columns=columns)
+
+
+SPEC = Dialect(DIALECT, HEADER, script, "deploy/snowflake/setup.sql")

@@ -28,6 +28,7 @@ from tweet_assets.lake.parquet import SORTED_BY, is_sorted_by
 from tweet_assets.schema import PUBLISHED_SCHEMA
 from tweet_assets.warehouses.athena import dagster_table_schema
 from tweet_assets.sources.base import PostSource
+from tweet_assets.warehouses import DIALECTS
 from tweet_assets.warehouses import ddl as warehouse_ddl
 from tweet_assets.schema import DEFAULT_TABLE
 from tweet_assets.lake.spools import open_spool_dir
@@ -249,7 +250,7 @@ def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTab
             # each starts with its "-- dialect: …" line (tweet_assets.warehouses)
             **{
                 f"{dialect}_ddl": MetadataValue.md(f"```sql\n{warehouse_ddl(dialect, location, first_day=start_date(), header=True)}```")
-                for dialect in ("athena", "redshift", "snowflake")
+                for dialect in DIALECTS
             },
         }
     )
