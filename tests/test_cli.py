@@ -92,12 +92,12 @@ def test_a_failed_demo_run_ends_with_one_readable_error_not_a_traceback(tmp_path
 
 def test_make_dagit_on_a_fresh_clone_creates_dagster_home(tmp_path):
     """`make dagit` right after cloning: DAGSTER_HOME (.dagster_home) does not exist yet, and
-    `dagster dev` refuses a missing DAGSTER_HOME. A stand-in `dagster` (in a stand-in venv whose
+    `dg dev` (`dagster dev`) refuses a missing DAGSTER_HOME. A stand-in `dg` (in a stand-in venv whose
     setup is done) records what it was given, so nothing is installed or served."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / ".installed").touch()
-    probe = venv / "bin" / "dagster"
+    probe = venv / "bin" / "dg"
     probe.write_text('#!/bin/sh\ntest -d "$DAGSTER_HOME" && echo "home ok: $DAGSTER_HOME $*"\n')
     probe.chmod(0o755)
     home = tmp_path / "fresh" / ".dagster_home"
@@ -105,4 +105,4 @@ def test_make_dagit_on_a_fresh_clone_creates_dagster_home(tmp_path):
     env["DAGSTER_HOME"] = str(home)
     out = subprocess.run(["make", "-s", "-C", str(REPO), "dagit", f"VENV={venv}"], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert f"home ok: {home} dev -w workspace.yaml -h 127.0.0.1" in out.stdout and home.is_dir()
+    assert f"home ok: {home} dev --host 127.0.0.1 --port 3000" in out.stdout and home.is_dir()
