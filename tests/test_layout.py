@@ -74,3 +74,20 @@ def test_dg_check_defs_and_dg_list_defs_on_the_project():
     text = json.dumps(data)
     for name in ("raw_tweets", "clean_tweets", "s3_parquet", "tweets_daily_job", "compliance_ledger"):
         assert name in text, name
+
+
+def test_an_installed_package_without_pyproject_loads_the_same_definitions(tmp_path):
+    """The container image and the EC2 venv install the package into site-packages, where no
+    pyproject.toml lies beside it (``load_from_defs_folder`` raises "Could not find config file"
+    there): the code location still loads the same objects from the ``defs`` module."""
+    import shutil
+
+    shutil.copytree(REPO / "tweet_assets", tmp_path / "tweet_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    code = "import tweet_assets.definitions as d; print(sorted(k.to_user_string() for k in d.defs.resolve_asset_graph().get_all_asset_keys())); print(sorted(j.name for j in d.defs.jobs))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWEET_ASSETS_", "DAGSTER_"))}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not (tmp_path / "pyproject.toml").exists()
+    assets, jobs = out.stdout.strip().splitlines()[-2:]
+    assert "'raw_tweets'" in assets and "'s3_parquet'" in assets and "'compliance_ledger'" in assets
+    assert "'tweets_daily_job'" in jobs

@@ -13,6 +13,7 @@ with ``TWEET_ASSETS_GIT_BRANCH``, default ``main``).
 
 from __future__ import annotations
 
+import importlib
 import os
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ from dagster import (
     AnchorBasedFilePathMapping,
     AssetsDefinition,
     BetaWarning,
+    ComponentTree,
     Definitions,
     link_code_references_to_git,
     load_from_defs_folder,
@@ -58,4 +60,15 @@ def _with_code_references(loaded: Definitions) -> Definitions:
     )
 
 
-defs = _with_code_references(load_from_defs_folder(path_within_project=PROJECT_ROOT))
+def _load_defs_folder() -> Definitions:
+    """Every object under ``tweet_assets/defs/``. In a checkout (``dg``, ``make``, the tests) through
+    ``load_from_defs_folder``, which reads ``[tool.dg]`` of pyproject.toml; in an installed package
+    (the container image, the EC2 venv: no pyproject.toml beside it, where ``load_from_defs_folder``
+    raises "Could not find config file") from the ``defs`` module itself, the same tree."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return load_from_defs_folder(path_within_project=PROJECT_ROOT)
+    defs_module = importlib.import_module("tweet_assets.defs")
+    return ComponentTree.from_module(defs_module=defs_module, project_root=Path(__file__).resolve().parent).build_defs()
+
+
+defs = _with_code_references(_load_defs_folder())

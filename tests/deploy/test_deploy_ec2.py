@@ -469,7 +469,7 @@ def test_launcher_reads_the_token_from_ssm_with_the_region_from_imdsv2(installed
     # the code location loads its x_api source with the token the launcher fetched
     python = str(root / "opt/tweet_assets/venv/bin/python")
     loads = subprocess.run(
-        [launcher, python, "-c", "import tweet_assets.definitions as d; print(type(d.source_from_env()).__name__)"],
+        [launcher, python, "-c", "import tweet_assets.settings as s; print(type(s.source_from_env()).__name__)"],
         env={**env, "TWEET_ASSETS_SOURCE": "x_api", "X_QUERY": X_QUERY, "TWEET_ASSETS_LAKE_URL": str(root / "lake")},
         capture_output=True, text=True, timeout=300,
     )
