@@ -17,7 +17,7 @@ import pytest
 
 from tweet_assets.lake.store import LocalLake
 from tweet_assets.sources.day_split import split_by_day
-from tweet_assets.sources.x_api import EXPANSIONS, TWEET_FIELDS, USER_FIELDS
+from tweet_assets.x.fields import EXPANSIONS, TWEET_FIELDS, USER_FIELDS
 from tweet_assets.stream.consumer import StreamConsumer
 from tweet_assets.stream.reconnect import Backoff, FatalStreamError
 from tweet_assets.stream.rules import Rule, RulesError, load_rules, plan, sync_rules

@@ -21,14 +21,14 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
-import requests
-import tweepy
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from tweet_assets.x import session as http
+
 #: Job states of ``GET /2/compliance/jobs/:id`` (API reference, ComplianceJobStatus).
 DONE, FAILED = "complete", ("failed", "expired")
-API_HOST = "https://api.twitter.com"
+API_HOST = http.API_HOST
 
 
 class ComplianceError(RuntimeError):
@@ -83,7 +83,7 @@ class ComplianceApi(ConfigurableResource):
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 120.0
 
-    def client(self) -> tweepy.Client:
+    def client(self):
         """A tweepy client for the compliance endpoints (app-only).
 
         Raises:
@@ -91,20 +91,18 @@ class ComplianceApi(ConfigurableResource):
         """
         if not self.bearer_token:
             raise ComplianceError("the batch compliance endpoints need an app-only bearer token: set X_BEARER_TOKEN.")
-        from tweet_assets.sources.x_api import ApiSession, _redact_tweepy_debug_log
-
-        client = tweepy.Client(bearer_token=self.bearer_token, return_type=dict, wait_on_rate_limit=True)
-        client.session = ApiSession((self.connect_timeout_s, self.read_timeout_s), self.base_url)
-        _redact_tweepy_debug_log()
-        return client
+        return http.api_client(
+            bearer_token=self.bearer_token, timeout=(self.connect_timeout_s, self.read_timeout_s),
+            base_url=self.base_url, return_type=dict, wait_on_rate_limit=True,
+        )
 
     def _call(self, what: str, call: Callable[[], dict]) -> ComplianceJob:
         try:
             return ComplianceJob.from_api(call())
-        except tweepy.HTTPException as exc:
+        except http.HTTPException as exc:
             detail = "; ".join(str(m) for m in exc.api_messages) or exc.response.reason
             raise ComplianceError(self._redact(f"{what}: HTTP {exc.response.status_code}: {detail}")) from None
-        except requests.RequestException as exc:
+        except http.REQUEST_ERRORS as exc:
             raise ComplianceError(self._redact(f"{what}: {type(exc).__name__}: {exc}")) from None
 
     def create(self, name: str) -> ComplianceJob:
@@ -134,8 +132,8 @@ class ComplianceApi(ConfigurableResource):
         """
         body = b"".join(b"%d\n" % i for i in ids)
         try:
-            response = requests.put(job.upload_url, data=body, headers={"Content-Type": "text/plain"}, timeout=(self.connect_timeout_s, self.read_timeout_s))
-        except requests.RequestException as exc:
+            response = http.signed_put(job.upload_url, body, (self.connect_timeout_s, self.read_timeout_s))
+        except http.REQUEST_ERRORS as exc:
             raise ComplianceError(f"upload for compliance job {job.id}: {type(exc).__name__}") from None
         if response.status_code >= 300:
             raise ComplianceError(f"upload for compliance job {job.id} to {_no_query(job.upload_url)}: HTTP {response.status_code} {response.text[:200]}")
@@ -170,8 +168,8 @@ class ComplianceApi(ConfigurableResource):
             ComplianceError: the storage refused (status, never the signed URL's query).
         """
         try:
-            response = requests.get(job.download_url, timeout=(self.connect_timeout_s, self.read_timeout_s))
-        except requests.RequestException as exc:
+            response = http.signed_get(job.download_url, (self.connect_timeout_s, self.read_timeout_s))
+        except http.REQUEST_ERRORS as exc:
             raise ComplianceError(f"download for compliance job {job.id}: {type(exc).__name__}") from None
         if response.status_code >= 300:
             raise ComplianceError(f"download for compliance job {job.id} from {_no_query(job.download_url)}: HTTP {response.status_code}")
@@ -188,9 +186,7 @@ class ComplianceApi(ConfigurableResource):
         return job, self.download(job)
 
     def _redact(self, text: str) -> str:
-        if self.bearer_token and len(self.bearer_token) >= 4:
-            text = text.replace(self.bearer_token, "***")
-        return text
+        return http.redact(text, (self.bearer_token,))
 
 
 def _no_query(url: str) -> str:

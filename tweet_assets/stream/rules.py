@@ -126,7 +126,7 @@ def sync_rules(client, desired: list[Rule], log: logging.Logger, tag_prefix: str
     """
     current = client.get_rules().get("data") or []
     adds, deletes = plan(current, desired, tag_prefix, prune_foreign)
-    from tweepy import StreamRule
+    from tweet_assets.x.session import StreamRule
 
     add_rules = [StreamRule(value=r.value, tag=r.tag) for r in adds]
     delete_ids = [r["id"] for r in deletes]

@@ -28,11 +28,10 @@ import os
 import signal
 
 import orjson
-import requests
-import tweepy
 
 from tweet_assets.lake.store import open_lake
-from tweet_assets.sources.x_api import API_HOST, ApiSession
+from tweet_assets.x import session as http
+from tweet_assets.x.session import API_HOST
 from tweet_assets.stream.consumer import STALL_TIMEOUT_S, StreamConsumer
 from tweet_assets.stream.reconnect import FatalStreamError
 from tweet_assets.stream.rules import TAG_PREFIX, load_rules, sync_rules
@@ -68,12 +67,8 @@ def lake_from_env(env):
 
 def rules_client(token: str, base_url: str = API_HOST):
     """A ``tweepy.StreamingClient`` for the rules endpoints (``return_type=dict``), its session
-    pointed at ``base_url`` with twarc's timeouts."""
-    import tweepy
-
-    client = tweepy.StreamingClient(token, return_type=dict)
-    client.session = ApiSession((3.05, 31.0), base_url)
-    return client
+    pointed at ``base_url`` with twarc's timeouts (:func:`tweet_assets.x.session.rules_client`)."""
+    return http.rules_client(token, base_url)
 
 
 def run(env=None) -> int:
@@ -110,7 +105,7 @@ def run(env=None) -> int:
             active = client.get_rules().get("data") or []
             for r in active:
                 log.info("active rule (not managed: TWEET_ASSETS_STREAM_RULES unset): id %s tag %r value %r", r.get("id"), r.get("tag"), r.get("value"))
-    except (tweepy.TweepyException, requests.RequestException) as exc:
+    except http.REQUEST_ERRORS as exc:
         raise FatalStreamError(
             f"{RULES_PATH}: {' '.join(str(exc).split())[:300]}. Check X_BEARER_TOKEN and that your access tier includes "
             "the filtered stream (Pro or higher; check your developer portal)."
