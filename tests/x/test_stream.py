@@ -86,7 +86,7 @@ def landed(root: Path) -> list[bytes]:
     for path in sorted((root / "raw_stream").glob("dt=*/*.jsonl.gz")):
         for line in gzip.decompress(path.read_bytes()).splitlines():
             message = orjson.loads(line)
-            assert message.pop("__twarc")["url"] == "https://api.twitter.com/2/tweets/search/stream"
+            assert message.pop("__twarc")["url"] == "https://api.x.com/2/tweets/search/stream"
             out.append(orjson.dumps(message))
     return out
 

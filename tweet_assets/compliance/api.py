@@ -25,6 +25,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from tweet_assets.x import session as http
+from tweet_assets.x.problems import describe
+from tweet_assets.x.retry import RetryPolicy
 
 #: Job states of ``GET /2/compliance/jobs/:id`` (API reference, ComplianceJobStatus).
 DONE, FAILED = "complete", ("failed", "expired")
@@ -82,6 +84,8 @@ class ComplianceApi(ConfigurableResource):
     max_wait_s: float = Field(default=6 * 3600.0, description="Give up waiting for a job after this many seconds.")
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 120.0
+    max_retries: int = Field(default=5, ge=0, description="Retries of a status poll on 5xx, a timeout or a dropped connection (the search source's policy, tweet_assets.x.retry).")
+    backoff_s: float = Field(default=2.0, gt=0, description="First backoff of a status poll retry, seconds; doubles per retry (capped at 120 s).")
 
     def client(self):
         """A tweepy client for the compliance endpoints (app-only).
@@ -114,14 +118,24 @@ class ComplianceApi(ConfigurableResource):
         client = self.client()
         return self._call("create compliance job", lambda: client.create_compliance_job("tweets", name=name))
 
-    def status(self, job_id: str) -> ComplianceJob:
-        """``GET /2/compliance/jobs/:id``.
+    def status(self, job_id: str, log: logging.Logger | None = None, sleep: Callable[[float], None] = time.sleep) -> ComplianceJob:
+        """``GET /2/compliance/jobs/:id``; 5xx, timeouts and dropped connections are retried with
+        the search source's policy (:class:`tweet_assets.x.retry.RetryPolicy`: ``backoff_s``
+        doubling, ``max_retries`` times); a 429 waits for ``x-rate-limit-reset`` (tweepy's
+        ``wait_on_rate_limit``).
 
         Raises:
-            ComplianceError: the API refused.
+            ComplianceError: the API refused, or kept failing after the retries.
         """
         client = self.client()
-        return self._call(f"compliance job {job_id}", lambda: client.get_compliance_job(job_id))
+
+        def on_retry(exc: BaseException, why: str, seconds: float) -> None:
+            if log is not None:
+                log.warning(self._redact(f"compliance job {job_id}: GET /2/compliance/jobs/:id: {describe(exc)}; {why}, retrying in {seconds:.1f}s"))
+
+        policy = RetryPolicy(max_retries=self.max_retries, backoff_s=self.backoff_s, sleep=sleep)
+        poll = policy.decorator(on_retry=on_retry)(lambda: client.get_compliance_job(job_id))
+        return self._call(f"compliance job {job_id}", poll)
 
     def upload(self, job: ComplianceJob, ids: Iterable[int]) -> int:
         """``PUT`` the ids (decimal, one per line, ``Content-Type: text/plain``) to the job's
@@ -149,7 +163,7 @@ class ComplianceApi(ConfigurableResource):
         started = clock()
         last = job.status
         while True:
-            job = self.status(job.id)
+            job = self.status(job.id, log, sleep)
             if job.status != last:
                 log.info(f"compliance job {job.id}: {job.status} after {clock() - started:.0f}s")
                 last = job.status

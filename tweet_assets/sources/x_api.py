@@ -91,6 +91,9 @@ PAGE_SIZES = {"search_recent_tweets": 100, "search_all_tweets": 500, "get_users_
 CONTEXT_ANNOTATIONS_PAGE_SIZE = 100  # search/all with context_annotations (DocNow/twarc#504)
 USERS_LOOKUP_BATCH = 100  # GET /2/users/by?usernames= and GET /2/users?ids=: 1-100 each
 TIMELINE_LIMIT = 3200  # GET /2/users/:id/tweets reaches the most recent 3,200 posts only
+#: ``GET /2/users/:id/tweets``: ``start_time``/``end_time`` "must be on or after 2010-11-06T00:00:00Z"
+#: (X's OpenAPI specs 2.159 and 2.167, parameter descriptions).
+TIMELINE_EARLIEST = datetime(2010, 11, 6, tzinfo=timezone.utc)
 ENDPOINTS = {
     "search_recent_tweets": "GET /2/tweets/search/recent",
     "search_all_tweets": "GET /2/tweets/search/all",
@@ -146,7 +149,7 @@ class XApiSource(PostSource):
     throttle_wait_s: float = Field(default=THROTTLE_WAIT_S, ge=0, description="Sleep after a 429 with x-rate-limit-remaining > 0 (the per-second throttle), seconds.")
     connect_timeout_s: float = Field(default=TWARC_TIMEOUT[0], gt=0, description="HTTP connect timeout, seconds (twarc: 3.05). Env: X_HTTP_TIMEOUT=connect,read.")
     read_timeout_s: float = Field(default=TWARC_TIMEOUT[1], gt=0, description="HTTP read timeout, seconds (twarc: 31): longest wait for the next bytes.")
-    base_url: str = Field(default=API_HOST, description="API host (tests point it at a loopback double).")
+    base_url: str = Field(default=API_HOST, description="API host: the spec's https://api.x.com. Env: X_API_BASE_URL (tests point it at a loopback double).")
 
     _clock: tuple | None = PrivateAttr(default=None)
     _day_metadata: dict = PrivateAttr(default_factory=dict)
@@ -178,6 +181,8 @@ class XApiSource(PostSource):
             except ValueError:
                 raise ValueError(f"X_HTTP_TIMEOUT={timeout!r}: set it to connect,read seconds, e.g. 3.05,31 (twarc's).") from None
             settings.update(connect_timeout_s=connect, read_timeout_s=read)
+        if env.get("X_API_BASE_URL", "").strip():
+            settings["base_url"] = env["X_API_BASE_URL"].strip()
         off = ("0", "false", "no")
         return cls(
             mode=mode,
@@ -350,8 +355,19 @@ class XApiSource(PostSource):
 
     # --- timelines
     def _timelines(self, client, start: datetime, end: datetime, log: logging.Logger) -> Iterator[SourcePage]:
-        """Each account's timeline once for the whole window, pages split by day."""
+        """Each account's timeline once for the whole window, pages split by day.
+
+        Raises:
+            XApiError: the window starts before 2010-11-06 (:data:`TIMELINE_EARLIEST`), before any request.
+        """
         days = days_in_window(start, end)
+        if start < TIMELINE_EARLIEST:
+            early = [d for d in days if d < TIMELINE_EARLIEST.strftime(DAY_FORMAT)]
+            raise XApiError(
+                f"partition {early[0]}{'…' + early[-1] if len(early) > 1 else ''} is before 2010-11-06: GET /2/users/:id/tweets accepts "
+                "start_time/end_time only on or after 2010-11-06T00:00:00Z (X API v2 spec). Backfill from 2010-11-06 on, or fetch "
+                "older posts with full-archive search (X_QUERY='from:<username>', X_FULL_ARCHIVE=1)."
+            )
         end_time = min(end, self._now() - END_TIME_LAG)
         if end_time <= start:
             log.info(f"{days[0]}…{days[-1]}: the window has not started yet; nothing to fetch")
@@ -458,14 +474,17 @@ class XApiSource(PostSource):
         method), following ``next_token``/``pagination_token``; full-archive endpoints paced to
         1 request/second. ``stats``: ``retries`` and ``wait`` (seconds slept on 429)."""
         endpoint = ENDPOINTS[method_name]
-        if method_name == "get_recent_tweets_count":  # one page, no token (tweepy's Paginator would add pagination_token)
-            done = [False]
+        if method_name == "get_recent_tweets_count":  # tweepy's Paginator would send pagination_token: follow meta.next_token as next_token
+            state: dict = {"token": None, "done": False}
 
             def fetch():
-                if done[0]:
+                if state["done"]:
                     return None
-                response = client.get_recent_tweets_count(**params)
-                done[0] = True
+                response = client.get_recent_tweets_count(**params, **({"next_token": state["token"]} if state["token"] else {}))
+                parsed, _, _ = _parse(response.content)
+                meta = parsed.get("meta") if parsed else None
+                state["token"] = meta.get("next_token") if isinstance(meta, dict) else None
+                state["done"] = not state["token"]
                 return response
         else:
             paginator = http.Paginator(getattr(client, method_name), **params, limit=self.max_pages_per_day or float("inf")).__iter__()

@@ -29,7 +29,7 @@ from tweepy import StreamRule
 from tweet_assets import __version__
 
 #: The server of X's OpenAPI specs 2.159 and 2.167.
-API_HOST = "https://api.twitter.com"
+API_HOST = "https://api.x.com"
 #: The host tweepy 4.17 writes into every URL; rewritten to the session's ``base_url``.
 TWEEPY_HOST = "https://api.twitter.com"
 TWARC_TIMEOUT = (3.05, 31.0)  # twarc2 client2.get: requests timeout=(connect, read) seconds
