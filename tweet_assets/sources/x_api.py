@@ -73,11 +73,12 @@ from tweet_assets.partitions import DAY_FORMAT, days_in_window
 from tweet_assets.sources.base import PostSource, SourcePage, created_at_range, day_of
 from tweet_assets.sources.day_split import split_by_day
 from tweet_assets.x import session as http
-from tweet_assets.x.fields import FIELDS, TWEETS
-from tweet_assets.x.problems import UsageCapExceeded, XApiError, describe, usage_capped
+from tweet_assets.x.fields import FIELDS, POSTS, TWEETS, Vocabulary
+from tweet_assets.x.problems import UsageCapExceeded, XApiError, describe, problem, usage_capped
 from tweet_assets.x.provenance import append_twarc, twarc_record
 from tweet_assets.x.retry import THROTTLE_WAIT_S, Attempts, RetryPolicy, retryable
 from tweet_assets.x.session import API_HOST, TRANSIENT_ERRORS, TWARC_TIMEOUT
+from tweet_assets.x.vocabulary import refuses_vocabulary, to_tweet_names
 
 RECENT_SEARCH_DAYS = 7
 #: A day is fetched by recent search only if its 00:00Z is this much newer than now − 7 days, so
@@ -149,11 +150,20 @@ class XApiSource(PostSource):
     throttle_wait_s: float = Field(default=THROTTLE_WAIT_S, ge=0, description="Sleep after a 429 with x-rate-limit-remaining > 0 (the per-second throttle), seconds.")
     connect_timeout_s: float = Field(default=TWARC_TIMEOUT[0], gt=0, description="HTTP connect timeout, seconds (twarc: 3.05). Env: X_HTTP_TIMEOUT=connect,read.")
     read_timeout_s: float = Field(default=TWARC_TIMEOUT[1], gt=0, description="HTTP read timeout, seconds (twarc: 31): longest wait for the next bytes.")
+    vocabulary: Literal["tweets", "posts", "auto"] = Field(
+        default="auto",
+        description=(
+            "Request names: tweets (X's spec 2.159: tweet.fields, referenced_tweets.id), posts (spec 2.167: post.fields, "
+            "referenced_posts), or auto: tweets first, switching once to posts (logged, kept for the run) when a 400 names "
+            "a tweets-only parameter or value. Env: X_API_VOCABULARY."
+        ),
+    )
     base_url: str = Field(default=API_HOST, description="API host: the spec's https://api.x.com. Env: X_API_BASE_URL (tests point it at a loopback double).")
 
     _clock: tuple | None = PrivateAttr(default=None)
     _day_metadata: dict = PrivateAttr(default_factory=dict)
     _last_archive_request: list = PrivateAttr(default_factory=lambda: [0.0])
+    _speaking: list = PrivateAttr(default_factory=lambda: [None, False])  # [vocabulary in use, switched already]
 
     @classmethod
     def from_env(cls, env) -> "XApiSource":
@@ -181,6 +191,11 @@ class XApiSource(PostSource):
             except ValueError:
                 raise ValueError(f"X_HTTP_TIMEOUT={timeout!r}: set it to connect,read seconds, e.g. 3.05,31 (twarc's).") from None
             settings.update(connect_timeout_s=connect, read_timeout_s=read)
+        vocabulary = env.get("X_API_VOCABULARY", "").strip().lower()
+        if vocabulary:
+            if vocabulary not in ("tweets", "posts", "auto"):
+                raise ValueError(f"X_API_VOCABULARY={vocabulary!r}: set it to tweets (spec 2.159), posts (spec 2.167) or auto (the default).")
+            settings["vocabulary"] = vocabulary
         if env.get("X_API_BASE_URL", "").strip():
             settings["base_url"] = env["X_API_BASE_URL"].strip()
         off = ("0", "false", "no")
@@ -254,6 +269,31 @@ class XApiSource(PostSource):
             base_url=self.base_url,
         )
 
+    def speaking(self) -> Vocabulary:
+        """The vocabulary requests are sent in now: the setting, or for ``auto`` ``tweets`` until
+        a refusal switched this run to ``posts``."""
+        if self._speaking[0] is None:
+            self._speaking[0] = TWEETS if self.vocabulary == "auto" else self.vocabulary
+        return FIELDS[self._speaking[0]]
+
+    def _switch_vocabulary(self, exc: BaseException, endpoint: str, where: str, log: logging.Logger | None) -> bool:
+        """With ``vocabulary=auto``, once per run: a 400 whose problem names a parameter or value
+        only the vocabulary sent uses switches to the other one (logged); True when it did."""
+        response = getattr(exc, "response", None)
+        if self.vocabulary != "auto" or self._speaking[1] or getattr(response, "status_code", None) != 400:
+            return False
+        sent = self.speaking().name
+        if not refuses_vocabulary(problem(response), sent):
+            return False
+        other = POSTS if sent == TWEETS else TWEETS
+        self._speaking[:] = [other, True]
+        if log is not None:
+            log.warning(self._redact(
+                f"{endpoint} {where}: {describe(exc)}: the API does not speak the {sent} vocabulary; switching to {other} "
+                f"(X API spec {'2.167' if other == POSTS else '2.159'}) for the rest of this run. Set X_API_VOCABULARY={other} to skip this request."
+            ))
+        return True
+
     @property
     def _user_auth(self) -> dict:
         return {} if self.bearer_token else {"user_auth": True}
@@ -287,7 +327,7 @@ class XApiSource(PostSource):
                 log.info(f"{day}: the window has not started yet; nothing to fetch")
                 continue
             window = {"start_time": _rfc3339(day_start), "end_time": _rfc3339(end_time)}
-            for response, page_no, stats in self._paginate(client, method_name, day, log, query=self.query, **window, **self._post_params(method_name)):
+            for response, page_no, stats in self._paginate(client, method_name, day, log, lambda: self._post_params(method_name), query=self.query, **window):
                 parsed, data, errors = _parse(response.content)
                 if parsed is None:
                     log.warning(f"{ENDPOINTS[method_name]} {day} page {page_no}: the body is not a JSON object; landing it as received")
@@ -305,7 +345,7 @@ class XApiSource(PostSource):
         size = PAGE_SIZES[method_name]
         if method_name == "search_all_tweets" and self.context_annotations:
             size = CONTEXT_ANNOTATIONS_PAGE_SIZE
-        return dict(max_results=size, **FIELDS[TWEETS].post_params(self.context_annotations), **self._user_auth)
+        return dict(max_results=size, **self.speaking().post_params(self.context_annotations), **self._user_auth)
 
     def _search_method(self, day: str) -> str:
         """``search_recent_tweets`` or ``search_all_tweets`` for ``day``; refuses what the access
@@ -340,8 +380,9 @@ class XApiSource(PostSource):
             return
         total = 0
         try:
-            for response, _, _ in self._paginate(client, method_name, day, log, query=self.query, granularity="day", **window):
+            for response, _, _ in self._paginate(client, method_name, day, log, None, query=self.query, granularity="day", **window):
                 parsed, buckets, _ = _parse(response.content)
+                to_tweet_names({"data": buckets})  # 2.167 buckets count post_count
                 total += sum(int(b.get("tweet_count") or 0) for b in buckets if isinstance(b, dict))
         except UsageCapExceeded:
             raise
@@ -379,7 +420,7 @@ class XApiSource(PostSource):
             oldest: str | None = None
             pages = 0
             last_day = days[-1]  # timelines run newest first
-            for response, page_no, stats in self._paginate(client, "get_users_tweets", label, log, id=user["id"], **window, **self._post_params("get_users_tweets")):
+            for response, page_no, stats in self._paginate(client, "get_users_tweets", label, log, lambda: self._post_params("get_users_tweets"), id=user["id"], **window):
                 pages = page_no
                 parsed, data, errors = _parse(response.content)
                 parts = _by_day(parsed, data, response.content) if parsed is not None else []
@@ -419,7 +460,7 @@ class XApiSource(PostSource):
             return
         try:
             response = self._call(
-                lambda: client.get_users_tweets(user["id"], end_time=_rfc3339(start), max_results=5, tweet_fields=["created_at"], **self._user_auth),
+                lambda: client.get_users_tweets(user["id"], end_time=_rfc3339(start), max_results=5, **{self.speaking().fields_param: "created_at"}, **self._user_auth),
                 ENDPOINTS["get_users_tweets"], f"{label} probe before {days[0]}", log=log,
             )
         except UsageCapExceeded:
@@ -456,10 +497,11 @@ class XApiSource(PostSource):
         lookups += [("ids", "get_users", ids[i : i + USERS_LOOKUP_BATCH]) for i in range(0, len(ids), USERS_LOOKUP_BATCH)]
         for number, (kind, endpoint_name, batch) in enumerate(lookups, start=1):
             response = self._call(
-                lambda: client.get_users(**{kind: batch}, **FIELDS[TWEETS].user_params(), **self._user_auth),
+                lambda: client.get_users(**{kind: batch}, **self.speaking().user_params(), **self._user_auth),
                 ENDPOINTS[endpoint_name], f"batch {number} ({len(batch)} accounts)", log=log,
             )
             for user in (_parse(response.content)[1]):
+                to_tweet_names({"data": [user]})  # 2.167: public_metrics.post_count
                 found[user["username"].lower()] = found[user["id"]] = user
         missing = [a for a in self.accounts if a.lower() not in found]
         if missing:
@@ -469,10 +511,14 @@ class XApiSource(PostSource):
         return [found[a.lower()] for a in self.accounts]
 
     # --- requests
-    def _paginate(self, client, method_name: str, where: str, log: logging.Logger, **params) -> Iterator[tuple[http.Response, int, dict]]:
+    def _paginate(self, client, method_name: str, where: str, log: logging.Logger, params_of: Callable[[], dict] | None, **params) -> Iterator[tuple[http.Response, int, dict]]:
         """``(response, page number, stats)`` for each page of ``method_name`` (a tweepy.Client
         method), following ``next_token``/``pagination_token``; full-archive endpoints paced to
-        1 request/second. ``stats``: ``retries`` and ``wait`` (seconds slept on 429)."""
+        1 request/second. ``stats``: ``retries`` and ``wait`` (seconds slept on 429).
+
+        ``params_of()`` gives the vocabulary's parameters (fields, expansions); when the
+        vocabulary switches (:meth:`_switch_vocabulary`) the pages go on from the same token in
+        the new names."""
         endpoint = ENDPOINTS[method_name]
         if method_name == "get_recent_tweets_count":  # tweepy's Paginator would send pagination_token: follow meta.next_token as next_token
             state: dict = {"token": None, "done": False}
@@ -487,8 +533,20 @@ class XApiSource(PostSource):
                 state["done"] = not state["token"]
                 return response
         else:
-            paginator = http.Paginator(getattr(client, method_name), **params, limit=self.max_pages_per_day or float("inf")).__iter__()
-            fetch = lambda: next(paginator, None)  # noqa: E731
+            limit = self.max_pages_per_day or float("inf")
+            pager: dict = {"iterator": None, "speaking": None, "pages": 0}
+
+            def fetch():
+                speaking = self.speaking().name
+                if pager["iterator"] is None or pager["speaking"] != speaking:
+                    token = pager["iterator"].next_token if pager["iterator"] is not None else None
+                    pager["iterator"] = http.Paginator(
+                        getattr(client, method_name), **params, **(params_of() if params_of else {}), pagination_token=token, limit=limit - pager["pages"]
+                    ).__iter__()
+                    pager["speaking"] = speaking
+                response = next(pager["iterator"], None)
+                pager["pages"] += response is not None
+                return response
         page_no = 0
         while True:
             page_no += 1
@@ -537,6 +595,8 @@ class XApiSource(PostSource):
                 )) from None
             raise XApiError(self._redact(f"{endpoint} {where}: gave up after {self.max_rate_limit_waits} rate-limit wait(s); last: {describe(exc)}")) from None
         except (*http.REQUEST_ERRORS, *TRANSIENT_ERRORS) as exc:
+            if isinstance(exc, http.HTTPException) and self._switch_vocabulary(exc, endpoint, where, log):
+                return self._call(fn, endpoint, where, stats, log)  # fn reads the new vocabulary
             if isinstance(exc, http.HTTPException) and not retryable(exc):  # 400, 404, other 4xx: not retried
                 raise XApiError(self._redact(f"{endpoint} {where}: {describe(exc)}")) from None
             raise XApiError(self._redact(f"{endpoint} {where}: gave up after {attempts.failed} failure(s) and {attempts.rate_limited} rate-limit wait(s); last: {describe(exc)}")) from None
