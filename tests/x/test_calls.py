@@ -146,3 +146,16 @@ def test_default_host_is_the_specs_and_x_api_base_url_overrides():
 
     assert compliance_api_from_env(env).base_url == "http://127.0.0.1:9"
     assert ComplianceApi(bearer_token=SECRET).base_url == HOST
+
+
+# --- #28 point 4: a retweet's media (its original's) is asked for
+@responses.activate
+def test_search_and_stream_ask_for_the_media_of_retweets():
+    from tweet_assets.x.fields import stream_params
+
+    responses.add(responses.GET, f"{HOST}/2/tweets/search/recent", json={"meta": {"result_count": 0}})
+    clock = Clock(datetime(2021, 6, 27, 12, tzinfo=timezone.utc))
+    list(XApiSource(bearer_token=SECRET, query="x", record_counts=False, vocabulary="tweets").with_clock(clock.sleep, clock.now).pages(*day_window("2021-06-26"), LOG))
+    expansions = parse_qs(urlparse(responses.calls[0].request.url).query)["expansions"][0].split(",")
+    assert "referenced_tweets.id.attachments.media_keys" in expansions
+    assert "referenced_tweets.id.attachments.media_keys" in stream_params()["expansions"].split(",")

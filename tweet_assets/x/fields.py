@@ -36,7 +36,9 @@ TWEET_FIELDS = (
 ).split(",")
 EXPANSIONS = (
     "author_id,referenced_tweets.id,referenced_tweets.id.author_id,in_reply_to_user_id,"
-    "entities.mentions.username,attachments.media_keys,attachments.poll_ids,geo.place_id,edit_history_tweet_ids"
+    "entities.mentions.username,attachments.media_keys,attachments.poll_ids,geo.place_id,edit_history_tweet_ids,"
+    # a retweet's media is its original's: without this expansion includes.media lacks it (#28 point 4)
+    "referenced_tweets.id.attachments.media_keys"
 ).split(",")
 USER_FIELDS = (
     "created_at,description,entities,id,location,name,pinned_tweet_id,profile_image_url,protected,"
