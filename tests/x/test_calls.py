@@ -159,3 +159,25 @@ def test_search_and_stream_ask_for_the_media_of_retweets():
     expansions = parse_qs(urlparse(responses.calls[0].request.url).query)["expansions"][0].split(",")
     assert "referenced_tweets.id.attachments.media_keys" in expansions
     assert "referenced_tweets.id.attachments.media_keys" in stream_params()["expansions"].split(",")
+
+
+# --- #28 point 5: the public fields the spec offers are requested, each a column or LEFT_RAW with a reason
+NEW_POST_FIELDS = ("article", "card_uri", "community_id", "display_text_range", "media_metadata", "scopes", "suggested_source_links")
+NEW_USER_FIELDS = ("affiliation", "most_recent_tweet_id", "parody", "profile_banner_url", "subscription_type", "verified_followers_count")
+USER_CONTEXT_ONLY = ("non_public_metrics", "organic_metrics", "promoted_metrics", "confirmed_email", "connection_status", "receives_your_dm", "subscription", "is_identity_verified")
+
+
+def test_public_fields_are_requested_and_each_is_a_column_or_left_raw():
+    from tweet_assets.schema import LEFT_RAW, is_left_raw, mapped_source_paths
+    from tweet_assets.x.fields import FIELDS, stream_params
+
+    tweets = FIELDS["tweets"].post_params()
+    assert set(NEW_POST_FIELDS) <= set(tweets["tweet.fields"].split(",")) and set(NEW_USER_FIELDS) <= set(tweets["user.fields"].split(","))
+    assert {"attachments.media_source_tweet", "entities.note.mentions.username"} <= set(stream_params()["expansions"].split(","))
+    assert set(NEW_POST_FIELDS) <= set(FIELDS["posts"].post_params()["post.fields"].split(","))
+    mapped = mapped_source_paths()
+    for path in [f"tweet.{f}" for f in NEW_POST_FIELDS] + [f"user.{f}" for f in NEW_USER_FIELDS]:
+        assert path in mapped or (is_left_raw(path) and LEFT_RAW[path].strip()), path
+    for vocabulary in FIELDS.values():  # the owner's user context only: never asked for (docs/x-api.md)
+        asked = set(",".join(vocabulary.post_params().values()).split(","))
+        assert not asked & set(USER_CONTEXT_ONLY)

@@ -32,17 +32,21 @@ VOCABULARIES = (TWEETS, POSTS)
 TWEET_FIELDS = (
     "attachments,author_id,context_annotations,conversation_id,created_at,edit_controls,"
     "edit_history_tweet_ids,entities,geo,id,in_reply_to_user_id,lang,note_tweet,possibly_sensitive,"
-    "public_metrics,referenced_tweets,reply_settings,source,text,withheld"
+    "public_metrics,referenced_tweets,reply_settings,source,text,withheld,"
+    # public data the spec offers (#28 point 5): raw only for now (schema.LEFT_RAW says why)
+    "article,card_uri,community_id,display_text_range,media_metadata,scopes,suggested_source_links"
 ).split(",")
 EXPANSIONS = (
     "author_id,referenced_tweets.id,referenced_tweets.id.author_id,in_reply_to_user_id,"
     "entities.mentions.username,attachments.media_keys,attachments.poll_ids,geo.place_id,edit_history_tweet_ids,"
     # a retweet's media is its original's: without this expansion includes.media lacks it (#28 point 4)
-    "referenced_tweets.id.attachments.media_keys"
+    "referenced_tweets.id.attachments.media_keys,"
+    "attachments.media_source_tweet,entities.note.mentions.username"  # #28 point 5
 ).split(",")
 USER_FIELDS = (
     "created_at,description,entities,id,location,name,pinned_tweet_id,profile_image_url,protected,"
-    "public_metrics,url,username,verified,verified_type,withheld"
+    "public_metrics,url,username,verified,verified_type,withheld,"
+    "affiliation,most_recent_tweet_id,parody,profile_banner_url,subscription_type,verified_followers_count"  # #28 point 5
 ).split(",")
 MEDIA_FIELDS = "alt_text,duration_ms,height,media_key,preview_image_url,public_metrics,type,url,variants,width".split(",")
 PLACE_FIELDS = "contained_within,country,country_code,full_name,geo,id,name,place_type".split(",")
@@ -51,13 +55,16 @@ POLL_FIELDS = "duration_minutes,end_datetime,id,options,voting_status".split(","
 # --- spec 2.167 ("posts"): the same data asked for in the post names
 POST_FIELDS = (
     "attachments,context_annotations,conversation_id,created_at,edit_controls,entities,geo,id,lang,"
-    "note_post,possibly_sensitive,public_metrics,reply_settings,source,text,withheld"
+    "note_post,possibly_sensitive,public_metrics,reply_settings,source,text,withheld,"
+    "article,card_uri,community_id,display_text_range,media_metadata,scopes,suggested_source_links"
 ).split(",")
 POST_EXPANSIONS = (
     "author_id,referenced_posts,in_reply_to_user_id,entities.mentions.username,attachments.media_keys,"
-    "attachments.poll_ids,geo.place_id,edit_history_post_ids"
+    "attachments.poll_ids,geo.place_id,edit_history_post_ids,attachments.media_source_tweet"
 ).split(",")
-POST_USER_FIELDS = [f for f in USER_FIELDS if f != "pinned_tweet_id"]  # 2.167: the expansion pinned_post_id
+#: 2.167's user.fields of the posts endpoints have no pinned_tweet_id (users lookups: expansion
+#: pinned_post_id), affiliation or most_recent_tweet_id.
+POST_USER_FIELDS = [f for f in USER_FIELDS if f not in ("pinned_tweet_id", "affiliation", "most_recent_tweet_id")]
 
 
 @dataclass(frozen=True)
