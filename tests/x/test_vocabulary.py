@@ -147,3 +147,47 @@ def test_an_unrelated_400_does_not_switch():
     with pytest.raises(XApiError, match="HTTP 400"):
         list(source.pages(*day_window("2021-06-26"), LOG))
     assert len(responses.calls) == 1 and source.speaking().name == "tweets"
+
+
+def _enforcing(mock, version: str, pages):
+    """A search + counts server enforcing one spec's vocabulary, answering in its names."""
+    own, foreign = ("post.fields", "tweet.fields") if version == "2.167" else ("tweet.fields", "post.fields")
+    by_token = {None: pages[0]}
+    for previous, page in zip(pages, pages[1:]):
+        by_token[previous["meta"]["next_token"]] = page
+
+    def search(request):
+        query = parse_qs(urlparse(request.url).query)
+        if foreign in query:
+            return 400, {}, json.dumps({"errors": [{"parameters": {foreign: query[foreign]}, "message": f"The query parameter [{foreign}] is not one of [query,{own}]"}], "title": "Invalid Request", "type": "https://api.twitter.com/2/problems/invalid-request"})
+        page = json.loads(json.dumps(by_token[query.get("next_token", [None])[0]]))
+        return 200, {}, orjson.dumps(in_post_names(page) if version == "2.167" else page)
+
+    bucket = {"start": "2021-06-26T00:00:00.000Z", "end": "2021-06-27T00:00:00.000Z"}
+    counts = {"data": [{**bucket, "post_count": 500}], "meta": {"total_post_count": 500}} if version == "2.167" else {"data": [{**bucket, "tweet_count": 500}], "meta": {"total_tweet_count": 500}}
+    mock.add_callback(responses.GET, SEARCH, callback=search)
+    mock.add(responses.GET, COUNTS, json=counts)
+
+
+def test_a_dagster_run_against_either_spec_publishes_the_same_rows(x_api_v2, tmp_path, instance, monkeypatch):
+    """raw_tweets → clean_tweets → s3_parquet with the default (auto) against a server enforcing
+    2.159 and one enforcing 2.167: the same published rows, the API's count read in both."""
+    import pyarrow.dataset as ds
+
+    from tests.helpers import resources, run
+    from tweet_assets.sources import x_api
+
+    tables, counts = {}, {}
+    for version in ("2.159", "2.167"):
+        with responses.RequestsMock() as mock:
+            _enforcing(mock, version, _chain(x_api_v2))
+            clock = Clock(datetime(2021, 6, 27, 12, tzinfo=timezone.utc))
+            monkeypatch.setattr(x_api, "_utcnow", clock.now)
+            monkeypatch.setattr(x_api, "_sleep", clock.sleep)
+            lake = tmp_path / version
+            result = run(resources(str(lake), XApiSource(bearer_token=SECRET, query="blacklivesmatter")), "2021-06-26", instance=instance)
+            assert result.success
+            counts[version] = result.asset_materializations_for_node("raw_tweets")[0].metadata["api_post_count"].value
+            tables[version] = ds.dataset(str(lake / "tweets"), format="parquet", partitioning="hive").to_table().sort_by("id")
+    assert counts == {"2.159": 500, "2.167": 500}
+    assert tables["2.167"].num_rows == 500 and tables["2.167"].drop(["request_url"]).equals(tables["2.159"].drop(["request_url"]))
