@@ -1,5 +1,11 @@
 """The live X API v2 source, through tweepy: search or user timelines for a run's window.
 
+It talks to X through :mod:`tweet_assets.x` only (field lists, session, retry policy, problems,
+provenance). Requests go to the spec's host ``https://api.x.com`` (``X_API_BASE_URL`` overrides)
+in the vocabulary of ``X_API_VOCABULARY`` (``tweets``: spec 2.159; ``posts``: spec 2.167;
+``auto``: tweets, switching once to posts when a 400 names a tweets-only parameter; see
+``docs/x-api.md``). ``GET /2/users/:id/tweets`` days before 2010-11-06 are refused (the spec's rule).
+
 Endpoints and the limits this module follows (docs.x.com, X API v2 reference pages):
 
 - ``GET /2/tweets/search/recent``: ``start_time`` no older than 7 days, ``query`` up to 512
