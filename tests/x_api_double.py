@@ -45,7 +45,7 @@ TWEET_FIELDS = {
     "created_at", "display_text_range", "edit_controls", "edit_history_tweet_ids", "entities", "geo", "id",
     "in_reply_to_user_id", "lang", "media_metadata", "non_public_metrics", "note_tweet", "organic_metrics",
     "possibly_sensitive", "promoted_metrics", "public_metrics", "referenced_tweets", "reply_settings",
-    "scopes", "source", "text", "withheld",
+    "scopes", "source", "suggested_source_links", "text", "withheld",
 }
 EXPANSIONS = {
     "article.cover_media", "article.media_entities", "attachments.media_keys", "attachments.media_source_tweet",

@@ -273,6 +273,22 @@ LEFT_RAW: dict[str, str] = {
     "page.meta.previous_token": "pagination bookkeeping of one response page",
     "page.errors.*": "partial errors (deleted or suspended referenced objects): counted in raw_tweets and clean_tweets metadata; those about a post's referenced_tweets are its unavailable_referenced_tweets",
     "page.__twarc.version": "the archiving tool's version (twarc2, or tweet_assets for the live source): about the file, not the post",
+    # requested since #28 point 5 (public data for an app-only token); kept in raw_tweets, not yet
+    # columns: each needs pages.py's PAGE_TYPE, a flatten.py stage and tests/reference.py, being
+    # restructured at the same time (#31); none is in the shared recordings yet to test against.
+    "tweet.article": "X Articles (long-form title, text, media): nested; raw until a column design for articles (#28 point 5)",
+    "tweet.card_uri": "the post's card URI: requested, raw until added as a column (#28 point 5)",
+    "tweet.community_id": "the X Community the post was made in: requested, raw until added as a column (#28 point 5)",
+    "tweet.display_text_range": "[start, end] code-point offsets of the displayed text; like entity offsets, only for rendering",
+    "tweet.media_metadata": "per-media metadata set by the author: requested, raw until added as a column (#28 point 5)",
+    "tweet.scopes": "who the post is visible to (followers-only etc.): requested, raw until added as a column (#28 point 5)",
+    "tweet.suggested_source_links": "links X suggests as sources: requested, raw until added as a column (#28 point 5)",
+    "user.affiliation": "the account's affiliation badge (organisation): requested, raw until added as author columns (#28 point 5)",
+    "user.most_recent_tweet_id": "the author's newest post at request time: changes with every post; raw (#28 point 5)",
+    "user.parody": "parody-account label: requested, raw until added as an author column (#28 point 5)",
+    "user.profile_banner_url": "profile banner image URL: requested, raw until added as an author column (#28 point 5)",
+    "user.subscription_type": "the author's X subscription (Basic, Premium, PremiumPlus, None): requested, raw (#28 point 5)",
+    "user.verified_followers_count": "followers that are verified: requested, raw until added as an author column (#28 point 5)",
 }
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)

@@ -74,7 +74,8 @@ def compliance_api_from_env(env: dict | None = None) -> ComplianceApi:
     fails the compliance run with a message naming the variable, not the code location."""
     env = os.environ if env is None else env
     # an EnvVar: Dagit shows the variable's name in the resource's config, never the token
-    return ComplianceApi(bearer_token=EnvVar("X_BEARER_TOKEN") if env.get("X_BEARER_TOKEN") else None)
+    host = {"base_url": env["X_API_BASE_URL"].strip()} if env.get("X_API_BASE_URL", "").strip() else {}
+    return ComplianceApi(bearer_token=EnvVar("X_BEARER_TOKEN") if env.get("X_BEARER_TOKEN") else None, **host)
 
 
 def resources_from_env(env: dict | None = None) -> dict:

@@ -17,7 +17,7 @@ import pytest
 
 from tweet_assets.lake.store import LocalLake
 from tweet_assets.sources.day_split import split_by_day
-from tweet_assets.sources.x_api import EXPANSIONS, TWEET_FIELDS, USER_FIELDS
+from tweet_assets.x.fields import EXPANSIONS, TWEET_FIELDS, USER_FIELDS
 from tweet_assets.stream.consumer import StreamConsumer
 from tweet_assets.stream.reconnect import Backoff, FatalStreamError
 from tweet_assets.stream.rules import Rule, RulesError, load_rules, plan, sync_rules
@@ -86,7 +86,7 @@ def landed(root: Path) -> list[bytes]:
     for path in sorted((root / "raw_stream").glob("dt=*/*.jsonl.gz")):
         for line in gzip.decompress(path.read_bytes()).splitlines():
             message = orjson.loads(line)
-            assert message.pop("__twarc")["url"] == "https://api.twitter.com/2/tweets/search/stream"
+            assert message.pop("__twarc")["url"] == "https://api.x.com/2/tweets/search/stream"
             out.append(orjson.dumps(message))
     return out
 

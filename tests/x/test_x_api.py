@@ -83,7 +83,7 @@ def test_tweepy_cassettes_replay_through_the_real_client(x_api_v2, tmp_path, cas
     assert pages[0].posts == len(want["data"]) and pages[0].requests == 1
 
 
-CHAIN_URL = "https://api.twitter.com/2/tweets/search/recent"
+CHAIN_URL = "https://api.x.com/2/tweets/search/recent"  # the spec's server (tweepy's api.twitter.com is rewritten)
 
 
 def _landed(page) -> dict:

@@ -21,14 +21,16 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
-import requests
-import tweepy
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from tweet_assets.x import session as http
+from tweet_assets.x.problems import describe
+from tweet_assets.x.retry import RetryPolicy
+
 #: Job states of ``GET /2/compliance/jobs/:id`` (API reference, ComplianceJobStatus).
 DONE, FAILED = "complete", ("failed", "expired")
-API_HOST = "https://api.twitter.com"
+API_HOST = http.API_HOST
 
 
 class ComplianceError(RuntimeError):
@@ -82,8 +84,10 @@ class ComplianceApi(ConfigurableResource):
     max_wait_s: float = Field(default=6 * 3600.0, description="Give up waiting for a job after this many seconds.")
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 120.0
+    max_retries: int = Field(default=5, ge=0, description="Retries of a status poll on 5xx, a timeout or a dropped connection (the search source's policy, tweet_assets.x.retry).")
+    backoff_s: float = Field(default=2.0, gt=0, description="First backoff of a status poll retry, seconds; doubles per retry (capped at 120 s).")
 
-    def client(self) -> tweepy.Client:
+    def client(self):
         """A tweepy client for the compliance endpoints (app-only).
 
         Raises:
@@ -91,20 +95,18 @@ class ComplianceApi(ConfigurableResource):
         """
         if not self.bearer_token:
             raise ComplianceError("the batch compliance endpoints need an app-only bearer token: set X_BEARER_TOKEN.")
-        from tweet_assets.sources.x_api import ApiSession, _redact_tweepy_debug_log
-
-        client = tweepy.Client(bearer_token=self.bearer_token, return_type=dict, wait_on_rate_limit=True)
-        client.session = ApiSession((self.connect_timeout_s, self.read_timeout_s), self.base_url)
-        _redact_tweepy_debug_log()
-        return client
+        return http.api_client(
+            bearer_token=self.bearer_token, timeout=(self.connect_timeout_s, self.read_timeout_s),
+            base_url=self.base_url, return_type=dict, wait_on_rate_limit=True,
+        )
 
     def _call(self, what: str, call: Callable[[], dict]) -> ComplianceJob:
         try:
             return ComplianceJob.from_api(call())
-        except tweepy.HTTPException as exc:
+        except http.HTTPException as exc:
             detail = "; ".join(str(m) for m in exc.api_messages) or exc.response.reason
             raise ComplianceError(self._redact(f"{what}: HTTP {exc.response.status_code}: {detail}")) from None
-        except requests.RequestException as exc:
+        except http.REQUEST_ERRORS as exc:
             raise ComplianceError(self._redact(f"{what}: {type(exc).__name__}: {exc}")) from None
 
     def create(self, name: str) -> ComplianceJob:
@@ -116,14 +118,24 @@ class ComplianceApi(ConfigurableResource):
         client = self.client()
         return self._call("create compliance job", lambda: client.create_compliance_job("tweets", name=name))
 
-    def status(self, job_id: str) -> ComplianceJob:
-        """``GET /2/compliance/jobs/:id``.
+    def status(self, job_id: str, log: logging.Logger | None = None, sleep: Callable[[float], None] = time.sleep) -> ComplianceJob:
+        """``GET /2/compliance/jobs/:id``; 5xx, timeouts and dropped connections are retried with
+        the search source's policy (:class:`tweet_assets.x.retry.RetryPolicy`: ``backoff_s``
+        doubling, ``max_retries`` times); a 429 waits for ``x-rate-limit-reset`` (tweepy's
+        ``wait_on_rate_limit``).
 
         Raises:
-            ComplianceError: the API refused.
+            ComplianceError: the API refused, or kept failing after the retries.
         """
         client = self.client()
-        return self._call(f"compliance job {job_id}", lambda: client.get_compliance_job(job_id))
+
+        def on_retry(exc: BaseException, why: str, seconds: float) -> None:
+            if log is not None:
+                log.warning(self._redact(f"compliance job {job_id}: GET /2/compliance/jobs/:id: {describe(exc)}; {why}, retrying in {seconds:.1f}s"))
+
+        policy = RetryPolicy(max_retries=self.max_retries, backoff_s=self.backoff_s, sleep=sleep)
+        poll = policy.decorator(on_retry=on_retry)(lambda: client.get_compliance_job(job_id))
+        return self._call(f"compliance job {job_id}", poll)
 
     def upload(self, job: ComplianceJob, ids: Iterable[int]) -> int:
         """``PUT`` the ids (decimal, one per line, ``Content-Type: text/plain``) to the job's
@@ -134,8 +146,8 @@ class ComplianceApi(ConfigurableResource):
         """
         body = b"".join(b"%d\n" % i for i in ids)
         try:
-            response = requests.put(job.upload_url, data=body, headers={"Content-Type": "text/plain"}, timeout=(self.connect_timeout_s, self.read_timeout_s))
-        except requests.RequestException as exc:
+            response = http.signed_put(job.upload_url, body, (self.connect_timeout_s, self.read_timeout_s))
+        except http.REQUEST_ERRORS as exc:
             raise ComplianceError(f"upload for compliance job {job.id}: {type(exc).__name__}") from None
         if response.status_code >= 300:
             raise ComplianceError(f"upload for compliance job {job.id} to {_no_query(job.upload_url)}: HTTP {response.status_code} {response.text[:200]}")
@@ -151,7 +163,7 @@ class ComplianceApi(ConfigurableResource):
         started = clock()
         last = job.status
         while True:
-            job = self.status(job.id)
+            job = self.status(job.id, log, sleep)
             if job.status != last:
                 log.info(f"compliance job {job.id}: {job.status} after {clock() - started:.0f}s")
                 last = job.status
@@ -170,8 +182,8 @@ class ComplianceApi(ConfigurableResource):
             ComplianceError: the storage refused (status, never the signed URL's query).
         """
         try:
-            response = requests.get(job.download_url, timeout=(self.connect_timeout_s, self.read_timeout_s))
-        except requests.RequestException as exc:
+            response = http.signed_get(job.download_url, (self.connect_timeout_s, self.read_timeout_s))
+        except http.REQUEST_ERRORS as exc:
             raise ComplianceError(f"download for compliance job {job.id}: {type(exc).__name__}") from None
         if response.status_code >= 300:
             raise ComplianceError(f"download for compliance job {job.id} from {_no_query(job.download_url)}: HTTP {response.status_code}")
@@ -188,9 +200,7 @@ class ComplianceApi(ConfigurableResource):
         return job, self.download(job)
 
     def _redact(self, text: str) -> str:
-        if self.bearer_token and len(self.bearer_token) >= 4:
-            text = text.replace(self.bearer_token, "***")
-        return text
+        return http.redact(text, (self.bearer_token,))
 
 
 def _no_query(url: str) -> str:

@@ -8,12 +8,15 @@ whole response body as bytes (``{"data", "includes", "meta", "errors"}``), tagge
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterator
 
 from dagster import ConfigurableResource
+
+from tweet_assets.partitions import DAY_FORMAT
 
 
 class ConfigurationError(ValueError):
@@ -94,3 +97,23 @@ def created_at_range(posts: list[dict]) -> tuple[str | None, str | None]:
     """Smallest and largest ``created_at`` string among ``posts`` (RFC 3339 sorts as text)."""
     stamps = [p["created_at"] for p in posts if isinstance(p, dict) and isinstance(p.get("created_at"), str)]
     return (min(stamps), max(stamps)) if stamps else (None, None)
+
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+def day_of(stamp) -> str | None:
+    """The UTC day ``YYYY-MM-DD`` (partition key) of a post's ``created_at`` (RFC 3339, as the
+    X API v2 writes it: ``2021-06-26T23:59:58.000Z``): its first 10 characters when they are a
+    real calendar date; None for anything else (not a string, too short, ``2021-02-30``). The
+    one rule every source places posts by."""
+    if not isinstance(stamp, str) or len(stamp) < 10:
+        return None
+    day = stamp[:10]
+    if not _DAY.match(day):
+        return None
+    try:
+        datetime.strptime(day, DAY_FORMAT)
+    except ValueError:
+        return None
+    return day

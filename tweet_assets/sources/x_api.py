@@ -1,5 +1,11 @@
 """The live X API v2 source, through tweepy: search or user timelines for a run's window.
 
+It talks to X through :mod:`tweet_assets.x` only (field lists, session, retry policy, problems,
+provenance). Requests go to the spec's host ``https://api.x.com`` (``X_API_BASE_URL`` overrides)
+in the vocabulary of ``X_API_VOCABULARY`` (``tweets``: spec 2.159; ``posts``: spec 2.167;
+``auto``: tweets, switching once to posts when a 400 names a tweets-only parameter; see
+``docs/x-api.md``). ``GET /2/users/:id/tweets`` days before 2010-11-06 are refused (the spec's rule).
+
 Endpoints and the limits this module follows (docs.x.com, X API v2 reference pages):
 
 - ``GET /2/tweets/search/recent``: ``start_time`` no older than 7 days, ``query`` up to 512
@@ -61,42 +67,25 @@ metadata value contains them.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Literal, Optional
-from urllib.parse import urlsplit
 
 import orjson
-import requests
-import tweepy
 from dagster import EnvVar
 from pydantic import Field, PrivateAttr
-from tenacity import RetryCallState, Retrying, retry_if_exception
 
-from tweet_assets import __version__
 from tweet_assets.partitions import DAY_FORMAT, days_in_window
-from tweet_assets.sources.base import PostSource, SourcePage, created_at_range
+from tweet_assets.sources.base import PostSource, SourcePage, created_at_range, day_of
 from tweet_assets.sources.day_split import split_by_day
+from tweet_assets.x import session as http
+from tweet_assets.x.fields import FIELDS, POSTS, TWEETS, Vocabulary
+from tweet_assets.x.problems import UsageCapExceeded, XApiError, describe, problem, usage_capped
+from tweet_assets.x.provenance import append_twarc, twarc_record
+from tweet_assets.x.retry import THROTTLE_WAIT_S, Attempts, RetryPolicy, retryable
+from tweet_assets.x.session import API_HOST, TRANSIENT_ERRORS, TWARC_TIMEOUT
+from tweet_assets.x.vocabulary import refuses_vocabulary, to_tweet_names
 
-TWEET_FIELDS = (
-    "attachments,author_id,context_annotations,conversation_id,created_at,edit_controls,"
-    "edit_history_tweet_ids,entities,geo,id,in_reply_to_user_id,lang,note_tweet,possibly_sensitive,"
-    "public_metrics,referenced_tweets,reply_settings,source,text,withheld"
-).split(",")
-EXPANSIONS = (
-    "author_id,referenced_tweets.id,referenced_tweets.id.author_id,in_reply_to_user_id,"
-    "entities.mentions.username,attachments.media_keys,attachments.poll_ids,geo.place_id,edit_history_tweet_ids"
-).split(",")
-USER_FIELDS = (
-    "created_at,description,entities,id,location,name,pinned_tweet_id,profile_image_url,protected,"
-    "public_metrics,url,username,verified,verified_type,withheld"
-).split(",")
-MEDIA_FIELDS = "alt_text,duration_ms,height,media_key,preview_image_url,public_metrics,type,url,variants,width".split(",")
-PLACE_FIELDS = "contained_within,country,country_code,full_name,geo,id,name,place_type".split(",")
-POLL_FIELDS = "duration_minutes,end_datetime,id,options,voting_status".split(",")
-
-API_HOST = "https://api.twitter.com"
 RECENT_SEARCH_DAYS = 7
 #: A day is fetched by recent search only if its 00:00Z is this much newer than now − 7 days, so
 #: the request (made a little later) still passes the API's 7-day rule.
@@ -109,9 +98,9 @@ PAGE_SIZES = {"search_recent_tweets": 100, "search_all_tweets": 500, "get_users_
 CONTEXT_ANNOTATIONS_PAGE_SIZE = 100  # search/all with context_annotations (DocNow/twarc#504)
 USERS_LOOKUP_BATCH = 100  # GET /2/users/by?usernames= and GET /2/users?ids=: 1-100 each
 TIMELINE_LIMIT = 3200  # GET /2/users/:id/tweets reaches the most recent 3,200 posts only
-TWARC_TIMEOUT = (3.05, 31.0)  # twarc2 client2.get: requests timeout=(connect, read) seconds
-THROTTLE_WAIT_S = 10.0  # twarc2 decorators2.rate_limit: 429 with remaining > 0 → sleep 10 s
-USAGE_CAPPED = "https://api.twitter.com/2/problems/usage-capped"
+#: ``GET /2/users/:id/tweets``: ``start_time``/``end_time`` "must be on or after 2010-11-06T00:00:00Z"
+#: (X's OpenAPI specs 2.159 and 2.167, parameter descriptions).
+TIMELINE_EARLIEST = datetime(2010, 11, 6, tzinfo=timezone.utc)
 ENDPOINTS = {
     "search_recent_tweets": "GET /2/tweets/search/recent",
     "search_all_tweets": "GET /2/tweets/search/all",
@@ -125,23 +114,7 @@ ENDPOINTS = {
 APP_ONLY = {"search_all_tweets", "get_recent_tweets_count", "get_all_tweets_count"}
 #: Paced to one request per second (full-archive search and counts).
 FULL_ARCHIVE = {"search_all_tweets", "get_all_tweets_count"}
-#: Dropped mid-body, undecodable body, no answer in time, no connection: retried with backoff.
-TRANSIENT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
-
-
-class XApiError(RuntimeError):
-    """The X API refused or kept failing; the message names the endpoint, day, page and status,
-    with the API's problem ``title``, ``detail`` and ``type``."""
-
-
-class UsageCapExceeded(XApiError):
-    """429 with problem type ``https://api.twitter.com/2/problems/usage-capped``: the project's
-    monthly post cap is used up; retrying cannot help before the cap resets."""
+__all__ = ["XApiSource", "XApiError", "UsageCapExceeded"]
 
 
 class XApiSource(PostSource):
@@ -183,11 +156,20 @@ class XApiSource(PostSource):
     throttle_wait_s: float = Field(default=THROTTLE_WAIT_S, ge=0, description="Sleep after a 429 with x-rate-limit-remaining > 0 (the per-second throttle), seconds.")
     connect_timeout_s: float = Field(default=TWARC_TIMEOUT[0], gt=0, description="HTTP connect timeout, seconds (twarc: 3.05). Env: X_HTTP_TIMEOUT=connect,read.")
     read_timeout_s: float = Field(default=TWARC_TIMEOUT[1], gt=0, description="HTTP read timeout, seconds (twarc: 31): longest wait for the next bytes.")
-    base_url: str = Field(default=API_HOST, description="API host (tests point it at a loopback double).")
+    vocabulary: Literal["tweets", "posts", "auto"] = Field(
+        default="auto",
+        description=(
+            "Request names: tweets (X's spec 2.159: tweet.fields, referenced_tweets.id), posts (spec 2.167: post.fields, "
+            "referenced_posts), or auto: tweets first, switching once to posts (logged, kept for the run) when a 400 names "
+            "a tweets-only parameter or value. Env: X_API_VOCABULARY."
+        ),
+    )
+    base_url: str = Field(default=API_HOST, description="API host: the spec's https://api.x.com. Env: X_API_BASE_URL (tests point it at a loopback double).")
 
     _clock: tuple | None = PrivateAttr(default=None)
     _day_metadata: dict = PrivateAttr(default_factory=dict)
     _last_archive_request: list = PrivateAttr(default_factory=lambda: [0.0])
+    _speaking: list = PrivateAttr(default_factory=lambda: [None, False])  # [vocabulary in use, switched already]
 
     @classmethod
     def from_env(cls, env, lake=None) -> "XApiSource":
@@ -215,6 +197,13 @@ class XApiSource(PostSource):
             except ValueError:
                 raise ValueError(f"X_HTTP_TIMEOUT={timeout!r}: set it to connect,read seconds, e.g. 3.05,31 (twarc's).") from None
             settings.update(connect_timeout_s=connect, read_timeout_s=read)
+        vocabulary = env.get("X_API_VOCABULARY", "").strip().lower()
+        if vocabulary:
+            if vocabulary not in ("tweets", "posts", "auto"):
+                raise ValueError(f"X_API_VOCABULARY={vocabulary!r}: set it to tweets (spec 2.159), posts (spec 2.167) or auto (the default).")
+            settings["vocabulary"] = vocabulary
+        if env.get("X_API_BASE_URL", "").strip():
+            settings["base_url"] = env["X_API_BASE_URL"].strip()
         off = ("0", "false", "no")
         return cls(
             mode=mode,
@@ -265,9 +254,10 @@ class XApiSource(PostSource):
             values[key] = value
 
     # --- the client
-    def client(self) -> tweepy.Client:
-        """A ``tweepy.Client`` returning raw ``requests.Response`` objects (bodies kept as received),
-        whose session applies the ``(connect, read)`` timeout to every request.
+    def client(self):
+        """A ``tweepy.Client`` (:func:`tweet_assets.x.session.api_client`) returning raw
+        ``requests.Response`` objects (bodies kept as received), whose session applies the
+        ``(connect, read)`` timeout to every request and sends it to ``base_url``.
 
         Raises:
             XApiError: no credential configured (names the variables, never values).
@@ -275,19 +265,40 @@ class XApiSource(PostSource):
         user_context = all((self.consumer_key, self.consumer_secret, self.access_token, self.access_token_secret))
         if not self.bearer_token and not user_context:
             raise XApiError("no X API credential: set X_BEARER_TOKEN (app-only), or X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET (user context).")
-        client = tweepy.Client(
+        return http.api_client(
             bearer_token=self.bearer_token,
             consumer_key=self.consumer_key,
             consumer_secret=self.consumer_secret,
             access_token=self.access_token,
             access_token_secret=self.access_token_secret,
-            return_type=requests.Response,
-            wait_on_rate_limit=False,
+            timeout=(self.connect_timeout_s, self.read_timeout_s),
+            base_url=self.base_url,
         )
-        client.session = ApiSession((self.connect_timeout_s, self.read_timeout_s), self.base_url)
-        client.user_agent = f"{client.user_agent} tweet_assets/{__version__}"
-        _redact_tweepy_debug_log()
-        return client
+
+    def speaking(self) -> Vocabulary:
+        """The vocabulary requests are sent in now: the setting, or for ``auto`` ``tweets`` until
+        a refusal switched this run to ``posts``."""
+        if self._speaking[0] is None:
+            self._speaking[0] = TWEETS if self.vocabulary == "auto" else self.vocabulary
+        return FIELDS[self._speaking[0]]
+
+    def _switch_vocabulary(self, exc: BaseException, endpoint: str, where: str, log: logging.Logger | None) -> bool:
+        """With ``vocabulary=auto``, once per run: a 400 whose problem names a parameter or value
+        only the vocabulary sent uses switches to the other one (logged); True when it did."""
+        response = getattr(exc, "response", None)
+        if self.vocabulary != "auto" or self._speaking[1] or getattr(response, "status_code", None) != 400:
+            return False
+        sent = self.speaking().name
+        if not refuses_vocabulary(problem(response), sent):
+            return False
+        other = POSTS if sent == TWEETS else TWEETS
+        self._speaking[:] = [other, True]
+        if log is not None:
+            log.warning(self._redact(
+                f"{endpoint} {where}: {describe(exc)}: the API does not speak the {sent} vocabulary; switching to {other} "
+                f"(X API spec {'2.167' if other == POSTS else '2.159'}) for the rest of this run. Set X_API_VOCABULARY={other} to skip this request."
+            ))
+        return True
 
     @property
     def _user_auth(self) -> dict:
@@ -322,7 +333,7 @@ class XApiSource(PostSource):
                 log.info(f"{day}: the window has not started yet; nothing to fetch")
                 continue
             window = {"start_time": _rfc3339(day_start), "end_time": _rfc3339(end_time)}
-            for response, page_no, stats in self._paginate(client, method_name, day, log, query=self.query, **window, **self._post_params(method_name)):
+            for response, page_no, stats in self._paginate(client, method_name, day, log, lambda: self._post_params(method_name), query=self.query, **window):
                 parsed, data, errors = _parse(response.content)
                 if parsed is None:
                     log.warning(f"{ENDPOINTS[method_name]} {day} page {page_no}: the body is not a JSON object; landing it as received")
@@ -337,14 +348,10 @@ class XApiSource(PostSource):
 
     def _post_params(self, method_name: str) -> dict:
         """Fields, expansions and ``max_results`` for a posts endpoint."""
-        fields = TWEET_FIELDS if self.context_annotations else [f for f in TWEET_FIELDS if f != "context_annotations"]
         size = PAGE_SIZES[method_name]
         if method_name == "search_all_tweets" and self.context_annotations:
             size = CONTEXT_ANNOTATIONS_PAGE_SIZE
-        return dict(
-            max_results=size, tweet_fields=fields, expansions=EXPANSIONS, user_fields=USER_FIELDS,
-            media_fields=MEDIA_FIELDS, place_fields=PLACE_FIELDS, poll_fields=POLL_FIELDS, **self._user_auth,
-        )
+        return dict(max_results=size, **self.speaking().post_params(self.context_annotations), **self._user_auth)
 
     def _search_method(self, day: str) -> str:
         """``search_recent_tweets`` or ``search_all_tweets`` for ``day``; refuses what the access
@@ -379,8 +386,9 @@ class XApiSource(PostSource):
             return
         total = 0
         try:
-            for response, _, _ in self._paginate(client, method_name, day, log, query=self.query, granularity="day", **window):
+            for response, _, _ in self._paginate(client, method_name, day, log, None, query=self.query, granularity="day", **window):
                 parsed, buckets, _ = _parse(response.content)
+                to_tweet_names({"data": buckets})  # 2.167 buckets count post_count
                 total += sum(int(b.get("tweet_count") or 0) for b in buckets if isinstance(b, dict))
         except UsageCapExceeded:
             raise
@@ -394,8 +402,19 @@ class XApiSource(PostSource):
 
     # --- timelines
     def _timelines(self, client, start: datetime, end: datetime, log: logging.Logger) -> Iterator[SourcePage]:
-        """Each account's timeline once for the whole window, pages split by day."""
+        """Each account's timeline once for the whole window, pages split by day.
+
+        Raises:
+            XApiError: the window starts before 2010-11-06 (:data:`TIMELINE_EARLIEST`), before any request.
+        """
         days = days_in_window(start, end)
+        if start < TIMELINE_EARLIEST:
+            early = [d for d in days if d < TIMELINE_EARLIEST.strftime(DAY_FORMAT)]
+            raise XApiError(
+                f"partition {early[0]}{'…' + early[-1] if len(early) > 1 else ''} is before 2010-11-06: GET /2/users/:id/tweets accepts "
+                "start_time/end_time only on or after 2010-11-06T00:00:00Z (X API v2 spec). Backfill from 2010-11-06 on, or fetch "
+                "older posts with full-archive search (X_QUERY='from:<username>', X_FULL_ARCHIVE=1)."
+            )
         end_time = min(end, self._now() - END_TIME_LAG)
         if end_time <= start:
             log.info(f"{days[0]}…{days[-1]}: the window has not started yet; nothing to fetch")
@@ -407,7 +426,7 @@ class XApiSource(PostSource):
             oldest: str | None = None
             pages = 0
             last_day = days[-1]  # timelines run newest first
-            for response, page_no, stats in self._paginate(client, "get_users_tweets", label, log, id=user["id"], **window, **self._post_params("get_users_tweets")):
+            for response, page_no, stats in self._paginate(client, "get_users_tweets", label, log, lambda: self._post_params("get_users_tweets"), id=user["id"], **window):
                 pages = page_no
                 parsed, data, errors = _parse(response.content)
                 parts = _by_day(parsed, data, response.content) if parsed is not None else []
@@ -423,7 +442,7 @@ class XApiSource(PostSource):
                     earliest, latest = created_at_range(posts)
                     oldest = min(filter(None, (oldest, earliest)), default=None)
                     yield SourcePage(
-                        day, _append_twarc(body, self._provenance(response)), f"{endpoint} page {page_no} ({day})",
+                        day, append_twarc(body, self._provenance(response)), f"{endpoint} page {page_no} ({day})",
                         posts=len(posts), api_errors=n_errors, earliest=earliest, latest=latest, **cost,
                     )
                     cost = {}
@@ -447,7 +466,7 @@ class XApiSource(PostSource):
             return
         try:
             response = self._call(
-                lambda: client.get_users_tweets(user["id"], end_time=_rfc3339(start), max_results=5, tweet_fields=["created_at"], **self._user_auth),
+                lambda: client.get_users_tweets(user["id"], end_time=_rfc3339(start), max_results=5, **{self.speaking().fields_param: "created_at"}, **self._user_auth),
                 ENDPOINTS["get_users_tweets"], f"{label} probe before {days[0]}", log=log,
             )
         except UsageCapExceeded:
@@ -470,7 +489,7 @@ class XApiSource(PostSource):
             f"endpoint (full-archive search 'from:{user['username']}' can fetch them). Recorded as timeline_3200_limit."
         )
 
-    def _resolve_accounts(self, client: tweepy.Client, log: logging.Logger) -> list[dict]:
+    def _resolve_accounts(self, client, log: logging.Logger) -> list[dict]:
         """The accounts as user objects (``id``, ``username``, ``created_at``, ``public_metrics``),
         in the configured order; usernames and ids looked up in batches of at most 100.
 
@@ -484,10 +503,11 @@ class XApiSource(PostSource):
         lookups += [("ids", "get_users", ids[i : i + USERS_LOOKUP_BATCH]) for i in range(0, len(ids), USERS_LOOKUP_BATCH)]
         for number, (kind, endpoint_name, batch) in enumerate(lookups, start=1):
             response = self._call(
-                lambda: client.get_users(**{kind: batch}, user_fields=USER_FIELDS, **self._user_auth),
+                lambda: client.get_users(**{kind: batch}, **self.speaking().user_params(), **self._user_auth),
                 ENDPOINTS[endpoint_name], f"batch {number} ({len(batch)} accounts)", log=log,
             )
             for user in (_parse(response.content)[1]):
+                to_tweet_names({"data": [user]})  # 2.167: public_metrics.post_count
                 found[user["username"].lower()] = found[user["id"]] = user
         missing = [a for a in self.accounts if a.lower() not in found]
         if missing:
@@ -497,23 +517,42 @@ class XApiSource(PostSource):
         return [found[a.lower()] for a in self.accounts]
 
     # --- requests
-    def _paginate(self, client, method_name: str, where: str, log: logging.Logger, **params) -> Iterator[tuple[requests.Response, int, dict]]:
+    def _paginate(self, client, method_name: str, where: str, log: logging.Logger, params_of: Callable[[], dict] | None, **params) -> Iterator[tuple[http.Response, int, dict]]:
         """``(response, page number, stats)`` for each page of ``method_name`` (a tweepy.Client
         method), following ``next_token``/``pagination_token``; full-archive endpoints paced to
-        1 request/second. ``stats``: ``retries`` and ``wait`` (seconds slept on 429)."""
+        1 request/second. ``stats``: ``retries`` and ``wait`` (seconds slept on 429).
+
+        ``params_of()`` gives the vocabulary's parameters (fields, expansions); when the
+        vocabulary switches (:meth:`_switch_vocabulary`) the pages go on from the same token in
+        the new names."""
         endpoint = ENDPOINTS[method_name]
-        if method_name == "get_recent_tweets_count":  # one page, no token (tweepy's Paginator would add pagination_token)
-            done = [False]
+        if method_name == "get_recent_tweets_count":  # tweepy's Paginator would send pagination_token: follow meta.next_token as next_token
+            state: dict = {"token": None, "done": False}
 
             def fetch():
-                if done[0]:
+                if state["done"]:
                     return None
-                response = client.get_recent_tweets_count(**params)
-                done[0] = True
+                response = client.get_recent_tweets_count(**params, **({"next_token": state["token"]} if state["token"] else {}))
+                parsed, _, _ = _parse(response.content)
+                meta = parsed.get("meta") if parsed else None
+                state["token"] = meta.get("next_token") if isinstance(meta, dict) else None
+                state["done"] = not state["token"]
                 return response
         else:
-            paginator = tweepy.Paginator(getattr(client, method_name), **params, limit=self.max_pages_per_day or float("inf")).__iter__()
-            fetch = lambda: next(paginator, None)  # noqa: E731
+            limit = self.max_pages_per_day or float("inf")
+            pager: dict = {"iterator": None, "speaking": None, "pages": 0}
+
+            def fetch():
+                speaking = self.speaking().name
+                if pager["iterator"] is None or pager["speaking"] != speaking:
+                    token = pager["iterator"].next_token if pager["iterator"] is not None else None
+                    pager["iterator"] = http.Paginator(
+                        getattr(client, method_name), **params, **(params_of() if params_of else {}), pagination_token=token, limit=limit - pager["pages"]
+                    ).__iter__()
+                    pager["speaking"] = speaking
+                response = next(pager["iterator"], None)
+                pager["pages"] += response is not None
+                return response
         page_no = 0
         while True:
             page_no += 1
@@ -540,118 +579,52 @@ class XApiSource(PostSource):
         ``where`` says what was being fetched (day or account, page) for messages.
         """
         stats = stats if stats is not None else {"retries": 0, "wait": 0.0}
-        kinds: dict[int, str] = {}  # attempt number → "rate_limited" | "failed"
+        attempts = Attempts()
 
-        def tally(state: RetryCallState) -> dict[str, int]:
-            exc = state.outcome.exception()
-            kinds[state.attempt_number] = "rate_limited" if isinstance(exc, tweepy.TooManyRequests) else "failed"
-            return {k: sum(1 for v in kinds.values() if v == k) for k in ("rate_limited", "failed")}
-
-        def retryable(exc: BaseException) -> bool:
-            if isinstance(exc, tweepy.TooManyRequests):
-                return not _usage_capped(exc)
-            return isinstance(exc, (tweepy.TwitterServerError, *TRANSIENT_ERRORS))
-
-        def stop(state: RetryCallState) -> bool:
-            counts = tally(state)
-            return counts["rate_limited"] > self.max_rate_limit_waits or counts["failed"] > self.max_retries
-
-        def wait(state: RetryCallState) -> float:
-            counts = tally(state)
-            exc = state.outcome.exception()
-            if isinstance(exc, tweepy.TooManyRequests):
-                remaining = exc.response.headers.get("x-rate-limit-remaining", "")
-                if remaining.isdigit() and int(remaining) > 0:  # the per-second throttle, not the window
-                    seconds = self.throttle_wait_s
-                    why = f"throttled with {remaining} requests left in the window"
-                else:
-                    reset = exc.response.headers.get("x-rate-limit-reset", "")
-                    now = self._now().timestamp()
-                    seconds = (int(reset) - now if reset.isdigit() else 60.0) + self.rate_limit_margin_s
-                    seconds = min(max(seconds, 1.0), 15 * 60 + self.rate_limit_margin_s)
-                    why = "rate limit window used up, waiting for x-rate-limit-reset"
-                stats["wait"] += seconds
-            else:
-                seconds = min(self.backoff_s * 2 ** (counts["failed"] - 1), 120.0)
-                why = "backing off"
-            stats["retries"] += 1
+        def on_retry(exc: BaseException, why: str, seconds: float) -> None:
+            stats["retries"], stats["wait"] = attempts.retries, attempts.wait
             if log is not None:
-                log.warning(self._redact(f"{endpoint} {where}: {_describe(exc)}; {why}, retrying in {seconds:.1f}s"))
-            return seconds
+                log.warning(self._redact(f"{endpoint} {where}: {describe(exc)}; {why}, retrying in {seconds:.1f}s"))
 
         try:
-            for attempt in Retrying(retry=retry_if_exception(retryable), stop=stop, wait=wait, sleep=self._sleep, reraise=True):
-                with attempt:
-                    return fn()
-        except tweepy.Unauthorized as exc:
+            return self._policy().decorator(attempts, on_retry)(fn)()
+        except http.Unauthorized as exc:
             var = "X_BEARER_TOKEN" if self.bearer_token else "X_CONSUMER_KEY/X_CONSUMER_SECRET/X_ACCESS_TOKEN/X_ACCESS_TOKEN_SECRET"
-            raise XApiError(self._redact(f"{endpoint} {where}: {_describe(exc)}: the X API rejected the credential in {var}; check it is current (regenerate it in the developer portal).")) from None
-        except tweepy.Forbidden as exc:
-            raise XApiError(self._redact(f"{endpoint} {where}: {_describe(exc)}: your access level or authentication does not allow this endpoint.")) from None
-        except tweepy.TooManyRequests as exc:
-            if _usage_capped(exc):
+            raise XApiError(self._redact(f"{endpoint} {where}: {describe(exc)}: the X API rejected the credential in {var}; check it is current (regenerate it in the developer portal).")) from None
+        except http.Forbidden as exc:
+            raise XApiError(self._redact(f"{endpoint} {where}: {describe(exc)}: your access level or authentication does not allow this endpoint.")) from None
+        except http.TooManyRequests as exc:
+            if usage_capped(exc):
                 raise UsageCapExceeded(self._redact(
-                    f"{endpoint} {where}: {_describe(exc)}: the project's usage cap (monthly post cap) is used up; "
+                    f"{endpoint} {where}: {describe(exc)}: the project's usage cap (monthly post cap) is used up; "
                     "the API serves no more posts until it resets (see the developer portal's usage page) or the access is upgraded. Not retried."
                 )) from None
-            raise XApiError(self._redact(f"{endpoint} {where}: gave up after {self.max_rate_limit_waits} rate-limit wait(s); last: {_describe(exc)}")) from None
-        except (tweepy.TweepyException, *TRANSIENT_ERRORS) as exc:
-            failed = sum(1 for v in kinds.values() if v == "failed")
-            waits = sum(1 for v in kinds.values() if v == "rate_limited")
-            if isinstance(exc, tweepy.HTTPException) and not retryable(exc):  # 400, 404, other 4xx: not retried
-                raise XApiError(self._redact(f"{endpoint} {where}: {_describe(exc)}")) from None
-            raise XApiError(self._redact(f"{endpoint} {where}: gave up after {failed} failure(s) and {waits} rate-limit wait(s); last: {_describe(exc)}")) from None
+            raise XApiError(self._redact(f"{endpoint} {where}: gave up after {self.max_rate_limit_waits} rate-limit wait(s); last: {describe(exc)}")) from None
+        except (*http.REQUEST_ERRORS, *TRANSIENT_ERRORS) as exc:
+            if isinstance(exc, http.HTTPException) and self._switch_vocabulary(exc, endpoint, where, log):
+                return self._call(fn, endpoint, where, stats, log)  # fn reads the new vocabulary
+            if isinstance(exc, http.HTTPException) and not retryable(exc):  # 400, 404, other 4xx: not retried
+                raise XApiError(self._redact(f"{endpoint} {where}: {describe(exc)}")) from None
+            raise XApiError(self._redact(f"{endpoint} {where}: gave up after {attempts.failed} failure(s) and {attempts.rate_limited} rate-limit wait(s); last: {describe(exc)}")) from None
+
+    def _policy(self) -> RetryPolicy:
+        """This source's :class:`~tweet_assets.x.retry.RetryPolicy`, on its injected clock."""
+        return RetryPolicy(
+            max_retries=self.max_retries, backoff_s=self.backoff_s, max_rate_limit_waits=self.max_rate_limit_waits,
+            rate_limit_margin_s=self.rate_limit_margin_s, throttle_wait_s=self.throttle_wait_s, sleep=self._sleep, now=self._now,
+        )
 
     # --- provenance and secrets
-    def _provenance(self, response: requests.Response) -> dict:
+    def _provenance(self, response) -> dict:
         """twarc2's ``__twarc`` record for a response: request URL, our version, retrieval time."""
-        stamp = self._now().astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return {"url": self._redact(response.url), "version": f"tweet_assets {__version__}", "retrieved_at": stamp}
+        return twarc_record(self._redact(response.url), self._now())
 
-    def _with_provenance(self, response: requests.Response, parsed) -> bytes:
+    def _with_provenance(self, response, parsed) -> bytes:
         body = response.content
-        return _append_twarc(body, self._provenance(response)) if isinstance(parsed, dict) else body
+        return append_twarc(body, self._provenance(response)) if isinstance(parsed, dict) else body
 
     def _redact(self, text: str) -> str:
-        for secret in (self.bearer_token, self.consumer_key, self.consumer_secret, self.access_token, self.access_token_secret):
-            if isinstance(secret, str) and len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
-
-
-class ApiSession(requests.Session):
-    """``requests.Session`` with a default ``(connect, read)`` timeout on every request (tweepy
-    passes none) and, for tests, another host in place of ``https://api.twitter.com``."""
-
-    def __init__(self, timeout: tuple[float, float], base_url: str = API_HOST):
-        super().__init__()
-        self.timeout = timeout
-        self.base_url = base_url.rstrip("/")
-
-    def request(self, method, url, *args, **kwargs):
-        kwargs.setdefault("timeout", self.timeout)
-        if self.base_url != API_HOST and url.startswith(API_HOST):
-            url = self.base_url + url[len(API_HOST):]
-        return super().request(method, url, *args, **kwargs)
-
-
-_BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+")
-
-
-class _RedactBearer(logging.Filter):
-    """tweepy logs request headers, bearer token included, at DEBUG: mask it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "Bearer" in message:
-            record.msg, record.args = _BEARER.sub(r"\1***", message), ()
-        return True
-
-
-def _redact_tweepy_debug_log() -> None:
-    logger = logging.getLogger("tweepy.client")
-    if not any(isinstance(f, _RedactBearer) for f in logger.filters):
-        logger.addFilter(_RedactBearer())
+        return http.redact(text, (self.bearer_token, self.consumer_key, self.consumer_secret, self.access_token, self.access_token_secret))
 
 
 def _utcnow() -> datetime:
@@ -682,7 +655,7 @@ def _by_day(page: dict, posts: list, body: bytes) -> list[tuple[str, bytes, list
     """``[(day, page bytes, posts, API errors)]``: the body as received when its posts share a day,
     else one piece per day with its own includes and errors (:mod:`.day_split`); ``[]`` when no
     post has a readable ``created_at``."""
-    days = [_day_of(p.get("created_at")) if isinstance(p, dict) else None for p in posts]
+    days = [day_of(p.get("created_at")) if isinstance(p, dict) else None for p in posts]
     if not any(days):
         return []
     pieces = split_by_day(page, posts, days)
@@ -690,76 +663,3 @@ def _by_day(page: dict, posts: list, body: bytes) -> list[tuple[str, bytes, list
         errors = page.get("errors")
         return [(pieces[0].day, body, posts, len(errors) if isinstance(errors, list) else 0)]
     return [(piece.day, piece.body(page, False), piece.posts, len(piece.errors)) for piece in pieces]
-
-
-def _day_of(stamp) -> str | None:
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.strptime(stamp[:10], DAY_FORMAT).strftime(DAY_FORMAT)
-    except ValueError:
-        return None
-
-
-def _append_twarc(body: bytes, record: dict) -> bytes:
-    """``body`` (a JSON object) with ``"__twarc": record`` appended as its last key; the bytes
-    before it are kept as received."""
-    body = body.strip()
-    inner = body[1:-1]
-    return b"{" + inner + (b"," if inner.strip() else b"") + b'"__twarc":' + orjson.dumps(record) + b"}"
-
-
-def _problem(response) -> dict:
-    """The API's problem JSON (RFC 7807: ``title``, ``detail``, ``type``) and ``errors[].message``."""
-    try:
-        body = response.json()
-    except Exception:  # not JSON: no problem details
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _usage_capped(exc: tweepy.TooManyRequests) -> bool:
-    problem = _problem(exc.response)
-    return problem.get("type") == USAGE_CAPPED or problem.get("title") == "UsageCapExceeded"
-
-
-def _describe(exc: BaseException) -> str:
-    """``HTTP <status> <reason>: <title>: <detail> (type <type>); errors: …`` for an HTTP error,
-    else the exception's class and message (a timeout, a dropped connection)."""
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if status is None and isinstance(exc, requests.exceptions.ProxyError):
-        return f"ProxyError: cannot reach the HTTP(S) proxy {_proxy_named(exc)}; check it is up, or unset HTTPS_PROXY/https_proxy (and ALL_PROXY) to connect directly"
-    if status is None:
-        return f"{type(exc).__name__}: {str(exc)[:300]}"
-    text = f"HTTP {status} {getattr(response, 'reason', '') or ''}".strip()
-    problem = _problem(response)
-    title, detail, kind = (problem.get(k) for k in ("title", "detail", "type"))
-    if title:
-        text += f": {title}"
-    if detail and detail != title:
-        text += f": {detail}"
-    if kind:
-        text += f" (type {kind})"
-    messages = [e.get("message") for e in problem.get("errors") or [] if isinstance(e, dict) and e.get("message")]
-    if messages:
-        text += "; errors: " + "; ".join(str(m) for m in messages[:3])
-    return text
-
-
-def _proxy_named(exc: BaseException) -> str:
-    """``host:port`` of the proxy the failed request went through (from the environment, as
-    requests chose it), without any user:password part; or the variables to look at."""
-    request = getattr(exc, "request", None)
-    url = getattr(request, "url", None) or "https://api.twitter.com/"
-    try:
-        proxies = requests.utils.get_environ_proxies(url)
-        proxy = requests.utils.select_proxy(url, proxies)
-    except Exception:  # noqa: BLE001 - naming the proxy must never hide the real error
-        proxy = None
-    if not proxy:
-        return "(see HTTPS_PROXY/https_proxy)"
-    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    host = parts.hostname or "?"
-    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
-

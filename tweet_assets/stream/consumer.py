@@ -15,13 +15,14 @@ given to the caller, so it cannot be told apart and said clearly. So this module
 Each line of the response is one message (``data``, ``includes``, ``matching_rules``, ``errors``)
 or an empty keep-alive line (every 20 s). A message is landed unchanged with twarc2's
 ``"__twarc": {"url", "version", "retrieved_at"}`` appended as its last key (the same provenance the
-search source lands, :mod:`tweet_assets.sources.x_api`); a line that is not a JSON object is
+search source lands, :mod:`tweet_assets.x.provenance`); a line that is not a JSON object is
 landed as received (``clean_tweets`` quarantines it). Bytes after the last newline when the
 connection breaks are a message cut short: not landed, counted as ``partial_dropped`` (X does not
 resend it; :mod:`.segments` says what the durability promise covers).
 
 The request asks for the same ``tweet.fields``, ``expansions``, ``user.fields``, ``media.fields``,
-``place.fields``, ``poll.fields`` as the search source (constants of :mod:`..sources.x_api`).
+``place.fields``, ``poll.fields`` as the search source (:func:`tweet_assets.x.fields.stream_params`: the filtered stream keeps the
+tweet names in both spec vocabularies).
 Progress and health are logged every ``health_every_s`` (60 s): messages and messages/s, keep-alives,
 reconnects, the last message's time, segments published; the same record is stored in the lake
 as ``raw_stream/_consumer/health.json`` for the Dagster side.
@@ -36,23 +37,13 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import orjson
-import requests
-import urllib3
 
-from tweet_assets import __version__
-from tweet_assets.sources.x_api import (
-    API_HOST,
-    EXPANSIONS,
-    MEDIA_FIELDS,
-    PLACE_FIELDS,
-    POLL_FIELDS,
-    TWEET_FIELDS,
-    USER_FIELDS,
-    ApiSession,
-    _append_twarc,
-    _describe,
-    _problem,
-)
+from tweet_assets.sources.base import day_of
+from tweet_assets.x import session as http
+from tweet_assets.x.fields import stream_params
+from tweet_assets.x.problems import describe, describe_response, problem
+from tweet_assets.x.provenance import append_twarc, twarc_record
+from tweet_assets.x.session import API_HOST
 from tweet_assets.stream.reconnect import HTTP, NETWORK, STALL_TIMEOUT_S, Backoff, FatalStreamError, classify_status
 from tweet_assets.stream.segments import SegmentWriter
 
@@ -63,18 +54,6 @@ HEALTH_KEY = "_consumer/health.json"
 log = logging.getLogger("tweet_assets.stream")
 
 
-def stream_params() -> dict[str, str]:
-    """The query parameters of the stream request: the search source's fields and expansions."""
-    return {
-        "tweet.fields": ",".join(TWEET_FIELDS),
-        "expansions": ",".join(EXPANSIONS),
-        "user.fields": ",".join(USER_FIELDS),
-        "media.fields": ",".join(MEDIA_FIELDS),
-        "place.fields": ",".join(PLACE_FIELDS),
-        "poll.fields": ",".join(POLL_FIELDS),
-    }
-
-
 def _iso_ms(epoch_s: float) -> str:
     moment = datetime.fromtimestamp(epoch_s, timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
@@ -83,13 +62,8 @@ def _iso_ms(epoch_s: float) -> str:
 def _day_of(message: dict, received_s: float) -> str:
     """UTC day of the post's ``created_at``; else (an ``errors``-only message) of receipt."""
     data = message.get("data")
-    stamp = data.get("created_at") if isinstance(data, dict) else None
-    if isinstance(stamp, str) and len(stamp) >= 10:
-        try:
-            return datetime.strptime(stamp[:10], "%Y-%m-%d").strftime("%Y-%m-%d")
-        except ValueError:
-            pass
-    return datetime.fromtimestamp(received_s, timezone.utc).strftime("%Y-%m-%d")
+    day = day_of(data.get("created_at")) if isinstance(data, dict) else None
+    return day or datetime.fromtimestamp(received_s, timezone.utc).strftime("%Y-%m-%d")
 
 
 class StreamConsumer:
@@ -138,8 +112,7 @@ class StreamConsumer:
         self.last_message_at: float | None = None
         self._health_at = clock()
         self._health_messages = 0
-        self.session = ApiSession((connect_timeout_s, stall_timeout_s), base_url)
-        self.session.headers["User-Agent"] = f"tweet_assets/{__version__}"
+        self.session = http.stream_session((connect_timeout_s, stall_timeout_s), base_url)
 
     @property
     def url(self) -> str:
@@ -191,8 +164,8 @@ class StreamConsumer:
                 stream=True,
                 timeout=(self.connect_timeout_s, self.stall_timeout_s),
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            log.warning("cannot connect to %s: %s", self.url, _describe(exc))
+        except http.CONNECT_ERRORS as exc:
+            log.warning("cannot connect to %s: %s", self.url, describe(exc))
             return NETWORK
         with response:
             if response.status_code != 200:
@@ -211,8 +184,8 @@ class StreamConsumer:
                     if self.stopped:
                         return None
                 reason = "the server closed the stream"
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError) as exc:
-                if _is_timeout(exc):
+            except http.BROKEN_BODY_ERRORS as exc:
+                if http.is_timeout(exc):
                     self.counts["stalls"] += 1
                     reason = f"stall: nothing received for {self.stall_timeout_s:g} s (not even a keep-alive)"
                 else:
@@ -225,10 +198,10 @@ class StreamConsumer:
 
     def _refused(self, response) -> str:
         status = response.status_code
-        text = _describe(requests.HTTPError(response=response))
+        text = describe_response(response)
         kind = classify_status(status)
-        problem = _problem(response)
-        if status == 409 or (status == 429 and ("connection" in str(problem.get("type", "")).lower() or "TooManyConnections" in str(problem.get("title", "")))):
+        found = problem(response)
+        if status == 409 or (status == 429 and ("connection" in str(found.get("type", "")).lower() or "TooManyConnections" in str(found.get("title", "")))):
             log.error(
                 "%s: another connection to this app's filtered stream is already open (one at a time on this access tier): "
                 "stop the other consumer (another host, container or service task); retrying on the %s schedule",
@@ -253,7 +226,7 @@ class StreamConsumer:
         except orjson.JSONDecodeError:
             message = None
         if isinstance(message, dict):
-            body = _append_twarc(line, {"url": self.url, "version": f"tweet_assets {__version__}", "retrieved_at": _iso_ms(now)})
+            body = append_twarc(line, twarc_record(self.url, datetime.fromtimestamp(now, timezone.utc)))
             day = _day_of(message, now)
         else:
             self.counts["not_json"] += 1
@@ -297,15 +270,3 @@ class StreamConsumer:
         except Exception as exc:  # health is advisory: the stream goes on
             log.warning("could not store the health record: %s", exc)
 
-
-def _is_timeout(exc: BaseException) -> bool:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, requests.Timeout, TimeoutError)):
-            return True
-        if exc.args and isinstance(exc.args[0], BaseException):
-            exc = exc.args[0]
-        else:
-            exc = exc.__cause__ or exc.__context__
-    return False

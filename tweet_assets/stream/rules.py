@@ -14,7 +14,8 @@ another prefix (another app's, or a person's) unless ``prune_foreign=True``.
 
 Configuration: JSON, a list of ``{"value": ..., "tag": ...}`` objects (``tag`` optional: then the
 prefix plus the value), from the ``TWEET_ASSETS_STREAM_RULES`` variable or the file it names
-(``@/path/rules.json``); or ``value<TAB>tag`` lines.
+(``@/path/rules.json``); or ``value<TAB>tag`` lines, where a line of ``#`` followed by a space is a
+comment and ``#dagster`` is a hashtag rule.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def load_rules(text: str, tag_prefix: str = TAG_PREFIX) -> list[Rule]:
     else:
         items = []
         for n, line in enumerate(text.splitlines(), 1):
-            if line.strip() and not line.lstrip().startswith("#"):
+            if line.strip() and not _comment(line):
                 value, _, tag = line.partition("\t")
                 items.append({"value": value.strip(), **({"tag": tag.strip()} if tag.strip() else {})})
     rules: list[Rule] = []
@@ -88,6 +89,14 @@ def load_rules(text: str, tag_prefix: str = TAG_PREFIX) -> list[Rule]:
     return rules
 
 
+def _comment(line: str) -> bool:
+    """A comment line: ``#`` alone or followed by a space (``# my rules``). ``#dagster`` is a
+    rule: X's hashtag operator is ``#`` directly followed by the tag (filtered stream, "Build a
+    rule"), so it never starts with a space."""
+    text = line.strip()
+    return text == "#" or text.startswith(("# ", "#\t"))
+
+
 def plan(current: list[dict], desired: list[Rule], tag_prefix: str = TAG_PREFIX, prune_foreign: bool = False) -> tuple[list[Rule], list[dict]]:
     """``(to add, to delete)``: configured rules not active (same value and tag), and active rules
     (``{"id", "value", "tag"}`` as the API lists them) owned by ``tag_prefix`` (or, with
@@ -102,6 +111,31 @@ def plan(current: list[dict], desired: list[Rule], tag_prefix: str = TAG_PREFIX,
     return adds, deletes
 
 
+#: ``GET /2/tweets/search/stream/rules``: ``max_results`` 1-1000 (default 1000), ``pagination_token``
+#: from ``meta.next_token`` (X's OpenAPI specs 2.159 and 2.167).
+RULES_PAGE_SIZE = 1000
+
+
+def list_rules(client) -> list[dict]:
+    """Every active rule (``{"id", "value", "tag"}``), following ``meta.next_token`` through every
+    page of ``GET /2/tweets/search/stream/rules`` (``max_results=1000``, ``pagination_token``).
+
+    ``client`` is a ``tweepy.StreamingClient`` with ``return_type=dict``.
+
+    Raises:
+        tweepy.TweepyException (one of ``tweet_assets.x.session.REQUEST_ERRORS``): HTTP errors.
+    """
+    rules: list[dict] = []
+    token = None
+    while True:
+        params = {"max_results": RULES_PAGE_SIZE, **({"pagination_token": token} if token else {})}
+        page = client.get_rules(**params)
+        rules.extend(page.get("data") or [])
+        token = (page.get("meta") or {}).get("next_token")
+        if not token:
+            return rules
+
+
 def _check(response: dict, action: str) -> dict:
     errors = response.get("errors") or []
     if errors:
@@ -112,7 +146,9 @@ def _check(response: dict, action: str) -> dict:
     return response
 
 
-def sync_rules(client, desired: list[Rule], log: logging.Logger, tag_prefix: str = TAG_PREFIX, prune_foreign: bool = False) -> list[dict]:
+def sync_rules(
+    client, desired: list[Rule], log: logging.Logger, tag_prefix: str = TAG_PREFIX, prune_foreign: bool = False, prune_to_empty: bool = False
+) -> list[dict]:
     """Make the stream's rules match ``desired``; returns the active rules (``{"id", "value",
     "tag"}``) after the sync, each logged with its id.
 
@@ -120,13 +156,23 @@ def sync_rules(client, desired: list[Rule], log: logging.Logger, tag_prefix: str
     with ``dry_run=true`` first, the deletes and adds both validated before either is applied
     (passed as the string ``"true"``, the API reference's spelling: tweepy would send ``True``).
 
+    A configuration that parses to zero rules while the stream has rules deletes nothing unless
+    ``prune_to_empty`` (``TWEET_ASSETS_STREAM_PRUNE_TO_EMPTY=1``) says so: an empty set is far
+    more often a mistake (every line taken for a comment, a file emptied) than a wish.
+
     Raises:
-        RulesError: the dry run found an invalid rule (nothing is changed), or applying failed.
+        RulesError: the dry run found an invalid rule (nothing is changed), applying failed, or
+            zero rules are configured while rules exist and ``prune_to_empty`` is False.
         tweepy.TweepyException: HTTP errors (401 bad token, 403 access tier, ...).
     """
-    current = client.get_rules().get("data") or []
+    current = list_rules(client)
     adds, deletes = plan(current, desired, tag_prefix, prune_foreign)
-    from tweepy import StreamRule
+    if not desired and deletes and not prune_to_empty:
+        raise RulesError(
+            f"the configured rules parse to zero rules while the stream has {len(current)}; nothing was deleted. "
+            "Check TWEET_ASSETS_STREAM_RULES, or set TWEET_ASSETS_STREAM_PRUNE_TO_EMPTY=1 to delete them all."
+        )
+    from tweet_assets.x.session import StreamRule
 
     add_rules = [StreamRule(value=r.value, tag=r.tag) for r in adds]
     delete_ids = [r["id"] for r in deletes]
@@ -142,7 +188,7 @@ def sync_rules(client, desired: list[Rule], log: logging.Logger, tag_prefix: str
         _check(client.add_rules(add_rules), "add")
         for r in adds:
             log.info("rule added: tag %r value %r", r.tag, r.value)
-    active = client.get_rules().get("data") or [] if (adds or deletes) else current
+    active = list_rules(client) if (adds or deletes) else current
     for r in active:
         log.info("active rule: id %s tag %r value %r", r.get("id"), r.get("tag"), r.get("value"))
     if not active:

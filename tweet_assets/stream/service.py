@@ -8,6 +8,8 @@
                                             they are (listed in the log)
 ``TWEET_ASSETS_STREAM_RULE_PREFIX``         tag prefix of the rules this app owns (``tweet_assets:``)
 ``TWEET_ASSETS_STREAM_PRUNE_FOREIGN``       ``1``: also delete rules of other prefixes
+``TWEET_ASSETS_STREAM_PRUNE_TO_EMPTY``      ``1``: a rule set parsing to zero rules deletes the
+                                            owned ones (otherwise refused, nothing deleted)
 ``TWEET_ASSETS_STREAM_SPOOL_DIR``           local spool directory (``stream_spool``); must survive
                                             restarts (not tmpfs)
 ``TWEET_ASSETS_STREAM_SEGMENT_SECONDS``     roll a segment after this many seconds (300)
@@ -28,14 +30,13 @@ import os
 import signal
 
 import orjson
-import requests
-import tweepy
 
 from tweet_assets.lake.store import open_lake
-from tweet_assets.sources.x_api import API_HOST, ApiSession
+from tweet_assets.x import session as http
+from tweet_assets.x.session import API_HOST
 from tweet_assets.stream.consumer import STALL_TIMEOUT_S, StreamConsumer
 from tweet_assets.stream.reconnect import FatalStreamError
-from tweet_assets.stream.rules import TAG_PREFIX, load_rules, sync_rules
+from tweet_assets.stream.rules import TAG_PREFIX, list_rules, load_rules, sync_rules
 from tweet_assets.stream.segments import MAX_AGE_S, PREFIX, SegmentWriter
 
 RULES_KEY = "_consumer/rules.json"
@@ -68,12 +69,8 @@ def lake_from_env(env):
 
 def rules_client(token: str, base_url: str = API_HOST):
     """A ``tweepy.StreamingClient`` for the rules endpoints (``return_type=dict``), its session
-    pointed at ``base_url`` with twarc's timeouts."""
-    import tweepy
-
-    client = tweepy.StreamingClient(token, return_type=dict)
-    client.session = ApiSession((3.05, 31.0), base_url)
-    return client
+    pointed at ``base_url`` with twarc's timeouts (:func:`tweet_assets.x.session.rules_client`)."""
+    return http.rules_client(token, base_url)
 
 
 def run(env=None) -> int:
@@ -105,12 +102,15 @@ def run(env=None) -> int:
     desired = load_rules(configured, prefix) if configured else None  # a bad file fails before any request
     try:
         if desired is not None:
-            active = sync_rules(client, desired, log, prefix, env.get("TWEET_ASSETS_STREAM_PRUNE_FOREIGN", "") in ("1", "true", "yes"))
+            active = sync_rules(
+                client, desired, log, prefix, env.get("TWEET_ASSETS_STREAM_PRUNE_FOREIGN", "") in ("1", "true", "yes"),
+                prune_to_empty=env.get("TWEET_ASSETS_STREAM_PRUNE_TO_EMPTY", "") in ("1", "true", "yes"),
+            )
         else:
-            active = client.get_rules().get("data") or []
+            active = list_rules(client)
             for r in active:
                 log.info("active rule (not managed: TWEET_ASSETS_STREAM_RULES unset): id %s tag %r value %r", r.get("id"), r.get("tag"), r.get("value"))
-    except (tweepy.TweepyException, requests.RequestException) as exc:
+    except http.REQUEST_ERRORS as exc:
         raise FatalStreamError(
             f"{RULES_PATH}: {' '.join(str(exc).split())[:300]}. Check X_BEARER_TOKEN and that your access tier includes "
             "the filtered stream (Pro or higher; check your developer portal)."

@@ -22,6 +22,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from tweet_assets.x.vocabulary import line_in_tweet_names
+
 S = pa.string()
 I64 = pa.int64()
 F64 = pa.float64()
@@ -241,6 +243,7 @@ def decode_pages(lines: Sequence[bytes], locations: Sequence[str], days: Sequenc
         raise ValueError(f"{len(lines)} lines but {len(locations)} locations and {len(days)} days")
     if not lines:
         return DecodedBatch(PAGE_SCHEMA.empty_table(), [])
+    lines = [line_in_tweet_names(line) for line in lines]  # spec 2.167's post names read as 2.159's (tweet_assets.x.vocabulary)
     blob = b"\n".join(lines)
     # Bulk parsing only for lines that look like one object each: pyarrow 26's JSON reader
     # crashes (SIGSEGV) on a first line "null" and reads a later "null" line as an all-null row.

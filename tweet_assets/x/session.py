@@ -1,0 +1,189 @@
+"""The one HTTP path to X: a ``requests`` session with a ``(connect, read)`` timeout on every
+request, the API host in one place, tweepy clients built on it, and secrets kept out of logs.
+
+- Host: X's OpenAPI specs (2.159 and 2.167) name ``https://api.x.com`` as the server; tweepy 4.17
+  hard-codes ``https://api.twitter.com`` (``tweepy/client.py``, ``BaseClient.request``) and takes no
+  host, so :class:`ApiSession` rewrites that prefix to its ``base_url`` (``X_API_BASE_URL``
+  overrides; tests point it at a loopback double).
+- Timeouts: twarc's ``(3.05, 31)`` seconds by default (DocNow/twarc ``client2.py``).
+- Secrets: tweepy logs each request's headers, the bearer token included, at DEBUG on
+  ``tweepy.client``: :func:`redact_tweepy_debug_log` masks it; :func:`redact` masks given secrets
+  in any text.
+- The signed ``upload_url``/``download_url`` of batch compliance jobs point at cloud storage, not
+  at the API: :func:`signed_put`/:func:`signed_get` send them without any X credential.
+
+Only this package imports ``requests`` and ``tweepy`` (import-linter contract "only x/ talks HTTP
+to X" in ``pyproject.toml``); other packages use the names exported here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import requests
+import tweepy
+import urllib3
+from tweepy import StreamRule
+
+from tweet_assets import __version__
+
+#: The server of X's OpenAPI specs 2.159 and 2.167.
+API_HOST = "https://api.x.com"
+#: The host tweepy 4.17 writes into every URL; rewritten to the session's ``base_url``.
+TWEEPY_HOST = "https://api.twitter.com"
+TWARC_TIMEOUT = (3.05, 31.0)  # twarc2 client2.get: requests timeout=(connect, read) seconds
+#: Dropped mid-body, undecodable body, no answer in time, no connection: retried with backoff.
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+#: A connection that could not be made (or answered in time).
+CONNECT_ERRORS = (requests.ConnectionError, requests.Timeout)
+#: A streamed body broken while being read.
+BROKEN_BODY_ERRORS = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, urllib3.exceptions.HTTPError)
+#: Any failure of a request: tweepy's HTTP errors (``tweepy.HTTPException``: ``.response``,
+#: ``.api_messages``) and requests' own.
+REQUEST_ERRORS = (tweepy.TweepyException, requests.RequestException)
+HTTPException = tweepy.HTTPException
+TooManyRequests = tweepy.TooManyRequests
+ServerError = tweepy.TwitterServerError
+Unauthorized = tweepy.Unauthorized
+Forbidden = tweepy.Forbidden
+Response = requests.Response
+#: tweepy's page follower (``next_token``/``pagination_token``; advances only on success).
+Paginator = tweepy.Paginator
+HTTPError = requests.HTTPError
+__all__ = ["StreamRule"]
+
+
+class ApiSession(requests.Session):
+    """``requests.Session`` with a default ``(connect, read)`` timeout (seconds) on every request
+    (tweepy passes none), and ``base_url`` in place of tweepy's ``https://api.twitter.com``."""
+
+    def __init__(self, timeout: tuple[float, float] = TWARC_TIMEOUT, base_url: str = API_HOST):
+        super().__init__()
+        self.timeout = timeout
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        kwargs.setdefault("timeout", self.timeout)
+        if url.startswith(TWEEPY_HOST) and self.base_url != TWEEPY_HOST:
+            url = self.base_url + url[len(TWEEPY_HOST):]
+        return super().request(method, url, *args, **kwargs)
+
+
+def api_client(
+    *,
+    bearer_token: str | None = None,
+    consumer_key: str | None = None,
+    consumer_secret: str | None = None,
+    access_token: str | None = None,
+    access_token_secret: str | None = None,
+    timeout: tuple[float, float] = TWARC_TIMEOUT,
+    base_url: str = API_HOST,
+    return_type=requests.Response,
+    wait_on_rate_limit: bool = False,
+) -> tweepy.Client:
+    """A ``tweepy.Client`` on an :class:`ApiSession` (``return_type`` ``requests.Response``: the
+    body kept as received; or ``dict``), its user agent naming this package, tweepy's debug log
+    redacted."""
+    client = tweepy.Client(
+        bearer_token=bearer_token,
+        consumer_key=consumer_key,
+        consumer_secret=consumer_secret,
+        access_token=access_token,
+        access_token_secret=access_token_secret,
+        return_type=return_type,
+        wait_on_rate_limit=wait_on_rate_limit,
+    )
+    client.session = ApiSession(timeout, base_url)
+    client.user_agent = f"{client.user_agent} tweet_assets/{__version__}"
+    redact_tweepy_debug_log()
+    return client
+
+
+def rules_client(token: str, base_url: str = API_HOST, timeout: tuple[float, float] = TWARC_TIMEOUT) -> tweepy.StreamingClient:
+    """A ``tweepy.StreamingClient`` for the filtered-stream rules endpoints (``return_type=dict``)
+    on an :class:`ApiSession`."""
+    client = tweepy.StreamingClient(token, return_type=dict)
+    client.session = ApiSession(timeout, base_url)
+    redact_tweepy_debug_log()
+    return client
+
+
+def stream_session(timeout: tuple[float, float], base_url: str = API_HOST) -> ApiSession:
+    """The session of the filtered-stream connection, its user agent naming this package."""
+    session = ApiSession(timeout, base_url)
+    session.headers["User-Agent"] = f"tweet_assets/{__version__}"
+    return session
+
+
+def signed_put(url: str, body: bytes, timeout: tuple[float, float], content_type: str = "text/plain") -> requests.Response:
+    """``PUT body`` to a signed cloud-storage URL (a compliance job's ``upload_url``), no X
+    credential. Raises ``requests.RequestException`` (one of :data:`REQUEST_ERRORS`)."""
+    return requests.put(url, data=body, headers={"Content-Type": content_type}, timeout=timeout)
+
+
+def signed_get(url: str, timeout: tuple[float, float]) -> requests.Response:
+    """``GET`` a signed cloud-storage URL (a compliance job's ``download_url``), no X credential.
+    Raises ``requests.RequestException`` (one of :data:`REQUEST_ERRORS`)."""
+    return requests.get(url, timeout=timeout)
+
+
+def is_timeout(exc: BaseException | None) -> bool:
+    """True when ``exc`` (or an exception it wraps) is a read timeout."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, requests.Timeout, TimeoutError)):
+            return True
+        if exc.args and isinstance(exc.args[0], BaseException):
+            exc = exc.args[0]
+        else:
+            exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def redact(text: str, secrets) -> str:
+    """``text`` with each secret of ``secrets`` (strings of 4+ characters; others ignored)
+    replaced by ``***``."""
+    for secret in secrets:
+        if isinstance(secret, str) and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+_BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+")
+
+
+class RedactBearer(logging.Filter):
+    """tweepy logs request headers, bearer token included, at DEBUG: mask it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "Bearer" in message:
+            record.msg, record.args = _BEARER.sub(r"\1***", message), ()
+        return True
+
+
+class QuietDottedParameters(logging.Filter):
+    """tweepy warns "Unexpected parameter: post.fields" for every query parameter its own
+    endpoint lists do not name; a dotted name is passed under its API name on purpose (2.167's
+    ``post.fields``), so that warning is dropped. Others (a misspelt keyword) still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Unexpected parameter: ") and "." in message[len("Unexpected parameter: "):])
+
+
+def redact_tweepy_debug_log() -> None:
+    """Install :class:`RedactBearer` and :class:`QuietDottedParameters` on the ``tweepy.client``
+    logger (once)."""
+    logger = logging.getLogger("tweepy.client")
+    if not any(isinstance(f, RedactBearer) for f in logger.filters):
+        logger.addFilter(RedactBearer())
+    if not any(isinstance(f, QuietDottedParameters) for f in logger.filters):
+        logger.addFilter(QuietDottedParameters())
