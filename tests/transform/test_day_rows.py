@@ -141,7 +141,7 @@ def test_spilled_runs_live_in_a_spool_directory_that_a_killed_process_leaves_to_
     # a process that spills and dies without cleaning up (SIGKILL: no finalizer runs)
     script = (
         "import os, sys, tempfile; tempfile.tempdir = sys.argv[1]\n"
-        "from tweet_assets import day_rows; day_rows.SPILL_AFTER_BYTES = 0\n"
+        "from tweet_assets.transform import day_rows; day_rows.SPILL_AFTER_BYTES = 0\n"
         "from tests.transform.test_day_rows import _page, _post\n"
         "from tweet_assets.transform.flatten import flatten_day\n"
         "out = flatten_day([('p:1', _page(_post(1, 'one'))), ('p:2', _page(_post(2, 'two')))], batch_pages=1)\n"
