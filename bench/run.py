@@ -259,6 +259,7 @@ def main() -> int:
     parser.add_argument("--big", action="store_true", help="add the 1M-post corpora and the 1M-post Dagster day")
     parser.add_argument("--only", default="", help="comma-separated groups: floor,twarc,tutorial,project,dagster,backfill")
     parser.add_argument("--days", type=int, default=365, help="days of the sample backfill")
+    parser.add_argument("--single-only", action="store_true", help="the backfill as one single run only (not also one run per partition)")
     parser.add_argument("--huge", action="store_true", help="one day of 1M and one of 10M real-shaped posts through Dagster (bench/huge.py)")
     parser.add_argument("--huge-posts", type=int, default=10_000_000, help="posts of the --huge day (default 10M)")
     parser.add_argument("--huge-timeout", type=float, default=4 * 3600, help="seconds after which the --huge day is stopped and reported as such")
@@ -334,7 +335,7 @@ def main() -> int:
         print(f"== {args.days}-day backfill of the sample source at 1,000 posts/day", file=sys.stderr, flush=True)
         # Dagster's own cost of such a run: the same three assets and partitions, doing nothing
         rows.append((f"backfill {args.days} days", "single run, assets doing nothing (Dagster alone)", measure([PY, "-c", BACKFILL_DAGSTER_ONLY, str(args.days)], 1, 0)))
-        for mode in ("single", "per-partition"):
+        for mode in ("single",) if args.single_only else ("single", "per-partition"):
             rows.append((f"backfill {args.days} days", f"{mode} run(s)", measure([PY, "-c", BACKFILL, str(tmp / f"lake-{mode}"), "1000", mode, str(args.days)], 1, 1000 * args.days, str(tmp / f"lake-{mode}"))))
 
     nothing = next((m for c, t, m in rows if t.startswith("single run, assets doing nothing")), None)
