@@ -110,8 +110,10 @@ with DagsterInstance.ephemeral() as inst:
 """
 
 
-def run_once(cmd: list[str], out: str | None = None, env: dict | None = None) -> tuple[float, float, int]:
+def run_once(cmd: list[str], out: str | None = None, env: dict | None = None, stdout: str | None = None, timeout: float | None = None) -> tuple[float, float, int]:
     """Run ``cmd`` once (``out`` removed first): ``(wall s, CPU s user+sys, peak RSS bytes)``.
+    ``stdout``: a file for the command's standard output (default: discarded). ``timeout``: seconds
+    after which the command is killed (its process group) and ``subprocess.TimeoutExpired`` raised.
 
     Raises:
         RuntimeError: the command exited non-zero (with the end of its stderr).
@@ -120,8 +122,23 @@ def run_once(cmd: list[str], out: str | None = None, env: dict | None = None) ->
         shutil.rmtree(out) if os.path.isdir(out) else os.remove(out)
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty tool must not block
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(proc.pid, 0)
+        sink = open(stdout, "wb") if stdout else subprocess.DEVNULL
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=log, env={**os.environ, **(env or {})}, start_new_session=timeout is not None)
+        if timeout is not None:
+            deadline = started + timeout
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.perf_counter() > deadline:
+                    os.killpg(proc.pid, 9)
+                    os.wait4(proc.pid, 0)
+                    raise subprocess.TimeoutExpired(cmd, timeout)
+                time.sleep(1)
+        else:
+            _, status, usage = os.wait4(proc.pid, 0)
+        if stdout:
+            sink.close()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         log.seek(0)
@@ -242,6 +259,10 @@ def main() -> int:
     parser.add_argument("--big", action="store_true", help="add the 1M-post corpora and the 1M-post Dagster day")
     parser.add_argument("--only", default="", help="comma-separated groups: floor,twarc,tutorial,project,dagster,backfill")
     parser.add_argument("--days", type=int, default=365, help="days of the sample backfill")
+    parser.add_argument("--single-only", action="store_true", help="the backfill as one single run only (not also one run per partition)")
+    parser.add_argument("--huge", action="store_true", help="one day of 1M and one of 10M real-shaped posts through Dagster (bench/huge.py)")
+    parser.add_argument("--huge-posts", type=int, default=10_000_000, help="posts of the --huge day (default 10M)")
+    parser.add_argument("--huge-timeout", type=float, default=4 * 3600, help="seconds after which the --huge day is stopped and reported as such")
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
     want = lambda group: not only or group in only  # noqa: E731
@@ -281,14 +302,54 @@ def main() -> int:
                 "raw_gz": raw.stat().st_size,
                 "raw_zlib6": _zlib6_size(raw),
             }
+    targets: list[str] = []
+    if args.huge:
+        huge = {}
+        for posts in (1_000_000, args.huge_posts):
+            lake = Path(tempfile.mkdtemp(prefix=f"tweet-assets-huge-{posts}-", dir="/tmp"))
+            cmd = [PY, str(HERE / "huge.py"), str(lake), str(posts)]
+            print(f"== one day of {posts:,} real-shaped posts through Dagster (bench/huge.py, lake {lake})", file=sys.stderr, flush=True)
+            try:
+                wall, cpu, rss = run_once(cmd, stdout=str(lake / "counts.txt"), timeout=args.huge_timeout if posts > 1_000_000 else None)
+                counts = dict(item.split("=") for item in (lake / "counts.txt").read_text().split())
+                huge[posts] = (wall, cpu, rss, {k: int(v) for k, v in counts.items()})
+            except subprocess.TimeoutExpired:
+                huge[posts] = None
+                targets.append(f"- {posts:,}-post day: stopped after --huge-timeout {args.huge_timeout:.0f} s (`{' '.join(cmd)}`)")
+            shutil.rmtree(lake, ignore_errors=True)
+        for posts, got in huge.items():
+            if got is None:
+                continue
+            wall, cpu, rss, c = got
+            once = c["published"] == c["generated"] == c["unique_ids"]
+            line = (
+                f"- {posts:,}-post day (`python bench/huge.py LAKE {posts}`): {wall:.0f} s wall, {cpu:.0f} CPU-s, peak RSS {rss / 1e9:.2f} GB"
+                f" (target ≤ 2 GB: {'met' if rss <= 2e9 else 'NOT met'}); generated {c['generated']:,} posts, Parquet rows {c['published']:,},"
+                f" distinct ids {c['unique_ids']:,} (every post once: {'yes' if once else 'NO'})"
+            )
+            if posts != 1_000_000 and huge.get(1_000_000):
+                ratio = wall / huge[1_000_000][0]
+                line += f"; {ratio:.1f}× the 1M day's wall time for {posts / 1e6:.0f}× the posts (target ≤ 11×: {'met' if ratio <= 11 * posts / 1e7 else 'NOT met'})"
+            targets.append(line)
     if want("backfill"):
         print(f"== {args.days}-day backfill of the sample source at 1,000 posts/day", file=sys.stderr, flush=True)
         # Dagster's own cost of such a run: the same three assets and partitions, doing nothing
         rows.append((f"backfill {args.days} days", "single run, assets doing nothing (Dagster alone)", measure([PY, "-c", BACKFILL_DAGSTER_ONLY, str(args.days)], 1, 0)))
-        for mode in ("single", "per-partition"):
+        for mode in ("single",) if args.single_only else ("single", "per-partition"):
             rows.append((f"backfill {args.days} days", f"{mode} run(s)", measure([PY, "-c", BACKFILL, str(tmp / f"lake-{mode}"), "1000", mode, str(args.days)], 1, 1000 * args.days, str(tmp / f"lake-{mode}"))))
 
+    nothing = next((m for c, t, m in rows if t.startswith("single run, assets doing nothing")), None)
+    single = next((m for c, t, m in rows if t == "single run(s)"), None)
+    if nothing and single:
+        own = single["wall"] - nothing["wall"]
+        targets.append(
+            f"- {args.days}-day single-run backfill (`python bench/run.py --only backfill`): total {single['wall']:.1f} s; Dagster's own share"
+            f" (the row \"assets doing nothing\") {nothing['wall']:.1f} s; the project's own share (total minus that) {own:.1f} s"
+            f" (target: ≤ Dagster's: {'met' if own <= nothing['wall'] else 'NOT met'})"
+        )
     report = render(rows)
+    if targets:
+        report += "\n\nTargets (issue #31):\n" + "\n".join(targets)
     print(report)
     out_dir = HERE / "out"
     out_dir.mkdir(exist_ok=True)

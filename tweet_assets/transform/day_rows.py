@@ -314,8 +314,17 @@ class DayResult:
         groups = order.get_column("_g")
         if not groups.is_duplicated().any():
             return self._chunk(order, columns)
-        chunk = merge_copies(self._chunk(order, columns_to_merge(columns, self.copy_groups)), groups, self.copy_groups)
-        return chunk.select(columns) if columns else chunk
+        # :data:`GATHER_COLUMNS` columns at a time (with the copy groups' ``present`` columns they
+        # need): a chunk of copies is read and merged a slice of columns at a time, so memory holds
+        # the merged chunk and one slice of its copies, not every copy of every column at once (a
+        # day where every post came twice held the copies, their filtered copy and the merge: +0.3 GB
+        # per 100k posts)
+        names = list(columns) if columns else list(self.schema)
+        parts = []
+        for at in range(0, len(names), GATHER_COLUMNS):
+            group = names[at : at + GATHER_COLUMNS]
+            parts.append(merge_copies(self._chunk(order, columns_to_merge(group, self.copy_groups)), groups, self.copy_groups).select(group))
+        return pl.concat(parts, how="horizontal")
 
     def arrow_chunks(self, rows: int = CHUNK_ROWS, each: Callable[[pl.DataFrame], None] | None = None) -> Iterator[pa.Table]:
         """:meth:`chunks` as Arrow tables (polars' Arrow types: ``large_string``, ``large_list``),
