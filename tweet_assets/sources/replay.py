@@ -41,7 +41,6 @@ item: it is a page of posts when any item has a field only posts have (``text``,
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
@@ -58,6 +57,7 @@ from pydantic import Field
 from tweet_assets.partitions import DAY_FORMAT
 from tweet_assets.sources.base import PostSource, SourcePage
 from tweet_assets.sources.day_split import split_by_day
+from tweet_assets.sources.archive_files import ArchiveListing, list_archive
 from tweet_assets.sources.jsonl_files import JsonLinesFile
 
 #: Top-level fields of the Post object that no other API v2 object has (X API v2 data dictionary).
@@ -92,7 +92,10 @@ class ReplaySource(PostSource):
     """Reads twarc2 JSON-lines archives (``*.jsonl``, or ``*.jsonl.gz``) under ``path``."""
 
     path: str = Field(description="A twarc2 JSON-lines file, or a directory searched recursively.")
-    pattern: str = Field(default="*.jsonl*", description="File name pattern inside a directory.")
+    pattern: str = Field(default="*.jsonl*", description="File name pattern inside a directory (matched case-insensitively, hidden files included).")
+    follow_outside_links: bool = Field(
+        default=False, description="Read symbolic links whose target lies outside the archive directory (refused, named and counted, by default)."
+    )
 
     @property
     def source_name(self) -> str:
@@ -102,22 +105,22 @@ class ReplaySource(PostSource):
         return f"replay of {self.path}"
 
     def files(self) -> list[str]:
-        """The archive files, sorted.
+        """The archive files, sorted (see :meth:`scan`; refused entries are left out here).
 
         Raises:
             FileNotFoundError: ``path`` does not exist or holds no matching file.
         """
-        if os.path.isfile(self.path):
-            return [self.path]
-        if not os.path.isdir(self.path):
-            raise FileNotFoundError(
-                f"replay source: {self.path!r} is neither a file nor a directory; set "
-                "TWEET_ASSETS_REPLAY_DIR (or the replay resource's path) to a twarc2 JSON-lines archive."
-            )
-        found = sorted(glob.glob(os.path.join(self.path, "**", self.pattern), recursive=True))
-        if not found:
-            raise FileNotFoundError(f"replay source: no file matching {self.pattern!r} under {self.path!r}.")
-        return found
+        return self.scan().files
+
+    def scan(self) -> ArchiveListing:
+        """The archive's files and the entries refused, by :func:`list_archive` (``pattern``
+        matched case-insensitively, hidden files included, links that leave ``path`` refused
+        unless ``follow_outside_links``).
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist or holds no matching file.
+        """
+        return list_archive(self.path, self.pattern, self.follow_outside_links)
 
     def pages(self, start: datetime, end: datetime, log: logging.Logger) -> Iterator[SourcePage]:
         """Yield the pages of posts created in ``[start, end)``, per day; see the module docstring.
@@ -127,7 +130,7 @@ class ReplaySource(PostSource):
             OSError: a file cannot be opened or read (damaged content does not raise).
         """
         lo, hi = start.strftime(DAY_FORMAT), end.strftime(DAY_FORMAT)
-        for placed in _Placer(lo, log).archive(self.files()):
+        for placed in _Placer(lo, log).archive(self._listed(log)):
             if lo <= placed.day < hi:
                 yield placed.page()
 
@@ -136,9 +139,14 @@ class ReplaySource(PostSource):
         split pages: what a run of each day would land. Lines that cannot be dated are counted
         under the day they would land with (an archive without any dated page: under ``None``)."""
         found: Counter = Counter()
-        for placed in _Placer(None, log).archive(self.files()):
+        for placed in _Placer(None, log).archive(self._listed(log)):
             found[placed.day] += placed.posts
         return found
+
+    def _listed(self, log: logging.Logger) -> list[str]:
+        listing = self.scan()
+        listing.log(log)
+        return listing.files
 
 
 @dataclass
