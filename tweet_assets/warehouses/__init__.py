@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from tweet_assets.schema import COLUMNS, DEFAULT_DATABASE, DEFAULT_TABLE, PARTITION_COLUMN, Column
 from tweet_assets.warehouses import athena, redshift, snowflake
+from tweet_assets.warehouses.names import identifier
 
 #: The dialects ``tweet-assets ddl --dialect`` prints.
 DIALECTS: tuple[str, ...] = (athena.DIALECT, redshift.DIALECT, snowflake.DIALECT)
@@ -46,8 +47,10 @@ def ddl(
     None); ``days``: the Redshift partitions to add (``YYYY-MM-DD``).
 
     Raises:
-        ValueError: unknown dialect.
+        ValueError: unknown dialect, or ``table``/``database`` not a plain identifier
+            (:func:`tweet_assets.warehouses.names.identifier`; one line, naming the value).
     """
+    identifier(table, "table"), identifier(database, "database")
     if dialect == athena.DIALECT:
         text = athena.create_table_ddl(location, table, database, first_day, columns) + ";\n"
         return f"{athena.HEADER}\n{text}" if header else text
