@@ -235,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "replay":
         return _replay(args)
 
+    if args.command in ("ddl", "catalog"):  # names go into SQL: refused unless plain identifiers (warehouses/names.py)
+        from tweet_assets.warehouses.names import identifier
+
+        try:
+            identifier(args.table, "table"), identifier(args.database, "database")
+        except ValueError as exc:
+            print(f"tweet-assets {args.command}: {exc}", file=sys.stderr)
+            return 2
     if args.command == "ddl":
         days = _days(parser, args.days) if args.days else ()
         print(warehouse_ddl(args.dialect, args.location, table=args.table, database=args.database, first_day=args.first_day, iam_role=args.iam_role, days=days), end="")

@@ -602,8 +602,14 @@ def test_what_the_replay_log_says_of_each_undated_line_and_damaged_file(x_api_v2
             size = second.stat().st_size if want.startswith(f"replay: damaged file: {second}") else 100
             assert f"at byte {size:,} of {size:,}" in message and message.endswith("; going on with the other files")
     # every line landed, each where the log says; the markers are one line each, whatever the name
-    assert [p.day for p in got] == [day] * len(got) and sum(p.posts for p in got) == 300
-    assert [p.location for p in got if p.posts] == [f"{first}:2[1]", f"{second}:1", f"{second}:2"]
+    # the line cut short counts the posts of its data (#27 point 10): the cut lies past its data
+    cut_line = next(p for p in got if p.location == f"{second}:3")
+    assert b'"includes"' in cut_line.body and cut_line.posts == len(json.loads(net[2])["data"]) == 100
+    # the 3rd file's readable bytes begin one post of its data: 1 post, quarantined with the line
+    third_line = next(p for p in got if p.location == f"{third}:1")
+    assert third_line.body.startswith(b'{"data": [{') and third_line.posts == 1
+    assert [p.day for p in got] == [day] * len(got) and sum(p.posts for p in got) == 401
+    assert [p.location for p in got if p.posts] == [f"{first}:2[1]", f"{second}:1", f"{second}:2", f"{second}:3", f"{third}:1"]
     markers = [p for p in got if p.damaged]
     assert [m.location for m in markers] == [f"{second}@{len(whole) - 200}", f"{third}@100"]
     for marker in markers:

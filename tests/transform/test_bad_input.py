@@ -43,7 +43,10 @@ def mutation(draw):
     return kind, draw(st.integers(0, 14)), draw(POST_KEYS), draw(ODD_VALUES), draw(st.integers(1, 4000))
 
 
-def apply(pages, mutations) -> list[bytes]:
+def apply(pages, mutations, originals: list | None = None) -> list[bytes]:
+    """The mutated pages as lines; ``originals`` (if given) gets, per line, the page's serialization
+    before a byte-level edit (``bad_utf8``), else None: the test's reading of a page whose bytes
+    no JSON reader takes but whose posts are still there (#27 point 8)."""
     pages = copy.deepcopy(pages)
     raw_edits = {}
     for kind, index, key, value, cut in mutations:
@@ -78,21 +81,28 @@ def apply(pages, mutations) -> list[bytes]:
     lines = []
     for i, page in enumerate(pages):
         line = json.dumps(page).encode()  # json, not orjson: it writes integers beyond 64 bits
+        before = None
         if i in raw_edits:
             kind, cut = raw_edits[i]
+            before = line if kind == "bad_utf8" else None
             line = line[: max(1, len(line) - cut)] if kind == "truncate" else line[:cut] + b"\xff\xfe" + line[cut:]
         lines.append(line)
+        if originals is not None:
+            originals.append(before)
     return lines
 
 
-def posts_read(lines) -> tuple[int, int]:
-    """(posts in pages that are readable JSON objects, unreadable lines): the ground truth."""
+def posts_read(lines, originals=None) -> tuple[int, int]:
+    """(posts in pages that are readable JSON objects, unreadable lines): the ground truth. A line
+    with inserted bytes that json cannot read counts the posts of its page before the insertion."""
     posts = unreadable = 0
-    for line in lines:
+    for i, line in enumerate(lines):
         try:
             page = json.loads(line.decode("utf-8", errors="replace"))
         except ValueError:
             unreadable += 1
+            if originals is not None and originals[i] is not None:
+                posts += len(_landed_posts("", originals[i]))
             continue
         if not isinstance(page, dict):
             unreadable += 1
@@ -112,12 +122,13 @@ def _post_id(post) -> str | None:
     return text if text.isascii() and text.isdigit() and int(text) < 2**63 else None
 
 
-def _landed_posts(location: str, body: bytes) -> list[tuple[str, object]]:
-    """``[(location#index, post)]`` of one page as the test reads it (json, invalid UTF-8 replaced)."""
+def _landed_posts(location: str, body: bytes, original: bytes | None = None) -> list[tuple[str, object]]:
+    """``[(location#index, post)]`` of one page as the test reads it (json, invalid UTF-8 replaced);
+    for a body json cannot read, ``original``'s (the page before bytes were inserted), if given."""
     try:
         page = json.loads(body.decode("utf-8", errors="replace"))
     except ValueError:
-        return []
+        return _landed_posts(location, original) if original is not None else []
     if not isinstance(page, dict):
         return []
     data = page.get("data")
@@ -125,7 +136,7 @@ def _landed_posts(location: str, body: bytes) -> list[tuple[str, object]]:
     return [(f"{location}#{index}", post) for index, post in enumerate(items)]
 
 
-def account(pages, out) -> dict:
+def account(pages, out, originals=None) -> dict:
     """Accounts for every post of ``pages`` (``(location, body)``) against one day's result
     ``out``, by the test's own reading: each post is quarantined (a record at its ``location#i``),
     or published (its id is a row's id), or removed as a copy or an older edit of a published row
@@ -135,9 +146,11 @@ def account(pages, out) -> dict:
     row_ids = [str(r["id"]) for r in rows]
     assert len(row_ids) == len(set(row_ids)) and None not in [r["id"] for r in rows]
     older = {str(h) for r in rows for h in (r["edit_history_tweet_ids"] or []) if h is not None and str(h) != str(r["id"])}
-    posts = [lp for location, body in pages for lp in _landed_posts(location, body)]
+    originals = originals or {}
+    posts = [lp for location, body in pages for lp in _landed_posts(location, body, originals.get(location))]
     at = {where for where, _ in posts}
-    quarantined = [q.location for q in out.quarantined if "#" in q.location]
+    whole = {q.location for q in out.quarantined if "#" not in q.location}  # a page quarantined whole: all its posts
+    quarantined = [q.location for q in out.quarantined if "#" in q.location] + [w for w, _ in posts if w.rsplit("#", 1)[0] in whole]
     assert len(quarantined) == len(set(quarantined)) and set(quarantined) <= at, "a quarantine record per post, at a real post"
     kept = [(where, _post_id(post)) for where, post in posts if where not in set(quarantined)]
     lost = [(where, pid) for where, pid in kept if pid is None or (pid not in row_ids and pid not in older)]
@@ -149,13 +162,14 @@ def account(pages, out) -> dict:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(mutations=st.lists(mutation(), min_size=1, max_size=6))
 def test_mutated_real_pages_rows_plus_quarantined_equals_posts(real_pages, mutations):
-    lines = apply(real_pages, mutations)
-    posts, unreadable = posts_read(lines)
+    originals: list = []
+    lines = apply(real_pages, mutations, originals)
+    posts, unreadable = posts_read(lines, originals)
     pages = [(f"p:{i + 1}", line) for i, line in enumerate(lines)]
     out = flatten_day(iter(pages), WINDOW)
     quarantined_pages = sum(1 for q in out.quarantined if "#" not in q.location)
-    assert quarantined_pages == unreadable
-    counts = account(pages, out)
+    assert quarantined_pages <= unreadable  # a page json cannot read may still give up only its bad post
+    counts = account(pages, out, {f"p:{i + 1}": o for i, o in enumerate(originals) if o is not None})
     assert counts["posts"] == posts  # the test's reading of the pages, not the flattener's
     assert counts["rows"] + counts["quarantined"] + counts["removed"] == posts and counts["removed"] >= 0
     for q in out.quarantined:
@@ -173,8 +187,9 @@ def test_mutated_archive_through_the_replay_source_loses_no_post(real_pages, tmp
     from tweet_assets.transform.flatten import iter_days
     from tweet_assets.sources import ReplaySource
 
-    lines = apply(real_pages, mutations)
-    posts, _ = posts_read(lines)
+    originals: list = []
+    lines = apply(real_pages, mutations, originals)
+    posts, _ = posts_read(lines, originals)
     archive = tmp_path_factory.mktemp("archive") / ("search.jsonl.gz" if gz else "search.jsonl")
     data = (b"\xef\xbb\xbf" if bom else b"") + b"\n".join(lines) + b"\n"
     archive.write_bytes(gzip_module.compress(data) if gz else data)
@@ -185,7 +200,7 @@ def test_mutated_archive_through_the_replay_source_loses_no_post(real_pages, tmp
     total = {"posts": 0, "rows": 0, "quarantined": 0, "removed": 0}
     by_day = {day: [(p.location, p.body) for p in landed if p.day == day] for day in {p.day for p in landed}}
     for day, out in iter_days((p.day, p.location, p.body) for p in landed):
-        counts = account(by_day[day], out)
+        counts = account(by_day[day], out, {f"{archive}:{i + 1}": o for i, o in enumerate(originals) if o is not None})
         total = {k: total[k] + counts[k] for k in total}
     assert total["posts"] == posts, "the replay landed a different number of posts than the archive holds"
     assert total["rows"] + total["quarantined"] + total["removed"] == posts

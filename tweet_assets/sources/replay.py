@@ -41,13 +41,12 @@ item: it is a page of posts when any item has a field only posts have (``text``,
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import re
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from operator import itemgetter
 from typing import Callable, Iterator
@@ -58,7 +57,10 @@ from pydantic import Field
 from tweet_assets.partitions import DAY_FORMAT
 from tweet_assets.sources.base import ConfigurationError, PostSource, SourcePage
 from tweet_assets.sources.day_split import split_by_day
+from tweet_assets.sources.archive_files import ArchiveListing, list_archive
 from tweet_assets.sources.jsonl_files import JsonLinesFile
+from tweet_assets.transform.pages import TWEET
+from tweet_assets.transform.tolerant import read_page
 
 #: Top-level fields of the Post object that no other API v2 object has (X API v2 data dictionary).
 POST_FIELDS = frozenset(
@@ -92,7 +94,10 @@ class ReplaySource(PostSource):
     """Reads twarc2 JSON-lines archives (``*.jsonl``, or ``*.jsonl.gz``) under ``path``."""
 
     path: str = Field(description="A twarc2 JSON-lines file, or a directory searched recursively.")
-    pattern: str = Field(default="*.jsonl*", description="File name pattern inside a directory.")
+    pattern: str = Field(default="*.jsonl*", description="File name pattern inside a directory (matched case-insensitively, hidden files included).")
+    follow_outside_links: bool = Field(
+        default=False, description="Read symbolic links whose target lies outside the archive directory (refused, named and counted, by default)."
+    )
 
     @property
     def source_name(self) -> str:
@@ -114,22 +119,22 @@ class ReplaySource(PostSource):
         return f"replay of {self.path}"
 
     def files(self) -> list[str]:
-        """The archive files, sorted.
+        """The archive files, sorted (see :meth:`scan`; refused entries are left out here).
 
         Raises:
             FileNotFoundError: ``path`` does not exist or holds no matching file.
         """
-        if os.path.isfile(self.path):
-            return [self.path]
-        if not os.path.isdir(self.path):
-            raise FileNotFoundError(
-                f"replay source: {self.path!r} is neither a file nor a directory; set "
-                "TWEET_ASSETS_REPLAY_DIR (or the replay resource's path) to a twarc2 JSON-lines archive."
-            )
-        found = sorted(glob.glob(os.path.join(self.path, "**", self.pattern), recursive=True))
-        if not found:
-            raise FileNotFoundError(f"replay source: no file matching {self.pattern!r} under {self.path!r}.")
-        return found
+        return self.scan().files
+
+    def scan(self) -> ArchiveListing:
+        """The archive's files and the entries refused, by :func:`list_archive` (``pattern``
+        matched case-insensitively, hidden files included, links that leave ``path`` refused
+        unless ``follow_outside_links``).
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist or holds no matching file.
+        """
+        return list_archive(self.path, self.pattern, self.follow_outside_links)
 
     def pages(self, start: datetime, end: datetime, log: logging.Logger) -> Iterator[SourcePage]:
         """Yield the pages of posts created in ``[start, end)``, per day; see the module docstring.
@@ -139,7 +144,7 @@ class ReplaySource(PostSource):
             OSError: a file cannot be opened or read (damaged content does not raise).
         """
         lo, hi = start.strftime(DAY_FORMAT), end.strftime(DAY_FORMAT)
-        for placed in _Placer(lo, log).archive(self.files()):
+        for placed in _Placer(lo, log).archive(self._listed(log)):
             if lo <= placed.day < hi:
                 yield placed.page()
 
@@ -148,9 +153,14 @@ class ReplaySource(PostSource):
         split pages: what a run of each day would land. Lines that cannot be dated are counted
         under the day they would land with (an archive without any dated page: under ``None``)."""
         found: Counter = Counter()
-        for placed in _Placer(None, log).archive(self.files()):
+        for placed in _Placer(None, log).archive(self._listed(log)):
             found[placed.day] += placed.posts
         return found
+
+    def _listed(self, log: logging.Logger) -> list[str]:
+        listing = self.scan()
+        listing.log(log)
+        return listing.files
 
 
 @dataclass
@@ -266,8 +276,16 @@ class _Placer:
             self.log.warning("replay: %s", archive.note)
         if archive.bom:
             self.log.warning("replay: %s starts with a UTF-8 byte order mark; removed", path)
-        if replaced:
+        if replaced["lines"]:
             self.log.warning("replay: %s: %d line(s) had invalid UTF-8, read with U+FFFD replacement characters", path, replaced["lines"])
+        if replaced["tolerant_lines"]:
+            self.log.warning(
+                "replay: %s: %d page(s) refused by orjson read by the tolerant reader: %d lone surrogate(s) replaced by U+FFFD, %d unreadable post(s) (quarantined by clean_tweets)",
+                path,
+                replaced["tolerant_lines"],
+                replaced["surrogates"],
+                replaced["unreadable_posts"],
+            )
         if pending:
             if self.last_day is not None:
                 for item in pending:
@@ -290,7 +308,7 @@ def _read_line(line: bytes, location: str, skipped: Counter, replaced: Counter) 
         try:
             value = orjson.loads(line.decode("utf-8", errors="replace"))  # only helps when not UTF-8
         except orjson.JSONDecodeError:
-            yield _Undated(line, location, "is not valid JSON")
+            yield from _read_tolerantly(line, location, skipped, replaced)
             return
         replaced["lines"] += 1
     if isinstance(value, dict):
@@ -305,6 +323,24 @@ def _read_line(line: bytes, location: str, skipped: Counter, replaced: Counter) 
         yield _Undated(line, location, f"is a JSON {type(value).__name__}, not a page object")
 
 
+def _read_tolerantly(line: bytes, location: str, skipped: Counter, replaced: Counter) -> Iterator[_Placed | _Undated]:
+    """A line orjson refused, read by the tolerant reader (:mod:`tweet_assets.transform.tolerant`):
+    dated from its readable posts like any page (landed byte for byte when of one day; the
+    unreadable posts' placeholders, which keep their text, go with the first piece of a split page
+    and are quarantined by ``clean_tweets``). Lone surrogates replaced are counted in
+    ``replaced['surrogates']``, unreadable posts in ``replaced['unreadable_posts']``. A line
+    unreadable as a whole is landed as received, with the posts the reader found in it."""
+    found = read_page(line, TWEET)
+    if found.page is None:
+        posts = "its posts unknown" if found.data_items is None else f"{found.data_items} post(s) in its data"
+        yield _Undated(line, location, "is not valid JSON", posts=found.data_items or 0, outcome=f"quarantined by clean_tweets ({posts}; {found.error[:120]})")
+        return
+    replaced["tolerant_lines"] += 1
+    replaced["surrogates"] += found.surrogates
+    replaced["unreadable_posts"] += len(found.unreadable)
+    yield from _read_page(found.page, line, location, skipped)
+
+
 def _read_page(page: dict, line: bytes | None, location: str, skipped: Counter) -> Iterator[_Placed | _Undated]:
     """``line`` is the page's bytes as received, or None when it must be serialized (from an array)."""
     data = page.get("data")
@@ -315,8 +351,11 @@ def _read_page(page: dict, line: bytes | None, location: str, skipped: Counter) 
     # fast path: every item a post with a created_at and a text, all of one valid day
     if isinstance(posts, list) and posts:
         try:
-            days = set(map(_DAY, map(_CREATED, posts)))
+            stamps = list(map(_CREATED, posts))
+            days = set(map(_DAY, stamps))
             deque(map(_TEXT, posts), 0)
+            if any(s[-6:-5] in ("+", "-") for s in stamps):  # an RFC 3339 offset: its UTC day, on the slow path
+                days = None
         except (KeyError, TypeError, IndexError):
             days = None
         if days is not None and len(days) == 1:
@@ -402,7 +441,15 @@ def _valid_day(day: str) -> bool:
 
 
 def _day_of(stamp) -> str | None:
+    """The UTC day of a ``created_at``: its first 10 characters, or, for an RFC 3339 time with an
+    offset (``2021-06-12T01:00:00+02:00``), the day of that time in UTC (``2021-06-11``), as
+    ``clean_tweets`` converts it."""
     if not isinstance(stamp, str) or len(stamp) < 10:
         return None
     day = stamp[:10]
+    if len(stamp) > 19 and stamp[-6:-5] in ("+", "-") and stamp[-3:-2] == ":":
+        try:
+            day = datetime.fromisoformat(stamp).astimezone(timezone.utc).strftime(DAY_FORMAT)
+        except ValueError:
+            pass
     return day if _valid_day(day) else None

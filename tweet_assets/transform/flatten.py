@@ -41,11 +41,12 @@ import pyarrow.compute as pc
 
 from tweet_assets.transform.day_rows import CopyGroup, DayResult, DayRows
 from tweet_assets.transform.pages import DecodedBatch, Quarantined, decode_pages
+from tweet_assets.transform.tolerant import UNREADABLE
 from tweet_assets.schema import COLUMN_NAMES, PUBLISHED_SCHEMA
 
 P = pl.col
 I64 = pl.Int64
-TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"  # RFC 3339 UTC as the API writes it: 2021-04-08T19:34:16.000Z
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"  # RFC 3339 as the API writes it, 2021-04-08T19:34:16.000Z, or with an offset (+02:00, converted to UTC; #27 point 11)
 
 #: The polars schema of the published columns (derived from ``schema.PUBLISHED_SCHEMA``).
 POLARS_SCHEMA: pl.Schema = pl.from_arrow(PUBLISHED_SCHEMA.empty_table()).schema
@@ -371,7 +372,9 @@ def quarantine(
         _ts(P("created_at")).alias("_created_at"),
     )
     reason = (
-        pl.when(P("id").is_null())
+        pl.when(P("id").str.starts_with(UNREADABLE))  # a post the tolerant reader could not read (transform/tolerant.py)
+        .then(pl.lit("unreadable_post"))
+        .when(P("id").is_null())
         .then(pl.lit("missing_id"))
         .when(P("_id").is_null())
         .then(pl.lit("invalid_id"))

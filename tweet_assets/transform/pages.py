@@ -22,6 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pa_json
 
+from tweet_assets.transform.tolerant import read_page
 from tweet_assets.x.vocabulary import line_in_tweet_names
 
 S = pa.string()
@@ -201,6 +202,9 @@ class Quarantined:
     reason: str
     detail: str = ""
     day: str | None = None
+    #: posts the record stands for: 1 for a post; for a page, the ``data`` items the tolerant
+    #: reader found in it (:mod:`.tolerant`), None when unknown.
+    posts: int | None = 1
 
 
 @dataclass
@@ -311,12 +315,9 @@ def parse_page(line: bytes, location: str, batch: DecodedBatch | None = None, da
             except orjson.JSONDecodeError as exc2:
                 exc = exc2
         if page is None:
-            if batch is not None:
-                preview = line[:80].decode("utf-8", errors="replace")
-                batch.quarantined.append(
-                    Quarantined(location, "invalid_json", f"{exc} (line starts {preview!r}, {len(line)} bytes)", day)
-                )
-            return None
+            page = read_tolerantly(line, location, batch, day, exc)
+            if page is None:
+                return None
     if not isinstance(page, dict):
         if batch is not None:
             batch.quarantined.append(Quarantined(location, "not_an_object", f"a JSON {type(page).__name__}", day))
@@ -389,3 +390,36 @@ def coerce(value: Any, typ: pa.DataType, path: str, coerced: Counter) -> Any:
             return value.lower() == "true"
         return None
     raise TypeError(f"no coercion rule for Arrow type {typ} at {path}")
+
+
+def read_tolerantly(line: bytes, location: str, batch: DecodedBatch | None, day: str | None, exc: Exception) -> dict | None:
+    """A page orjson refused (``exc``), read by :func:`tweet_assets.transform.tolerant.read_page`:
+    the page with ``data`` a list (an unreadable post replaced by its placeholder, quarantined as
+    ``unreadable_post`` by the flattener), counting in ``batch.coerced_for(day)`` the lone
+    surrogates replaced (``<lone surrogate>``). None when the page is unreadable as a whole: then recorded in
+    ``batch.quarantined`` as ``invalid_json`` with the posts the reader found in it."""
+    found = read_page(line, TWEET)
+    if found.page is None:
+        if batch is not None:
+            preview = line[:80].decode("utf-8", errors="replace")
+            posts = "posts: unknown" if found.data_items is None else f"{found.data_items} post(s) in data"
+            batch.quarantined.append(
+                Quarantined(location, "invalid_json", f"{exc} [{posts}] (line starts {preview!r}, {len(line)} bytes)", day, found.data_items)
+            )
+        return None
+    if batch is not None:
+        coerced = batch.coerced_for(day)
+        if found.surrogates:
+            coerced["<lone surrogate>"] += found.surrogates
+    return found.page
+
+
+#: Reasons of records that stand for a whole page (their ``posts`` are the page's, not in ``stats['posts']``).
+PAGE_REASONS = frozenset({"invalid_json", "not_an_object"})
+
+
+def count_quarantined(records: Sequence[Quarantined]) -> tuple[int, int]:
+    """``(posts, records whose posts are unknown)`` of quarantine records: a post counts 1, a
+    page the posts found in it (``Quarantined.posts``), never 1 for the page."""
+    known = sum(q.posts for q in records if q.posts is not None)
+    return known, sum(1 for q in records if q.posts is None)

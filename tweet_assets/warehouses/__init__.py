@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from tweet_assets.schema import COLUMNS, DEFAULT_DATABASE, DEFAULT_TABLE, PARTITION_COLUMN, Column
 from tweet_assets.warehouses import athena, redshift, snowflake
 from tweet_assets.warehouses.dialect import Dialect
+from tweet_assets.warehouses.names import identifier
 
 #: The table location the checked-in DDL files are written for (a placeholder bucket).
 CHECKED_IN_LOCATION = "s3://YOUR-BUCKET/tweet_assets/tweets/"
@@ -52,8 +53,10 @@ def ddl(
     None); ``days``: the Redshift partitions to add (``YYYY-MM-DD``).
 
     Raises:
-        ValueError: unknown dialect.
+        ValueError: unknown dialect, or ``table``/``database`` not a plain identifier
+            (:func:`tweet_assets.warehouses.names.identifier`; one line, naming the value).
     """
+    identifier(table, "table"), identifier(database, "database")
     spec = REGISTRY.get(dialect)
     if spec is None:
         raise ValueError(f"unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}")

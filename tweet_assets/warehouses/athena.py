@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from tweet_assets.schema import COLUMNS, DEFAULT_DATABASE, DEFAULT_TABLE, PARTITION_COLUMN, REQUIRED, Column
 from tweet_assets.warehouses.dialect import Dialect
+from tweet_assets.warehouses.names import identifier
 from tweet_assets.warehouses.types import EngineTypes
 
 DIALECT = "athena"
@@ -84,7 +85,11 @@ def create_table_ddl(
 
     Returns:
         The DDL text, one statement, no trailing semicolon.
+
+    Raises:
+        ValueError: ``table`` or ``database`` is not a plain identifier (:mod:`.names`).
     """
+    identifier(table, "table"), identifier(database, "database")
     location = location.rstrip("/") + "/"
     column_list = ",\n".join(
         f"  `{c.name}` {athena_type(c.type)} COMMENT {_sql_string(c.description)}" for c in columns

@@ -34,6 +34,7 @@ from pydantic import Field
 from tweet_assets.schema import COLUMNS, PARTITION_COLUMN, Column
 from tweet_assets.schema import DEFAULT_DATABASE, DEFAULT_TABLE
 from tweet_assets.warehouses.athena import athena_type, table_properties
+from tweet_assets.warehouses.names import identifier
 
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
@@ -80,7 +81,12 @@ def glue_columns(columns: Sequence[Column] = COLUMNS) -> list[dict]:
 
 
 def table_input(location: str, table: str = DEFAULT_TABLE, first_day: str = "2006-03-21", columns: Sequence[Column] = COLUMNS) -> dict:
-    """The Glue ``TableInput`` of the published table at S3 prefix ``location``."""
+    """The Glue ``TableInput`` of the published table at S3 prefix ``location``.
+
+    Raises:
+        ValueError: ``table`` is not a plain identifier (:mod:`.names`).
+    """
+    identifier(table, "table")
     location = location.rstrip("/") + "/"
     return {
         "Name": table,
@@ -142,8 +148,10 @@ def upsert_table(client, database: str, wanted: dict, catalog_id: str | None = N
     Raises:
         CatalogError: the database does not exist (it is not created: least privilege), or a Glue
             call was refused (the message has the AWS error code, e.g. ``AccessDeniedException``).
+        ValueError: ``database`` or the table name is not a plain identifier (:mod:`.names`).
     """
-    table = wanted["Name"]
+    table = identifier(wanted["Name"], "table")
+    identifier(database, "database")
     ids = {"CatalogId": catalog_id} if catalog_id else {}
     try:
         client.get_database(Name=database, **ids)

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 import pyarrow as pa
 
 from tweet_assets.schema import COLUMNS, PARTITION_COLUMN, Column
+from tweet_assets.warehouses.names import identifier
 from tweet_assets.schema import DEFAULT_DATABASE, DEFAULT_TABLE
 from tweet_assets.warehouses.dialect import Dialect
 from tweet_assets.warehouses.types import EngineTypes
@@ -118,7 +119,12 @@ def statements(
     days: Sequence[str] = (),
     columns: Sequence[Column] = COLUMNS,
 ) -> list[str]:
-    """The external schema, the external table and one ``ADD PARTITION`` per day in ``days``."""
+    """The external schema, the external table and one ``ADD PARTITION`` per day in ``days``.
+
+    Raises:
+        ValueError: ``schema``, ``table`` or ``database`` is not a plain identifier (:mod:`.names`).
+    """
+    identifier(schema, "schema"), identifier(table, "table"), identifier(database, "database")
     return [
         create_external_schema(schema, database, iam_role),
         create_external_table(location, schema, table, columns),

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from tweet_assets.schema import COLUMNS, PARTITION_COLUMN, Column
+from tweet_assets.warehouses.names import identifier
 from tweet_assets.schema import DEFAULT_TABLE
 from tweet_assets.warehouses.dialect import Dialect
 from tweet_assets.warehouses.types import EngineTypes
@@ -184,7 +185,13 @@ def statements(
     role_arn: str = DEFAULT_ROLE_ARN,
     columns: Sequence[Column] = COLUMNS,
 ) -> list[str]:
-    """Integration, stage, external table, then the load alternative: table, ``COPY INTO``, pipe."""
+    """Integration, stage, external table, then the load alternative: table, ``COPY INTO``, pipe.
+
+    Raises:
+        ValueError: a name is not a plain identifier (:mod:`.names`).
+    """
+    for what, name in (("table", table), ("storage integration", integration), ("stage", stage), ("external table", external_table), ("pipe", pipe)):
+        identifier(name, what)
     return [
         create_storage_integration(location, integration, role_arn),
         create_stage(location, stage, integration),

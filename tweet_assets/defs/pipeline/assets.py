@@ -21,6 +21,7 @@ from tweet_assets.compliance.rewrite import filter_chunks
 from tweet_assets.transform.day_rows import DayResult
 from tweet_assets.transform.day_workers import WORKERS, day_groups, flatten_days_in_threads
 from tweet_assets.transform.flatten import finalize_days
+from tweet_assets.transform.pages import PAGE_REASONS, count_quarantined
 from tweet_assets.lake.io_manager import LakeResource
 from tweet_assets.lake.values import SpooledPages, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
 from tweet_assets.partitions import backfill_policy_from_env, daily_partitions, start_date
@@ -175,9 +176,12 @@ def _write_day(day: str, out: DayResult, spool_dir: str, removed_ids=None) -> tu
     metadata and, if posts were quarantined, a warning line. Runs on a worker thread: no Dagster
     context here."""
     reasons = Counter(q.reason for q in out.quarantined)
+    # counted per post (#27 point 10): a quarantined page counts the posts found in it, not 1
+    quarantined, unknown = count_quarantined(out.quarantined)
+    in_quarantined_pages = sum(q.posts or 0 for q in out.quarantined if q.reason in PAGE_REASONS)
     warning = None
     if out.quarantined:
-        warning = f"{day}: quarantined {len(out.quarantined)} ({dict(reasons)}); first: " + "; ".join(
+        warning = f"{day}: quarantined {quarantined} post(s){f' and {unknown} page(s) of unknown posts' if unknown else ''} ({dict(reasons)}); first: " + "; ".join(
             f"{q.location} {q.reason}: {q.detail[:200]}" for q in out.quarantined[:3]
         )
     authors: list = []
@@ -194,9 +198,10 @@ def _write_day(day: str, out: DayResult, spool_dir: str, removed_ids=None) -> tu
     metadata = {
         "dagster/row_count": table.rows,
         "compliance_removed": len(removed),
-        "posts_in_pages": out.stats["posts"],
+        "posts_in_pages": out.stats["posts"] + in_quarantined_pages,
         "authors": pl.concat(authors).n_unique() if out.height else 0,
-        "quarantined": len(out.quarantined),
+        "quarantined": quarantined,
+        "quarantined_pages_posts_unknown": unknown,
         "quarantined_by_reason": MetadataValue.json(dict(reasons)),
         "quarantine_sample": MetadataValue.json([q.__dict__ for q in out.quarantined[:QUARANTINE_SAMPLE]]),
         "api_errors": out.stats["api_errors"],
