@@ -101,20 +101,26 @@ class AirflowServices:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "AirflowServices":
+    def configure(self) -> None:
         self.port = free_port()
         bin_dir = str(self.python.parent)
         self.env = {
             **self.env, **deploy_settings(self.port, secrets.token_hex(32)),
             "AIRFLOW_BIN": f"{bin_dir}/airflow", "PATH": f"{bin_dir}:{self.env.get('PATH', os.defpath)}",
         }
-        for component in COMPONENTS:
+
+    def start(self, components=COMPONENTS) -> "AirflowServices":
+        """Start ``components`` (the api-server first, waiting for its health endpoint)."""
+        if not self.port:
+            self.configure()
+        for component in components:
             with open(self.home / f"{component}.log", "ab") as log:
                 self.procs[component] = subprocess.Popen(
                     [str(RUN_AIRFLOW), component], env=self.env, cwd=str(self.home), stdout=log,
                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                 )
-        self.wait(lambda: self._healthy(), "the api-server's /api/v2/monitor/health", stall_s=240)
+        if "api-server" in components:
+            self.wait(lambda: self._healthy(), "the api-server's /api/v2/monitor/health", stall_s=240)
         return self
 
     def _healthy(self) -> bool:
@@ -134,9 +140,14 @@ class AirflowServices:
     def pids(self) -> set[int]:
         return set().union(*(process_group(p.pid) for p in self.procs.values()))
 
-    def airflow(self, *args: str, timeout: float = 300) -> str:
-        proc = subprocess.run([str(self.python), "-m", "airflow", *args], env=self.env, cwd=str(self.home),
-                              capture_output=True, text=True, timeout=timeout)
+    def airflow(self, *args: str, timeout: float = 300, attempts: int = 3) -> str:
+        """An Airflow CLI command; again (up to ``attempts``) when SQLite answered "database is locked"
+        (its transaction was rolled back: another component held the write lock)."""
+        for attempt in range(attempts):
+            proc = subprocess.run([str(self.python), "-m", "airflow", *args], env=self.env, cwd=str(self.home),
+                                  capture_output=True, text=True, timeout=timeout)
+            if proc.returncode == 0 or "database is locked" not in proc.stderr or attempt == attempts - 1:
+                break
         assert proc.returncode == 0, (args, proc.stdout[-3000:], proc.stderr[-3000:])
         return proc.stdout
 
