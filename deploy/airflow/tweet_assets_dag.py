@@ -4,8 +4,33 @@ For teams that already schedule with Airflow (3.x). Each run covers one data int
 ``CronDataIntervalTimetable("0 0 * * *", "UTC")``: the run that starts at 00:00 UTC on day D+1
 materializes partition D (its ``data_interval_start``), the day that has just ended. (A plain
 ``schedule="@daily"`` is a ``CronTriggerTimetable`` on Airflow 3, whose run at 00:00 has ``ds`` = the
-day that has just *started*: a partition Dagster does not have yet.) The tasks mirror the asset graph
-``raw_tweets -> clean_tweets -> s3_parquet`` and retry with exponential backoff.
+day that has just *started*: a partition Dagster does not have yet.) A run without a data interval
+(``airflow dags trigger`` without ``-l/--logical-date``, or the REST API with ``"logical_date": null``:
+Airflow 3 leaves its logical date and data interval NULL) materializes the day that ended before
+its ``run_after`` time, i.e. triggered on day D it loads D-1 (:func:`run_day`). The tasks mirror the
+asset graph ``raw_tweets -> clean_tweets -> s3_parquet`` and retry with exponential backoff.
+
+In the webserver mode each task runs ``tweets_daily_job`` (tweet_assets/defs/pipeline/jobs.py) for
+one asset with the job's checks of that asset (:data:`ASSET_CHECKS`): never the WARN freshness
+check of ``s3_parquet``, which the job leaves out (it judges "yesterday" on its own sensor; inside a
+catch-up day's run it fails because later days are not there yet). The CLI mode still runs
+``dagster asset materialize``, Dagster's implicit asset job, which adds every check of the selected
+asset, that one included (see :func:`materialize_command`).
+
+Retries (Airflow 3.3.2, ``TaskInstance.next_retry_datetime`` in airflow/models/taskinstance.py):
+with ``retry_delay`` = 5 min and ``retry_exponential_backoff`` = 2, the delay before retry n (try
+number n) is ``b + h % b`` seconds where ``b = ceil(300 * 2 ** (n - 1))`` and ``h`` is a SHA-1 hash
+of dag id, task id, logical date and try number: a fixed per-task offset in ``[0, b)``, so the
+delays fall in [5, 10), [10, 20) and [20, 40) minutes for retries 1-3, each capped at
+``max_retry_delay`` = 1 h (and at ``[core] max_task_retry_delay``, 24 h). A cleared task keeps
+counting its try number up, so its retries start at the longer delays.
+
+Concurrency: ``raw_tweets`` (the only task that calls the X API) runs for one day at a time across
+all runs of the DAG, scheduled, manual and backfill alike (``max_active_tis_per_dag``,
+``TWEET_ASSETS_AIRFLOW_X_API_TASKS``, default 1): an ``airflow backfill create`` without
+``--max-active-runs 1`` (its default is 10 and overrides the DAG's ``max_active_runs``) starts several
+days at once, and their ``raw_tweets`` tasks then queue in Airflow as their steps would in Dagster's
+``x_api`` pool.
 
 Catchup is off unless ``TWEET_ASSETS_AIRFLOW_CATCHUP=1``: enabling the DAG runs the last complete
 day only. Backfill a range explicitly with ``airflow backfill create --dag-id tweet_assets_daily
@@ -40,8 +65,9 @@ access-tier check also reads ``TWEET_ASSETS_ENV_FILE`` when the task runs):
 ``TWEET_ASSETS_DAGSTER_POLL_SECONDS``  how often to poll a launched run's status (default 5)
 ``TWEET_ASSETS_AIRFLOW_START_DATE`` first logical date, YYYY-MM-DD (default 2024-01-01)
 ``TWEET_ASSETS_AIRFLOW_CATCHUP``    1/true/yes: schedule every interval since the start date (default off)
-``TWEET_ASSETS_AIRFLOW_RETRIES``    retries per task (default 3; delays 5, 10, 20 min, at most 1 h)
-``TWEET_ASSETS_AIRFLOW_MAX_ACTIVE_RUNS``  DAG runs at once (default 1)
+``TWEET_ASSETS_AIRFLOW_RETRIES``    retries per task (default 3; delays in [5, 10), [10, 20), [20, 40) min, at most 1 h)
+``TWEET_ASSETS_AIRFLOW_MAX_ACTIVE_RUNS``  DAG runs at once (default 1; a backfill has its own ``--max-active-runs``)
+``TWEET_ASSETS_AIRFLOW_X_API_TASKS``  ``raw_tweets`` tasks at once across all runs (default 1, as the ``x_api`` pool)
 ==================================  ==============================================================
 Everything else the pipeline reads (``TWEET_ASSETS_LAKE_URL``, ``TWEET_ASSETS_SOURCE``, ``X_QUERY``,
 ``X_FULL_ARCHIVE``, ``AWS_*``) is passed through from the worker's environment (or the env file).
@@ -49,6 +75,7 @@ Everything else the pipeline reads (``TWEET_ASSETS_LAKE_URL``, ``TWEET_ASSETS_SO
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 from collections.abc import Mapping
@@ -56,7 +83,7 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 DAG_ID = "tweet_assets_daily"
 CODE_LOCATION_MODULE = "tweet_assets.definitions"
@@ -64,9 +91,18 @@ CODE_LOCATION_MODULE = "tweet_assets.definitions"
 JOB_NAME = "tweets_daily_job"
 #: The Dagster asset graph: each asset and the assets it reads (tests check this against Dagster).
 ASSET_GRAPH = {"raw_tweets": [], "clean_tweets": ["raw_tweets"], "s3_parquet": ["clean_tweets"]}
+#: The checks ``tweets_daily_job`` runs with each asset (tests check this against Dagster's job): the
+#: freshness check of s3_parquet is not among them.
+ASSET_CHECKS = {
+    "raw_tweets": ["raw_posts_match_api_count"],
+    "clean_tweets": ["ids_unique_and_not_null", "created_at_in_partition"],
+    "s3_parquet": ["published_schema_matches", "published_ids_not_in_ledger"],
+}
 DAY_FORMAT = "%Y-%m-%d"
-#: The Dagster partition key of a run: the UTC day its data interval starts (Jinja, rendered by Airflow).
-PARTITION_TEMPLATE = "{{ data_interval_start | ds }}"
+#: The Jinja name of :func:`run_day` in the DAG's ``user_defined_macros``.
+DAY_MACRO = "tweet_assets_day"
+#: The Dagster partition key of a run (Jinja, rendered by Airflow): :func:`run_day` of its DagRun.
+PARTITION_TEMPLATE = "{{ %s(dag_run) }}" % DAY_MACRO
 #: X API v2 recent search covers the last 7 days (GET /2/tweets/search/recent, X API v2 docs).
 #: tweet_assets.sources.x_api fetches a search day by recent search only if its 00:00Z is at least
 #: RECENT_SEARCH_MARGIN newer than now - 7 days, and refuses older days unless X_FULL_ARCHIVE is set;
@@ -74,6 +110,7 @@ PARTITION_TEMPLATE = "{{ data_interval_start | ds }}"
 RECENT_SEARCH_DAYS = 7
 RECENT_SEARCH_MARGIN = timedelta(minutes=15)
 TRUE_VALUES = ("1", "true", "yes")
+LOG = logging.getLogger("airflow.task")
 
 
 def _setting(name: str, default: str) -> str:
@@ -96,11 +133,24 @@ START_DATE = _start_date(_setting("TWEET_ASSETS_AIRFLOW_START_DATE", "2024-01-01
 CATCHUP = _setting("TWEET_ASSETS_AIRFLOW_CATCHUP", "0").lower() in TRUE_VALUES
 RETRIES = int(_setting("TWEET_ASSETS_AIRFLOW_RETRIES", "3"))
 MAX_ACTIVE_RUNS = int(_setting("TWEET_ASSETS_AIRFLOW_MAX_ACTIVE_RUNS", "1"))
+X_API_TASKS = int(_setting("TWEET_ASSETS_AIRFLOW_X_API_TASKS", "1"))
 POLL_SECONDS = float(_setting("TWEET_ASSETS_DAGSTER_POLL_SECONDS", "5"))
 
 
+def job_ops(asset: str) -> list[str]:
+    """The ops of ``tweets_daily_job`` that materialize ``asset`` and run its checks (Dagster names
+    an ``@asset_check``'s op ``<asset>_<check>``)."""
+    return [asset] + [f"{asset}_{check}" for check in ASSET_CHECKS[asset]]
+
+
 def materialize_command(asset: str) -> str:
-    """The bash command of one CLI-mode task (``{{ data_interval_start | ds }}`` rendered by Airflow)."""
+    """The bash command of one CLI-mode task (:data:`PARTITION_TEMPLATE` rendered by Airflow).
+
+    ``dagster asset materialize --select ASSET --partition DAY``: Dagster's implicit asset job, which
+    runs every check of the asset, the freshness check of s3_parquet included (known gap, #32.4:
+    ``dagster job execute -j tweets_daily_job -o OPS`` leaves it out but an op-selected run hands
+    s3_parquet its input as a list, not the IO manager's dict of days, and fails).
+    """
     parts = []
     if ENV_FILE:
         parts.append(f"set -a && . {shlex.quote(ENV_FILE)} && set +a &&")
@@ -112,13 +162,28 @@ def materialize_command(asset: str) -> str:
     return " ".join(parts)
 
 
-def partition_key(context: Mapping) -> str:
-    """The run's Dagster partition key: ``data_interval_start`` as a UTC ``YYYY-MM-DD`` day.
+def run_day(dag_run) -> str:
+    """The Dagster partition key of a DagRun: a UTC ``YYYY-MM-DD`` day.
+
+    ``data_interval_start`` when the run has a data interval (scheduled runs, backfills, and manual
+    runs given ``-l/--logical-date``). Otherwise (Airflow 3's ``airflow dags trigger`` without a
+    logical date, the REST API with ``"logical_date": null``: logical date and data interval NULL)
+    the day that ended before the run's ``run_after`` time: a run triggered at any time on day D
+    loads D-1, the last complete day, as the schedule's run at D 00:00 does.
 
     Not ``logical_date``: on Airflow 3 a manual or ``dag.test()`` run keeps the trigger time as its
     logical date, while its data interval is the last complete day.
     """
-    return context["data_interval_start"].astimezone(timezone.utc).strftime(DAY_FORMAT)
+    start = getattr(dag_run, "data_interval_start", None)
+    if start is not None:
+        return start.astimezone(timezone.utc).strftime(DAY_FORMAT)
+    ran_after = dag_run.run_after.astimezone(timezone.utc)
+    return (ran_after.date() - timedelta(days=1)).strftime(DAY_FORMAT)
+
+
+def partition_key(context: Mapping) -> str:
+    """The run's Dagster partition key: :func:`run_day` of the task's DagRun."""
+    return run_day(context["dag_run"])
 
 
 def read_env_file(path: str) -> dict[str, str]:
@@ -175,19 +240,64 @@ def unreachable_reason(day: str, env: Mapping[str, str], now: datetime) -> str |
     )
 
 
+def task_env() -> dict[str, str]:
+    """The environment a CLI-mode task's command sees: the worker's, ``DAGSTER_HOME`` from the DAG,
+    then ``TWEET_ASSETS_ENV_FILE`` (``set -a; . file``: its values win)."""
+    env = {**os.environ, "DAGSTER_HOME": DAGSTER_HOME}
+    if ENV_FILE:
+        env.update(read_env_file(ENV_FILE))
+    return env
+
+
+def require_dagster_instance(env: Mapping[str, str]) -> None:
+    """CLI mode: the task's ``DAGSTER_HOME`` must hold the instance configuration the deploy installs.
+
+    Without ``$DAGSTER_HOME/dagster.yaml`` Dagster would run on a default instance (its "No dagster
+    instance configuration file" notice and the telemetry banner in the task log): the run would not
+    show in Dagit, the ``x_api`` pool would not hold.
+
+    Raises:
+        AirflowFailException: naming the missing file and the settings to fix; no retry (a retry
+            would find the same configuration).
+    """
+    home = env.get("DAGSTER_HOME", "")
+    config = os.path.join(home, "dagster.yaml")
+    if not home or not os.path.isfile(config):
+        raise AirflowFailException(
+            f"no Dagster instance configuration at {config!r}: set TWEET_ASSETS_DAGSTER_HOME (or DAGSTER_HOME "
+            "in TWEET_ASSETS_ENV_FILE) to the DAGSTER_HOME of the Dagster services, which holds deploy/dagster.yaml "
+            "(on the EC2 host: /var/lib/dagster), for the Airflow dag-processor and workers."
+        )
+
+
 def skip_unreachable_day(context: Mapping) -> None:
     """``pre_execute`` hook of the first task: skip the run's day if the access tier cannot reach it.
+
+    Also logs the day the run loads and why (its data interval, or the day before its run-after time).
 
     Raises:
         AirflowSkipException: with :func:`unreachable_reason`'s message; the downstream tasks are then
             skipped too (trigger rule ``all_success``), so the run ends without failures or retries.
+        AirflowFailException: CLI mode without the instance configuration (:func:`require_dagster_instance`).
     """
-    env = dict(os.environ)
-    if ENV_FILE:
-        env.update(read_env_file(ENV_FILE))
-    reason = unreachable_reason(partition_key(context), env, datetime.now(timezone.utc))
+    dag_run = context["dag_run"]
+    day = partition_key(context)
+    if getattr(dag_run, "data_interval_start", None) is None:
+        LOG.info(f"tweet_assets: run {dag_run.run_id} has no data interval (triggered without -l/--logical-date): "
+                 f"partition {day}, the day that ended before its run_after {dag_run.run_after.isoformat()}")
+    else:
+        LOG.info(f"tweet_assets: partition {day}, the start of the run's data interval")
+    env = task_env()
+    if not DAGSTER_URL:
+        require_dagster_instance(env)
+    reason = unreachable_reason(day, env, datetime.now(timezone.utc))
     if reason:
         raise AirflowSkipException(reason)
+
+
+def check_dagster_instance(context: Mapping) -> None:
+    """``pre_execute`` hook of the later CLI-mode tasks (:func:`require_dagster_instance`)."""
+    require_dagster_instance(task_env())
 
 
 def dagster_operator_class():
@@ -196,9 +306,10 @@ def dagster_operator_class():
     ``BaseMaterializeAssetsOperator`` (dagster-airlift[in-airflow] 0.29.27) finds the asset's node over
     GraphQL, launches the run with the ``dagster/partition`` tag and the ``dagster-airlift/airflow-*``
     tags, and polls it to the end, following Dagster's automatic retries. Here: a plain session, the
-    URL from the environment, the partition from the data interval, and the run launched as
-    ``tweets_daily_job`` with the asset's checks (airlift's own choice, the implicit asset job with no
-    checks, would skip the blocking checks of ``clean_tweets``).
+    URL from the environment, the partition from :func:`run_day`, and the run launched as
+    ``tweets_daily_job`` with the job's checks of the asset, :data:`ASSET_CHECKS` (airlift's own
+    choice, the implicit asset job with no checks, would skip the blocking checks of
+    ``clean_tweets``; with Dagster's default check selection it would add the freshness check).
 
     Raises:
         ImportError: dagster-airlift is not installed in the Airflow environment (a DAG import error).
@@ -225,34 +336,59 @@ def dagster_operator_class():
             day = partition_key(context)
             if day not in partitioning_info.partition_keys:
                 raise ValueError(
-                    f"partition {day} (data interval start) is not a partition of the Dagster assets at "
+                    f"partition {day} (the run's day) is not a partition of the Dagster assets at "
                     f"{DAGSTER_URL}: check TWEET_ASSETS_START_DATE of the Dagster services (first partition)."
                 )
             return day
 
+        def filter_asset_nodes(self, context, asset_nodes):
+            # airlift launches the first job named __ASSET_JOB* among an asset node's jobs (and logs
+            # that name): keep only tweets_daily_job, so the run launched and airlift's
+            # "Triggering run for (location, repository, job)" line are tweets_daily_job.
+            nodes = []
+            for node in super().filter_asset_nodes(context, asset_nodes):
+                jobs = [job for job in node["jobs"] if job["name"] == JOB_NAME]
+                if not jobs:
+                    raise ValueError(
+                        f"asset {'/'.join(node['assetKey']['path'])} is not in the Dagster job {JOB_NAME} at "
+                        f"{DAGSTER_URL}: deploy the tweet_assets code location this DAG was written for."
+                    )
+                nodes.append({**node, "jobs": jobs})
+            return nodes
+
         def launch_dagster_run(self, context, session, dagster_url, execution_params) -> str:
-            # airlift launches the implicit asset job with assetCheckSelection=[]: no checks, so the
-            # blocking checks of clean_tweets would not gate s3_parquet. Launch tweets_daily_job
-            # (the schedule's job, same code location) with no check selection instead: Dagster
-            # then runs the job's checks of the selected asset, as the CLI mode does.
-            selector = {k: v for k, v in execution_params["selector"].items() if k != "assetCheckSelection"}
-            execution_params = {**execution_params, "selector": {**selector, "pipelineName": JOB_NAME}}
+            # airlift asks for assetCheckSelection=[] (no checks: clean_tweets' blocking checks would
+            # not gate s3_parquet); Dagster's default (no selection) would add every check of the
+            # asset, the freshness check too. Select the job's checks of the asset: ASSET_CHECKS.
+            selector = execution_params["selector"]
+            checks = [
+                {"assetKey": {"path": path}, "name": check}
+                for path in (entry["path"] for entry in selector["assetSelection"])
+                for check in ASSET_CHECKS.get("/".join(path), [])
+            ]
+            execution_params = {**execution_params, "selector": {**selector, "assetCheckSelection": checks}}
             run_id = super().launch_dagster_run(context, session, dagster_url, execution_params)
             tags = {tag["key"]: tag["value"] for tag in execution_params["executionMetadata"]["tags"]}
-            self.log.info("launched Dagster run %s for partition %s: %s/runs/%s", run_id, tags.get("dagster/partition"), dagster_url, run_id)
+            self.log.info(
+                "launched Dagster run %s of %s for partition %s: %s/runs/%s",
+                run_id, selector["pipelineName"], tags.get("dagster/partition"), dagster_url, run_id,
+            )
             return run_id
 
     return MaterializeTweetAssetsOperator
 
 
 def _task(asset: str):
-    hook = skip_unreachable_day if not ASSET_GRAPH[asset] else None
+    first = not ASSET_GRAPH[asset]
+    # the X API caller: one day at a time across all runs (backfills included), as the x_api pool
+    limits = {"max_active_tis_per_dag": X_API_TASKS} if first else {}
     if DAGSTER_URL:
         return dagster_operator_class()(
             task_id=asset,
             asset_key_paths=[asset],
             dagster_run_status_poll_interval=POLL_SECONDS,
-            pre_execute=hook,
+            pre_execute=skip_unreachable_day if first else None,
+            **limits,
         )
     return BashOperator(
         task_id=asset,
@@ -260,7 +396,8 @@ def _task(asset: str):
         env={"DAGSTER_HOME": DAGSTER_HOME},
         append_env=True,
         cwd=DAGSTER_HOME if os.path.isdir(DAGSTER_HOME) else None,
-        pre_execute=hook,
+        pre_execute=skip_unreachable_day if first else check_dagster_instance,
+        **limits,
     )
 
 
@@ -280,6 +417,7 @@ with DAG(
         "execution_timeout": timedelta(hours=6),
     },
     tags=["tweet_assets", "dagster"],
+    user_defined_macros={DAY_MACRO: run_day},
     doc_md=__doc__,
 ) as dag:
     tasks = {asset: _task(asset) for asset in ASSET_GRAPH}

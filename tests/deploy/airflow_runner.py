@@ -3,6 +3,7 @@
     python airflow_runner.py dagbag DAGS_FOLDER             -> JSON: import errors and the DAG's shape
     python airflow_runner.py test DAGS_FOLDER LOGICAL_DATE  -> JSON: dag.test() run, data interval, task states
     python airflow_runner.py gate DAGS_FOLDER CASES_JSON    -> JSON: the DAG's access-tier answer per case
+    python airflow_runner.py retries DAGS_FOLDER COUNT      -> JSON: Airflow's own retry delays (s) per task and try
 
 The last line of stdout is the JSON result; everything before it is Airflow's own logging.
 """
@@ -17,6 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 DAG_ID = "tweet_assets_daily"
+#: (data_interval_start or None, run_after) of DagRuns, for the DAG's run_day (its partition).
+RUN_DAY_CASES = [
+    (None, "2026-12-01T00:00:00+00:00"),
+    (None, "2026-12-01T23:59:59+00:00"),
+    (None, "2026-12-01T01:30:00+02:00"),  # 2026-11-30T23:30Z
+    ("2026-11-20T00:00:00+00:00", "2026-12-01T12:00:00+00:00"),
+]
 
 
 def load(folder: str):
@@ -49,6 +57,7 @@ def describe(folder: str) -> dict:
                     "env": getattr(t, "env", None),
                     "asset_key_paths": [list(p) for p in getattr(t, "asset_key_paths", [])] or None,
                     "pre_execute": getattr(t._pre_execute_hook, "__name__", None),
+                    "max_active_tis_per_dag": t.max_active_tis_per_dag,
                 }
                 for t in dag.tasks
             },
@@ -86,13 +95,50 @@ def gate(folder: str, cases: str) -> dict:
         module.unreachable_reason(case["day"], case["env"], datetime.fromisoformat(case["now"]))
         for case in json.loads(cases)
     ]
+    from types import SimpleNamespace
+
+    run_days = [
+        module.run_day(SimpleNamespace(data_interval_start=datetime.fromisoformat(start) if start else None, run_after=datetime.fromisoformat(after)))
+        for start, after in RUN_DAY_CASES
+    ]
     os.environ["TWEET_ASSETS_AIRFLOW_START_DATE"] = "29/11/2026"
     try:
         import_dag_file(folder)
         bad_start_date = None
     except ValueError as error:
         bad_start_date = str(error)
-    return {"recent_search_days": module.RECENT_SEARCH_DAYS, "answers": answers, "bad_start_date": bad_start_date}
+    return {"recent_search_days": module.RECENT_SEARCH_DAYS, "answers": answers, "bad_start_date": bad_start_date,
+            "asset_checks": module.ASSET_CHECKS, "run_days": run_days}
+
+
+def retries(folder: str, count: str) -> dict:
+    """The delay Airflow itself computes before each retry (``TaskInstance.next_retry_datetime``,
+    airflow/models/taskinstance.py) for each task of the DAG, tries 1..5, over ``count`` logical dates
+    (the per-task offset hashes dag id, task id, logical date and try number): {task: {try: [s, ...]}}."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from airflow.models.taskinstance import TaskInstance
+
+    bag = load(folder)
+    dag = bag.dags[DAG_ID]
+    end = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    out = {}
+    for task in dag.tasks:
+        per_try = {}
+        for try_number in range(1, 6):
+            delays = []
+            for n in range(int(count)):
+                # next_retry_datetime reads only these attributes of the task instance (and self.task's
+                # retry_delay, retry_exponential_backoff, max_retry_delay)
+                ti = SimpleNamespace(
+                    retry_delay_override=None, task=task, try_number=try_number, dag_id=dag.dag_id, task_id=task.task_id,
+                    logical_date=end + timedelta(days=n), end_date=end, log=None,
+                )
+                delays.append((TaskInstance.next_retry_datetime(ti) - end).total_seconds())
+            per_try[try_number] = delays
+        out[task.task_id] = per_try
+    return out
 
 
 if __name__ == "__main__":
@@ -101,6 +147,8 @@ if __name__ == "__main__":
         result = describe(folder)
     elif command == "gate":
         result = gate(folder, rest[0])
+    elif command == "retries":
+        result = retries(folder, rest[0])
     else:
         result = run(folder, rest[0])
     print("\n" + json.dumps(result))

@@ -94,13 +94,24 @@ class DagsterServices:
         wait_until_location_loaded(self.graphql, self.webserver.proc, self.log_tail, "dagster-webserver")
 
 
-def wait_for(predicate, timeout: float, what: str, services: DagsterServices | None = None, every: float = 1.0):
-    """Poll ``predicate()`` until it returns something truthy; returns it, or raises TimeoutError."""
+def wait_for(predicate, timeout: float, what: str, services: DagsterServices | None = None, every: float = 1.0, progress=None):
+    """Poll ``predicate()`` until it returns something truthy; returns it, or raises TimeoutError.
+
+    With ``progress`` (a callable returning a comparable snapshot, e.g. the runs' statuses), the
+    wait is bounded by progress, not wall time: ``timeout`` is the longest stretch without a change
+    of ``progress()``, and the deadline moves on at each change (a loaded machine is slower, not stuck).
+    """
     deadline = time.monotonic() + timeout
     value = None
+    seen = progress() if progress else None
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(every)
-    raise TimeoutError(f"{what} not reached in {timeout}s (last: {value!r})\n{services.log_tail() if services else ''}")
+        if progress:
+            now = progress()
+            if now != seen:
+                seen, deadline = now, time.monotonic() + timeout
+    stalled = f" without progress (last: {seen!r})" if progress else ""
+    raise TimeoutError(f"{what} not reached in {timeout}s{stalled} (last: {value!r})\n{services.log_tail() if services else ''}")

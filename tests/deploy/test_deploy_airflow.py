@@ -123,6 +123,32 @@ def dagster_asset_graph() -> dict[str, list[str]]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def dagster_job_checks() -> dict[str, list[str]]:
+    """{asset: [check names]} of the checks tweets_daily_job runs with each asset, as Dagster resolves
+    the job (the freshness check of s3_parquet is left out by the job's selection)."""
+    code = (
+        "import json\nfrom tweet_assets.definitions import defs\n"
+        "job = defs.resolve_job_def('tweets_daily_job')\nout = {}\n"
+        "for key in sorted(job.asset_layer.asset_graph.asset_check_keys, key=lambda k: k.name):\n"
+        "    out.setdefault(key.asset_key.to_user_string(), []).append(key.name)\n"
+        "print(json.dumps(out))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_dags_checks_are_tweets_daily_jobs_checks_without_freshness(airflow):
+    """#32.4: ASSET_CHECKS (what both modes select) equals the checks of Dagster's tweets_daily_job per
+    asset, which leaves out the freshness check."""
+    require_project()
+    job_checks = dagster_job_checks()
+    assert not [c for checks in job_checks.values() for c in checks if "freshness" in c], job_checks
+    dag_checks = run_runner(airflow, "gate", "[]")["asset_checks"]
+    assert {a: sorted(c) for a, c in dag_checks.items()} == {a: sorted(c) for a, c in job_checks.items()}
+
+
 @pytest.fixture(scope="module")
 def described(airflow) -> dict:
     """The DagBag's view of the DAG in the default (CLI) mode, TWEET_ASSETS_DAGSTER_HOME=/srv/dagster."""
@@ -146,10 +172,14 @@ def test_dagbag_imports_the_dag_and_its_tasks_mirror_the_asset_graph(described):
         assert spec["env"] == {"DAGSTER_HOME": "/srv/dagster"}
         command = spec["bash_command"]
         assert command.startswith(f"exec {sys.executable} -m dagster asset materialize -m tweet_assets.definitions")
-        # the partition is the day the run's data interval starts, not the logical date (#15.8)
-        assert command.endswith(f"--select {asset} --partition {{{{ data_interval_start | ds }}}}")
-    # the access-tier check runs once per run, before the first asset (#15.9)
-    assert {a: s["pre_execute"] for a, s in tasks.items()} == {"raw_tweets": "skip_unreachable_day", "clean_tweets": None, "s3_parquet": None}
+        # the partition: the run's day (data interval start, or the day before run_after), not the logical date (#15.8, #32.1)
+        assert command.endswith(f"--select {asset} --partition {{{{ tweet_assets_day(dag_run) }}}}"), command
+    # the access-tier check runs once per run, before the first asset (#15.9); the instance check before each (#32.6)
+    assert {a: s["pre_execute"] for a, s in tasks.items()} == {
+        "raw_tweets": "skip_unreachable_day", "clean_tweets": "check_dagster_instance", "s3_parquet": "check_dagster_instance"
+    }
+    # the X API caller runs for one day at a time across runs, backfills included (#32.2)
+    assert {a: s["max_active_tis_per_dag"] for a, s in tasks.items()} == {"raw_tweets": 1, "clean_tweets": None, "s3_parquet": None}
 
 
 @pytest.mark.slow
@@ -263,6 +293,49 @@ def test_a_day_recent_search_cannot_reach_is_skipped_with_the_reason(airflow, tm
     assert f"partition {PAST_DAY} is older than the 7 days X API v2 recent search covers" in skipped[0]
     assert "X_FULL_ARCHIVE=1" in skipped[0] and "placeholder" not in result["log"]
     assert sorted(p.name for p in home.iterdir()) == ["dagster.yaml"]  # no Dagster process touched the instance
+
+
+@pytest.mark.slow
+def test_a_run_without_a_data_interval_takes_the_day_that_ended_before_its_run_after(airflow):
+    """#32.1, both modes' rule (run_day; the real trigger path is in test_deploy_airflow_scheduler.py):
+    no data interval (`airflow dags trigger` without -l on 3.3.2) -> the UTC day before run_after's
+    UTC day; a data interval -> its start."""
+    assert run_runner(airflow, "gate", "[]")["run_days"] == ["2026-11-30", "2026-11-30", "2026-11-29", "2026-11-20"]
+
+
+@pytest.mark.slow
+def test_cli_mode_without_the_instance_configuration_fails_at_once_naming_it(airflow, tmp_path):
+    """#32.6: a DAGSTER_HOME without dagster.yaml fails the first task before Dagster runs (no "No
+    dagster instance configuration file" notice, no telemetry banner, nothing written there), with
+    a line naming the file and the settings; AirflowFailException: not retried."""
+    home = tmp_path / "no_instance"
+    home.mkdir()
+    result = run_runner(airflow, "test", PAST_LOGICAL, TWEET_ASSETS_DAGSTER_HOME=str(home), TWEET_ASSETS_AIRFLOW_RETRIES="2")
+    assert (result["state"], result["tasks"]["raw_tweets"]) == ("failed", "failed"), result["log"][-3000:]
+    assert f"no Dagster instance configuration at '{home}/dagster.yaml': set TWEET_ASSETS_DAGSTER_HOME" in result["log"]
+    assert "No dagster instance configuration file" not in result["log"] and "we collect usage statistics" not in result["log"]
+    assert "up_for_retry" not in result["log"].lower().replace(" ", "_"), result["log"][-3000:]
+    assert list(home.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_retry_delays_are_airflows_exponential_backoff_with_a_per_task_offset(airflow):
+    """#32.3: Airflow 3.3.2 computes the delay before retry n as b + hash % b, b = 300 s * 2^(n-1)
+    (TaskInstance.next_retry_datetime), capped at max_retry_delay 1 h: [5, 10), [10, 20), [20, 40)
+    minutes, then 1 h; the DAG's docstring and deploy/README.md say so (not "5, 10, 20 minutes")."""
+    delays = run_runner(airflow, "retries", "40")
+    delays.pop("log")
+    for task, per_try in delays.items():
+        for try_number, seconds in per_try.items():
+            base = 300 * 2 ** (int(try_number) - 1)
+            assert all(min(base, 3600) <= s <= min(2 * base - 1, 3600) for s in seconds), (task, try_number, seconds)
+        assert len(set(per_try["1"])) > 1, per_try  # an offset that varies with the task instance
+    text = " ".join((DAGS / "tweet_assets_dag.py").read_text().split())
+    readme = " ".join((DEPLOY / "README.md").read_text().split())
+    for doc in (text, readme):
+        assert "[5, 10), [10, 20) and [20, 40) minutes" in doc
+        assert "next_retry_datetime" in doc
+    assert "5, 10, 20 min" not in text and "5, 10, 20 minutes" not in readme
 
 
 def x_api_source_refuses(day: str, now: datetime, full_archive: bool) -> bool:
@@ -381,7 +454,9 @@ def test_dag_launches_through_the_dagster_webserver_with_dagster_airlift(airflow
         assert (result["state"], result["tasks"]) == ("success", {a: "success" for a in ASSETS}), (
             result["log"][-3000:], (tmp_path / "daemon.log").read_text()[-3000:]
         )
-        assert f"for partition {PAST_DAY}: {url}/runs/" in result["log"]
+        # the log names the job launched (#32.6): airlift's own line and ours, never __ASSET_JOB
+        assert f"of tweets_daily_job for partition {PAST_DAY}: {url}/runs/" in result["log"]
+        assert "'tweets_daily_job')" in result["log"] and "__ASSET_JOB" not in result["log"], result["log"][-3000:]
     finally:
         stop(daemon)
         stop(web)
@@ -391,3 +466,5 @@ def test_dag_launches_through_the_dagster_webserver_with_dagster_airlift(airflow
     assert sorted(r["airlift"]["airflow-task-id"] for r in runs) == sorted(ASSETS)
     assert {r["airlift"]["airflow-dag-id"] for r in runs} == {"tweet_assets_daily"}
     assert {r["job"] for r in runs} == {"tweets_daily_job"}
+    # the job's checks, never the freshness check (#32.4)
+    assert not [r for r in runs if any("freshness" in check for check in r["checks"])], runs

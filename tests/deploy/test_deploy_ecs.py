@@ -163,10 +163,16 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
             runs = runs_now()
             return runs if len(runs) == len(RUN_RANGES) and sum("ecs/task_arn" in r for r in runs) == count else None
 
+        def daemon_progress():
+            # what the daemon has done so far: the backfill's runs, their statuses and ECS tasks. The
+            # waits below are bounded by this (300 s without a change), not by wall time: on a loaded
+            # machine the daemon is slower (#27.17: 300 s of wall time ran out at load 5-8).
+            return sorted((r["status"], "ecs/task_arn" in r) for r in runs_now())
+
         # the run queue bounds the fan-out: two tasks, the third run waits (max_concurrent_runs: 2,
         # and the x_api pool: a run whose first step needs the pool is not dequeued while another
         # such run is still starting)
-        runs = wait_for(lambda: launched(2), 300, "two runs launched on ECS", services, every=2)
+        runs = wait_for(lambda: launched(2), 300, "two runs launched on ECS", services, every=2, progress=daemon_progress)
         time.sleep(5)
         runs = runs_now()
         assert sorted(r["status"] for r in runs if "ecs/task_arn" not in r) == ["QUEUED"], runs
@@ -177,7 +183,7 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
         for run in started:
             stopped = services.graphql(TERMINATE, {"runId": run["id"]})["terminateRun"]
             assert stopped["__typename"] == "TerminateRunSuccess", stopped
-        runs = wait_for(lambda: launched(3), 300, "the third run launched on ECS", services, every=2)
+        runs = wait_for(lambda: launched(3), 300, "the third run launched on ECS", services, every=2, progress=daemon_progress)
         client = ecs(moto_server)
         task_arns = client.list_tasks(cluster=cluster)["taskArns"]
         tasks = client.describe_tasks(cluster=cluster, tasks=task_arns, include=["TAGS"])["tasks"]
