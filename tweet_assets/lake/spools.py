@@ -67,7 +67,8 @@ def spool_full(exc: OSError, path: str) -> OSError:
     when it is ENOSPC (or EDQUOT, a quota); any other error unchanged."""
     import errno
 
-    if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or isinstance(exc, SpoolFull):
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or "[Errno 28]" in str(exc) or "No space left" in str(exc)  # pyarrow's errors carry no errno
+    if not full or isinstance(exc, SpoolFull):
         return exc
     directory = os.path.dirname(os.path.abspath(path))
     try:
@@ -75,7 +76,7 @@ def spool_full(exc: OSError, path: str) -> OSError:
     except OSError:
         free = "free space unknown"
     return SpoolFull(
-        exc.errno,
+        errno.ENOSPC,
         f"no space left to spool {os.path.basename(path)} in {directory} ({free}; the spool is under "
         f"{SPOOL_ENV}={tempfile.gettempdir()}): set {SPOOL_ENV} to a directory on a disk with room for the "
         "run's days (about a day's uncompressed pages or table each), or run fewer days per run "
