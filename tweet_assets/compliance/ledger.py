@@ -3,7 +3,10 @@
 ``clean_tweets/_compliance_ledger/part-00000.parquet`` (:data:`LEDGER_SCHEMA`): one row per
 affected post id with ``action``, ``reason``, the post's ``created_at``, ``redacted_at`` when
 given, ``checked_at`` (when the job's result was downloaded, UTC) and ``job_id``; the first
-result recorded for an id is kept. It is rewritten whole (one PutObject) per compliance run.
+result recorded for an id is kept. It is rewritten whole (one PutObject) per compliance job, as a
+conditional write (:func:`add_to_ledger`: ``If-Match`` on the ETag read, ``If-None-Match: *`` for the
+first one; on a conflict it is read again and merged again), so two compliance runs at once keep
+every id both found.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pyarrow as pa
 
 from tweet_assets.compliance.api import ComplianceError
 from tweet_assets.lake.values import StoredTable
-from tweet_assets.lake.store import Lake
+from tweet_assets.lake.store import Lake, LakeError, PreconditionFailed
 from tweet_assets.lake.parquet import write_parquet
 
 LEDGER_TABLE = "compliance_ledger"
@@ -101,16 +104,52 @@ def merge_ledger(old: pa.Table, new: pa.Table) -> pa.Table:
     return frame.to_arrow().cast(LEDGER_SCHEMA)
 
 
+#: Conditional writes of the ledger lost in a row before giving up (each loss: another run added ids).
+MAX_CONFLICTS = 50
+
+
+def add_to_ledger(lake: Lake, new: pa.Table) -> pa.Table:
+    """Add ``new``'s rows (:data:`LEDGER_SCHEMA`) to the stored ledger and return the ledger stored:
+    read it with its ETag, merge (:func:`merge_ledger`), store it only if it is still that version
+    (S3 PutObject ``If-Match``; ``If-None-Match: *`` when there is none yet); when another writer
+    stored it meanwhile, read and merge again. A concurrent run's ids are never lost.
+
+    Raises:
+        LakeError: the ledger could not be read or stored, or lost :data:`MAX_CONFLICTS` races in a row.
+    """
+    import pyarrow.parquet as pq
+
+    for _ in range(MAX_CONFLICTS):
+        data, etag = lake.read_with_etag(LEDGER_KEY)
+        old = pq.read_table(pa.BufferReader(data)).select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA) if data else LEDGER_SCHEMA.empty_table()
+        merged = merge_ledger(old, new)
+        try:
+            put_table(lake, LEDGER_KEY, merged, None, if_match=etag)
+            return merged
+        except PreconditionFailed:
+            continue  # another compliance run stored its ids first: merge with them
+    raise LakeError(f"could not store the compliance ledger {lake.uri(LEDGER_KEY)}: {MAX_CONFLICTS} conditional writes in a row lost to other writers; run compliance_job again.")
+
+
 def write_ledger(lake: Lake, table: pa.Table) -> int:
     """Store the ledger (one PutObject replacing the previous one); returns bytes."""
     return put_table(lake, LEDGER_KEY, table.cast(LEDGER_SCHEMA), None)
 
 
-def put_table(lake: Lake, key: str, table: pa.Table, sorted_by) -> int:
+#: ``put_table(..., if_match=ANY)``: store unconditionally.
+ANY = object()
+
+
+def put_table(lake: Lake, key: str, table: pa.Table, sorted_by, if_match=ANY) -> int:
+    """Write ``table`` as Parquet at ``key``; with ``if_match`` (an ETag, or None for "no object
+    yet") as a conditional write that raises PreconditionFailed when the object changed. Returns bytes."""
     fd, tmp = tempfile.mkstemp(suffix=".parquet")
     os.close(fd)
     try:
         write_parquet(table, tmp, table.schema, sorted_by)
-        return lake.put_file(key, tmp)
+        if if_match is ANY:
+            return lake.put_file(key, tmp)
+        lake.put_file_if_match(key, tmp, if_match)
+        return os.path.getsize(tmp)
     finally:
         os.remove(tmp)

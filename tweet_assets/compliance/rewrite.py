@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from tweet_assets.compliance.ledger import CLEAN_TABLE, PUBLISHED_TABLE, RAW_TABLE, put_table
 from tweet_assets.lake.io_manager import LakeIOManager
 from tweet_assets.lake.values import PageSpool, StoredPages, StoredTable
-from tweet_assets.lake.store import Lake
+from tweet_assets.lake.store import Lake, LakeError, PreconditionFailed
 from tweet_assets.lake.parquet import SORTED_BY
 from tweet_assets.schema import PUBLISHED_SCHEMA
 
@@ -108,14 +108,27 @@ class DayRemoval:
         return set(self.published) | set(self.clean)
 
 
+#: Conditional rewrites of one object lost in a row before giving up (each loss: another writer stored it).
+MAX_CONFLICTS = 20
+
+
 def _rewrite_table(lake: Lake, key: str, ids: pa.Array, sorted_by) -> tuple[list[int], int | None]:
-    if lake.size(key) is None:
-        return [], None
-    table = StoredTable(lake, key, lake.uri(key)).read()
-    kept, removed = without_ids(table, ids)
-    if len(removed):
-        put_table(lake, key, kept.cast(PUBLISHED_SCHEMA), sorted_by)
-    return removed.to_pylist(), kept.num_rows
+    """Read the table with its ETag, drop the rows of ``ids``, store it back only if it is still that
+    version (``If-Match``); on a conflict read the new version and filter it again, so what another
+    run stored meanwhile is filtered, never overwritten by an older copy."""
+    for _ in range(MAX_CONFLICTS):
+        etag = lake.etag(key)
+        if etag is None:
+            return [], None
+        table = StoredTable(lake, key, lake.uri(key)).read()
+        kept, removed = without_ids(table, ids)
+        if len(removed):
+            try:
+                put_table(lake, key, kept.cast(PUBLISHED_SCHEMA), sorted_by, if_match=etag)
+            except PreconditionFailed:
+                continue
+        return removed.to_pylist(), kept.num_rows
+    raise LakeError(f"could not rewrite {lake.uri(key)}: {MAX_CONFLICTS} conditional writes in a row lost to other writers; run compliance_job again.")
 
 
 #: A post id as the API writes it in a page (``"id":"123"``): pages naming no ledger id are kept
@@ -168,7 +181,20 @@ def _clean_page(line: bytes, ids: set[str]) -> tuple[bytes | None, int, bool]:
 def _rewrite_pages(lake: Lake, key: str, wanted: set[str], day: str) -> tuple[int, int, int]:
     """Rewrite one gzip JSON-lines object of pages or stream messages without the posts in
     ``wanted``: ``(posts removed, pages rewritten or dropped, unreadable lines dropped)``; the
-    object is stored again only when one of its lines named such a post."""
+    object is stored again only when one of its lines named such a post, and only if it is still
+    the version read (``If-Match``; on a conflict the new version is read and filtered again)."""
+    for _ in range(MAX_CONFLICTS):
+        etag = lake.etag(key)
+        if etag is None:
+            return 0, 0, 0
+        try:
+            return _rewrite_pages_once(lake, key, wanted, day, etag)
+        except PreconditionFailed:
+            continue
+    raise LakeError(f"could not rewrite {lake.uri(key)}: {MAX_CONFLICTS} conditional writes in a row lost to other writers; run compliance_job again.")
+
+
+def _rewrite_pages_once(lake: Lake, key: str, wanted: set[str], day: str, etag: str) -> tuple[int, int, int]:
     spool_dir = tempfile.mkdtemp(prefix="compliance-raw-")
     spool = PageSpool(spool_dir, day)
     posts = pages = unreadable = 0
@@ -185,7 +211,7 @@ def _rewrite_pages(lake: Lake, key: str, wanted: set[str], day: str) -> tuple[in
     stored = spool.close()
     try:
         if pages or unreadable:
-            lake.put_file(key, stored.path)
+            lake.put_file_if_match(key, stored.path, etag)
     finally:
         os.remove(stored.path)
         os.rmdir(spool_dir)

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import polars as pl
 import pyarrow as pa
-from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
+from dagster import AssetMaterialization, ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
@@ -35,12 +36,70 @@ from tweet_assets.lake.parquet import write_parquet
 from tweet_assets.lake.spools import owning_spool_dir, remove_run_spool_dirs, remove_spool_dir
 from tweet_assets.lake.values import SpooledPages, SpooledTable, StoredPages, StoredTable
 from tweet_assets.lake.empty_days import is_empty, read_days, recorded_empty, store_empty
+from tweet_assets.lake import lineage
+from tweet_assets.lake.leases import DayLeases, Lease, dagster_run_finished
 
 PART = "part-00000"
 #: A run of more partitions logs progress and a summary instead of one line per object.
 LOG_EACH_UP_TO = 7
 PROGRESS_EVERY_S = 10.0
 FORMATS = {"jsonl.gz", "parquet"}
+#: A temporary (local ``.tmp-*.part``, S3 incomplete multipart upload) at a key this run writes is
+#: removed when it is older than this (seconds; env ``TWEET_ASSETS_TEMPORARY_GRACE_S``), or when it
+#: predates this run's takeover of a dead run's lease (its writer is then provably gone).
+DEFAULT_TEMPORARY_GRACE_S = 3600.0
+#: The published table: storing it ends the run's writes of those days, so their leases are released.
+RELEASE_AFTER_TABLE = "tweets"
+#: Which source each run claimed per day ((lake url, run id, day) -> source name), set by
+#: :func:`hold_days_for_source` in the raw step and recorded with the raw object's lineage.
+_claimed_sources: dict[tuple[str, str, str], str] = {}
+#: The ETags of the inputs each step read ((lake url, run id, day, step key) -> {table: {"key", "etag"}}).
+_inputs_read: dict[tuple[str, str, str], dict] = {}
+_guard = threading.Lock()
+REPLACE_SOURCE_ENV = "TWEET_ASSETS_REPLACE_SOURCE"
+
+
+def temporary_grace_s() -> float:
+    raw = os.environ.get("TWEET_ASSETS_TEMPORARY_GRACE_S", "").strip()
+    try:
+        return float(raw) if raw else DEFAULT_TEMPORARY_GRACE_S
+    except ValueError:
+        raise LakeError(f"TWEET_ASSETS_TEMPORARY_GRACE_S={raw!r}: set it to a number of seconds.") from None
+
+
+def _leases(lake: Lake, run_id: str, purpose: str, instance) -> DayLeases:
+    return DayLeases(lake, run_id, purpose, dagster_run_finished(instance) if instance is not None else None)
+
+
+def hold_days_for_source(lake: Lake, days: Iterable[str], run_id: str, source_name: str, instance=None) -> dict[str, Lease]:
+    """Before a source is read for ``days``: hold their leases for run ``run_id`` (a range: all of
+    them, or none) and refuse a day whose raw object was landed by another source.
+
+    Two sources on one day: the second is refused, naming both (never last-writer-wins in silence);
+    set ``TWEET_ASSETS_REPLACE_SOURCE=1`` to replace the day's raw pages with this source's on purpose.
+
+    Raises:
+        LeaseConflict: another live run writes one of the days (named in the message).
+        LakeError: a day's raw object came from another source.
+    """
+    days = list(days)
+    leases = _leases(lake, run_id, "raw_tweets", instance)
+    held = leases.acquire(days)
+    if os.environ.get(REPLACE_SOURCE_ENV, "").strip().lower() not in ("1", "true", "yes"):
+        for day in days:
+            raw = lineage.read_lineage(lake, day).get("raw_tweets") or {}
+            landed_by = raw.get("source")
+            if landed_by and landed_by != source_name and raw.get("etag") is not None and lake.etag(raw["key"]) == raw["etag"]:
+                leases.release(days)
+                raise LakeError(
+                    f"raw_tweets for {day} was landed by source {landed_by!r} (run {raw.get('run_id')}); this run {run_id} reads source "
+                    f"{source_name!r}. Landing it would replace the {landed_by} pages of {day} with the {source_name} ones: refused. "
+                    f"Use the same source for the day, or set {REPLACE_SOURCE_ENV}=1 to replace them on purpose."
+                )
+    with _guard:
+        for day in days:
+            _claimed_sources[(lake.url, run_id, day)] = source_name
+    return held
 
 
 class LakeResource(ConfigurableResource):
@@ -124,31 +183,80 @@ class LakeIOManager(ConfigurableIOManager):
     def _store(self, context: OutputContext, table: str, fmt: str, items: list) -> None:
         lake = self.lake()
         keys = [self.key(table, fmt, pk) for pk, _ in items]
+        days = [pk for pk, _ in items if pk is not None]
+        run_id = context.run_id
+        instance = context.step_context.instance if days else None
+        # one writer per day: this run's leases (taken by raw_tweets already, renewed here)
+        held = _leases(lake, run_id, table, instance).acquire(days) if days else {}
+        now = time.time()
+        cutoffs = {}  # a temporary is dead when older than the grace period, or older than our takeover of a dead lease
+        for pk, key in zip([pk for pk, _ in items], keys):
+            lease = held.get(pk)
+            cutoffs.setdefault(max(now - temporary_grace_s(), lease.took_over_at if lease and lease.took_over_at else 0.0), []).append(key)
         try:  # what a killed earlier run of these partitions left (local .tmp-*.part, S3 uploads)
-            stale = lake.remove_stale_temporaries(keys, before=time.time())
+            stale = sum(lake.remove_stale_temporaries(group, before=cutoff) for cutoff, group in cutoffs.items())
             if stale:
                 context.log.info(f"removed {stale} temporary object(s) left at {lake.uri(table)} by an earlier, interrupted run")
         except LakeError as exc:
             context.log.warning(f"could not look for temporaries left by an earlier run (the write goes on): {exc}")
         total = 0
         started = last_report = time.monotonic()
-        for done, (partition_key, value) in enumerate(items, start=1):
-            key = self.key(table, fmt, partition_key)
-            began = time.monotonic()
-            size = self._write(lake, key, fmt, value)
-            total += size
-            if len(items) <= LOG_EACH_UP_TO:
-                context.log.info(f"wrote {lake.uri(key)} ({size:,} bytes, {time.monotonic() - began:.2f}s)")
-            elif time.monotonic() - last_report >= PROGRESS_EVERY_S:
-                last_report = time.monotonic()
-                context.log.info(f"stored {done:,} of {len(items):,} objects ({total:,} bytes) under {lake.uri(table)}")
-            metadata = {"uri": lake.uri(key), "bytes": size}
-            if partition_key is not None:
-                context.step_context.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=partition_key)
+        stored: list[tuple[str, dict]] = []
+        try:
+            for done, (partition_key, value) in enumerate(items, start=1):
+                key = self.key(table, fmt, partition_key)
+                began = time.monotonic()
+                size = self._write(lake, key, fmt, value)
+                total += size
+                if partition_key is not None:
+                    self._record_lineage(lake, table, key, partition_key, run_id, context.step_key)
+                    stored.append((partition_key, {"uri": lake.uri(key), "bytes": size}))
+                if len(items) <= LOG_EACH_UP_TO:
+                    context.log.info(f"wrote {lake.uri(key)} ({size:,} bytes, {time.monotonic() - began:.2f}s)")
+                elif time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                    last_report = time.monotonic()
+                    context.log.info(f"stored {done:,} of {len(items):,} objects ({total:,} bytes) under {lake.uri(table)}")
+                if partition_key is not None:
+                    context.step_context.add_asset_metadata({"uri": lake.uri(key), "bytes": size}, asset_key=context.asset_key, partition_key=partition_key)
+        except BaseException:
+            # a multi-day write failed part-way: the days already overwritten get their
+            # materialization recorded now (Dagster records none for a failed step)
+            for partition_key, metadata in stored:
+                context.log_event(
+                    AssetMaterialization(
+                        asset_key=context.asset_key,
+                        partition=partition_key,
+                        description=f"stored before the step failed on a later day (run {run_id})",
+                        metadata={**metadata, **self._pending_metadata(context, partition_key), "stored_before_step_failed": True},
+                    )
+                )
+            raise
+        if table == RELEASE_AFTER_TABLE and days:
+            _leases(lake, run_id, table, instance).release(days)
         if len(items) > LOG_EACH_UP_TO:
             context.log.info(f"wrote {len(items):,} objects ({total:,} bytes) under {lake.uri(table)} in {time.monotonic() - started:.1f}s")
         if not context.has_asset_partitions:
             context.add_output_metadata({"uri": lake.uri(self.key(table, fmt, None)), "bytes": total})
+
+    @staticmethod
+    def _pending_metadata(context: OutputContext, partition_key: str) -> dict:
+        """The partition's metadata the asset added (row counts...), for a materialization recorded by hand."""
+        try:
+            return dict(context.step_context.get_asset_metadata(context.asset_key, partition_key=partition_key) or {})
+        except Exception:
+            return {}
+
+    def _record_lineage(self, lake: Lake, table: str, key: str, day: str, run_id: str, step_key: str) -> None:
+        """The day's lineage entry for ``table``: the object's ETag, the run, what it was computed from."""
+        entry = {"key": key, "etag": lake.etag(key), "run_id": run_id}
+        with _guard:
+            read = _inputs_read.pop((lake.url, run_id, day, step_key), None)
+            source = _claimed_sources.pop((lake.url, run_id, day), None)
+        if read is not None:
+            entry["read"] = read
+        if source is not None and read is None:
+            entry["source"] = source
+        lineage.record(lake, day, table, entry)
 
     def _write(self, lake: Lake, key: str, fmt: str, value) -> int:
         if is_empty(value):  # a day without posts: no object (tweet_assets.lake.empty_days)
@@ -194,8 +302,23 @@ class LakeIOManager(ConfigurableIOManager):
         if not context.has_asset_partitions:
             return self._read(lake, self.key(table, fmt, None), fmt)
         keys = {pk: self.key(table, fmt, pk) for pk in context.asset_partition_keys}
+        self._check_lineage(context, lake, table, keys)
         # a missing object is an empty day when its materialization recorded bytes: 0
         return read_days(lake, keys, fmt, lambda days: recorded_empty(context.instance, context.asset_key, days), self._read)
+
+    def _check_lineage(self, context: InputContext, lake: Lake, table: str, keys: Mapping[str, str]) -> None:
+        """Hold the days' leases (no other run writes them while this step reads), refuse an input
+        whose zones come from different runs (:func:`tweet_assets.lake.lineage.input_problem`), and
+        remember the ETags read, recorded with this step's output (:meth:`_record_lineage`)."""
+        step = context.step_context
+        _leases(lake, step.run_id, f"reads {table}", step.instance).acquire(keys)
+        problems = [p for p in (lineage.input_problem(lake, day, table) for day in keys) if p]
+        if problems:
+            more = f" (and {len(problems) - 1} more day(s))" if len(problems) > 1 else ""
+            raise LakeError(problems[0] + more)
+        with _guard:
+            for day, key in keys.items():
+                _inputs_read.setdefault((lake.url, step.run_id, day, step.step.key), {})[table] = {"key": key, "etag": lake.etag(key)}
 
     def _read(self, lake: Lake, key: str, fmt: str):
         if fmt == "jsonl.gz":

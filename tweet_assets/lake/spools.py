@@ -54,6 +54,36 @@ def open_spool_dir(name: str, run_id: str | None = None) -> str:
     return path
 
 
+#: The spool's parent directory: Python's tempfile.gettempdir(), i.e. $TMPDIR (then /tmp).
+SPOOL_ENV = "TMPDIR"
+
+
+class SpoolFull(OSError):
+    """A spool file could not be written: no space left on its disk (errno ENOSPC, kept)."""
+
+
+def spool_full(exc: OSError, path: str) -> OSError:
+    """``exc`` as :class:`SpoolFull` naming the spool directory, its free bytes and what to set,
+    when it is ENOSPC (or EDQUOT, a quota); any other error unchanged."""
+    import errno
+
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT) or "[Errno 28]" in str(exc) or "No space left" in str(exc)  # pyarrow's errors carry no errno
+    if not full or isinstance(exc, SpoolFull):
+        return exc
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        free = f"{shutil.disk_usage(directory).free:,} bytes free"
+    except OSError:
+        free = "free space unknown"
+    return SpoolFull(
+        errno.ENOSPC,
+        f"no space left to spool {os.path.basename(path)} in {directory} ({free}; the spool is under "
+        f"{SPOOL_ENV}={tempfile.gettempdir()}): set {SPOOL_ENV} to a directory on a disk with room for the "
+        "run's days (about a day's uncompressed pages or table each), or run fewer days per run "
+        "(TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN)",
+    )
+
+
 def remove_spool_dir(path: str | None) -> None:
     """Remove spool directory ``path`` and everything in it, and release its lock; no error if
     it is already gone. ``None`` and directories that are not spool directories are ignored."""

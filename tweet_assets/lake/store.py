@@ -16,6 +16,9 @@ what to check; credentials are never part of a message.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -30,6 +33,22 @@ CHECK_BODY = b"tweet_assets write check: raw_tweets writes this before reading i
 
 class LakeError(RuntimeError):
     """A storage operation failed; the message says where (URI, endpoint) and what to check."""
+
+
+class PreconditionFailed(LakeError):
+    """A conditional write lost: the object at the key exists (``If-None-Match: *``) or is no
+    longer the version read (``If-Match`` on its ETag). S3 answers 412 PreconditionFailed, or
+    409 ConditionalRequestConflict while another conditional write to the key is in flight (S3
+    User Guide, "Add preconditions to S3 operations with conditional requests"). Read again and retry."""
+
+
+def refuse_control_characters(what: str, value: str) -> str:
+    """``value`` unchanged, or :class:`LakeError` when it holds a control character (C0, DEL or
+    C1: a newline in ``s3://b/pre\\nfix`` would silently name another prefix)."""
+    bad = [c for c in value if ord(c) < 32 or 127 <= ord(c) < 160]
+    if bad:
+        raise LakeError(f"{what} {value!r} holds control character(s) {sorted({hex(ord(c)) for c in bad})}: remove them (check TWEET_ASSETS_LAKE_URL for a pasted newline).")
+    return value
 
 
 class Lake:
@@ -82,6 +101,43 @@ class Lake:
         """Keys under ``prefix``, sorted."""
         raise NotImplementedError
 
+    # --- conditional writes (S3 PutObject If-None-Match / If-Match; a local lake emulates them)
+    def etag(self, key: str) -> str | None:
+        """The object's ETag (quoted, as S3 gives it), or None if there is no object at ``key``."""
+        raise NotImplementedError
+
+    def read_with_etag(self, key: str) -> tuple[bytes | None, str | None]:
+        """``(bytes, ETag)`` of the object read in one request, or ``(None, None)`` if absent."""
+        raise NotImplementedError
+
+    def put_if_absent(self, key: str, data: bytes) -> str:
+        """Create the object at ``key`` only if there is none (``If-None-Match: *``); returns its ETag.
+
+        Raises:
+            PreconditionFailed: an object exists at ``key``.
+        """
+        return self._put_conditional(key, data, None)
+
+    def put_if_match(self, key: str, data: bytes, etag: str) -> str:
+        """Replace the object at ``key`` only if its ETag is still ``etag`` (``If-Match``); returns the new ETag.
+
+        Raises:
+            PreconditionFailed: the object changed (or was removed) since ``etag`` was read.
+        """
+        return self._put_conditional(key, data, etag)
+
+    def put_file_if_match(self, key: str, path: str, etag: str | None) -> str:
+        """Store the local file ``path`` at ``key`` only if the object there is still ``etag``
+        (None: only if there is no object); one PutObject (S3 limit: 5 GB). Returns the new ETag.
+
+        Raises:
+            PreconditionFailed: the object changed since ``etag`` was read.
+        """
+        raise NotImplementedError
+
+    def _put_conditional(self, key: str, data: bytes, etag: str | None) -> str:
+        raise NotImplementedError
+
     def check_writable(self) -> str:
         """Write the tiny object ``_tweet_assets_check/write-check`` (the same bytes each time,
         overwriting the last check's): proves, before any work, that the location exists and
@@ -104,12 +160,22 @@ class Lake:
 
 #: A local write goes to ``<folder>/.tmp-XXXX.part`` first, then is renamed over the target.
 TMP_PREFIX, TMP_SUFFIX = ".tmp-", ".part"
+#: The local lake's lock files for conditional writes (one per key, never listed as objects).
+LOCK_DIR = ".tweet_assets-locks"
+
+
+def _md5_etag(handle) -> str:
+    digest = hashlib.md5()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return f'"{digest.hexdigest()}"'
 
 
 class LocalLake(Lake):
     """A directory on this machine (the embedded default)."""
 
     def __init__(self, root: str):
+        refuse_control_characters("lake directory", root)
         self.root = os.path.abspath(os.path.expanduser(root))
         self.url = self.root
 
@@ -165,6 +231,54 @@ class LocalLake(Lake):
 
         return self._atomic(key, copy)
 
+    # conditional writes: an exclusive flock per key (POSIX advisory lock on
+    # <root>/.tweet_assets-locks/<first 2 hex of sha1 of key>.lock, 256 files at most, taken by every conditional writer, threads and
+    # processes alike) around "compare the content hash, then write and rename"
+    @contextlib.contextmanager
+    def _key_lock(self, key: str):
+        folder = os.path.join(self.root, LOCK_DIR)
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(os.path.join(folder, hashlib.sha1(key.encode()).hexdigest()[:2] + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def etag(self, key: str) -> str | None:
+        """The MD5 of the file's bytes, quoted (S3's ETag of a single-part object), or None."""
+        try:
+            with open(self._path(key), "rb") as handle:
+                return _md5_etag(handle)
+        except FileNotFoundError:
+            return None
+
+    def read_with_etag(self, key: str) -> tuple[bytes | None, str | None]:
+        try:
+            with open(self._path(key), "rb") as handle:
+                data = handle.read()
+        except FileNotFoundError:
+            return None, None
+        return data, f'"{hashlib.md5(data).hexdigest()}"'
+
+    def _check(self, key: str, etag: str | None) -> None:
+        current = self.etag(key)
+        if current != etag:
+            said = "exists" if etag is None else ("is gone" if current is None else f"is {current}, not {etag}")
+            raise PreconditionFailed(f"conditional write to {self._path(key)} refused: the object {said} (another writer changed it since it was read).")
+
+    def _put_conditional(self, key: str, data: bytes, etag: str | None) -> str:
+        with self._key_lock(key):
+            self._check(key, etag)
+            self.put_bytes(key, data)
+        return f'"{hashlib.md5(data).hexdigest()}"'
+
+    def put_file_if_match(self, key: str, path: str, etag: str | None) -> str:
+        with self._key_lock(key):
+            self._check(key, etag)
+            self.put_file(key, path)
+            return self.etag(key)
+
     def put_bytes(self, key: str, data: bytes) -> int:
         return self._atomic(key, lambda out: out.write(data))
 
@@ -194,7 +308,8 @@ class LocalLake(Lake):
     def list(self, prefix: str) -> Iterator[str]:
         base = self._path(prefix)
         found = []
-        for dirpath, _, names in os.walk(base):
+        for dirpath, dirs, names in os.walk(base):
+            dirs[:] = [d for d in dirs if d != LOCK_DIR]
             for name in names:
                 if not name.startswith(TMP_PREFIX):
                     rel = os.path.relpath(os.path.join(dirpath, name), self.root)
@@ -219,6 +334,7 @@ class S3Lake(Lake):
         parsed = urlparse(url)
         if parsed.scheme != "s3" or not parsed.netloc:
             raise LakeError(f"lake URL {url!r} is not s3://bucket[/prefix]")
+        refuse_control_characters("lake URL", url)
         self.url = url.rstrip("/")
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
@@ -267,6 +383,56 @@ class S3Lake(Lake):
         except Exception as exc:
             raise self._fail("put", key, exc) from exc
         return len(data)
+
+    def etag(self, key: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._fail("head", key, exc) from exc
+        except Exception as exc:
+            raise self._fail("head", key, exc) from exc
+
+    def read_with_etag(self, key: str) -> tuple[bytes | None, str | None]:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read(), response["ETag"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None, None
+            raise self._fail("get", key, exc) from exc
+        except Exception as exc:
+            raise self._fail("get", key, exc) from exc
+
+    def _conditional(self, key: str, body, etag: str | None) -> str:
+        """One PutObject with ``IfNoneMatch="*"`` (``etag`` None) or ``IfMatch=etag`` (S3 API
+        Reference, PutObject: 412 PreconditionFailed when the condition fails, 409
+        ConditionalRequestConflict when a concurrent conditional write to the key wins)."""
+        from botocore.exceptions import ClientError
+
+        condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+        try:
+            return self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **condition)["ETag"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                said = "exists" if etag is None else f"is no longer {etag}"
+                raise PreconditionFailed(f"conditional write to {self.uri(key)} refused ({code}): the object {said} (another writer changed it since it was read).") from exc
+            raise self._fail("put", key, exc) from exc
+        except Exception as exc:
+            raise self._fail("put", key, exc) from exc
+
+    def _put_conditional(self, key: str, data: bytes, etag: str | None) -> str:
+        return self._conditional(key, data, etag)
+
+    def put_file_if_match(self, key: str, path: str, etag: str | None) -> str:
+        with open(path, "rb") as body:
+            return self._conditional(key, body, etag)
 
     def open(self, key: str) -> IO[bytes]:
         try:
@@ -353,6 +519,7 @@ def open_lake(url: str, s3_client_factory=None, endpoint: str | None = None) -> 
     """A :class:`Lake` for ``url``: ``s3://bucket/prefix`` (needs ``s3_client_factory()``, a boto3
     S3 client factory) or a local directory path.
     """
+    refuse_control_characters("lake URL", url)
     if url.startswith("s3://"):
         if s3_client_factory is None:
             raise LakeError("an s3:// lake needs an S3 client (dagster-aws S3Resource)")

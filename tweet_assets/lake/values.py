@@ -23,6 +23,7 @@ from isal import igzip
 
 from tweet_assets.lake.store import Lake, LakeError
 from tweet_assets.lake.parquet import ROW_GROUP_ROWS, read_footer, write_parquet
+from tweet_assets.lake.spools import spool_full
 
 #: Raw pages are gzip (RFC 1952) written by ISA-L (python-isal) at its middle level: on JSON pages
 #: about 12x less CPU than zlib's level 6 for files about a fifth larger (bench/README.md).
@@ -55,6 +56,12 @@ class PageSpool:
         return self._file is not None
 
     def write(self, body: bytes) -> None:
+        try:
+            self._write(body)
+        except OSError as exc:
+            raise spool_full(exc, self.path) from exc
+
+    def _write(self, body: bytes) -> None:
         if self._file is None:
             self._raw = open(self.path, "ab" if self._started else "wb")
             # mtime=0: the same pages give the same bytes, so a rerun rewrites an identical object
@@ -73,6 +80,12 @@ class PageSpool:
             self._file = self._raw = None
 
     def close(self) -> "SpooledPages":
+        try:
+            return self._close()
+        except OSError as exc:
+            raise spool_full(exc, self.path) from exc
+
+    def _close(self) -> "SpooledPages":
         self.suspend()
         if not self._started:  # a day without pages is an empty gzip stream, not a missing object
             with open(self.path, "wb") as raw, igzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0):
@@ -168,7 +181,10 @@ def spool_table(chunks: Iterable[pa.Table], directory: str, name: str, schema: p
     """Write ``chunks`` (Arrow tables of one schema, in order; at least one) to
     ``<directory>/<name>.parquet`` with :func:`write_parquet`, one chunk at a time."""
     path = os.path.join(directory, f"{name}.parquet")
-    return SpooledTable(path, write_parquet(chunks, path, schema, sorted_by))
+    try:
+        return SpooledTable(path, write_parquet(chunks, path, schema, sorted_by))
+    except OSError as exc:  # ENOSPC: say which directory and what to set (tweet_assets.lake.spools)
+        raise spool_full(exc, path) from exc
 
 
 @dataclass(frozen=True)

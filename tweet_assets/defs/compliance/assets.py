@@ -48,12 +48,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from tweet_assets.compliance.ledger import LEDGER_KEY, ledger_ids, merge_ledger, parse_results, read_ledger, write_ledger
+from tweet_assets.compliance.ledger import LEDGER_KEY, add_to_ledger, ledger_ids, parse_results, read_ledger
 from tweet_assets.compliance.api import ComplianceApi
 from tweet_assets.compliance.rewrite import published_days, published_ids, remove_from_day, submitted_ids
 from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
 from tweet_assets.partitions import daily_partitions
 from tweet_assets.lake.store import Lake
+from tweet_assets.lake import lineage
+from tweet_assets.lake.leases import DayLeases, dagster_run_finished, lease_wait_s
 
 # Partitioned asset checks are "preview" in Dagster 1.13 (as in checks.py).
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
@@ -111,8 +113,7 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
         jobs.append(job.id)
         # stored after each job and before any removal: a later failure loses no result, and a
         # failed removal is finished by the next run (it rewrites every day holding a ledger id)
-        ledger = merge_ledger(ledger, result)
-        write_ledger(store, ledger)
+        ledger = add_to_ledger(store, result)  # conditional: a concurrent run's ids are kept
     new = pa.concat_tables(found) if found else ledger.schema.empty_table()
     reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
     removed_by_day = _remove(context, store, days, ledger, "raw_stream" if config.raw_stream else None)
@@ -166,10 +167,20 @@ def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger
     reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
     named = {t.strftime("%Y-%m-%d") for t in ledger.column("created_at").to_pylist() if t is not None}
     out = {}
+    # a day is rewritten under its lease (tweet_assets.lake.leases): a run writing that day (a
+    # backfill) finishes first, and its published rows are then filtered too
+    leases = DayLeases(store, context.run.run_id, "compliance_job rewrite", dagster_run_finished(context.instance))
     for day in days:
         if day not in named and not pc.any(pc.is_in(submitted_ids(store, day), value_set=ids)).as_py():
             continue
-        removal = remove_from_day(store, day, ids, stream_prefix)
+        leases.acquire_one(day, wait_s=lease_wait_s())
+        try:
+            agreed = all(lineage.input_problem(store, day, zone) is None for zone in ("clean_tweets", "tweets"))
+            removal = remove_from_day(store, day, ids, stream_prefix)
+            if agreed and (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
+                lineage.refresh_after_rewrite(store, day, context.run.run_id)
+        finally:
+            leases.release([day])
         out[day] = removal
         if not (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
             continue

@@ -1,0 +1,105 @@
+"""Conditional writes and day leases (#27): S3's documented PutObject parameters checked with
+botocore's Stubber (moto 5.2.5 honours If-None-Match / If-Match on PutObject, but a double must not
+be the only judge), the local lake's emulation, leases taken, refused, taken over; control
+characters in lake URLs (point 16); ENOSPC in the spool (point 15).
+"""
+
+from __future__ import annotations
+
+import os
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from tweet_assets.lake.leases import DayLeases, LeaseConflict, lease_key
+from tweet_assets.lake.store import LakeError, LocalLake, PreconditionFailed, S3Lake, open_lake
+
+
+def _stubbed_lake():
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    return S3Lake("s3://bucket-x/lake", client), Stubber(client)
+
+
+def test_s3_conditional_puts_send_the_documented_parameters():
+    lake, stub = _stubbed_lake()
+    stub.add_response("put_object", {"ETag": '"e1"'}, {"Bucket": "bucket-x", "Key": "lake/k", "Body": b"1", "IfNoneMatch": "*"})
+    stub.add_response("put_object", {"ETag": '"e2"'}, {"Bucket": "bucket-x", "Key": "lake/k", "Body": b"2", "IfMatch": '"e1"'})
+    stub.add_client_error("put_object", service_error_code="PreconditionFailed", http_status_code=412)
+    stub.add_client_error("put_object", service_error_code="ConditionalRequestConflict", http_status_code=409)
+    with stub:
+        assert lake.put_if_absent("k", b"1") == '"e1"'
+        assert lake.put_if_match("k", b"2", '"e1"') == '"e2"'
+        with pytest.raises(PreconditionFailed, match="exists"):
+            lake.put_if_absent("k", b"3")
+        with pytest.raises(PreconditionFailed, match="ConditionalRequestConflict"):
+            lake.put_if_match("k", b"4", '"e2"')
+        stub.assert_no_pending_responses()
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
+def lake(request, tmp_path):
+    if request.param == "local":
+        return LocalLake(str(tmp_path / "lake"))
+    import boto3 as b3
+
+    url = request.getfixturevalue("s3_lake")
+    return open_lake(url, lambda: b3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1"))
+
+
+def test_conditional_writes_refuse_a_stale_etag(lake):
+    first = lake.put_if_absent("x/k.json", b"one")
+    with pytest.raises(PreconditionFailed):
+        lake.put_if_absent("x/k.json", b"two")
+    second = lake.put_if_match("x/k.json", b"two", first)
+    with pytest.raises(PreconditionFailed):
+        lake.put_if_match("x/k.json", b"three", first)
+    assert lake.read_with_etag("x/k.json") == (b"two", second) and lake.etag("x/k.json") == second
+    assert list(lake.list("x/")) == ["x/k.json"]  # no lock file listed as an object
+
+
+def test_a_held_lease_refuses_another_run_naming_it_and_a_dead_one_is_taken_over(lake):
+    finished: set[str] = set()
+    a = DayLeases(lake, "run-a", "raw_tweets", run_finished=lambda r: r in finished)
+    b = DayLeases(lake, "run-b", "raw_tweets", run_finished=lambda r: r in finished)
+    a.acquire(["2024-01-02", "2024-01-03"])
+    with pytest.raises(LeaseConflict, match="being written by Dagster run run-a") as refused:
+        b.acquire(["2024-01-01", "2024-01-03"])  # a range: all or nothing
+    assert refused.value.holder["run_id"] == "run-a"
+    data, _ = lake.read_with_etag(lease_key("2024-01-01"))
+    assert b'"released":true' in data  # the day b took in that call was given back
+    finished.add("run-a")  # the instance says run-a ended: its leases are dead
+    taken = b.acquire(["2024-01-03"])
+    assert taken["2024-01-03"].took_over_at is not None
+    expired = DayLeases(lake, "run-c", "x", ttl_s=-1)
+    expired.acquire(["2024-02-01"])
+    expired.forget()
+    assert DayLeases(lake, "run-d", "x").acquire(["2024-02-01"])["2024-02-01"].took_over_at is not None
+    b.release(["2024-01-03"])
+    DayLeases(lake, "run-e", "x").acquire(["2024-01-03"])
+
+
+@pytest.mark.parametrize("url", ["s3://b/pre\nfix", "s3://bucket-x/a\tb", "/tmp/lake\r", "s3://bucket-x/x\x7f"])
+def test_point16_control_characters_in_lake_urls_are_refused(url):
+    with pytest.raises(LakeError, match="control character"):
+        open_lake(url, lambda: boto3.client("s3", region_name="us-east-1"))
+
+
+def test_point15_enospc_in_the_spool_names_the_directory_and_tmpdir(tmp_path):
+    """A real ENOSPC: the spool file is /dev/full."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    import pyarrow as pa
+
+    from tweet_assets.lake.values import PageSpool, spool_table
+
+    spool = PageSpool(str(tmp_path), "2024-01-01")
+    os.symlink("/dev/full", spool.path)
+    with pytest.raises(OSError) as raised:
+        spool.write(b'{"data": []}' * 10000)
+        spool.close()
+    assert str(tmp_path) in str(raised.value) and "TMPDIR" in str(raised.value)
+    os.symlink("/dev/full", tmp_path / "day.parquet")
+    with pytest.raises(OSError) as raised:
+        spool_table([pa.table({"id": list(range(100_000))})], str(tmp_path), "day")
+    assert str(tmp_path) in str(raised.value) and "TMPDIR" in str(raised.value)

@@ -1,0 +1,107 @@
+"""Lineage between the zones of a day: which raw object a day's clean table was computed from.
+
+One JSON object per day, written by the day's lease holder (:mod:`tweet_assets.lake.leases`) with
+conditional writes (read, change, ``If-Match``; retried when another writer won)::
+
+    <lake>/clean_tweets/_lineage/dt=YYYY-MM-DD.json
+    {"raw_tweets":   {"key": "raw_tweets/dt=…/part-00000.jsonl.gz", "etag": "…", "run_id": "…", "source": "replay"},
+     "clean_tweets": {"key": "clean_tweets/dt=…/part-00000.parquet", "etag": "…", "run_id": "…",
+                      "read": {"raw_tweets": {"key": "raw_tweets/dt=…/…", "etag": "…"}}},
+     "tweets":       {"key": …, "etag": …, "run_id": …, "read": {"clean_tweets": {…}}}}
+
+ETags are the store's (S3's, or a local file's MD5); ``null`` for a day without posts (no
+object). ``s3_parquet`` publishes a day only when the clean object is the one recorded and the raw
+object is still the one that clean table was computed from (:func:`input_problem`); otherwise it
+fails saying which zone changed and which run wrote it.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from tweet_assets.lake.store import Lake, LakeError, PreconditionFailed
+
+LINEAGE_PREFIX = "clean_tweets/_lineage"
+MAX_RACES = 50
+
+
+def lineage_key(day: str) -> str:
+    return f"{LINEAGE_PREFIX}/dt={day}.json"
+
+
+def read_lineage(lake: Lake, day: str) -> dict:
+    """The day's lineage record (``{}`` when none was written: a lake older than lineage)."""
+    data, _ = lake.read_with_etag(lineage_key(day))
+    return orjson.loads(data) if data else {}
+
+
+def record(lake: Lake, day: str, zone: str, entry: dict) -> dict:
+    """Set ``zone``'s entry of the day's record (a conditional read-modify-write, retried on
+    conflict: another zone's entry written meanwhile is kept); returns the record written.
+
+    Raises:
+        LakeError: the record could not be stored.
+    """
+    return _update(lake, day, lambda current: current.__setitem__(zone, entry))
+
+
+def refresh_after_rewrite(lake: Lake, day: str, run_id: str) -> dict:
+    """After the compliance job rewrote ``day``'s zones together (the same posts removed from each):
+    every entry's ETags are the objects' new ones, ``rewritten_by`` names the run. Call it only when
+    the zones agreed before the rewrite (:func:`input_problem` None for each), or a mix would be hidden."""
+
+    def refresh(current: dict) -> None:
+        for entry in current.values():
+            entry["etag"] = lake.etag(entry["key"])
+            entry["rewritten_by"] = run_id
+            for seen in (entry.get("read") or {}).values():
+                seen["etag"] = lake.etag(seen["key"])
+
+    return _update(lake, day, refresh)
+
+
+def _update(lake: Lake, day: str, change) -> dict:
+    key = lineage_key(day)
+    for _ in range(MAX_RACES):
+        data, etag = lake.read_with_etag(key)
+        current = orjson.loads(data) if data else {}
+        change(current)
+        body = orjson.dumps(current, option=orjson.OPT_SORT_KEYS)
+        try:
+            if etag is None:
+                lake.put_if_absent(key, body)
+            else:
+                lake.put_if_match(key, body, etag)
+            return current
+        except PreconditionFailed:
+            continue
+    raise LakeError(f"could not record lineage {lake.uri(key)}: {MAX_RACES} conditional writes in a row lost to other writers.")
+
+
+def input_problem(lake: Lake, day: str, table: str) -> str | None:
+    """Why ``table``'s object of ``day`` must not be read as an input now, or None when it may: it is
+    not the object its run recorded, or an object it was computed from (its entry's ``read``) changed
+    since. A day or zone without a record (a lake older than lineage, a landing zone) may be read.
+
+    Entries are ``{"key", "etag", "run_id", "read": {table: {"key", "etag"}}}`` (:func:`record`)."""
+    entries = read_lineage(lake, day)
+    entry = entries.get(table)
+    if not entry or "read" not in entry:
+        return None
+    now = lake.etag(entry["key"])
+    if now != entry.get("etag"):
+        return (
+            f"{lake.uri(entry['key'])} is not the object run {entry.get('run_id')} wrote (ETag now {now}, recorded {entry.get('etag')}): "
+            f"another writer replaced it. Materialize {table} for {day} again, then its downstream assets."
+        )
+    for upstream, seen in sorted(entry["read"].items()):
+        up_now = lake.etag(seen["key"])
+        if up_now != seen.get("etag"):
+            other = entries.get(upstream) or {}
+            by = f"run {other.get('run_id')}" + (f" (source {other['source']})" if other.get("source") else "") if other.get("etag") == up_now else "a writer that recorded no lineage"
+            return (
+                f"{lake.uri(seen['key'])} changed since run {entry.get('run_id')} computed {table} for {day} from it "
+                f"(ETag then {seen.get('etag')}, now {up_now}, written by {by}): using {table} now would mix two runs' zones. "
+                f"Materialize {table} for {day} again, then its downstream assets."
+            )
+    return None
