@@ -39,7 +39,7 @@ def test_readme_demo_command(tmp_path):
 
 @pytest.mark.slow
 def test_dagster_cli_validate_and_partition_range(tmp_path):
-    env = _env(tmp_path, TWEET_ASSETS_SAMPLE_POSTS="30")
+    env = _env(tmp_path, TWEET_ASSETS_SAMPLE_POSTS="30", TWEET_ASSETS_START_DATE="2024-01-01")
     validate = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", "tweet_assets.definitions"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert validate.returncode == 0, validate.stderr[-2000:]
     run = subprocess.run(
