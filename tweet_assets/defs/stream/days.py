@@ -25,6 +25,7 @@ check, and the sensor that closes a day once it has ended.
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -32,6 +33,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetSelection,
+    BetaWarning,
     DataVersion,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -53,6 +55,10 @@ from tweet_assets.lake.io_manager import LakeResource
 from tweet_assets.lake.store import Lake
 from tweet_assets.partitions import DAY_FORMAT
 from tweet_assets.sources.stream import PREFIX, RULES_KEY
+
+# observable_source_asset is "beta" in Dagster 1.13; it is the documented way to watch data that
+# something other than Dagster writes (Dagster docs, "External assets"): not a user's concern.
+warnings.filterwarnings("ignore", category=BetaWarning, message=".*observable_source_asset.*")
 
 HEALTH_KEY = "_consumer/health.json"
 GRACE_MIN = 15.0
