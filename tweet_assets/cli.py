@@ -436,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s\n")
     print("the published table, read back as Athena reads it (hive-partitioned Parquet, DuckDB):\n")
     print(read_back(lake_url))
-    print(f"\nnext: make dagit (Dagit on http://127.0.0.1:3000: the run, each day's checks, the lineage); query: duckdb -c \"SELECT count(*) FROM read_parquet('{lake_url}/tweets/dt=*/*.parquet', hive_partitioning=true)\"")
+    print("\nthe command itself: . .venv/bin/activate, then tweet-assets --help (README.md, docs/)")
+    print(f"next: make dagit (Dagit on http://127.0.0.1:3000: the run, each day's checks, the lineage); query: duckdb -c \"SELECT count(*) FROM read_parquet('{lake_url}/tweets/dt=*/*.parquet', hive_partitioning=true)\"")
     return 0
 
 
