@@ -8,17 +8,27 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 
 .PHONY: demo test setup setup-test dagit ddl ddl-files bench clean mutation mutation-clean
 
-demo: setup  ## materialize the last 3 days with the sample source into ./lake, print the table
-	$(PY) -m tweet_assets.cli demo
+# A new DAGSTER_HOME gets a dagster.yaml with telemetry off (as deploy/dagster.yaml), so Dagster never
+# warns "No dagster instance configuration file"; an existing one is left alone.
+DAGSTER_YAML := telemetry:\n  enabled: false\n
+HOME_DIR = $${DAGSTER_HOME:-$(CURDIR)/.dagster_home}
+define ensure_home
+	@home=$(HOME_DIR); mkdir -p "$$home" && { test -f "$$home/dagster.yaml" || printf '$(DAGSTER_YAML)' > "$$home/dagster.yaml"; }
+endef
+
+demo: setup  ## materialize the last 3 days with the sample source into ./lake, print the table (then: make dagit)
+	$(ensure_home)
+	@DAGSTER_HOME=$(HOME_DIR) $(PY) -m tweet_assets.cli demo
 
 test: setup-test  ## run the whole test suite
 	$(PY) -m pytest -q
 
 dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000 with dg dev (creates DAGSTER_HOME on a fresh clone)
-	home=$${DAGSTER_HOME:-$(CURDIR)/.dagster_home}; mkdir -p "$$home" && DAGSTER_HOME="$$home" VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
+	$(ensure_home)
+	@DAGSTER_HOME=$(HOME_DIR) VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
 
-ddl: setup  ## print a warehouse's DDL (LOCATION=s3://bucket/prefix/tweets/ DIALECT=athena|redshift|snowflake)
-	$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION)) $(if $(DIALECT),--dialect $(DIALECT))
+ddl: setup  ## print a warehouse's DDL, SQL only (make -s ddl > x.sql; LOCATION=s3://bucket/prefix/tweets/ DIALECT=athena|redshift|snowflake)
+	@$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION)) $(if $(DIALECT),--dialect $(DIALECT))
 
 ddl-files: setup  ## regenerate the checked-in DDL of every warehouse from schema.py (tests compare them)
 	$(PY) -m tweet_assets.warehouses .

@@ -39,7 +39,7 @@ def test_readme_demo_command(tmp_path):
 
 @pytest.mark.slow
 def test_dagster_cli_validate_and_partition_range(tmp_path):
-    env = _env(tmp_path, TWEET_ASSETS_SAMPLE_POSTS="30")
+    env = _env(tmp_path, TWEET_ASSETS_SAMPLE_POSTS="30", TWEET_ASSETS_START_DATE="2024-01-01")
     validate = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", "tweet_assets.definitions"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert validate.returncode == 0, validate.stderr[-2000:]
     run = subprocess.run(
@@ -92,8 +92,9 @@ def test_a_failed_demo_run_ends_with_one_readable_error_not_a_traceback(tmp_path
 
 def test_make_dagit_on_a_fresh_clone_creates_dagster_home(tmp_path):
     """`make dagit` right after cloning: DAGSTER_HOME (.dagster_home) does not exist yet, and
-    `dg dev` (`dagster dev`) refuses a missing DAGSTER_HOME. A stand-in `dg` (in a stand-in venv whose
-    setup is done) records what it was given, so nothing is installed or served."""
+    `dg dev` refuses a missing DAGSTER_HOME. A stand-in `dg` (in a stand-in venv whose setup is
+    done) records what it was given, so nothing is installed or served. The new home gets a
+    dagster.yaml with telemetry off (no "No dagster instance configuration file" warning)."""
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
     (venv / ".installed").touch()
@@ -105,4 +106,71 @@ def test_make_dagit_on_a_fresh_clone_creates_dagster_home(tmp_path):
     env["DAGSTER_HOME"] = str(home)
     out = subprocess.run(["make", "-s", "-C", str(REPO), "dagit", f"VENV={venv}"], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert f"home ok: {home} dev --host 127.0.0.1 --port 3000" in out.stdout and home.is_dir()
+    assert out.stdout.strip() == f"home ok: {home} dev --host 127.0.0.1 --port 3000" and home.is_dir()
+    assert (home / "dagster.yaml").read_text() == "telemetry:\n  enabled: false\n"
+    (home / "dagster.yaml").write_text("# mine\n")  # an existing one is kept
+    subprocess.run(["make", "-s", "-C", str(REPO), "dagit", f"VENV={venv}"], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert (home / "dagster.yaml").read_text() == "# mine\n"
+
+
+def test_make_ddl_prints_only_sql(tmp_path):
+    """`make ddl > x.sql`: the recipe is not echoed, the first line is SQL."""
+    venv = Path(sys.prefix)
+    if not (venv / ".installed").exists():
+        pytest.skip("needs the Makefile's venv (make setup)")
+    out = subprocess.run(["make", "-C", str(REPO), "--no-print-directory", "ddl", f"VENV={venv}"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("CREATE EXTERNAL TABLE"), out.stdout[:200]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "says"),
+    [
+        (["demo"], {"TWEET_ASSETS_START_DATE": "2024-13-01"}, "tweet-assets demo: TWEET_ASSETS_START_DATE='2024-13-01' is not a date"),
+        (["demo"], {"TWEET_ASSETS_SOURCE": "replay", "TWEET_ASSETS_REPLAY_DIR": "/no/such/archive"}, "TWEET_ASSETS_REPLAY_DIR='/no/such/archive' does not exist"),
+        (["demo"], {"TWEET_ASSETS_SOURCE": "bogus"}, "TWEET_ASSETS_SOURCE='bogus' is not a source"),
+        (["demo"], {"TWEET_ASSETS_SAMPLE_POSTS": "many"}, "TWEET_ASSETS_SAMPLE_POSTS='many'"),
+        (["demo"], {"TWEET_ASSETS_LAKE_URL": "s3:/bad"}, "TWEET_ASSETS_LAKE_URL='s3:/bad' is not s3://BUCKET/prefix nor a directory"),
+        (["ddl", "--location", "not-a-url"], {}, "tweet-assets ddl: error: --location 'not-a-url' is not an S3 URL"),
+        (["demo", "--start", "yesterday"], {}, "tweet-assets demo: error: 'yesterday' is not a YYYY-MM-DD day"),
+        (["replay", "/no/such/archive"], {}, "tweet-assets replay: error: /no/such/archive: no such file or directory"),
+    ],
+)
+def test_each_bad_setting_is_one_line_before_any_run(tmp_path, argv, env, says):
+    environment = {**_env(tmp_path), **env}
+    out = subprocess.run([sys.executable, "-m", "tweet_assets.cli", *argv], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = [l for l in out.stderr.splitlines() if not l.startswith(("usage:", " "))]
+    assert len(lines) == 1 and says in lines[0], out.stderr
+    if "error:" in says:  # argparse errors show the subcommand's usage, not the top-level one
+        assert out.stderr.startswith(f"usage: tweet-assets {argv[0]} ")
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    assert not (tmp_path / "home" / "history").exists() and not list(tmp_path.glob("s3:*"))  # no run recorded, nothing written
+
+
+def test_every_command_has_help_naming_its_variables():
+    from tweet_assets.cli import build_parser
+
+    parser = build_parser()
+    for name, command in parser._tweet_assets_subparsers.items():
+        text = command.format_help()
+        assert command.description and "environment variables read:" in text, name
+        for action in command._actions:
+            assert action.help, (name, action.dest)
+    assert "TWEET_ASSETS_SOURCE" in parser._tweet_assets_subparsers["demo"].format_help()
+    assert "X_BEARER_TOKEN" in parser._tweet_assets_subparsers["stream"].format_help()
+
+
+@pytest.mark.slow
+def test_demo_output_is_one_line_per_run_and_ends_with_the_next_step(tmp_path):
+    env = _env(tmp_path, TWEET_ASSETS_SAMPLE_POSTS="20")
+    out = subprocess.run([sys.executable, "-m", "tweet_assets.cli", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    assert "DEBUG" not in text and " - dagster - " not in text  # Dagster's event log only with --verbose
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("tweet-assets demo: materializing raw_tweets → clean_tweets → s3_parquet for ") and "lake lake" not in lines[0]
+    assert len([l for l in lines if l.startswith("run ") and " succeeded in " in l]) == 1  # one line for the one run
+    assert lines[-1].startswith("next: make dagit")
+    assert (tmp_path / "home" / "dagster.yaml").read_text().endswith("telemetry:\n  enabled: false\n")
+    assert "No dagster instance configuration file" not in text

@@ -43,16 +43,26 @@ def test_the_package_root_holds_only_the_entry_points():
     assert not (pkg / "athena.py").exists()
 
 
-def test_definitions_load_every_object_from_the_defs_folder():
+def test_definitions_load_every_object_from_the_defs_folder(monkeypatch):
     """``tweet_assets.definitions.defs`` is what ``load_from_defs_folder`` finds under ``defs/``,
     with the same objects as before the move (behaviour unchanged)."""
     from tweet_assets.definitions import defs
 
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"raw_tweets", "clean_tweets", "s3_parquet", "raw_stream", "compliance_ledger"} <= keys
-    assert {"tweets_daily_job", "compliance_job", "raw_stream_health_job", "run_retention_job"} <= {j.name for j in defs.jobs}
-    assert {"tweets_daily_schedule", "compliance_weekly_schedule", "raw_stream_freshness_schedule", "run_retention_job_schedule"} <= {s.name for s in defs.schedules}
-    assert {"replay_archive_sensor", "s3_parquet_freshness_sensor", "stream_day_sensor"} <= {s.name for s in defs.sensors}
+    assert {"raw_tweets", "clean_tweets", "s3_parquet", "compliance_ledger"} <= keys
+    assert {"tweets_daily_job", "compliance_job", "run_retention_job"} <= {j.name for j in defs.jobs}
+    assert {"tweets_daily_schedule", "compliance_weekly_schedule", "run_retention_job_schedule"} <= {s.name for s in defs.schedules}
+    assert {"replay_archive_sensor", "s3_parquet_freshness_sensor"} <= {s.name for s in defs.sensors}
+    # the filtered stream's objects only when the stream is configured (issue #29 point 4)
+    from tweet_assets.defs.stream import days
+
+    streamed = days.stream() if days.stream_configured() else None
+    assert ("raw_stream" in keys) is (streamed is not None)
+    monkeypatch.setenv("TWEET_ASSETS_SOURCE", "stream")
+    streamed = days.stream()
+    assert [a.key.to_user_string() for a in streamed.assets] == ["raw_stream"]
+    assert {j.name for j in streamed.jobs} == {"raw_stream_health_job"} and {s.name for s in streamed.schedules} == {"raw_stream_freshness_schedule"}
+    assert {s.name for s in streamed.sensors} == {"stream_day_sensor"}
     assert {"source", "lake", "io_manager", "compliance_api"} <= set(defs.resources)
     # each asset carries Dagit's code reference to the file under defs/ that defines it
     raw = defs.resolve_assets_def("raw_tweets")

@@ -1,4 +1,4 @@
-"""Commands a user runs: ``tweet-assets demo`` and ``tweet-assets ddl``.
+"""tweet-assets: the commands of the tweet_assets pipeline (demo, ddl, catalog, replay, stream).
 
 ``demo`` materializes a range of days through the real job (``raw_tweets → clean_tweets →
 s3_parquet`` and its checks, one single-run backfill) into the lake configured by the environment
@@ -9,8 +9,11 @@ would, as hive-partitioned Parquet, with DuckDB, and prints it.
 ``--dialect redshift`` / ``--dialect snowflake`` the Redshift Spectrum or Snowflake setup.
 ``catalog`` registers (creates or updates) the table in the AWS Glue Data Catalog.
 ``replay PATH`` replays a twarc2 archive, materializing only the days it holds, nearby days grouped
-into one run each (:mod:`tweet_assets.sources.replay_plan`), with progress.
+into one run each (:mod:`tweet_assets.sources.replay_plan`), with a progress bar.
 ``stream`` runs the filtered-stream consumer (:mod:`tweet_assets.stream.service`: its variables).
+
+Output: one line per run, warnings once, a summary; Dagster's event log with ``--verbose`` (and
+always in ``DAGSTER_HOME``, where Dagit shows it). A wrong setting is one line, before any run.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from datetime import datetime, timedelta, timezone
 from tweet_assets.warehouses import DIALECTS
 from tweet_assets.warehouses import ddl as warehouse_ddl
 from tweet_assets.schema import DEFAULT_DATABASE, DEFAULT_TABLE
-from tweet_assets.partitions import DAY_FORMAT, START_DATE_ENV, daily_partitions, start_date
+import tweet_assets.partitions as partitions  # the module: daily_partitions is built on first use, after the source is set
+from tweet_assets.partitions import DAY_FORMAT, START_DATE_ENV, projection_start_date, start_date
 from tweet_assets.sources.replay_plan import DEFAULT_MAX_GAP_DAYS, DEFAULT_MAX_RUN_DAYS
 
 
@@ -34,7 +38,99 @@ def _default_range(days: int = 3) -> tuple[str, str]:
     return (yesterday - timedelta(days=days - 1)).strftime(DAY_FORMAT), yesterday.strftime(DAY_FORMAT)
 
 
-def run_job(start: str, end: str):
+#: Dagster's console logger off below ERROR: the event log stays in DAGSTER_HOME (Dagit shows it);
+#: ``--verbose`` prints it as well (Dagster docs, "Loggers": ``loggers.console.config.log_level``).
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+#: What ``demo`` and ``replay`` write to a new ``DAGSTER_HOME`` (as deploy/dagster.yaml: no telemetry).
+DAGSTER_YAML = "# written by tweet-assets on first use (deploy/dagster.yaml is the production one)\ntelemetry:\n  enabled: false\n"
+
+#: The environment variables each command reads (its --help lists them).
+ENV_HELP = {
+    "demo": ["TWEET_ASSETS_SOURCE (sample|replay|x_api|stream; default sample)", "TWEET_ASSETS_LAKE_URL (s3://bucket/prefix or a directory; default ./lake)",
+             "TWEET_ASSETS_SAMPLE_POSTS (posts/day of the sample; 200)", "TWEET_ASSETS_REPLAY_DIR (for replay)", "TWEET_ASSETS_START_DATE (first partition; default: what the source reaches)",
+             "DAGSTER_HOME (the Dagster instance; default ./.dagster_home)", "X_BEARER_TOKEN, X_QUERY, X_ACCOUNTS, X_FULL_ARCHIVE (x_api)", "AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE (an s3:// lake)"],
+    "ddl": ["TWEET_ASSETS_START_DATE (default of --first-day; else 2006-03-21)"],
+    "catalog": ["TWEET_ASSETS_START_DATE (default of --first-day)", "AWS_REGION / AWS_DEFAULT_REGION, AWS_ENDPOINT_URL_GLUE / AWS_ENDPOINT_URL, AWS_PROFILE"],
+    "replay": ["TWEET_ASSETS_LAKE_URL (default ./replay-lake: apart from the demo's ./lake)", "TWEET_ASSETS_START_DATE (first partition; default 2006-03-21)",
+               "DAGSTER_HOME (default ./.dagster_home)", "AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE (an s3:// lake)"],
+    "stream": ["X_BEARER_TOKEN (app-only)", "TWEET_ASSETS_LAKE_URL", "TWEET_ASSETS_STREAM_RULES (JSON [{value, tag}] or @file)", "TWEET_ASSETS_STREAM_RULE_PREFIX, _PRUNE_FOREIGN, _SPOOL_DIR,",
+               "  _SEGMENT_SECONDS, _SEGMENT_MB, _FSYNC, _STALL_S (tweet_assets/stream/service.py)"],
+}
+
+#: The replay's default lake, apart from the demo's ``./lake`` (synthetic and real posts never mix).
+REPLAY_LAKE = "replay-lake"
+
+
+class SettingError(ValueError):
+    """A setting (variable or option) that would fail a run: one line saying what to set."""
+
+
+def check_lake_url(url: str) -> str:
+    """``url`` if it is ``s3://bucket[/prefix]`` or a plain directory path; a value that looks like a
+    URL with another or a malformed scheme (``s3:/x``, ``gs://x``, ``file:x``) is refused rather than
+    taken as a directory name inside the checkout.
+
+    Raises:
+        SettingError: naming ``TWEET_ASSETS_LAKE_URL`` and the accepted forms.
+    """
+    import re
+
+    if url.startswith("s3://"):
+        if not url[5:].split("/", 1)[0]:
+            raise SettingError(f"TWEET_ASSETS_LAKE_URL={url!r} has no bucket: use s3://BUCKET/prefix")
+        return url
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", url):
+        raise SettingError(f"TWEET_ASSETS_LAKE_URL={url!r} is not s3://BUCKET/prefix nor a directory: fix the scheme (s3://) or give a local path")
+    return url
+
+
+def check_settings(command: str) -> None:
+    """Everything a run reads from the environment, checked before it starts: the start date, the
+    source (name, post count, replay directory, X settings), the lake URL.
+
+    Raises:
+        SettingError: the first wrong setting, in one line.
+    """
+    from tweet_assets.settings import lake_from_env, source_from_env
+
+    try:
+        start_date()
+        source = source_from_env()
+    except ValueError as exc:
+        raise SettingError(str(exc)) from None
+    if getattr(source, "source_name", "") == "replay":
+        path = os.environ.get("TWEET_ASSETS_REPLAY_DIR", "").strip()
+        if not os.path.exists(os.path.expanduser(path)):
+            raise SettingError(f"TWEET_ASSETS_REPLAY_DIR={path!r} does not exist: point it at a twarc2 JSON-lines file or directory")
+    check_lake_url(lake_from_env().url)
+
+
+def ensure_dagster_home() -> str:
+    """``DAGSTER_HOME`` (default ``./.dagster_home``), created, with a ``dagster.yaml`` (telemetry off)
+    written when absent, so Dagster never warns "No dagster instance configuration file"."""
+    home = os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
+    os.makedirs(home, exist_ok=True)
+    config = os.path.join(home, "dagster.yaml")
+    if not os.path.exists(config):
+        with open(config, "w") as out:
+            out.write(DAGSTER_YAML)
+    return home
+
+
+def run_warnings(instance, run_ids: list[str], limit: int = 20) -> list[str]:
+    """The WARNING-or-worse messages of the runs' event logs, each once, in first-seen order."""
+    import logging
+
+    seen: dict[str, None] = {}
+    for run_id in run_ids:
+        for entry in instance.all_logs(run_id):
+            if entry.level >= logging.WARNING and entry.user_message:
+                seen.setdefault(entry.user_message.strip().splitlines()[0][:300], None)
+    return list(seen)[:limit]
+
+
+def run_job(start: str, end: str, verbose: bool = False):
     """Run ``tweets_daily_job`` for partitions ``start…end`` (inclusive) as one run, in process,
     recorded in the Dagster instance at ``DAGSTER_HOME`` (so Dagit shows it).
 
@@ -47,10 +143,14 @@ def run_job(start: str, end: str):
 
     job = defs.resolve_job_def("tweets_daily_job")
     with DagsterInstance.get() as instance:
-        return job.execute_in_process(
+        result = job.execute_in_process(
             instance=instance,
+            run_config={} if verbose else QUIET_RUN_CONFIG,
             tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
         )
+        for line in run_warnings(instance, [result.run_id]):
+            print(f"warning: {line}", file=sys.stderr)
+        return result
 
 
 #: What read_back says for a table without objects: every day so far without posts stores none.
@@ -166,76 +266,134 @@ def _first_lines(text: str, lines: int = 6) -> str:
     return "\n".join(kept)
 
 
-def _replay(args) -> int:
-    """Plan the archive's runs, print the plan, then run them (unless ``--plan-only``)."""
+def _replay(args, parser) -> int:
+    """Plan the archive's runs, print the plan, then run them (unless ``--plan-only``) with a rich
+    progress bar, one line per run, the runs' warnings once and a summary at the end."""
     import logging
 
-    from tweet_assets.sources.replay_plan import archive_days, describe_plan, execute_range, plan_runs, replay_archive
+    from tweet_assets.sources.replay_plan import archive_days, describe_plan, plan_runs, replay_archive
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     path = os.path.abspath(os.path.expanduser(args.path))
+    if not os.path.exists(path):
+        parser.error(f"{args.path}: no such file or directory (a twarc2 JSON-lines file, plain or gzip, or a directory of them)")
+    # the code location reads its source from the environment (tweet_assets.settings), before it loads
+    os.environ["TWEET_ASSETS_SOURCE"] = "replay"
+    os.environ["TWEET_ASSETS_REPLAY_DIR"] = path
+    os.environ["TWEET_ASSETS_LAKE_URL"] = os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip() or REPLAY_LAKE
     try:
+        check_settings("replay")
         days = archive_days(path)
         runs = plan_runs(days, max_gap_days=args.max_gap_days, max_run_days=args.max_run_days, first_day=start_date())
     except (FileNotFoundError, ValueError) as exc:
-        print(f"tweet-assets replay: {exc}", file=sys.stderr)
-        return 2
-    print(f"{path}: {describe_plan(days, runs)}", flush=True)
+        parser.exit(2, f"tweet-assets replay: {exc}\n")
+    print(f"tweet-assets replay: {path}: {describe_plan(days, runs)}; lake {os.environ['TWEET_ASSETS_LAKE_URL']}", flush=True)
     if args.plan_only:
         for planned in runs:
             print(f"{planned}  {planned.partitions:>4} partition(s)  {planned.days_with_posts:>4} with posts  {planned.posts:>8,} posts")
         return 0
-    # the code location reads its source from the environment (tweet_assets.definitions)
-    os.environ["TWEET_ASSETS_SOURCE"] = "replay"
-    os.environ["TWEET_ASSETS_REPLAY_DIR"] = path
-    os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
-    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+    home = ensure_dagster_home()
     from dagster import DagsterInstance
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tweet_assets.definitions import defs
 
     job = defs.resolve_job_def("tweets_daily_job")
     started = time.monotonic()
-    with DagsterInstance.get() as instance:
-        outcomes = replay_archive(runs, execute_range(job, instance), progress=lambda line: print(line, flush=True))
+    with DagsterInstance.get() as instance, Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("runs", total=len(runs))
+
+        def execute(planned):
+            return job.execute_in_process(
+                instance=instance,
+                run_config={} if args.verbose else QUIET_RUN_CONFIG,
+                tags={ASSET_PARTITION_RANGE_START_TAG: planned.start, ASSET_PARTITION_RANGE_END_TAG: planned.end, "tweet_assets/replay": "archive"},
+                raise_on_error=False,
+            )
+
+        def progress(line: str) -> None:
+            bar.console.print(line, highlight=False, soft_wrap=True)
+            bar.advance(task)
+
+        outcomes = replay_archive(runs, execute, progress=progress)
+        warned = run_warnings(instance, [o.run_id for o in outcomes if o.run_id])
+    for line in warned:
+        print(f"warning: {line}", file=sys.stderr)
     failed = [o for o in outcomes if not o.success]
-    print(f"{len(outcomes) - len(failed)} of {len(runs)} run(s) succeeded in {time.monotonic() - started:.1f}s (DAGSTER_HOME {os.environ['DAGSTER_HOME']})")
+    print(f"{len(outcomes) - len(failed)} of {len(runs)} run(s) succeeded in {time.monotonic() - started:.1f}s (lake {os.environ['TWEET_ASSETS_LAKE_URL']}, DAGSTER_HOME {home})")
+    print("next: make dagit (Dagit on http://127.0.0.1:3000 shows these runs; the lake is queried as in README.md)")
     return 1 if failed or len(outcomes) < len(runs) else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tweet-assets", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="materialize a range of days into the lake and read the table back")
+def _epilog(command: str) -> str:
+    return "environment variables read:\n" + "\n".join(f"  {line}" for line in ENV_HELP[command])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: ``tweet-assets {demo,ddl,catalog,replay,stream}``, each with its help,
+    its options' help and the environment variables it reads (``--help``)."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="tweet-assets", description=__doc__.split("\n\n")[0].split(": ", 1)[1], formatter_class=formatter,
+                                     epilog="Run `tweet-assets COMMAND --help` for a command's options and variables. Docs: README.md, docs/.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     start, end = _default_range()
+    demo = sub.add_parser("demo", help="materialize a range of days into the lake and read the table back",
+                          description="Materialize raw_tweets → clean_tweets → s3_parquet (and their checks) for a range of days as one run, recorded in DAGSTER_HOME, then print the published table as Athena reads it.",
+                          epilog=_epilog("demo"), formatter_class=formatter)
     demo.add_argument("--start", default=start, help=f"first day, YYYY-MM-DD (default {start})")
     demo.add_argument("--end", default=end, help=f"last day, inclusive (default {end})")
-    ddl = sub.add_parser("ddl", help="print the DDL of a warehouse (Athena by default, Redshift Spectrum, Snowflake)")
-    catalog = sub.add_parser("catalog", help="create or update the table in the AWS Glue Data Catalog")
+    ddl = sub.add_parser("ddl", help="print the DDL of a warehouse (Athena by default, Redshift Spectrum, Snowflake)",
+                         description="Print the CREATE statements for the published table at --location (SQL only on stdout: `tweet-assets ddl > table.sql`).",
+                         epilog=_epilog("ddl"), formatter_class=formatter)
+    catalog = sub.add_parser("catalog", help="create or update the table in the AWS Glue Data Catalog",
+                             description="Create or update the table in the AWS Glue Data Catalog (partition projection on dt), optionally storing partitions.",
+                             epilog=_epilog("catalog"), formatter_class=formatter)
     for command in (ddl, catalog):
-        command.add_argument("--location", default="s3://YOUR-BUCKET/tweet_assets/tweets/", help="the table's S3 prefix (…/tweets/)")
-        command.add_argument("--table", default=DEFAULT_TABLE)
-        command.add_argument("--database", default=DEFAULT_DATABASE, help="the Glue database (Redshift: the external schema's)")
-        command.add_argument("--first-day", default=start_date(), help="first dt of the partition projection range")
-    ddl.add_argument("--dialect", choices=DIALECTS, default="athena")
+        command.add_argument("--location", default="s3://YOUR-BUCKET/tweet_assets/tweets/", help="the table's S3 prefix, s3://BUCKET/…/tweets/ (default a placeholder)")
+        command.add_argument("--table", default=DEFAULT_TABLE, help=f"the table's name (default {DEFAULT_TABLE})")
+        command.add_argument("--database", default=DEFAULT_DATABASE, help=f"the Glue database (Redshift: the external schema's; default {DEFAULT_DATABASE})")
+        command.add_argument("--first-day", default=None, help="first dt of the partition projection range, YYYY-MM-DD (default TWEET_ASSETS_START_DATE or 2006-03-21)")
+    ddl.add_argument("--dialect", choices=DIALECTS, default="athena", help="the warehouse (default athena)")
     ddl.add_argument("--iam-role", help="redshift: the IAM_ROLE ARN; snowflake: the STORAGE_AWS_ROLE_ARN (placeholders if unset)")
     ddl.add_argument("--days", help="redshift: add the partitions of these days, START...END (YYYY-MM-DD, inclusive)")
     catalog.add_argument("--days", help="also store these days as Glue partitions (for Redshift Spectrum, EMR), START...END")
     catalog.add_argument("--dry-run", action="store_true", help="print the Glue TableInput as JSON, call nothing")
-    replay = sub.add_parser("replay", help="replay a twarc2 archive: materialize only the days it holds, nearby days in one run")
+    replay = sub.add_parser("replay", help="replay a twarc2 archive: materialize only the days it holds, nearby days in one run",
+                            description="Replay a twarc2 archive into the lake (default ./replay-lake, apart from the demo's ./lake): the days it holds, nearby days grouped into one run each, with a progress bar.",
+                            epilog=_epilog("replay"), formatter_class=formatter)
     replay.add_argument("path", help="a twarc2 JSON-lines file (plain or gzip) or a directory of them")
     replay.add_argument("--max-gap-days", type=int, default=DEFAULT_MAX_GAP_DAYS, help=f"empty days allowed inside one run (default {DEFAULT_MAX_GAP_DAYS})")
     replay.add_argument("--max-run-days", type=int, default=DEFAULT_MAX_RUN_DAYS, help=f"partitions per run at most (default {DEFAULT_MAX_RUN_DAYS})")
     replay.add_argument("--plan-only", action="store_true", help="print the runs, materialize nothing")
-    sub.add_parser("stream", help="land the X API v2 filtered stream in the lake until stopped (settings: environment, see README)")
+    stream = sub.add_parser("stream", help="land the X API v2 filtered stream in the lake until stopped",
+                            description="Run the filtered-stream consumer: sync the rules, land posts as 5-minute gzip JSON-lines segments under raw_stream/, reconnect with backoff, until stopped (SIGTERM/Ctrl-C). See docs/stream.md.",
+                            epilog=_epilog("stream"), formatter_class=formatter)
+    for command in (demo, replay):
+        command.add_argument("-v", "--verbose", action="store_true", help="also print Dagster's event log (always stored in DAGSTER_HOME; Dagit shows it)")
+    parser._tweet_assets_subparsers = {"demo": demo, "ddl": ddl, "catalog": catalog, "replay": replay, "stream": stream}  # noqa: SLF001
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    command = parser._tweet_assets_subparsers[args.command]  # noqa: SLF001 - errors show the subcommand's usage
 
     if args.command == "stream":
         return _stream()
     if args.command == "replay":
-        return _replay(args)
+        return _replay(args, command)
 
-    if args.command in ("ddl", "catalog"):  # names go into SQL: refused unless plain identifiers (warehouses/names.py)
+    if args.command in ("ddl", "catalog"):
+        if not args.location.startswith("s3://") or not args.location[5:].split("/", 1)[0]:
+            command.error(f"--location {args.location!r} is not an S3 URL: use s3://BUCKET/prefix/tweets/")
+        try:
+            args.first_day = args.first_day or projection_start_date()
+            datetime.strptime(args.first_day, DAY_FORMAT)
+        except ValueError as exc:
+            command.error(str(exc) if START_DATE_ENV in str(exc) else f"--first-day {args.first_day!r} is not a YYYY-MM-DD day")
+        # names go into SQL: refused unless plain identifiers (warehouses/names.py)
         from tweet_assets.warehouses.names import identifier
 
         try:
@@ -244,45 +402,50 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tweet-assets {args.command}: {exc}", file=sys.stderr)
             return 2
     if args.command == "ddl":
-        days = _days(parser, args.days) if args.days else ()
+        days = _days(command, args.days) if args.days else ()
         print(warehouse_ddl(args.dialect, args.location, table=args.table, database=args.database, first_day=args.first_day, iam_role=args.iam_role, days=days), end="")
         return 0
     if args.command == "catalog":
-        return _catalog(args, _days(parser, args.days) if args.days else [])
+        return _catalog(args, _days(command, args.days) if args.days else [])
 
     for value in (args.start, args.end):
         try:
             datetime.strptime(value, DAY_FORMAT)
         except ValueError:
-            parser.error(f"{value!r} is not a YYYY-MM-DD day")
+            command.error(f"{value!r} is not a YYYY-MM-DD day")
     if args.start > args.end:
-        parser.error(f"--start {args.start} is after --end {args.end}")
-    first, last = start_date(), daily_partitions.get_last_partition_key()
+        command.error(f"--start {args.start} is after --end {args.end}")
+    try:
+        check_settings("demo")
+    except SettingError as exc:
+        command.exit(2, f"tweet-assets demo: {exc}\n")
+    first, last = start_date(), partitions.daily_partitions.get_last_partition_key()
     if args.start < first:
-        parser.error(
+        command.error(
             f"--start {args.start} is before the first daily partition, {first} ({START_DATE_ENV}): "
             f"pick a later day, or set {START_DATE_ENV}=YYYY-MM-DD to an earlier first day"
         )
     if last is None or args.end > last:
-        parser.error(f"--end {args.end} is after the last complete UTC day, {last}: a day's partition exists once the day has ended")
-    os.environ.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
-    os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+        command.error(f"--end {args.end} is after the last complete UTC day, {last}: a day's partition exists once the day has ended")
+    home = ensure_dagster_home()
     lake_url = os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip() or "lake"
     source = os.environ.get("TWEET_ASSETS_SOURCE", "sample")
-    print(f"materializing raw_tweets → clean_tweets → s3_parquet for {args.start}…{args.end} (source {source}, lake {lake_url}, DAGSTER_HOME {os.environ['DAGSTER_HOME']})", flush=True)
+    print(f"tweet-assets demo: materializing raw_tweets → clean_tweets → s3_parquet for {args.start}…{args.end} (source {source}, into {lake_url}, DAGSTER_HOME {home})", flush=True)
     started = time.monotonic()
     try:
-        result = run_job(args.start, args.end)
+        result = run_job(args.start, args.end, verbose=args.verbose)
     except Exception as exc:  # noqa: BLE001 - a failed step: one readable line, the whole log is in Dagit
         print(f"the run failed: {type(exc).__name__}: {_first_lines(str(exc))}", file=sys.stderr)
-        print(f"the full log is in the Dagster instance at {os.environ['DAGSTER_HOME']} (make dagit → Runs)", file=sys.stderr)
+        print(f"the full log is in the Dagster instance at {home} (make dagit → Runs)", file=sys.stderr)
         return 1
     if not result.success:
-        print("the run failed; see the log above", file=sys.stderr)
+        print(f"the run failed; its log is in the Dagster instance at {home} (make dagit → Runs)", file=sys.stderr)
         return 1
     print(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s\n")
     print("the published table, read back as Athena reads it (hive-partitioned Parquet, DuckDB):\n")
     print(read_back(lake_url))
+    print("\nthe command itself: . .venv/bin/activate, then tweet-assets --help (README.md, docs/)")
+    print(f"next: make dagit (Dagit on http://127.0.0.1:3000: the run, each day's checks, the lineage); query: duckdb -c \"SELECT count(*) FROM read_parquet('{lake_url}/tweets/dt=*/*.parquet', hive_partitioning=true)\"")
     return 0
 
 

@@ -132,7 +132,7 @@ def test_x_api_pool_limit_blocks_a_second_raw_tweets_step(tmp_path, instance_env
     require_project()
     home = home_with(tmp_path)
     lake = tmp_path / "lake"
-    env = dict(instance_env, TWEET_ASSETS_LAKE_URL=str(lake), TWEET_ASSETS_SAMPLE_POSTS="20")
+    env = dict(instance_env, TWEET_ASSETS_LAKE_URL=str(lake), TWEET_ASSETS_SAMPLE_POSTS="20", TWEET_ASSETS_START_DATE="2024-01-01")
     holder = subprocess.run(
         [sys.executable, "-c",
          "from dagster import DagsterInstance\n"

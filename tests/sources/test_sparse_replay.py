@@ -35,13 +35,13 @@ def _materialized(instance, asset: str) -> set[str]:
     return set(instance.get_materialized_partitions(AssetKey(asset)))
 
 
-def _check_evaluations(instance) -> dict[tuple[str, str], tuple[bool, dict]]:
-    """``{(check name, run id): (passed, metadata)}`` of every asset check evaluation in ``instance``
-    (a check of a run of many partitions is evaluated once for them all)."""
+def _check_evaluations(instance) -> dict[tuple[str, str, str], tuple[bool, dict]]:
+    """``{(check name, run id, partition): (passed, metadata)}`` of every asset check evaluation in
+    ``instance`` (one per partition of the run: tweet_assets.defs.pipeline.partition_checks)."""
     found = {}
     for record in instance.get_event_records(EventRecordsFilter(DagsterEventType.ASSET_CHECK_EVALUATION)):
         evaluation = record.event_log_entry.dagster_event.event_specific_data
-        found[(evaluation.check_name, record.run_id)] = (evaluation.passed, {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()})
+        found[(evaluation.check_name, record.run_id, evaluation.partition)] = (evaluation.passed, {k: getattr(v, "value", v) for k, v in evaluation.metadata.items()})
     return found
 
 
@@ -105,9 +105,12 @@ def test_sparse_archive_replay_materializes_its_days_only_and_publishes_its_post
     evaluations = _check_evaluations(instance)
     april = next(o.run_id for o in outcomes if o.range.start == "2020-04-14")
     for name in ("ids_unique_and_not_null", "created_at_in_partition", "published_schema_matches"):
-        assert [evaluations[(name, o.run_id)][0] for o in outcomes] == [True] * 5, name
-        assert evaluations[(name, april)][1]["days_checked"] == 22, name
-    assert evaluations[("published_schema_matches", april)][1]["empty_days"] == 3
+        for o in outcomes:  # every partition of every run evaluated, and passed
+            days = [d for (n, run, d) in evaluations if n == name and run == o.run_id]
+            assert len(days) == o.range.partitions and len(set(days)) == len(days), (name, o.range, days)
+            assert all(evaluations[(name, o.run_id, d)][0] for d in days), name
+        assert len([d for (n, run, d) in evaluations if n == name and run == april]) == 22, name
+    assert sum(evaluations[k][1]["empty_day"] for k in evaluations if k[0] == "published_schema_matches" and k[1] == april) == 3
 
 
 def test_a_day_that_loses_its_posts_is_overwritten_with_an_empty_file(tmp_path, instance):

@@ -17,7 +17,7 @@ from dagster import AssetExecutionContext, AutomationCondition, Definitions, Mat
 
 from tweet_assets.defs.pipeline.assets import PUBLISHED_TABLE, SINGLE_RUN, s3_parquet
 from tweet_assets.lake.io_manager import LakeResource
-from tweet_assets.partitions import daily_partitions, start_date
+from tweet_assets.partitions import daily_partitions, projection_start_date
 from tweet_assets.warehouses import schema_version
 from tweet_assets.settings import glue_from_env
 from tweet_assets.warehouses.glue import GlueCatalogResource
@@ -38,7 +38,7 @@ def glue_table(context: AssetExecutionContext, lake: LakeResource, glue: GlueCat
         CatalogError: the lake is not on S3, the database is missing, or Glue refused a call.
     """
     location = lake.lake().uri(PUBLISHED_TABLE).rstrip("/") + "/"
-    result = glue.upsert_table(location, first_day=start_date())
+    result = glue.upsert_table(location, first_day=projection_start_date())
     context.log.info(f"Glue table {result.database}.{result.table}: {result.action} (added {list(result.added)}, removed {list(result.removed)})")
     return MaterializeResult(
         metadata={

@@ -51,6 +51,7 @@ from pydantic import Field
 from tweet_assets.compliance.ledger import LEDGER_KEY, add_to_ledger, ledger_ids, parse_results, read_ledger
 from tweet_assets.compliance.api import ComplianceApi
 from tweet_assets.compliance.rewrite import published_days, published_ids, remove_from_day, submitted_ids
+from tweet_assets.defs.pipeline import partition_checks  # one evaluation per partition (Dagit shows each day)
 from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
 from tweet_assets.partitions import daily_partitions
 from tweet_assets.lake.store import Lake
@@ -236,11 +237,19 @@ def no_published_id_in_ledger(lake: LakeResource) -> AssetCheckResult:
     partitions_def=daily_partitions,
     description="No id published on the run's days is in the compliance ledger (clean_tweets leaves ledger posts out; this proves it per day).",
 )
-def published_ids_not_in_ledger(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
+def published_ids_not_in_ledger(context: AssetCheckExecutionContext, lake: LakeResource):
+    """Per day of the run: ``published_ledger_ids_by_day`` (``{day: count}``, empty when none) and
+    ``stored`` (False for a day without posts: no object, nothing published); one evaluation per
+    day (tweet_assets.defs.pipeline.partition_checks)."""
     store = lake.lake()
-    days = [d for d in context.partition_keys if store.size(LakeIOManager.key("tweets", "parquet", d)) is not None]  # empty days store no object
-    found = ledger_ids_published(store, days)
-    return AssetCheckResult(passed=not found, metadata={"days_checked": len(days), "published_ledger_ids_by_day": MetadataValue.json(found)})
+    results = {}
+    for day in context.partition_keys:
+        if store.size(LakeIOManager.key("tweets", "parquet", day)) is None:  # empty days store no object
+            results[day] = AssetCheckResult(passed=True, description="no posts that day: nothing published", metadata={"stored": False, "published_ledger_ids_by_day": MetadataValue.json({})})
+            continue
+        found = ledger_ids_published(store, [day])
+        results[day] = AssetCheckResult(passed=not found, metadata={"stored": True, "published_ledger_ids_by_day": MetadataValue.json(found)})
+    yield from partition_checks.per_partition(context, results)
 
 
 compliance_job = define_asset_job(

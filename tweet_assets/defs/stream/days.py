@@ -13,6 +13,8 @@ check, and the sensor that closes a day once it has ended.
   nor a segment that recent. A quiet rule set still passes (the health record is stored every
   minute whether or not posts arrive). ``raw_stream_freshness_schedule`` (stopped by default, like
   the daily schedule) observes and checks every 5 minutes.
+- All of these are in the code location only when the stream is configured
+  (``TWEET_ASSETS_SOURCE=stream`` or ``TWEET_ASSETS_STREAM_RULES``: :func:`stream_configured`).
 - ``stream_day_sensor`` (stopped by default; turn it on with ``TWEET_ASSETS_SOURCE=stream``)
   requests ``tweets_daily_job`` for a UTC day once ``day end + grace`` has passed
   (``TWEET_ASSETS_STREAM_GRACE_MIN``, default 15 minutes: one 5-minute segment roll plus the
@@ -23,6 +25,7 @@ check, and the sensor that closes a day once it has ended.
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import datetime, timedelta, timezone
 
 import orjson
@@ -30,6 +33,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetSelection,
+    BetaWarning,
     DataVersion,
     DefaultScheduleStatus,
     DefaultSensorStatus,
@@ -40,7 +44,9 @@ from dagster import (
     SensorEvaluationContext,
     SkipReason,
     asset_check,
+    Definitions,
     define_asset_job,
+    definitions,
     observable_source_asset,
     sensor,
 )
@@ -49,6 +55,10 @@ from tweet_assets.lake.io_manager import LakeResource
 from tweet_assets.lake.store import Lake
 from tweet_assets.partitions import DAY_FORMAT
 from tweet_assets.sources.stream import PREFIX, RULES_KEY
+
+# observable_source_asset is "beta" in Dagster 1.13; it is the documented way to watch data that
+# something other than Dagster writes (Dagster docs, "External assets"): not a user's concern.
+warnings.filterwarnings("ignore", category=BetaWarning, message=".*observable_source_asset.*")
 
 HEALTH_KEY = "_consumer/health.json"
 GRACE_MIN = 15.0
@@ -115,8 +125,10 @@ def _parse_iso(text) -> datetime | None:
     group_name="tweets",
     description=(
         "The filtered stream as landed by `tweet-assets stream`: gzip JSON-lines segments under "
-        "raw_stream/dt=YYYY-MM-DD/<start>-<end>.jsonl.gz (one message per line, by the post's created_at "
-        "day). Observed: newest segment, the consumer's health and active rules."
+        "`raw_stream/dt=YYYY-MM-DD/START-END.jsonl.gz` (START and END: the segment's first and last "
+        "receipt time, UTC; one message per line, by the post's created_at day). Observed: newest "
+        "segment, the consumer's health and active rules. With TWEET_ASSETS_SOURCE=stream, "
+        "raw_tweets reads these segments."
     ),
 )
 def raw_stream(lake: LakeResource) -> ObserveResult:
@@ -213,8 +225,26 @@ def stream_day_sensor(context: SensorEvaluationContext, lake: LakeResource):
     return requests
 
 
+def stream_configured(env: dict | None = None) -> bool:
+    """True when the filtered stream is in use: ``TWEET_ASSETS_SOURCE=stream`` (raw_tweets reads
+    the segments) or ``TWEET_ASSETS_STREAM_RULES`` set (the consumer's rules, read by
+    ``tweet-assets stream``)."""
+    env = os.environ if env is None else env
+    return env.get("TWEET_ASSETS_SOURCE", "").strip().lower() == "stream" or bool(env.get("TWEET_ASSETS_STREAM_RULES", "").strip())
+
+
 STREAM_ASSETS = [raw_stream]
 STREAM_CHECKS = [raw_stream_consumer_alive]
 STREAM_JOBS = [raw_stream_health_job]
 STREAM_SCHEDULES = [raw_stream_freshness_schedule]
 STREAM_SENSORS = [stream_day_sensor]
+
+
+@definitions
+def stream() -> Definitions:
+    """The stream's objects (``raw_stream``, its check, job, schedule and ``stream_day_sensor``) when
+    the stream is configured (:func:`stream_configured`), else none: an asset that is never
+    observed, with no edge to the pipeline, only confuses the graph of a sample or replay setup."""
+    if not stream_configured():
+        return Definitions()
+    return Definitions(assets=STREAM_ASSETS, asset_checks=STREAM_CHECKS, jobs=STREAM_JOBS, schedules=STREAM_SCHEDULES, sensors=STREAM_SENSORS)
