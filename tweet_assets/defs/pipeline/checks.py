@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from tweet_assets.defs.pipeline import assets as pipeline  # the module, not its objects: dg loads each object from the file that defines it
+from tweet_assets.defs.pipeline.layout import checked_asset
 from tweet_assets.lake.empty_days import EmptyTable, read_days, recorded_empty
 from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
 from tweet_assets.lake.values import StoredTable
@@ -62,9 +63,10 @@ def created_at_in_partition(context: AssetCheckExecutionContext, clean_tweets: d
 def published_schema_matches(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
     store = lake.lake()
     mismatches = {}
-    keys = {day: LakeIOManager.key(pipeline.PUBLISHED_TABLE, "parquet", day) for day in context.partition_keys}
+    checked, table = checked_asset(context)  # s3_parquet or a collection's [<name>, tweets]
+    keys = {day: LakeIOManager.key(table, "parquet", day) for day in context.partition_keys}
     # a day stored empty has no object (tweet_assets.lake.empty_days): 0 rows, nothing to compare
-    days = read_days(store, keys, "parquet", lambda missing: recorded_empty(context.instance, pipeline.s3_parquet.key, missing), lambda s, k, f: StoredTable(s, k, s.uri(k)))
+    days = read_days(store, keys, "parquet", lambda missing: recorded_empty(context.instance, checked, missing), lambda s, k, f: StoredTable(s, k, s.uri(k)))
     empty = [day for day, stored in days.items() if isinstance(stored, EmptyTable)]
     for day, stored in days.items():
         if day in empty:
@@ -122,7 +124,7 @@ def raw_posts_match_api_count(context: AssetCheckExecutionContext) -> AssetCheck
     """Read the latest ``raw_tweets`` materialization of each of the run's days and compare its
     ``posts`` with its ``api_post_count`` (:func:`count_mismatches`); fails with severity WARN."""
     days = list(context.partition_keys)
-    records = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=pipeline.raw_tweets.key, asset_partitions=days), limit=len(days)).records
+    records = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=checked_asset(context)[0], asset_partitions=days), limit=len(days)).records
     latest: dict[str, dict] = {}
     for record in records:  # newest first: the first per day is its latest materialization
         materialization = record.asset_materialization

@@ -28,17 +28,28 @@ SENSOR_INTERVAL_S = 300
 REPLAY_TAG = "tweet_assets/replay"
 
 
-@sensor(
-    job_name="tweets_daily_job",
-    name="replay_archive_sensor",
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=DefaultSensorStatus.STOPPED,
-    description=(
-        "Replays the twarc2 archive at TWEET_ASSETS_REPLAY_DIR (TWEET_ASSETS_SOURCE=replay): one run per range of "
-        f"nearby days with posts (gaps up to {DEFAULT_MAX_GAP_DAYS} days), each requested once; the other days stay unmaterialized."
-    ),
-)
-def replay_archive_sensor(context: SensorEvaluationContext, source: PostSource):
+def replay_sensor(name: str = "replay_archive_sensor", job_name: str = "tweets_daily_job", source_key: str = "source", first_day: str | None = None, setting: str = "TWEET_ASSETS_SOURCE=replay and TWEET_ASSETS_REPLAY_DIR"):
+    """The replay sensor of one collection: ``name`` requests runs of ``job_name`` for the archive
+    of the replay source bound at ``source_key``, none before ``first_day`` (default: ``start_date()``)."""
+
+    @sensor(
+        job_name=job_name,
+        name=name,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.STOPPED,
+        required_resource_keys={source_key},
+        description=(
+            f"Replays the twarc2 archive of the replay source ({setting}): one run per range of "
+            f"nearby days with posts (gaps up to {DEFAULT_MAX_GAP_DAYS} days), each requested once; the other days stay unmaterialized."
+        ),
+    )
+    def _sensor(context: SensorEvaluationContext):
+        return replay_archive_runs(context, getattr(context.resources, source_key), first_day or start_date(), setting)
+
+    return _sensor
+
+
+def replay_archive_runs(context: SensorEvaluationContext, source: PostSource, first_day: str, setting: str = "TWEET_ASSETS_SOURCE=replay and TWEET_ASSETS_REPLAY_DIR"):
     """Request the planned runs of the replay source's archive; skip (saying why) for other sources.
 
     Returns a :class:`SensorResult` of ``RunRequest`` s (run key ``replay <start>...<end> <posts>``)
@@ -46,10 +57,10 @@ def replay_archive_sensor(context: SensorEvaluationContext, source: PostSource):
     """
     path = getattr(source, "path", None)
     if source.source_name != "replay" or not path:
-        return SkipReason(f"the source is {source.source_name!r}: set TWEET_ASSETS_SOURCE=replay and TWEET_ASSETS_REPLAY_DIR to replay an archive")
+        return SkipReason(f"the source is {source.source_name!r}: set {setting} to replay an archive")
     try:
         days = archive_days(path, context.log)
-        runs = plan_runs(days, max_gap_days=DEFAULT_MAX_GAP_DAYS, max_run_days=DEFAULT_MAX_RUN_DAYS, first_day=start_date())
+        runs = plan_runs(days, max_gap_days=DEFAULT_MAX_GAP_DAYS, max_run_days=DEFAULT_MAX_RUN_DAYS, first_day=first_day)
     except (FileNotFoundError, ValueError) as exc:
         return SkipReason(str(exc))
     context.log.info(f"{path}: {describe_plan(days, runs)}")
@@ -62,3 +73,6 @@ def replay_archive_sensor(context: SensorEvaluationContext, source: PostSource):
             for r in runs
         ]
     )
+
+
+replay_archive_sensor = replay_sensor()
