@@ -24,7 +24,6 @@ the attributes against this model (an unknown or misspelt attribute is an error 
 line and attribute: the model forbids extra keys, as every Dagster ``Resolvable`` does).
 """
 
-from __future__ import annotations
 
 import re
 from dataclasses import dataclass
@@ -35,9 +34,10 @@ from dagster.components import Scaffolder, ScaffoldRequest, scaffold_with
 from dagster.components.component_scaffolding import scaffold_component
 
 from tweet_assets.components.sources import SOURCE_ATTRIBUTES
+from tweet_assets.defs.pipeline.layout import COLLECTION_NAME
 
 #: A collection's name: a key prefix, a Dagit group, a lake folder and a SQL identifier at once.
-NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
+NAME_PATTERN = COLLECTION_NAME
 #: Names taken by the environment's collection's lake folders and the shared objects.
 RESERVED_NAMES = {"tweets", "raw_tweets", "clean_tweets", "raw_stream", "compliance", "compliance_ledger", "s3_parquet"}
 

@@ -99,7 +99,7 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
     """Check the range's published ids with X, record the affected ones, remove them everywhere."""
     store = lake.lake()
     # every collection's published table (the environment's tweets/ and each <collection>/tweets/): one ledger for all
-    collections = [(c, sub_lake(store, c.prefix)) for c in published_collections(context, config.raw_stream)]
+    collections = [(c, sub_lake(store, c.prefix)) for c in published_collections(context.instance, config.raw_stream)]
     places = [(c, zone, day) for c, zone in collections for day in published_days(zone, config.first_day or None, config.last_day or None)]
     days = sorted({day for _, _, day in places})
     context.log.info(
@@ -231,7 +231,7 @@ def ledger_ids_published(store: Lake, days: list[str] | None = None, published: 
 def no_published_id_in_ledger(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
     store = lake.lake()
     found = {}
-    for c in published_collections(context):  # every collection's tweets/ (the environment's: its days as keys)
+    for c in published_collections(context.instance):  # every collection's tweets/ (the environment's: its days as keys)
         found.update({f"{c.prefix}/{day}" if c.prefix else day: n for day, n in ledger_ids_published(store, None, sub_lake(store, c.prefix)).items()})
     return AssetCheckResult(passed=not found, metadata={"ledger_rows": len(ledger_ids(store)), "published_ledger_ids_by_day": MetadataValue.json(found)})
 

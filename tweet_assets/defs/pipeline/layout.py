@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -28,6 +29,8 @@ from tweet_assets.partitions import daily_partitions
 
 #: Metadata key naming an asset's collection (every collection asset carries it).
 COLLECTION_METADATA = "tweet_assets/collection"
+#: A collection's name (tweet_assets.components.TweetCollection checks it).
+COLLECTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 #: The environment's collection: its name in docs, CLI and stream rule tags.
 ENVIRONMENT_NAME = "tweets"
 
@@ -116,16 +119,17 @@ def with_resource_key(fn: Callable, param: str, resource_key: str) -> Callable:
     return renamed
 
 
+def lake_table(key: AssetKey) -> str:
+    """The lake folder of a pipeline asset: ``tweets`` for ``s3_parquet``, else its key's path
+    (``raw_tweets``, ``<collection>/tweets`` …), which is what its ``lake/table`` metadata says."""
+    return "tweets" if key == AssetKey("s3_parquet") else "/".join(key.path)
+
+
 def checked_asset(context) -> tuple[AssetKey, str]:
     """The asset an asset check runs on (``context``: an ``AssetCheckExecutionContext``) and its
-    lake table (its ``lake/table`` metadata, e.g. ``tweets`` or ``<collection>/tweets``), so one
-    check body serves every collection."""
+    lake table (:func:`lake_table`), so one check body serves every collection."""
     key = context.check_specs[0].asset_key
-    assets_def = context.repository_def.assets_defs_by_key.get(key)
-    metadata = assets_def.metadata_by_key.get(key, {}) if assets_def is not None else {}
-    if not metadata and key == AssetKey("s3_parquet"):  # checked on its own (tests): today's table
-        return key, "tweets"
-    return key, str(metadata.get("lake/table") or "/".join(key.path))
+    return key, lake_table(key)
 
 
 @dataclass(frozen=True)
@@ -138,16 +142,13 @@ class PublishedCollection:
     stream_prefix: str | None
 
 
-def published_collections(context, environment_stream: bool = False) -> list[PublishedCollection]:
+def published_collections(instance, environment_stream: bool = False) -> list[PublishedCollection]:
     """The environment's collection (``s3_parquet``; its stream segments when ``environment_stream``)
-    and every collection whose published asset is in ``context``'s code location (its
-    :data:`COLLECTION_METADATA` and ``athena/table`` metadata), sorted by name."""
+    and every collection that has published in this Dagster ``instance`` (an asset
+    ``[<collection>, tweets]`` in its catalog), sorted by name. A collection's stream segments
+    (``<collection>/raw_stream/``) are always included: a folder without any costs one listing per day."""
     found = [PublishedCollection(AssetKey("s3_parquet"), "", "raw_stream" if environment_stream else None)]
-    repository = getattr(context, "repository_def", None)
-    by_key = repository.assets_defs_by_key if repository is not None else {}
-    for key in sorted(by_key, key=lambda k: k.to_user_string()):
-        metadata = by_key[key].metadata_by_key.get(key, {})
-        name = metadata.get(COLLECTION_METADATA)
-        if name and "athena/table" in metadata:
-            found.append(PublishedCollection(key, str(name), "raw_stream" if metadata.get("tweet_assets/source") == "stream" else None))
+    for key in sorted(instance.get_asset_keys(), key=lambda k: k.to_user_string()):
+        if len(key.path) == 2 and key.path[1] == "tweets" and COLLECTION_NAME.fullmatch(key.path[0]):
+            found.append(PublishedCollection(key, key.path[0], "raw_stream"))
     return found
