@@ -22,6 +22,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from tweet_assets.partitions import start_date
 from tweet_assets.sources.replay_plan import DEFAULT_MAX_GAP_DAYS, DEFAULT_MAX_RUN_DAYS, archive_days, describe_plan, plan_runs
 from tweet_assets.sources.base import PostSource
+from tweet_assets.defs.pipeline.layout import with_resource_key
 
 #: Seconds between two readings of the archive.
 SENSOR_INTERVAL_S = 300
@@ -32,21 +33,21 @@ def replay_sensor(name: str = "replay_archive_sensor", job_name: str = "tweets_d
     """The replay sensor of one collection: ``name`` requests runs of ``job_name`` for the archive
     of the replay source bound at ``source_key``, none before ``first_day`` (default: ``start_date()``)."""
 
-    @sensor(
+    sensor_def = sensor(
         job_name=job_name,
         name=name,
         minimum_interval_seconds=SENSOR_INTERVAL_S,
         default_status=DefaultSensorStatus.STOPPED,
-        required_resource_keys={source_key},
         description=(
             f"Replays the twarc2 archive of the replay source ({setting}): one run per range of "
             f"nearby days with posts (gaps up to {DEFAULT_MAX_GAP_DAYS} days), each requested once; the other days stay unmaterialized."
         ),
     )
-    def _sensor(context: SensorEvaluationContext):
-        return replay_archive_runs(context, getattr(context.resources, source_key), first_day or start_date(), setting)
 
-    return _sensor
+    def replay_archive(context: SensorEvaluationContext, source: PostSource):
+        return replay_archive_runs(context, source, first_day or start_date(), setting)
+
+    return sensor_def(with_resource_key(replay_archive, "source", source_key))
 
 
 def replay_archive_runs(context: SensorEvaluationContext, source: PostSource, first_day: str, setting: str = "TWEET_ASSETS_SOURCE=replay and TWEET_ASSETS_REPLAY_DIR"):
