@@ -34,7 +34,7 @@ def _default_range(days: int = 3) -> tuple[str, str]:
     return (yesterday - timedelta(days=days - 1)).strftime(DAY_FORMAT), yesterday.strftime(DAY_FORMAT)
 
 
-def run_job(start: str, end: str):
+def run_job(start: str, end: str, job=None):
     """Run ``tweets_daily_job`` for partitions ``start…end`` (inclusive) as one run, in process,
     recorded in the Dagster instance at ``DAGSTER_HOME`` (so Dagit shows it).
 
@@ -45,7 +45,7 @@ def run_job(start: str, end: str):
 
     from tweet_assets.definitions import defs
 
-    job = defs.resolve_job_def("tweets_daily_job")
+    job = job or defs.resolve_job_def("tweets_daily_job")  # or a collection's (--collection)
     with DagsterInstance.get() as instance:
         return job.execute_in_process(
             instance=instance,
@@ -175,9 +175,10 @@ def _replay(args) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     path = os.path.abspath(os.path.expanduser(args.path))
     try:
+        collection_job = _collection_job(args.collection, path) if args.collection else None  # (job, collection)
         days = archive_days(path)
-        runs = plan_runs(days, max_gap_days=args.max_gap_days, max_run_days=args.max_run_days, first_day=start_date())
-    except (FileNotFoundError, ValueError) as exc:
+        runs = plan_runs(days, max_gap_days=args.max_gap_days, max_run_days=args.max_run_days, first_day=(collection_job and collection_job[1].start_date) or start_date())
+    except (FileNotFoundError, ValueError, LookupError) as exc:
         print(f"tweet-assets replay: {exc}", file=sys.stderr)
         return 2
     print(f"{path}: {describe_plan(days, runs)}", flush=True)
@@ -194,13 +195,36 @@ def _replay(args) -> int:
 
     from tweet_assets.definitions import defs
 
-    job = defs.resolve_job_def("tweets_daily_job")
+    job = collection_job[0] if collection_job else defs.resolve_job_def("tweets_daily_job")
     started = time.monotonic()
     with DagsterInstance.get() as instance:
         outcomes = replay_archive(runs, execute_range(job, instance), progress=lambda line: print(line, flush=True))
     failed = [o for o in outcomes if not o.success]
     print(f"{len(outcomes) - len(failed)} of {len(runs)} run(s) succeeded in {time.monotonic() - started:.1f}s (DAGSTER_HOME {os.environ['DAGSTER_HOME']})")
     return 1 if failed or len(outcomes) < len(runs) else 0
+
+
+def _collection_job(name: str, replay_path: str | None = None):
+    """``(<name>_daily_job, the TweetCollection)`` (tweet_assets.components.lookup); LookupError names the collections there are."""
+    from tweet_assets.components.lookup import collection_job
+
+    return collection_job(name, replay_path)
+
+
+def _collection_ddl_defaults(args) -> None:
+    """``ddl --collection NAME``: the collection's table name, lake folder and first day where not given."""
+    from tweet_assets.components.lookup import find_collection
+
+    collection = find_collection(args.collection)
+    if args.location == DEFAULT_LOCATION:
+        args.location = DEFAULT_LOCATION.replace("/tweets/", f"/{collection.name}/tweets/")
+    if args.table == DEFAULT_TABLE:
+        args.table = collection.table or collection.name
+    if args.first_day == start_date() and collection.start_date:
+        args.first_day = collection.start_date
+
+
+DEFAULT_LOCATION = "s3://YOUR-BUCKET/tweet_assets/tweets/"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     ddl = sub.add_parser("ddl", help="print the DDL of a warehouse (Athena by default, Redshift Spectrum, Snowflake)")
     catalog = sub.add_parser("catalog", help="create or update the table in the AWS Glue Data Catalog")
     for command in (ddl, catalog):
-        command.add_argument("--location", default="s3://YOUR-BUCKET/tweet_assets/tweets/", help="the table's S3 prefix (…/tweets/)")
+        command.add_argument("--location", default=DEFAULT_LOCATION, help="the table's S3 prefix (…/tweets/)")
         command.add_argument("--table", default=DEFAULT_TABLE)
         command.add_argument("--database", default=DEFAULT_DATABASE, help="the Glue database (Redshift: the external schema's)")
         command.add_argument("--first-day", default=start_date(), help="first dt of the partition projection range")
@@ -228,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--max-run-days", type=int, default=DEFAULT_MAX_RUN_DAYS, help=f"partitions per run at most (default {DEFAULT_MAX_RUN_DAYS})")
     replay.add_argument("--plan-only", action="store_true", help="print the runs, materialize nothing")
     sub.add_parser("stream", help="land the X API v2 filtered stream in the lake until stopped (settings: environment, see README)")
+    for command in (demo, ddl, replay):  # a collection of tweet_assets/defs/<name>/defs.yaml (docs/collections.md)
+        command.add_argument("--collection", metavar="NAME", help="act on this collection (default: the environment's, tweets)")
     args = parser.parse_args(argv)
 
     if args.command == "stream":
@@ -236,6 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         return _replay(args)
 
     if args.command == "ddl":
+        if args.collection:
+            try:
+                _collection_ddl_defaults(args)
+            except LookupError as exc:
+                parser.error(str(exc))
         days = _days(parser, args.days) if args.days else ()
         print(warehouse_ddl(args.dialect, args.location, table=args.table, database=args.database, first_day=args.first_day, iam_role=args.iam_role, days=days), end="")
         return 0
@@ -264,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"materializing raw_tweets → clean_tweets → s3_parquet for {args.start}…{args.end} (source {source}, lake {lake_url}, DAGSTER_HOME {os.environ['DAGSTER_HOME']})", flush=True)
     started = time.monotonic()
     try:
-        result = run_job(args.start, args.end)
+        result = run_job(args.start, args.end, _collection_job(args.collection)[0] if args.collection else None)
     except Exception as exc:  # noqa: BLE001 - a failed step: one readable line, the whole log is in Dagit
         print(f"the run failed: {type(exc).__name__}: {_first_lines(str(exc))}", file=sys.stderr)
         print(f"the full log is in the Dagster instance at {os.environ['DAGSTER_HOME']} (make dagit → Runs)", file=sys.stderr)
@@ -274,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s\n")
     print("the published table, read back as Athena reads it (hive-partitioned Parquet, DuckDB):\n")
-    print(read_back(lake_url))
+    print(read_back(f"{lake_url.rstrip('/')}/{args.collection}" if args.collection else lake_url))  # a collection's folder holds its tweets/
     return 0
 
 

@@ -271,3 +271,25 @@ def test_the_environment_alone_gives_todays_keys_groups_and_lake_paths(tmp_path,
     before = _ids(lake, "tweets", "2024-03-03")
     again = materialize(ALL, resources=res, instance=instance, partition_key="2024-03-03", selection=ALL[1:])
     assert again.success and _ids(lake, "tweets", "2024-03-03") == before and len(before) == 30
+
+
+def test_the_cli_acts_on_one_collection(tmp_path, x_api_v2, monkeypatch, capsys):
+    """``ddl --collection`` prints the collection's table, folder and first day; ``replay PATH
+    --collection NAME`` lands the archive in that collection's folder only."""
+    from tweet_assets import cli
+    from tweet_assets.components import lookup
+
+    _write_collection(tmp_path, "archive", replay={"path": "/nowhere"}, start_date="2021-06-01", table="archive_posts")
+    monkeypatch.setattr(lookup, "DEFS", tmp_path / "defs")
+    assert cli.main(["ddl", "--collection", "archive"]) == 0
+    ddl = capsys.readouterr().out
+    assert "archive_posts" in ddl and "s3://YOUR-BUCKET/tweet_assets/archive/tweets/" in ddl and "2021-06-01" in ddl
+    with pytest.raises(SystemExit):
+        cli.main(["ddl", "--collection", "brand"])
+    assert "collections: archive" in capsys.readouterr().err
+    lake = tmp_path / "lake"
+    monkeypatch.setenv("TWEET_ASSETS_LAKE_URL", str(lake))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
+    assert cli.main(["replay", str(x_api_v2 / ARCHIVE), "--collection", "archive"]) == 0
+    assert {p.split("/")[0] for p in _files(lake)} == {"archive"}
+    assert len(_ids(lake, "archive/tweets", ARCHIVE_DAY)) == 500

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -102,8 +103,11 @@ def with_resource_key(fn: Callable, param: str, resource_key: str) -> Callable:
     its parameters' names and annotations (``inspect.signature``)."""
     if param == resource_key:
         return fn
+    hints = typing.get_type_hints(fn)  # resolved in fn's module: string annotations would be read in this one
     signature = inspect.signature(fn)
-    parameters = [p.replace(name=resource_key) if p.name == param else p for p in signature.parameters.values()]
+    parameters = [
+        p.replace(name=resource_key if p.name == param else p.name, annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+    ]
 
     @functools.wraps(fn)
     def renamed(*args, **kwargs):
@@ -111,7 +115,7 @@ def with_resource_key(fn: Callable, param: str, resource_key: str) -> Callable:
         return fn(*args, **kwargs)
 
     renamed.__signature__ = signature.replace(parameters=parameters)
-    annotations = dict(getattr(fn, "__annotations__", {}))
+    annotations = dict(hints)
     if param in annotations:
         annotations[resource_key] = annotations.pop(param)
     renamed.__annotations__ = annotations
