@@ -145,7 +145,21 @@ def _catalog(args, days: list[str]) -> int:
     return 0
 
 
-def _stream() -> int:
+def _stream_collections(only: str | None = None) -> dict:
+    """``{collection: [(value, tag)]}`` of the stream collections (tweet_assets/defs/*/defs.yaml), or of ``only``."""
+    from tweet_assets.components.lookup import collection_yamls, find_collection
+
+    found = {}
+    for name in [only] if only else collection_yamls():
+        collection = find_collection(name)
+        if collection.stream is not None:
+            found[name] = [(r.value, r.tag) for r in collection.stream.rules]
+    if only and not found:
+        raise ValueError(f"collection {only!r} has no stream rules: --collection names a collection with a stream: source")
+    return found
+
+
+def _stream(collection: str | None = None) -> int:
     """Run the filtered-stream consumer; a configuration or access problem is one clear line."""
     import logging
 
@@ -155,8 +169,8 @@ def _stream() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return run()
-    except (FatalStreamError, LakeError, ValueError) as exc:  # RulesError is a ValueError
+        return run(collections=_stream_collections(collection))
+    except (FatalStreamError, LakeError, ValueError, LookupError) as exc:  # RulesError is a ValueError
         print(f"tweet-assets stream: {exc}", file=sys.stderr)
         return 2
 
@@ -251,13 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--max-gap-days", type=int, default=DEFAULT_MAX_GAP_DAYS, help=f"empty days allowed inside one run (default {DEFAULT_MAX_GAP_DAYS})")
     replay.add_argument("--max-run-days", type=int, default=DEFAULT_MAX_RUN_DAYS, help=f"partitions per run at most (default {DEFAULT_MAX_RUN_DAYS})")
     replay.add_argument("--plan-only", action="store_true", help="print the runs, materialize nothing")
-    sub.add_parser("stream", help="land the X API v2 filtered stream in the lake until stopped (settings: environment, see README)")
-    for command in (demo, ddl, replay):  # a collection of tweet_assets/defs/<name>/defs.yaml (docs/collections.md)
+    stream = sub.add_parser("stream", help="land the X API v2 filtered stream in the lake until stopped (settings: environment, see README)")
+    for command in (demo, ddl, replay, stream):  # a collection of tweet_assets/defs/<name>/defs.yaml (docs/collections.md)
         command.add_argument("--collection", metavar="NAME", help="act on this collection (default: the environment's, tweets)")
     args = parser.parse_args(argv)
 
     if args.command == "stream":
-        return _stream()
+        return _stream(args.collection)
     if args.command == "replay":
         return _replay(args)
 

@@ -293,3 +293,37 @@ def test_the_cli_acts_on_one_collection(tmp_path, x_api_v2, monkeypatch, capsys)
     assert cli.main(["replay", str(x_api_v2 / ARCHIVE), "--collection", "archive"]) == 0
     assert {p.split("/")[0] for p in _files(lake)} == {"archive"}
     assert len(_ids(lake, "archive/tweets", ARCHIVE_DAY)) == 500
+
+
+def test_a_stream_message_matching_two_collections_rules_lands_in_both(tmp_path, x_api_v2):
+    """The rules of two stream collections on one connection, tagged by collection; a message
+    whose ``matching_rules`` name both lands in both collections' segments, and each collection's
+    StreamSource reads it back; a message of one lands in that one only."""
+    from tweet_assets.lake.store import LocalLake
+    from tweet_assets.sources.stream import StreamSource
+    from tweet_assets.stream.collections import CollectionRouter, collection_rules
+    from tweet_assets.stream.segments import SegmentWriter
+
+    rules = collection_rules({"brand": [("acme", "mentions"), ("#acme", None)], "event": [("acme", "live")]})
+    assert sorted((r.value, r.tag) for r in rules) == [("#acme", "tweet_assets:brand:#acme"), ("acme", "tweet_assets:brand+event:mentions")]
+    lake = LocalLake(str(tmp_path / "lake"))
+    writers = {n: SegmentWriter(lake, str(tmp_path / "spool" / n), prefix=f"{n}/raw_stream", fsync=False) for n in ("brand", "event")}
+    router = CollectionRouter(SegmentWriter(lake, str(tmp_path / "spool" / "default"), fsync=False), writers)
+    pages = _recorded_pages(x_api_v2)
+    both, only = pages[0]["data"][0], pages[0]["data"][1]
+    tag = {r.value: r.tag for r in rules}
+    received = int(datetime.fromisoformat(both["created_at"].replace("Z", "+00:00")).timestamp() * 1000)
+    router.append(ARCHIVE_DAY, orjson.dumps({"data": both, "matching_rules": [{"id": "1", "tag": tag["acme"]}]}), received)
+    router.append(ARCHIVE_DAY, orjson.dumps({"data": only, "matching_rules": [{"id": "2", "tag": tag["#acme"]}]}), received + 1)
+    router.append(ARCHIVE_DAY, orjson.dumps({"data": only, "matching_rules": [{"id": "3", "tag": "someone-else"}]}), received + 2)
+    router.close()
+    import logging
+
+    def ids(prefix: str) -> list[str]:
+        source = StreamSource(location=lake_from_env({"TWEET_ASSETS_LAKE_URL": str(tmp_path / "lake")}), prefix=prefix)
+        start = datetime.strptime(ARCHIVE_DAY, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        return [orjson.loads(p.body)["data"][0]["id"] for p in source.pages(start, start + timedelta(days=1), logging.getLogger("test"))]
+
+    assert ids("brand/raw_stream") == [both["id"], only["id"]]
+    assert ids("event/raw_stream") == [both["id"]]
+    assert ids("raw_stream") == [only["id"]]  # no collection's rule: the environment's segments
