@@ -327,3 +327,40 @@ def test_a_stream_message_matching_two_collections_rules_lands_in_both(tmp_path,
     assert ids("brand/raw_stream") == [both["id"], only["id"]]
     assert ids("event/raw_stream") == [both["id"]]
     assert ids("raw_stream") == [only["id"]]  # no collection's rule: the environment's segments
+
+
+@pytest.mark.slow
+def test_dg_scaffolds_a_collection_and_dg_check_yaml_names_a_wrong_attribute(tmp_path):
+    """``dg scaffold defs tweet_assets.TweetCollection brand`` writes a defs.yaml that ``dg check
+    defs`` loads; a misspelt attribute fails ``dg check yaml`` naming file, line and attribute.
+    Run on a copy of the project, as a user runs dg in the checkout."""
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(repo / "pyproject.toml", project)
+    shutil.copytree(repo / "tweet_assets", project / "tweet_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWEET_ASSETS_", "DAGSTER_"))}
+    env.update(PYTHONPATH=str(project), VIRTUAL_ENV=str(bin_dir.parent), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", DAGSTER_DISABLE_TELEMETRY="1", NO_COLOR="1")
+
+    def dg(*args):
+        return subprocess.run([str(bin_dir / "dg"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=600)
+
+    scaffolded = dg("scaffold", "defs", "tweet_assets.TweetCollection", "brand")
+    assert scaffolded.returncode == 0, scaffolded.stdout + scaffolded.stderr
+    path = project / "tweet_assets" / "defs" / "brand" / "defs.yaml"
+    document = yaml.safe_load(path.read_text())
+    assert document["type"] == "tweet_assets.TweetCollection" and document["attributes"]["name"] == "brand"
+    checked = dg("check", "defs")
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    text = path.read_text().replace("  name: brand\n", "  name: brand\n  shedule: 15 0 * * *\n")
+    path.write_text(text)
+    line = text.splitlines().index("  shedule: 15 0 * * *") + 1
+    refused = dg("check", "yaml")
+    out = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert f"{path}:{line}" in out and "'shedule' was unexpected" in out
