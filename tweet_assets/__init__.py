@@ -8,3 +8,17 @@ The data path, top to bottom:
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``tweet_assets.TweetCollection`` (the component ``dg`` lists, ``[tool.dg.project]
+    registry_modules``), imported on first use so the engine packages never load Dagster's definitions."""
+    if name == "TweetCollection":
+        from tweet_assets.components import TweetCollection
+
+        return TweetCollection
+    raise AttributeError(f"module 'tweet_assets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "TweetCollection"])

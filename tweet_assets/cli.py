@@ -130,7 +130,7 @@ def run_warnings(instance, run_ids: list[str], limit: int = 20) -> list[str]:
     return list(seen)[:limit]
 
 
-def run_job(start: str, end: str, verbose: bool = False):
+def run_job(start: str, end: str, verbose: bool = False, job=None):
     """Run ``tweets_daily_job`` for partitions ``start…end`` (inclusive) as one run, in process,
     recorded in the Dagster instance at ``DAGSTER_HOME`` (so Dagit shows it).
 
@@ -141,7 +141,7 @@ def run_job(start: str, end: str, verbose: bool = False):
 
     from tweet_assets.definitions import defs
 
-    job = defs.resolve_job_def("tweets_daily_job")
+    job = job or defs.resolve_job_def("tweets_daily_job")  # or a collection's (--collection)
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
@@ -245,7 +245,21 @@ def _catalog(args, days: list[str]) -> int:
     return 0
 
 
-def _stream() -> int:
+def _stream_collections(only: str | None = None) -> dict:
+    """``{collection: [(value, tag)]}`` of the stream collections (tweet_assets/defs/*/defs.yaml), or of ``only``."""
+    from tweet_assets.components.lookup import collection_yamls, find_collection
+
+    found = {}
+    for name in [only] if only else collection_yamls():
+        collection = find_collection(name)
+        if collection.stream is not None:
+            found[name] = [(r.value, r.tag) for r in collection.stream.rules]
+    if only and not found:
+        raise ValueError(f"collection {only!r} has no stream rules: --collection names a collection with a stream: source")
+    return found
+
+
+def _stream(collection: str | None = None) -> int:
     """Run the filtered-stream consumer; a configuration or access problem is one clear line."""
     import logging
 
@@ -255,8 +269,8 @@ def _stream() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return run()
-    except (FatalStreamError, LakeError, ValueError) as exc:  # RulesError is a ValueError
+        return run(collections=_stream_collections(collection))
+    except (FatalStreamError, LakeError, ValueError, LookupError) as exc:  # RulesError is a ValueError
         print(f"tweet-assets stream: {exc}", file=sys.stderr)
         return 2
 
@@ -283,9 +297,10 @@ def _replay(args, parser) -> int:
     os.environ["TWEET_ASSETS_LAKE_URL"] = os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip() or REPLAY_LAKE
     try:
         check_settings("replay")
+        collection_job = _collection_job(args.collection, path) if args.collection else None  # (job, collection)
         days = archive_days(path)
-        runs = plan_runs(days, max_gap_days=args.max_gap_days, max_run_days=args.max_run_days, first_day=start_date())
-    except (FileNotFoundError, ValueError) as exc:
+        runs = plan_runs(days, max_gap_days=args.max_gap_days, max_run_days=args.max_run_days, first_day=(collection_job and collection_job[1].start_date) or start_date())
+    except (FileNotFoundError, ValueError, LookupError) as exc:
         parser.exit(2, f"tweet-assets replay: {exc}\n")
     print(f"tweet-assets replay: {path}: {describe_plan(days, runs)}; lake {os.environ['TWEET_ASSETS_LAKE_URL']}", flush=True)
     if args.plan_only:
@@ -299,7 +314,7 @@ def _replay(args, parser) -> int:
 
     from tweet_assets.definitions import defs
 
-    job = defs.resolve_job_def("tweets_daily_job")
+    job = collection_job[0] if collection_job else defs.resolve_job_def("tweets_daily_job")
     started = time.monotonic()
     with DagsterInstance.get() as instance, Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("runs", total=len(runs))
@@ -330,6 +345,29 @@ def _epilog(command: str) -> str:
     return "environment variables read:\n" + "\n".join(f"  {line}" for line in ENV_HELP[command])
 
 
+def _collection_job(name: str, replay_path: str | None = None):
+    """``(<name>_daily_job, the TweetCollection)`` (tweet_assets.components.lookup); LookupError names the collections there are."""
+    from tweet_assets.components.lookup import collection_job
+
+    return collection_job(name, replay_path)
+
+
+def _collection_ddl_defaults(args) -> None:
+    """``ddl --collection NAME``: the collection's table name, lake folder and first day where not given."""
+    from tweet_assets.components.lookup import find_collection
+
+    collection = find_collection(args.collection)
+    if args.location == DEFAULT_LOCATION:
+        args.location = DEFAULT_LOCATION.replace("/tweets/", f"/{collection.name}/tweets/")
+    if args.table == DEFAULT_TABLE:
+        args.table = collection.table or collection.name
+    if args.first_day is None and collection.start_date:
+        args.first_day = collection.start_date
+
+
+DEFAULT_LOCATION = "s3://YOUR-BUCKET/tweet_assets/tweets/"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser: ``tweet-assets {demo,ddl,catalog,replay,stream}``, each with its help,
     its options' help and the environment variables it reads (``--help``)."""
@@ -350,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Create or update the table in the AWS Glue Data Catalog (partition projection on dt), optionally storing partitions.",
                              epilog=_epilog("catalog"), formatter_class=formatter)
     for command in (ddl, catalog):
-        command.add_argument("--location", default="s3://YOUR-BUCKET/tweet_assets/tweets/", help="the table's S3 prefix, s3://BUCKET/…/tweets/ (default a placeholder)")
+        command.add_argument("--location", default=DEFAULT_LOCATION, help="the table's S3 prefix, s3://BUCKET/…/tweets/ (default a placeholder)")
         command.add_argument("--table", default=DEFAULT_TABLE, help=f"the table's name (default {DEFAULT_TABLE})")
         command.add_argument("--database", default=DEFAULT_DATABASE, help=f"the Glue database (Redshift: the external schema's; default {DEFAULT_DATABASE})")
         command.add_argument("--first-day", default=None, help="first dt of the partition projection range, YYYY-MM-DD (default TWEET_ASSETS_START_DATE or 2006-03-21)")
@@ -369,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     stream = sub.add_parser("stream", help="land the X API v2 filtered stream in the lake until stopped",
                             description="Run the filtered-stream consumer: sync the rules, land posts as 5-minute gzip JSON-lines segments under raw_stream/, reconnect with backoff, until stopped (SIGTERM/Ctrl-C). See docs/stream.md.",
                             epilog=_epilog("stream"), formatter_class=formatter)
+    for command in (demo, ddl, replay, stream):  # a collection of tweet_assets/defs/<name>/defs.yaml (docs/collections.md)
+        command.add_argument("--collection", metavar="NAME", help="act on this collection (default: the environment's, tweets)")
     for command in (demo, replay):
         command.add_argument("-v", "--verbose", action="store_true", help="also print Dagster's event log (always stored in DAGSTER_HOME; Dagit shows it)")
     parser._tweet_assets_subparsers = {"demo": demo, "ddl": ddl, "catalog": catalog, "replay": replay, "stream": stream}  # noqa: SLF001
@@ -381,10 +421,15 @@ def main(argv: list[str] | None = None) -> int:
     command = parser._tweet_assets_subparsers[args.command]  # noqa: SLF001 - errors show the subcommand's usage
 
     if args.command == "stream":
-        return _stream()
+        return _stream(args.collection)
     if args.command == "replay":
         return _replay(args, command)
 
+    if args.command == "ddl" and args.collection:
+        try:
+            _collection_ddl_defaults(args)
+        except LookupError as exc:
+            command.error(str(exc))
     if args.command in ("ddl", "catalog"):
         if not args.location.startswith("s3://") or not args.location[5:].split("/", 1)[0]:
             command.error(f"--location {args.location!r} is not an S3 URL: use s3://BUCKET/prefix/tweets/")
@@ -433,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tweet-assets demo: materializing raw_tweets → clean_tweets → s3_parquet for {args.start}…{args.end} (source {source}, into {lake_url}, DAGSTER_HOME {home})", flush=True)
     started = time.monotonic()
     try:
-        result = run_job(args.start, args.end, verbose=args.verbose)
+        result = run_job(args.start, args.end, verbose=args.verbose, job=_collection_job(args.collection)[0] if args.collection else None)
     except Exception as exc:  # noqa: BLE001 - a failed step: one readable line, the whole log is in Dagit
         print(f"the run failed: {type(exc).__name__}: {_first_lines(str(exc))}", file=sys.stderr)
         print(f"the full log is in the Dagster instance at {home} (make dagit → Runs)", file=sys.stderr)
@@ -443,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s\n")
     print("the published table, read back as Athena reads it (hive-partitioned Parquet, DuckDB):\n")
-    print(read_back(lake_url))
+    print(read_back(f"{lake_url.rstrip('/')}/{args.collection}" if args.collection else lake_url))  # a collection's folder holds its tweets/
     print("\nthe command itself: . .venv/bin/activate, then tweet-assets --help (README.md, docs/)")
     print(f"next: make dagit (Dagit on http://127.0.0.1:3000: the run, each day's checks, the lineage); query: duckdb -c \"SELECT count(*) FROM read_parquet('{lake_url}/tweets/dt=*/*.parquet', hive_partitioning=true)\"")
     return 0

@@ -36,6 +36,7 @@ from tweet_assets.x import session as http
 from tweet_assets.x.session import API_HOST
 from tweet_assets.stream.consumer import STALL_TIMEOUT_S, StreamConsumer
 from tweet_assets.stream.reconnect import FatalStreamError
+from tweet_assets.stream.collections import CollectionRouter, collection_rules
 from tweet_assets.stream.rules import TAG_PREFIX, list_rules, load_rules, sync_rules
 from tweet_assets.stream.segments import MAX_AGE_S, PREFIX, SegmentWriter
 
@@ -73,7 +74,7 @@ def rules_client(token: str, base_url: str = API_HOST):
     return http.rules_client(token, base_url)
 
 
-def run(env=None) -> int:
+def run(env=None, collections: dict[str, list[tuple[str, str | None]]] | None = None) -> int:
     """Run the consumer until SIGTERM/SIGINT; returns the exit status (0 after a stop).
 
     Raises:
@@ -95,11 +96,18 @@ def run(env=None) -> int:
         max_bytes=int(_number(env, "TWEET_ASSETS_STREAM_SEGMENT_MB", 16) * (1 << 20)),
         fsync=env.get("TWEET_ASSETS_STREAM_FSYNC", "1").strip() not in ("0", "false", "no"),
     )
+    if collections:  # the stream collections' rules on this one connection (tweet_assets.stream.collections)
+        writer = CollectionRouter(writer, {
+            name: SegmentWriter(lake, os.path.join(writer.spool_dir, name), prefix=f"{name}/{PREFIX}", max_age_s=writer.max_age_s, max_bytes=writer.max_bytes, fsync=writer.fsync)
+            for name in collections
+        }, prefix)
     recovered = writer.recover()  # what a crash left goes first
     log.info("lake %s; %d segment(s) recovered from %s", lake.url, len(recovered), writer.spool_dir)
     client = rules_client(token, base_url)
     configured = env.get("TWEET_ASSETS_STREAM_RULES", "").strip()
     desired = load_rules(configured, prefix) if configured else None  # a bad file fails before any request
+    if collections:
+        desired = (desired or []) + collection_rules(collections, prefix)
     try:
         if desired is not None:
             active = sync_rules(
@@ -115,7 +123,7 @@ def run(env=None) -> int:
             f"{RULES_PATH}: {' '.join(str(exc).split())[:300]}. Check X_BEARER_TOKEN and that your access tier includes "
             "the filtered stream (Pro or higher; check your developer portal)."
         ) from None
-    lake.put_bytes(f"{PREFIX}/{RULES_KEY}", orjson.dumps({"rules": active, "tag_prefix": prefix, "managed": bool(configured)}))
+    lake.put_bytes(f"{PREFIX}/{RULES_KEY}", orjson.dumps({"rules": active, "tag_prefix": prefix, "managed": bool(configured or collections)}))
     consumer = StreamConsumer(token, writer, base_url=base_url, stall_timeout_s=_number(env, "TWEET_ASSETS_STREAM_STALL_S", STALL_TIMEOUT_S))
     previous = {sig: signal.signal(sig, lambda *_: consumer.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -22,6 +22,7 @@ the days the ledger names.
 
 
 import os
+import posixpath
 import time
 import warnings
 from collections import Counter
@@ -57,6 +58,8 @@ from tweet_assets.partitions import daily_partitions
 from tweet_assets.lake.store import Lake
 from tweet_assets.lake import lineage
 from tweet_assets.lake.leases import DayLeases, dagster_run_finished, lease_wait_s
+from tweet_assets.lake.prefixes import sub_lake
+from tweet_assets.defs.pipeline.layout import checked_asset, published_collections
 
 # Partitioned asset checks are "preview" in Dagster 1.13 (as in checks.py).
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
@@ -98,14 +101,20 @@ class ComplianceConfig(Config):
 def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, lake: LakeResource, compliance_api: ComplianceApi) -> MaterializeResult:
     """Check the range's published ids with X, record the affected ones, remove them everywhere."""
     store = lake.lake()
-    days = published_days(store, config.first_day or None, config.last_day or None)
-    context.log.info(f"checking {len(days)} published day(s) {days[0] if days else ''}…{days[-1] if days else ''} under {store.uri('tweets')}")
+    # every collection's published table (the environment's tweets/ and each <collection>/tweets/): one ledger for all
+    collections = [(c, sub_lake(store, c.prefix)) for c in published_collections(context.instance, config.raw_stream)]
+    places = [(c, zone, day) for c, zone in collections for day in published_days(zone, config.first_day or None, config.last_day or None)]
+    days = sorted({day for _, _, day in places})
+    context.log.info(
+        f"checking {len(days)} published day(s) {days[0] if days else ''}…{days[-1] if days else ''} under "
+        + ", ".join(zone.uri("tweets") for _, zone in collections)
+    )
     ledger = read_ledger(store)
     rows_before = ledger.num_rows
     found, jobs = [], []
     started = time.monotonic()
     checked = 0
-    for number, part in enumerate(_id_batches(store, days, max(1, config.ids_per_job)), start=1):
+    for number, part in enumerate(_id_batches([(zone, day) for _, zone, day in places], max(1, config.ids_per_job)), start=1):
         job, body = compliance_api.check(part, name=f"tweet_assets {days[0]}..{days[-1]} part {number}", log=context.log)
         result = parse_results(body, datetime.now(timezone.utc), job.id)
         checked += len(part)
@@ -117,7 +126,10 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
         ledger = add_to_ledger(store, result)  # conditional: a concurrent run's ids are kept
     new = pa.concat_tables(found) if found else ledger.schema.empty_table()
     reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
-    removed_by_day = _remove(context, store, days, ledger, "raw_stream" if config.raw_stream else None)
+    removed_by_day = {}
+    for c, zone in collections:
+        removed = _remove(context, zone, [day for d_c, _, day in places if d_c is c], ledger, c.stream_prefix, c.key)
+        removed_by_day.update({f"{c.prefix}/{day}" if c.prefix else day: r for day, r in removed.items()})
     removed_reasons = Counter(_reason(reasons, i) for day in removed_by_day.values() for i in day.removed_ids)
     return MaterializeResult(
         metadata={
@@ -144,13 +156,13 @@ def _reason(reasons: dict, post_id: int) -> str:
     return reasons[post_id] or "unknown"
 
 
-def _id_batches(store: Lake, days: list[str], size: int) -> Iterator[list[int]]:
-    """The ids to check of ``days`` (published and referenced:
+def _id_batches(places: list[tuple[Lake, str]], size: int) -> Iterator[list[int]]:
+    """The ids to check of ``places`` (``(lake of a collection, day)``: published and referenced ids,
     :func:`tweet_assets.compliance.rewrite.submitted_ids`), day after day, in lists of at most ``size``
-    ids without repeats (an id referenced on several days can recur in a later list; the ledger
-    keeps its first result), so a lake of years is never held whole."""
+    ids without repeats (an id referenced on several days or collections can recur in a later list;
+    the ledger keeps its first result), so a lake of years is never held whole."""
     batch: dict[int, None] = {}
-    for day in days:
+    for store, day in places:
         for i in submitted_ids(store, day).to_pylist():
             batch[i] = None
             if len(batch) == size:
@@ -160,10 +172,10 @@ def _id_batches(store: Lake, days: list[str], size: int) -> Iterator[list[int]]:
         yield list(batch)
 
 
-def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger: pa.Table, stream_prefix: str | None) -> dict:
+def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger: pa.Table, stream_prefix: str | None, published_key: AssetKey = AssetKey("s3_parquet")) -> dict:
     """Rewrite each day of ``days`` whose published rows hold or reference (retweet, quote, reply)
     a ledger id, or named by a ledger row's created_at; record per day the posts removed by reason
-    as an ``s3_parquet`` materialization."""
+    as a materialization of ``published_key`` (``s3_parquet`` or a collection's ``[<name>, tweets]``)."""
     ids = ledger.column("id").combine_chunks()
     reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
     named = {t.strftime("%Y-%m-%d") for t in ledger.column("created_at").to_pylist() if t is not None}
@@ -193,7 +205,7 @@ def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger
         if removal.published:
             context.log_event(
                 AssetMaterialization(
-                    asset_key=AssetKey("s3_parquet"),
+                    asset_key=published_key,
                     partition=day,
                     description="rewritten without posts in the compliance ledger",
                     metadata={
@@ -209,10 +221,12 @@ def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger
     return out
 
 
-def ledger_ids_published(store: Lake, days: list[str] | None = None) -> dict[str, int]:
-    """``{day: count}`` of ledger ids still published, over ``days`` (default: the days the
-    ledger's created_at values name that have a published object)."""
+def ledger_ids_published(store: Lake, days: list[str] | None = None, published: Lake | None = None) -> dict[str, int]:
+    """``{day: count}`` of ledger ids still published in ``published`` (a collection's lake,
+    tweet_assets.lake.prefixes; default ``store``), over ``days`` (default: the days the ledger's
+    created_at values name that have a published object). The ledger is ``store``'s."""
     ledger = read_ledger(store)
+    store = published or store
     ids = ledger.column("id").combine_chunks()
     if days is None:
         named = {t.strftime("%Y-%m-%d") for t in ledger.column("created_at").to_pylist() if t is not None}
@@ -226,9 +240,11 @@ def ledger_ids_published(store: Lake, days: list[str] | None = None) -> dict[str
 
 
 @asset_check(asset=compliance_ledger, description="No published id (tweets/dt=…, on the days the ledger's posts were created) is in the compliance ledger.")
-def no_published_id_in_ledger(lake: LakeResource) -> AssetCheckResult:
+def no_published_id_in_ledger(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
     store = lake.lake()
-    found = ledger_ids_published(store)
+    found = {}
+    for c in published_collections(context.instance):  # every collection's tweets/ (the environment's: its days as keys)
+        found.update({f"{c.prefix}/{day}" if c.prefix else day: n for day, n in ledger_ids_published(store, None, sub_lake(store, c.prefix)).items()})
     return AssetCheckResult(passed=not found, metadata={"ledger_rows": len(ledger_ids(store)), "published_ledger_ids_by_day": MetadataValue.json(found)})
 
 
@@ -242,12 +258,13 @@ def published_ids_not_in_ledger(context: AssetCheckExecutionContext, lake: LakeR
     ``stored`` (False for a day without posts: no object, nothing published); one evaluation per
     day (tweet_assets.defs.pipeline.partition_checks)."""
     store = lake.lake()
+    zone = sub_lake(store, posixpath.dirname(checked_asset(context)[1]))  # s3_parquet's tweets/ or <collection>/tweets/
     results = {}
     for day in context.partition_keys:
-        if store.size(LakeIOManager.key("tweets", "parquet", day)) is None:  # empty days store no object
+        if zone.size(LakeIOManager.key("tweets", "parquet", day)) is None:  # empty days store no object
             results[day] = AssetCheckResult(passed=True, description="no posts that day: nothing published", metadata={"stored": False, "published_ledger_ids_by_day": MetadataValue.json({})})
             continue
-        found = ledger_ids_published(store, [day])
+        found = ledger_ids_published(store, [day], zone)
         results[day] = AssetCheckResult(passed=not found, metadata={"stored": True, "published_ledger_ids_by_day": MetadataValue.json(found)})
     yield from partition_checks.per_partition(context, results)
 

@@ -14,7 +14,7 @@ import warnings
 from collections import Counter
 
 import polars as pl
-from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, BackfillPolicy, BetaWarning, MetadataValue, asset
 
 from tweet_assets.compliance.ledger import ledger_ids
 from tweet_assets.compliance.rewrite import filter_chunks
@@ -33,6 +33,7 @@ from tweet_assets.warehouses import DIALECTS
 from tweet_assets.warehouses import ddl as warehouse_ddl
 from tweet_assets.schema import DEFAULT_TABLE
 from tweet_assets.lake.spools import open_spool_dir
+from tweet_assets.defs.pipeline.layout import ENVIRONMENT, PipelineLayout, with_resource_key
 
 # BackfillPolicy is marked beta in Dagster 1.13; it is the documented way to run a range in one run.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
@@ -47,21 +48,7 @@ QUARANTINE_SAMPLE = 20
 PUBLISHED_TABLE = "tweets"
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    pool="x_api",
-    group_name=GROUP,
-    owners=OWNERS,
-    kinds={"python", "json"},
-    metadata={"lake/table": "raw_tweets", "lake/format": "jsonl.gz"},
-    description=(
-        "The day's X API v2 response pages as received (data, includes, meta, errors), one page per "
-        "line in gzip JSON lines: the landing zone, from which everything downstream can be "
-        "recomputed without calling the API again."
-    ),
-)
-def raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeResource) -> dict[str, SpooledPages]:
+def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeResource) -> dict[str, SpooledPages]:
     """Check the lake takes writes, then stream the window's pages from the source into one spool
     file per day."""
     days = list(context.partition_keys)
@@ -123,20 +110,7 @@ def raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeRes
     return result
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    group_name=GROUP,
-    owners=OWNERS,
-    kinds={"polars", "parquet"},
-    metadata={"lake/table": "clean_tweets", "lake/format": "parquet", "dagster/column_schema": dagster_table_schema()},
-    description=(
-        "One typed row per post (its copies in the day merged field by field): every field of the API v2 post "
-        "object and its expansions (author, referenced posts, media, poll, place) as columns "
-        "(tweet_assets.schema). Unreadable pages and posts are quarantined and counted."
-    ),
-)
-def clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages], lake: LakeResource) -> dict[str, SpooledTable]:
+def flatten_clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages], lake: LakeResource) -> dict[str, SpooledTable]:
     """Flatten the run's landed pages (read back in batches, several small days per batch) into
     each day's rows; a run of many days is flattened on worker threads (tweet_assets.transform.day_workers).
     Posts in the compliance ledger (tweet_assets.compliance.ledger) are left out, so a recompute never
@@ -215,25 +189,7 @@ def _write_day(day: str, out: DayResult, spool_dir: str, removed_ids=None) -> tu
     return table, metadata, warning
 
 
-@asset(
-    partitions_def=daily_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    group_name=GROUP,
-    owners=OWNERS,
-    kinds={"parquet", "s3", "athena"},
-    metadata={
-        "lake/table": PUBLISHED_TABLE,
-        "lake/format": "parquet",
-        "dagster/column_schema": dagster_table_schema(),
-        "athena/table": DEFAULT_TABLE,
-    },
-    description=(
-        "The published table: Hive layout tweets/dt=YYYY-MM-DD/part-00000.parquet (dt not in the "
-        "file), zstd, timestamps in ms UTC, sorted by created_at, one object per day overwritten on "
-        "rerun. Query it from Athena, Redshift Spectrum or Snowflake with the DDL in this asset's metadata (athena_ddl, redshift_ddl, snowflake_ddl)."
-    ),
-)
-def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTable], lake: LakeResource) -> dict:
+def publish_s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTable], lake: LakeResource) -> dict:
     """Publish each day's rows: clean_tweets' object as it is when its footer shows the published
     schema and rows sorted by ``(created_at, id)`` (a server-side copy on S3), otherwise the rows
     cast to the published schema and sorted, one day at a time."""
@@ -249,14 +205,15 @@ def s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, StoredTab
             result[day] = spool_table(_sorted_batches(stored), spool_dir, day, PUBLISHED_SCHEMA, SORTED_BY)
             rows = result[day].rows
         context.add_asset_metadata({"dagster/row_count": rows, "rows": rows}, partition_key=day)
-    location = lake.lake().uri(PUBLISHED_TABLE)
+    table, warehouse_table, first_day = _publishing(context)  # the collection's (tweet_assets.defs.pipeline.layout)
+    location = lake.lake().uri(table)
     context.log.info(f"publishing {len(result)} day(s) to {location}: {copied} copied as they are, {len(result) - copied} rewritten")
     context.add_output_metadata(
         {
             "table_location": location,
             # each starts with its "-- dialect: …" line (tweet_assets.warehouses)
             **{
-                f"{dialect}_ddl": MetadataValue.md(f"```sql\n{warehouse_ddl(dialect, location, first_day=start_date(), header=True)}```")
+                f"{dialect}_ddl": MetadataValue.md(f"```sql\n{warehouse_ddl(dialect, location, table=warehouse_table, first_day=first_day, header=True)}```")
                 for dialect in DIALECTS
             },
         }
@@ -271,3 +228,86 @@ def _sorted_batches(stored: StoredTable):
         yield from stored.batches()
     else:
         yield stored.frame().sort(["created_at", "id"]).to_arrow()
+
+
+def _publishing(context: AssetExecutionContext) -> tuple[str, str, str]:
+    """The running published asset's lake table (``tweets`` or ``<collection>/tweets``), warehouse
+    table name and first partition day (``YYYY-MM-DD``), from its definition."""
+    metadata = context.assets_def.metadata_by_key[context.asset_key]
+    first_day = context.assets_def.partitions_def.start.strftime("%Y-%m-%d")
+    return str(metadata["lake/table"]), str(metadata.get("athena/table") or DEFAULT_TABLE), first_day
+
+
+# --- The builders: the same three bodies, decorated for one collection (tweet_assets.components).
+# The environment's collection (ENVIRONMENT) gives today's keys, group and lake tables.
+
+
+def raw_tweets_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition:
+    """``raw_tweets`` of ``layout``'s collection: its source resource, its lake table, the shared ``x_api`` pool."""
+    return asset(
+        name="raw_tweets",
+        key_prefix=layout.key_prefix,
+        partitions_def=layout.partitions_def,
+        backfill_policy=BACKFILL_POLICY,
+        pool="x_api",
+        group_name=layout.group,
+        owners=OWNERS,
+        kinds={"python", "json"},
+        metadata={"lake/table": layout.table("raw_tweets"), "lake/format": "jsonl.gz", **layout.metadata},
+        description=(
+            "The day's X API v2 response pages as received (data, includes, meta, errors), one page per "
+            "line in gzip JSON lines: the landing zone, from which everything downstream can be "
+            "recomputed without calling the API again."
+        ),
+    )(with_resource_key(land_raw_tweets, "source", layout.source_key))
+
+
+def clean_tweets_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition:
+    """``clean_tweets`` of ``layout``'s collection (reads its ``raw_tweets``)."""
+    return asset(
+        name="clean_tweets",
+        key_prefix=layout.key_prefix,
+        ins={"raw_tweets": AssetIn(key=layout.key("raw_tweets"))},
+        partitions_def=layout.partitions_def,
+        backfill_policy=BACKFILL_POLICY,
+        group_name=layout.group,
+        owners=OWNERS,
+        kinds={"polars", "parquet"},
+        metadata={"lake/table": layout.table("clean_tweets"), "lake/format": "parquet", "dagster/column_schema": dagster_table_schema(), **layout.metadata},
+        description=(
+            "One typed row per post (its copies in the day merged field by field): every field of the API v2 post "
+            "object and its expansions (author, referenced posts, media, poll, place) as columns "
+            "(tweet_assets.schema). Unreadable pages and posts are quarantined and counted."
+        ),
+    )(flatten_clean_tweets)
+
+
+def s3_parquet_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition:
+    """The published table of ``layout``'s collection (``s3_parquet``, or ``[<collection>, tweets]``)."""
+    return asset(
+        name=layout.published_name,
+        key_prefix=layout.key_prefix,
+        ins={"clean_tweets": AssetIn(key=layout.key("clean_tweets"))},
+        partitions_def=layout.partitions_def,
+        backfill_policy=BACKFILL_POLICY,
+        group_name=layout.group,
+        owners=OWNERS,
+        kinds={"parquet", "s3", "athena"},
+        metadata={
+            "lake/table": layout.table(PUBLISHED_TABLE),
+            "lake/format": "parquet",
+            "dagster/column_schema": dagster_table_schema(),
+            "athena/table": layout.warehouse_table,
+            **layout.metadata,
+        },
+        description=(
+            f"The published table: Hive layout {layout.table(PUBLISHED_TABLE)}/dt=YYYY-MM-DD/part-00000.parquet (dt not in the "
+            "file), zstd, timestamps in ms UTC, sorted by created_at, one object per day overwritten on "
+            "rerun. Query it from Athena, Redshift Spectrum or Snowflake with the DDL in this asset's metadata (athena_ddl, redshift_ddl, snowflake_ddl)."
+        ),
+    )(publish_s3_parquet)
+
+
+raw_tweets = raw_tweets_asset()
+clean_tweets = clean_tweets_asset()
+s3_parquet = s3_parquet_asset()

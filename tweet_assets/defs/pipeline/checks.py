@@ -31,6 +31,7 @@ from dagster import (
 
 from tweet_assets.defs.pipeline import assets as pipeline  # the module, not its objects: dg loads each object from the file that defines it
 from tweet_assets.defs.pipeline.partition_checks import per_partition
+from tweet_assets.defs.pipeline.layout import checked_asset
 from tweet_assets.lake.empty_days import EmptyTable, read_days, recorded_empty
 from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
 from tweet_assets.lake.values import StoredTable
@@ -82,9 +83,10 @@ def published_schema_matches(context: AssetCheckExecutionContext, lake: LakeReso
     """Per day: ``empty_day`` (a day without posts stores no object: nothing Athena could misread)
     and ``mismatches`` (one line per differing column)."""
     store = lake.lake()
-    keys = {day: LakeIOManager.key(pipeline.PUBLISHED_TABLE, "parquet", day) for day in context.partition_keys}
+    checked, table = checked_asset(context)  # s3_parquet or a collection's [<name>, tweets]
+    keys = {day: LakeIOManager.key(table, "parquet", day) for day in context.partition_keys}
     # a day stored empty has no object (tweet_assets.lake.empty_days): 0 rows, nothing to compare
-    days = read_days(store, keys, "parquet", lambda missing: recorded_empty(context.instance, pipeline.s3_parquet.key, missing), lambda s, k, f: StoredTable(s, k, s.uri(k)))
+    days = read_days(store, keys, "parquet", lambda missing: recorded_empty(context.instance, checked, missing), lambda s, k, f: StoredTable(s, k, s.uri(k)))
     results = {}
     for day, stored in days.items():
         if isinstance(stored, EmptyTable):
@@ -135,9 +137,10 @@ def raw_posts_match_api_count(context: AssetCheckExecutionContext):
     WARN; a day without a count yields no evaluation (Dagit: Skipped) and a log line with the
     source's reason (``api_post_count_skipped`` / ``api_post_count_error``)."""
     days = list(context.partition_keys)
+    raw_key = checked_asset(context)[0]  # raw_tweets or a collection's [<name>, raw_tweets]
     latest: dict[str, dict] = {}
     for day in days:  # the latest materialization of each day (one query each: older ones never crowd out a day)
-        records = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=pipeline.raw_tweets.key, asset_partitions=[day]), limit=1).records
+        records = context.instance.fetch_materializations(AssetRecordsFilter(asset_key=raw_key, asset_partitions=[day]), limit=1).records
         materialization = records[0].asset_materialization if records else None
         if materialization is not None:
             latest[day] = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}

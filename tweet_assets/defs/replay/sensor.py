@@ -22,23 +22,35 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from tweet_assets.partitions import start_date
 from tweet_assets.sources.replay_plan import DEFAULT_MAX_GAP_DAYS, DEFAULT_MAX_RUN_DAYS, archive_days, describe_plan, plan_runs
 from tweet_assets.sources.base import PostSource
+from tweet_assets.defs.pipeline.layout import with_resource_key
 
 #: Seconds between two readings of the archive.
 SENSOR_INTERVAL_S = 300
 REPLAY_TAG = "tweet_assets/replay"
 
 
-@sensor(
-    job_name="tweets_daily_job",
-    name="replay_archive_sensor",
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=DefaultSensorStatus.STOPPED,
-    description=(
-        "Replays the twarc2 archive at TWEET_ASSETS_REPLAY_DIR (TWEET_ASSETS_SOURCE=replay): one run per range of "
-        f"nearby days with posts (gaps up to {DEFAULT_MAX_GAP_DAYS} days), each requested once; the other days stay unmaterialized."
-    ),
-)
-def replay_archive_sensor(context: SensorEvaluationContext, source: PostSource):
+def replay_sensor(name: str = "replay_archive_sensor", job_name: str = "tweets_daily_job", source_key: str = "source", first_day: str | None = None, setting: str = "TWEET_ASSETS_SOURCE=replay and TWEET_ASSETS_REPLAY_DIR"):
+    """The replay sensor of one collection: ``name`` requests runs of ``job_name`` for the archive
+    of the replay source bound at ``source_key``, none before ``first_day`` (default: ``start_date()``)."""
+
+    sensor_def = sensor(
+        job_name=job_name,
+        name=name,
+        minimum_interval_seconds=SENSOR_INTERVAL_S,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=(
+            f"Replays the twarc2 archive of the replay source ({setting}): one run per range of "
+            f"nearby days with posts (gaps up to {DEFAULT_MAX_GAP_DAYS} days), each requested once; the other days stay unmaterialized."
+        ),
+    )
+
+    def replay_archive(context: SensorEvaluationContext, source: PostSource):
+        return replay_archive_runs(context, source, first_day or start_date(), setting)
+
+    return sensor_def(with_resource_key(replay_archive, "source", source_key))
+
+
+def replay_archive_runs(context: SensorEvaluationContext, source: PostSource, first_day: str, setting: str = "TWEET_ASSETS_SOURCE=replay and TWEET_ASSETS_REPLAY_DIR"):
     """Request the planned runs of the replay source's archive; skip (saying why) for other sources.
 
     Returns a :class:`SensorResult` of ``RunRequest`` s (run key ``replay <start>...<end> <posts>``)
@@ -46,10 +58,10 @@ def replay_archive_sensor(context: SensorEvaluationContext, source: PostSource):
     """
     path = getattr(source, "path", None)
     if source.source_name != "replay" or not path:
-        return SkipReason(f"the source is {source.source_name!r}: set TWEET_ASSETS_SOURCE=replay and TWEET_ASSETS_REPLAY_DIR to replay an archive")
+        return SkipReason(f"the source is {source.source_name!r}: set {setting} to replay an archive")
     try:
         days = archive_days(path, context.log)
-        runs = plan_runs(days, max_gap_days=DEFAULT_MAX_GAP_DAYS, max_run_days=DEFAULT_MAX_RUN_DAYS, first_day=start_date())
+        runs = plan_runs(days, max_gap_days=DEFAULT_MAX_GAP_DAYS, max_run_days=DEFAULT_MAX_RUN_DAYS, first_day=first_day)
     except (FileNotFoundError, ValueError) as exc:
         return SkipReason(str(exc))
     context.log.info(f"{path}: {describe_plan(days, runs)}")
@@ -62,3 +74,6 @@ def replay_archive_sensor(context: SensorEvaluationContext, source: PostSource):
             for r in runs
         ]
     )
+
+
+replay_archive_sensor = replay_sensor()
