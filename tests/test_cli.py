@@ -174,3 +174,19 @@ def test_demo_output_is_one_line_per_run_and_ends_with_the_next_step(tmp_path):
     assert lines[-1].startswith("next: make dagit")
     assert (tmp_path / "home" / "dagster.yaml").read_text().endswith("telemetry:\n  enabled: false\n")
     assert "No dagster instance configuration file" not in text
+
+
+@pytest.mark.slow
+def test_replay_prints_one_line_per_run_into_its_own_lake(tmp_path, x_api_v2):
+    """`tweet-assets replay` on a recorded archive: the plan, one progress line per run, a summary
+    and the next step; no Dagster event log; the posts land in ./replay-lake, not the demo's ./lake."""
+    env = _env(tmp_path)
+    del env["TWEET_ASSETS_LAKE_URL"]
+    out = subprocess.run([sys.executable, "-m", "tweet_assets.cli", "replay", str(x_api_v2 / "twarc-network-test-data")], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "DEBUG" not in out.stdout + out.stderr and " - dagster - " not in out.stdout + out.stderr
+    lines = [l for l in out.stdout.splitlines() if l.strip()]
+    assert lines[0].startswith("tweet-assets replay: ") and lines[0].endswith("lake replay-lake")
+    assert len([l for l in lines if l.startswith("[1/1] ") and ": ok in " in l]) == 1
+    assert lines[-2].startswith("1 of 1 run(s) succeeded") and lines[-1].startswith("next: make dagit")
+    assert (tmp_path / "replay-lake" / "tweets" / "dt=2021-06-26" / "part-00000.parquet").is_file() and not (tmp_path / "lake").exists()
