@@ -24,7 +24,7 @@ from tweet_assets.transform.flatten import finalize_days
 from tweet_assets.transform.pages import PAGE_REASONS, count_quarantined
 from tweet_assets.lake.io_manager import LakeResource, hold_days_for_source
 from tweet_assets.lake.values import SpooledPages, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
-from tweet_assets.partitions import backfill_policy_from_env, daily_partitions, start_date
+from tweet_assets.partitions import backfill_policy_from_env, daily_partitions, projection_start_date, start_date
 from tweet_assets.lake.parquet import SORTED_BY, is_sorted_by
 from tweet_assets.schema import PUBLISHED_SCHEMA
 from tweet_assets.warehouses.athena import dagster_table_schema
@@ -234,8 +234,11 @@ def _publishing(context: AssetExecutionContext) -> tuple[str, str, str]:
     """The running published asset's lake table (``tweets`` or ``<collection>/tweets``), warehouse
     table name and first partition day (``YYYY-MM-DD``), from its definition."""
     metadata = context.assets_def.metadata_by_key[context.asset_key]
-    first_day = context.assets_def.partitions_def.start.strftime("%Y-%m-%d")
-    return str(metadata["lake/table"]), str(metadata.get("athena/table") or DEFAULT_TABLE), first_day
+    table = str(metadata["lake/table"])
+    # the environment's table: the fixed projection start (the partitions' start may be a moving
+    # window, partitions.default_start_date); a collection's: its own first partition
+    first_day = projection_start_date() if table == PUBLISHED_TABLE else context.assets_def.partitions_def.start.strftime("%Y-%m-%d")
+    return table, str(metadata.get("athena/table") or DEFAULT_TABLE), first_day
 
 
 # --- The builders: the same three bodies, decorated for one collection (tweet_assets.components).
