@@ -190,3 +190,26 @@ def test_replay_prints_one_line_per_run_into_its_own_lake(tmp_path, x_api_v2):
     assert len([l for l in lines if l.startswith("[1/1] ") and ": ok in " in l]) == 1
     assert lines[-2].startswith("1 of 1 run(s) succeeded") and lines[-1].startswith("next: make dagit")
     assert (tmp_path / "replay-lake" / "tweets" / "dt=2021-06-26" / "part-00000.parquet").is_file() and not (tmp_path / "lake").exists()
+
+
+def test_the_runs_warnings_are_printed_once_however_many_runs_repeat_them():
+    """#29 point 8: a replay of N runs over one damaged archive logs the same warning in each run;
+    the summary (cli.run_warnings, read from the real event log) names it once, in first-seen
+    order, and leaves INFO/DEBUG lines out."""
+    from dagster import DagsterInstance, job, op
+
+    from tweet_assets.cli import run_warnings
+
+    @op
+    def reads_a_damaged_archive(context):
+        context.log.info("read 100 posts")
+        context.log.warning("archive.jsonl: line 7 is not JSON (quarantined)\ntraceback-like detail")
+        context.log.warning("2021-06-12: 1 post without created_at")
+
+    @job
+    def replay_like():
+        reads_a_damaged_archive()
+
+    with DagsterInstance.ephemeral() as instance:
+        run_ids = [replay_like.execute_in_process(instance=instance).run_id for _ in range(4)]
+        assert run_warnings(instance, run_ids) == ["archive.jsonl: line 7 is not JSON (quarantined)", "2021-06-12: 1 post without created_at"]
