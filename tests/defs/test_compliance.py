@@ -395,3 +395,31 @@ def test_compliance_job_removes_referenced_copies_and_retweets(x_api_v2, s3_lake
     assert replayed.success
     assert replayed.asset_materializations_for_node("clean_tweets")[0].metadata["compliance_removed"].value == 1
     retweet_gone_quote_kept()
+
+
+def test_a_post_named_raw_page_loses_the_removed_post_from_data_and_includes_posts(x_api_v2, tmp_path):
+    """Pages land as received (#28), so a raw page may be in spec 2.167's names: the removed post
+    leaves ``data`` and ``includes.posts``, and a repost of it (``referenced_posts``) goes too."""
+    import gzip
+
+    from tests.x.test_vocabulary import in_post_names
+    from tweet_assets.compliance.rewrite import remove_from_day
+    from tweet_assets.lake.store import LocalLake
+
+    page = json.loads((x_api_v2 / "twarc-network-test-data" / "tweets.jsonl").read_text().splitlines()[0])
+    included = page["includes"]["tweets"][0]["id"]
+    retweet = next(p for p in page["data"] if any(r["type"] == "retweeted" for r in p.get("referenced_tweets", [])))
+    original = next(r["id"] for r in retweet["referenced_tweets"] if r["type"] == "retweeted")
+    posted = in_post_names(json.loads(json.dumps(page)))
+    assert "posts" in posted["includes"] and "tweets" not in posted["includes"]
+    lake = LocalLake(str(tmp_path))
+    day = "2021-06-26"
+    key = f"raw_tweets/dt={day}/part-00000.jsonl.gz"
+    path = tmp_path / key  # the raw zone's object, as the IO manager lays it out
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip.compress(json.dumps(posted).encode() + b"\n"))
+    remove_from_day(lake, day, pa.array([int(included), int(original)], pa.int64()))
+    out = json.loads(gzip.decompress((tmp_path / key).read_bytes()))
+    assert included not in {p["id"] for p in out["includes"]["posts"]} and original not in {p["id"] for p in out["includes"]["posts"]}
+    assert retweet["id"] not in {p["id"] for p in out["data"]}
+    assert len(out["data"]) < len(posted["data"])

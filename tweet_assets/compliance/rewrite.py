@@ -143,13 +143,15 @@ def _gone(post, ids: set[str]) -> bool:
         return False
     if str(post.get("id")) in ids:
         return True
-    refs = post.get("referenced_tweets")
+    # spec 2.159 names the list referenced_tweets, 2.167 referenced_posts (pages land as received)
+    refs = post.get("referenced_tweets", post.get("referenced_posts"))
     return isinstance(refs, list) and any(isinstance(r, dict) and r.get("type") == "retweeted" and str(r.get("id")) in ids for r in refs)
 
 
 def _clean_page(line: bytes, ids: set[str]) -> tuple[bytes | None, int, bool]:
     """``(new line or None to drop it, posts removed, changed)`` for one raw page: the posts of
-    ``ids`` and the retweets of them leave ``data`` and ``includes.tweets``."""
+    ``ids`` and the retweets of them leave ``data`` and ``includes.tweets`` (``includes.posts`` in a
+    page landed in spec 2.167's vocabulary)."""
     if ids.isdisjoint(m.decode() for m in _ID.findall(line)):
         return line, 0, False
     try:
@@ -168,11 +170,12 @@ def _clean_page(line: bytes, ids: set[str]) -> tuple[bytes | None, int, bool]:
         page["data"] = kept
     includes = page.get("includes")
     changed = removed > 0
-    if isinstance(includes, dict) and isinstance(includes.get("tweets"), list):
-        kept = [p for p in includes["tweets"] if not _gone(p, ids)]
-        if len(kept) != len(includes["tweets"]):
-            includes["tweets"] = kept
-            changed = True
+    for name in ("tweets", "posts"):  # includes.tweets (spec 2.159) or includes.posts (2.167)
+        if isinstance(includes, dict) and isinstance(includes.get(name), list):
+            kept = [p for p in includes[name] if not _gone(p, ids)]
+            if len(kept) != len(includes[name]):
+                includes[name] = kept
+                changed = True
     if not changed:
         return line, 0, False
     return orjson.dumps(page), removed, True
