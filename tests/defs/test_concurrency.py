@@ -40,7 +40,24 @@ def lake_url(request, tmp_path):
 
 
 @pytest.fixture
-def shared_instance():
+def shared_instance(monkeypatch):
+    """One SQLite instance for both runs.
+
+    Dagster 1.13 builds each run's log manager with ``logging.config.dictConfig`` (even with no
+    ``python_logs`` handlers configured), which takes the logging module's lock and then each
+    handler's, while a run that is logging holds its handler's lock and then wants the module's:
+    two in-process runs in threads of one process can deadlock (seen: compliance beside a backfill,
+    one thread in ``Handler.acquire``, the other in ``logging._acquireLock``). Runs launched by the
+    daemon are processes of their own, so a deployment never meets it; here the dictConfig call is
+    skipped when there are no handlers to configure (it returns none then anyway)."""
+    from dagster._core.instance.methods.event_methods import EventMethods
+
+    original = EventMethods.get_yaml_python_handlers
+
+    def handlers(self):
+        return original(self) if self._instance.get_python_log_dagster_handler_config() else []
+
+    monkeypatch.setattr(EventMethods, "get_yaml_python_handlers", handlers)
     with instance_for_test() as inst:
         yield inst
 
