@@ -241,13 +241,19 @@ def test_rows_quarantined_duplicates_and_merged_posts_add_up(replayed):
         for line in path.read_bytes().splitlines():
             try:
                 data = json.loads(line).get("data")
-            except (ValueError, AttributeError):
+            except ValueError:
+                # a line cut short: a stream message ({"data": {...) still holds its one post, which
+                # is counted and quarantined (#27 point 10: a quarantined page counts its posts)
+                posts_in_files += 1 if line.lstrip().startswith(b'{"data": {') else 0
+                continue
+            except AttributeError:
                 continue
             posts_in_files += 1 if isinstance(data, dict) else len(data or [])
     assert sum(m["posts_in_pages"] for m in metadata.values()) == posts_in_files
     for day, meta in metadata.items():
         quarantined_posts = sum(n for reason, n in meta["quarantined_by_reason"].items() if reason in POST_REASONS)
-        assert meta["dagster/row_count"] + quarantined_posts + meta["duplicates_removed"] + meta["superseded_edits"] == meta["posts_in_pages"], day
+        assert quarantined_posts <= meta["quarantined"]  # the rest: posts of pages quarantined whole (counted per post)
+        assert meta["dagster/row_count"] + meta["quarantined"] + meta["duplicates_removed"] + meta["superseded_edits"] == meta["posts_in_pages"], day
     assert sum(m["dagster/row_count"] for m in metadata.values()) == len(rows) == sum(len(r) for r in reference.values())
     # posts published from several copies: 2sets repeats brexit and kpop, media_policy_violation
     # on/off share 99 posts, the edited_* files repeat one post

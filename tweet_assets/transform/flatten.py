@@ -368,7 +368,8 @@ def quarantine(
         ``(kept, set_aside)``: the kept rows without ``_reason``, the others with it.
     """
     rows = rows.with_columns(
-        P("id").cast(I64, strict=False).alias("_id"),
+        # a post id is 1-19 ASCII digits (X API v2 spec, TweetId pattern ^[0-9]{1,19}$): "-1" or "+7" is invalid
+        pl.when(P("id").str.contains(r"^[0-9]{1,19}$")).then(P("id").cast(I64, strict=False)).alias("_id"),
         _ts(P("created_at")).alias("_created_at"),
     )
     reason = (
