@@ -99,3 +99,33 @@ def test_links_leaving_the_archive_are_refused_and_a_loop_is_named(archive, tmp_
     # an explicit choice reads the outside file link (the directory link stays unwalked)
     following = ReplaySource(path=str(root), follow_outside_links=True)
     assert str(root / "creds.jsonl") in following.files()
+
+
+def test_the_archive_index_reads_only_a_runs_days_and_lands_the_same_pages(x_api_v2, tmp_path, monkeypatch):
+    """#31 point 4: after the planner's scan (days()), each run of the replay parses only the lines
+    of its own days, and lands exactly what a full read of the archive lands for that window."""
+    from tweet_assets.sources import replay
+    from tweet_assets.sources.replay_plan import plan_runs
+
+    root = tmp_path / "sparse"
+    root.mkdir()
+    for name in ("withheld.jsonl", "media_policy_violation_off.jsonl", "geo_tweets.jsonl"):
+        (root / name).write_bytes((x_api_v2 / "twarc-csv-test-data" / name).read_bytes())
+    source = ReplaySource(path=str(root))
+    runs = plan_runs(source.days(LOG))
+    assert len(runs) > 3
+    parsed = []
+    real = replay._read_line
+    monkeypatch.setattr(replay, "_read_line", lambda line, location, *a: (parsed.append(location), real(line, location, *a))[1])
+    total_lines = sum(1 for f in source.files() for line in open(f, "rb") if line.strip())
+    for planned in runs:
+        start = datetime.fromisoformat(planned.start).replace(tzinfo=timezone.utc)
+        end = datetime.fromisoformat(planned.end).replace(tzinfo=timezone.utc) + (datetime(2000, 1, 2) - datetime(2000, 1, 1))
+        parsed.clear()
+        indexed = [(p.day, p.location, p.body, p.posts) for p in source.pages(start, end, LOG)]
+        read = len(parsed)
+        replay._INDEXES.clear()  # the same window read whole, without the index (pages() alone builds none)
+        full = [(p.day, p.location, p.body, p.posts) for p in source.pages(start, end, LOG)]
+        assert indexed == full and sum(p[3] for p in indexed) == planned.posts
+        assert read < total_lines  # only its own lines were parsed
+        source.days(LOG)  # the index again, for the next run

@@ -144,7 +144,13 @@ class ReplaySource(PostSource):
             OSError: a file cannot be opened or read (damaged content does not raise).
         """
         lo, hi = start.strftime(DAY_FORMAT), end.strftime(DAY_FORMAT)
-        for placed in _Placer(lo, log).archive(self._listed(log)):
+        files = self._listed(log)
+        index = _INDEXES.get(_index_key(files))
+        if index is not None and index.usable:  # read only the lines of the window's days (#31 point 4)
+            log.info("replay: reading only the lines of %s…%s, from the index of the archive built by its scan (its warnings were logged then)", lo, hi)
+            yield from index.pages(files, lo, hi)
+            return
+        for placed in _Placer(lo, log).archive(files):
             if lo <= placed.day < hi:
                 yield placed.page()
 
@@ -153,14 +159,80 @@ class ReplaySource(PostSource):
         split pages: what a run of each day would land. Lines that cannot be dated are counted
         under the day they would land with (an archive without any dated page: under ``None``)."""
         found: Counter = Counter()
-        for placed in _Placer(None, log).archive(self._listed(log)):
+        files = self._listed(log)
+        index = _ArchiveIndex()
+        for placed in index.record(_Placer(None, log).archive(files)):
             found[placed.day] += placed.posts
+        index.usable = index.usable and None not in found
+        _INDEXES[_index_key(files)] = index
         return found
 
     def _listed(self, log: logging.Logger) -> list[str]:
         listing = self.scan()
         listing.log(log)
         return listing.files
+
+
+def _index_key(files: list[str]) -> tuple:
+    """The archive as it is now: each file's path, size and modification time (ns)."""
+    key = []
+    for path in files:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return (None,)
+        key.append((path, st.st_size, st.st_mtime_ns))
+    return tuple(key)
+
+
+class _ArchiveIndex:
+    """Which lines of which file give pages to which day, from one full pass over the archive
+    (:meth:`ReplaySource.days`, the replay planner's scan), so that each later run
+    parses only its days' lines (#31 point 4: the sparse replay parsed the whole archive for each
+    of its runs). ``lines[day][path]`` holds line numbers; ``undated[location]`` the day an undated
+    line was given by its neighbours (kept, not recomputed, so a run of a few days lands it where
+    the full pass did). Not used (``usable`` False) for an archive with a damaged file or without
+    any dated page: those are read whole, as before."""
+
+    def __init__(self):
+        self.lines: dict = {}
+        self.undated: dict[str, str] = {}
+        self.usable = True
+
+    def record(self, placed: Iterator[_Placed]) -> Iterator[_Placed]:
+        for item in placed:
+            if item.damaged or item.line is None:
+                self.usable = False
+            else:
+                self.lines.setdefault(item.day, {}).setdefault(item.path, set()).add(item.line)
+                if item.undated:
+                    self.undated[item.location] = item.day
+            yield item
+
+    def pages(self, files: list[str], lo: str, hi: str) -> Iterator[SourcePage]:
+        wanted: dict[str, set] = {}
+        for day, by_path in self.lines.items():
+            if day is not None and lo <= day < hi:
+                for path, numbers in by_path.items():
+                    wanted.setdefault(path, set()).update(numbers)
+        for path in files:
+            numbers = wanted.get(path)
+            if not numbers:
+                continue
+            skipped: Counter = Counter()
+            replaced: Counter = Counter()
+            for number, line in JsonLinesFile(path).lines():
+                if number not in numbers:
+                    continue
+                for thing in _read_line(line, f"{path}:{number}", skipped, replaced):
+                    if isinstance(thing, _Undated):
+                        thing = thing.at(self.undated.get(thing.location))
+                    if thing.day is not None and lo <= thing.day < hi:
+                        yield thing.page()
+
+
+#: Archive indexes of this process, by :func:`_index_key` (the CLI's replay runs in one process).
+_INDEXES: dict[tuple, _ArchiveIndex] = {}
 
 
 @dataclass
@@ -175,6 +247,9 @@ class _Placed:
     earliest: str | None = None
     latest: str | None = None
     damaged: str | None = None
+    path: str | None = None  # the file and line it came from (the archive index)
+    line: int | None = None
+    undated: bool = False
 
     def page(self) -> SourcePage:
         return SourcePage(
@@ -200,10 +275,12 @@ class _Undated:
     api_errors: int = 0
     damaged: str | None = None
     outcome: str = "quarantined by clean_tweets"
+    path: str | None = None
+    line: int | None = None
 
     def at(self, day: str | None) -> _Placed:
         body = self.body
-        return _Placed(day, self.location, lambda: body, self.posts, self.api_errors, damaged=self.damaged)
+        return _Placed(day, self.location, lambda: body, self.posts, self.api_errors, damaged=self.damaged, path=self.path, line=self.line, undated=True)
 
 
 class _Placer:
@@ -246,6 +323,7 @@ class _Placer:
         for number, line in archive.lines():
             location = f"{path}:{number}"
             for thing in _read_line(line, location, skipped, replaced):
+                thing.path, thing.line = path, number
                 if isinstance(thing, _Undated):
                     if file_day is None:
                         pending.append(thing)
