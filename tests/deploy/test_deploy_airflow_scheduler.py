@@ -81,19 +81,21 @@ def scheduled(tmp_path_factory) -> dict:
         services.start(("scheduler",))
 
         def all_finished():
-            runs = services.query("select run_id, run_type, state from dag_run where dag_id = ?", DAG_ID)
+            # the manual run and the backfill's (a run scheduled at a midnight the test crosses is left aside)
+            runs = services.query("select run_id, run_type, state from dag_run where dag_id = ? and run_type != 'scheduled'", DAG_ID)
             return runs if len(runs) == 3 and all(state in FINISHED for *_, state in runs) else None
 
         services.wait(all_finished, "the manual run and the two backfill runs finished")
         runs = {
             row[0]: dict(zip(("run_id", "run_type", "state", "logical_date", "data_interval_start", "run_after"), row))
             for row in services.query(
-                "select run_id, run_type, state, logical_date, data_interval_start, run_after from dag_run where dag_id = ?", DAG_ID
+                "select run_id, run_type, state, logical_date, data_interval_start, run_after from dag_run where dag_id = ? and run_type != 'scheduled'", DAG_ID
             )
         }
         tis = [
             dict(zip(("run_id", "task_id", "state", "start_date", "end_date", "try_number"), row))
             for row in services.query("select run_id, task_id, state, start_date, end_date, try_number from task_instance where dag_id = ?", DAG_ID)
+            if row[0] in runs
         ]
         logs = {(ti["run_id"], ti["task_id"]): services.task_log(ti["run_id"], ti["task_id"]) for ti in tis}
         sockets = listening_sockets(services.pids())
@@ -102,8 +104,14 @@ def scheduled(tmp_path_factory) -> dict:
         services.stop()
     return {
         "runs": runs, "tis": tis, "logs": logs, "sockets": sockets, "port": port, "log_tail": tail,
-        "dagster": dagster_runs(dhome), "backfill_days": backfill_days,
+        # the Dagster runs of the manual and backfill days (not of a run scheduled at a crossed midnight)
+        "dagster": [r for r in dagster_runs(dhome) if r["partition"] in {*backfill_days, manual_day(runs)}], "backfill_days": backfill_days,
     }
+
+
+def manual_day(runs: dict) -> str:
+    (run,) = [r for r in runs.values() if r["run_type"] == "manual"]
+    return (parse_db_time(run["run_after"]).astimezone(timezone.utc).date() - timedelta(days=1)).isoformat()
 
 
 def manual_run(scheduled) -> dict:
