@@ -282,23 +282,40 @@ class TwoSeeds(SampleSource):
 
 
 def test_point2_compliance_beside_a_backfill_loses_nothing_and_publishes_no_deleted_post(lake_url, shared_instance, monkeypatch):
+    """The backfill stops after clean_tweets; the compliance run goes until it is about to store the
+    day's published table it has read (the code before leases) or until it waits for the day's lease;
+    then the backfill publishes, and the compliance run goes on."""
     assert run(resources(lake_url, SampleSource(posts_per_day=300)), DAY, instance=shared_instance).success
     deleted = rows(lake_url, "tweets")[:5]
-    cleaned, compliance_waiting = threading.Event(), threading.Event()
+    cleaned, compliance_stopped = threading.Event(), threading.Event()
+    threads: dict = {}
     try:
         from tweet_assets.lake import leases
 
         def waiting(seconds):
-            compliance_waiting.set()
+            compliance_stopped.set()
             threading.Event().wait(min(seconds, 0.05))
 
         monkeypatch.setattr(leases, "_sleep", waiting)
     except ImportError:  # the code before leases: nothing waits
         pass
-    holder: dict = {}
-    _pause_after(monkeypatch, "clean_tweets", "backfill", cleaned, lambda: _until(compliance_waiting, holder["c"]))
-    backfill = Runner("backfill", lambda: run(resources(lake_url, TwoSeeds(posts_per_day=400)), DAY, instance=shared_instance))
-    holder["c"] = compliance = Runner("compliance", lambda: _compliance(lake_url, shared_instance, deleted))
+
+    def hold(original):
+        def held(self, key, *args, **kwargs):
+            if key.startswith("tweets/dt=") and threading.current_thread().name == "compliance":
+                compliance_stopped.set()  # it has read the published table and is about to store it
+                threads["backfill"].join(BOUND_S)
+            return original(self, key, *args, **kwargs)
+
+        return held
+
+    for cls in (LocalLake, S3Lake):
+        for name in ("put_file", "put_file_if_match"):
+            if hasattr(cls, name):
+                monkeypatch.setattr(cls, name, hold(getattr(cls, name)))
+    _pause_after(monkeypatch, "clean_tweets", "backfill", cleaned, lambda: _until(compliance_stopped, threads["compliance"]))
+    threads["backfill"] = backfill = Runner("backfill", lambda: run(resources(lake_url, TwoSeeds(posts_per_day=400)), DAY, instance=shared_instance))
+    threads["compliance"] = compliance = Runner("compliance", lambda: _compliance(lake_url, shared_instance, deleted))
     backfill.start()
     _until(cleaned, backfill)
     compliance.start()
