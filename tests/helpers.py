@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -89,3 +91,12 @@ def expected_text(post: dict) -> str:
     return unescape((post.get("note_tweet") or {}).get("text") or post["text"])
 
 
+#: The lake's own bookkeeping beside the data objects (tweet_assets.lake.leases: a day's lease;
+#: tweet_assets.lake.lineage: which run wrote each zone; the local lake's lock files): left out
+#: where a test compares the data objects, and asserted on where a test is about them.
+BOOKKEEPING = re.compile(r"(^|/)(_leases|_lineage|\.tweet_assets-locks)/")
+
+
+def is_bookkeeping(key: str) -> bool:
+    """True for a lease, lineage or lock object's key or relative path."""
+    return bool(BOOKKEEPING.search(str(key)))

@@ -20,14 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.helpers import resources, run
+from tests.helpers import is_bookkeeping, resources, run
 from tweet_assets.sources import ReplaySource, SampleSource
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _objects(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not is_bookkeeping(str(p.relative_to(root)))}
 
 
 def test_same_partition_twice_and_overlapping_ranges_give_identical_objects(tmp_path, instance):
@@ -77,7 +77,7 @@ def test_unreachable_s3_fails_clearly_then_a_rerun_repairs(x_api_v2, aws_env, in
     assert run(resources(f"s3://{buckets[1]}/lake", source), "2021-05-07", "2021-05-11", instance=instance).success
 
     def dump(bucket):
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if not is_bookkeeping(o["Key"])]
         return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
 
     assert dump(buckets[0]) == dump(buckets[1])
@@ -220,7 +220,7 @@ def test_sigkill_during_a_large_write_leaves_no_torn_object_and_the_rerun_no_deb
     assert relaunch.returncode == 0, relaunch.stderr[-2000:]
     assert [p.name for p in lake.rglob(".tmp-*")] == []  # the rerun removed its partitions' temporaries
     assert [p.name for p in tmpdir.iterdir() if p.name.startswith("tweet_assets-spool-")] == []  # and the dead run's spools
-    assert sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file()) == sorted(
+    assert sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file() and not is_bookkeeping(str(p.relative_to(lake)))) == sorted(
         f"{table}/dt={day}/part-00000.{fmt}" for table, fmt in (("raw_tweets", "jsonl.gz"), ("clean_tweets", "parquet"), ("tweets", "parquet")) for day in days
     )
 
@@ -251,7 +251,7 @@ def test_s3_cut_mid_upload_leaves_no_object_and_the_rerun_aborts_the_upload(aws_
     failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
     message = str(failure.event_specific_data.error)
     assert f"s3://{bucket}/lake/raw_tweets/dt=2024-06-01/part-00000.jsonl.gz" in message and proxy.url in message
-    visible = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    visible = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []) if not is_bookkeeping(o["Key"])]
     assert visible == ["lake/_tweet_assets_check/write-check"]  # the write check passed; no table object, not even half
     uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert [u["Key"] for u in uploads] == ["lake/raw_tweets/dt=2024-06-01/part-00000.jsonl.gz"]
@@ -260,7 +260,7 @@ def test_s3_cut_mid_upload_leaves_no_object_and_the_rerun_aborts_the_upload(aws_
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
     assert run(resources(f"s3://{bucket}/lake", source), "2024-06-01", instance=instance).success
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if not is_bookkeeping(o["Key"]))
     assert keys == ["lake/_tweet_assets_check/write-check"] + [f"lake/{t}/dt=2024-06-01/part-00000.{f}" for t, f in (("clean_tweets", "parquet"), ("raw_tweets", "jsonl.gz"), ("tweets", "parquet"))]
     published = s3.get_object(Bucket=bucket, Key="lake/tweets/dt=2024-06-01/part-00000.parquet")["Body"].read()
     assert pq.read_metadata(pa.BufferReader(published)).num_rows == 32000
@@ -292,7 +292,7 @@ def test_s3_slowdown_and_500_bursts_are_retried_and_objects_match_a_clean_run(x_
         assert proxy.forwarded == 0 and 1 < proxy.injected < 50  # retried a bounded number of times
 
     def dump(bucket, day):
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if f"dt={day}" in o["Key"]]
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if f"dt={day}" in o["Key"] and not is_bookkeeping(o["Key"])]
         return {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
 
     assert dump(flaky, "2021-06-27") == {}  # nothing half-written for the failed day

@@ -38,6 +38,7 @@ from tweet_assets.lake.values import SpooledPages, SpooledTable, StoredPages, St
 from tweet_assets.lake.empty_days import is_empty, read_days, recorded_empty, store_empty
 from tweet_assets.lake import lineage
 from tweet_assets.lake.leases import DayLeases, Lease, dagster_run_finished
+from tweet_assets.lake.prefixes import sub_lake
 
 PART = "part-00000"
 #: A run of more partitions logs progress and a summary instead of one line per object.
@@ -65,6 +66,19 @@ def temporary_grace_s() -> float:
         return float(raw) if raw else DEFAULT_TEMPORARY_GRACE_S
     except ValueError:
         raise LakeError(f"TWEET_ASSETS_TEMPORARY_GRACE_S={raw!r}: set it to a number of seconds.") from None
+
+
+def zone_of(lake: Lake, table: str) -> tuple[Lake, str]:
+    """The lake a table's leases and lineage live in, and the table's name there: ``<lake>/<name>/``
+    and ``clean_tweets`` for a collection's ``<name>/clean_tweets`` (tweet_assets.lake.prefixes), the
+    lake itself for the environment's ``clean_tweets``. Collections never share a day's lease."""
+    prefix, _, name = table.rpartition("/")
+    return sub_lake(lake, prefix), name
+
+
+def _in_zone(table: str, key: str) -> str:
+    prefix = table.rpartition("/")[0]
+    return key[len(prefix) + 1 :] if prefix and key.startswith(prefix + "/") else key
 
 
 def _leases(lake: Lake, run_id: str, purpose: str, instance) -> DayLeases:
@@ -182,12 +196,13 @@ class LakeIOManager(ConfigurableIOManager):
 
     def _store(self, context: OutputContext, table: str, fmt: str, items: list) -> None:
         lake = self.lake()
+        zone, zone_table = zone_of(lake, table)
         keys = [self.key(table, fmt, pk) for pk, _ in items]
         days = [pk for pk, _ in items if pk is not None]
         run_id = context.run_id
         instance = context.step_context.instance if days else None
         # one writer per day: this run's leases (taken by raw_tweets already, renewed here)
-        held = _leases(lake, run_id, table, instance).acquire(days) if days else {}
+        held = _leases(zone, run_id, zone_table, instance).acquire(days) if days else {}
         now = time.time()
         cutoffs = {}  # a temporary is dead when older than the grace period, or older than our takeover of a dead lease
         for pk, key in zip([pk for pk, _ in items], keys):
@@ -209,7 +224,7 @@ class LakeIOManager(ConfigurableIOManager):
                 size = self._write(lake, key, fmt, value)
                 total += size
                 if partition_key is not None:
-                    self._record_lineage(lake, table, key, partition_key, run_id, context.step_key)
+                    self._record_lineage(zone, zone_table, _in_zone(table, key), partition_key, run_id, context.step_key)
                     stored.append((partition_key, {"uri": lake.uri(key), "bytes": size}))
                 if len(items) <= LOG_EACH_UP_TO:
                     context.log.info(f"wrote {lake.uri(key)} ({size:,} bytes, {time.monotonic() - began:.2f}s)")
@@ -231,8 +246,8 @@ class LakeIOManager(ConfigurableIOManager):
                     )
                 )
             raise
-        if table == RELEASE_AFTER_TABLE and days:
-            _leases(lake, run_id, table, instance).release(days)
+        if zone_table == RELEASE_AFTER_TABLE and days:
+            _leases(zone, run_id, zone_table, instance).release(days)
         if len(items) > LOG_EACH_UP_TO:
             context.log.info(f"wrote {len(items):,} objects ({total:,} bytes) under {lake.uri(table)} in {time.monotonic() - started:.1f}s")
         if not context.has_asset_partitions:
@@ -311,6 +326,9 @@ class LakeIOManager(ConfigurableIOManager):
         whose zones come from different runs (:func:`tweet_assets.lake.lineage.input_problem`), and
         remember the ETags read, recorded with this step's output (:meth:`_record_lineage`)."""
         step = context.step_context
+        lake, table_in_zone = zone_of(lake, table)  # a collection's leases and lineage are its own
+        keys = {day: _in_zone(table, key) for day, key in keys.items()}
+        table = table_in_zone
         _leases(lake, step.run_id, f"reads {table}", step.instance).acquire(keys)
         problems = [p for p in (lineage.input_problem(lake, day, table) for day in keys) if p]
         if problems:

@@ -22,7 +22,7 @@ from tweet_assets.transform.day_rows import DayResult
 from tweet_assets.transform.day_workers import WORKERS, day_groups, flatten_days_in_threads
 from tweet_assets.transform.flatten import finalize_days
 from tweet_assets.transform.pages import PAGE_REASONS, count_quarantined
-from tweet_assets.lake.io_manager import LakeResource, hold_days_for_source
+from tweet_assets.lake.io_manager import LakeResource, hold_days_for_source, zone_of
 from tweet_assets.lake.values import SpooledPages, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
 from tweet_assets.partitions import backfill_policy_from_env, daily_partitions, projection_start_date, start_date
 from tweet_assets.lake.parquet import SORTED_BY, is_sorted_by
@@ -57,7 +57,8 @@ def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: La
     # denied write fails now, naming bucket, key and endpoint (tweet_assets.lake.store.Lake.check_writable)
     lake.lake().check_writable()
     # one writer per day, and one source per landed day (tweet_assets.lake.leases, docs/concurrency.md)
-    hold_days_for_source(lake.lake(), days, context.run.run_id, source.source_name, context.instance)
+    raw_table = str(context.assets_def.metadata_by_key[context.asset_key].get("lake/table", "raw_tweets"))
+    hold_days_for_source(zone_of(lake.lake(), raw_table)[0], days, context.run.run_id, source.source_name, context.instance)
     spool_dir = open_spool_dir("raw_tweets", context.run.run_id)  # removed by the IO manager once stored, or at the step's end
     with SpoolSet(spool_dir, days) as spools:  # compressed on a worker thread as pages arrive
         stats = {day: Counter() for day in days}
