@@ -201,11 +201,23 @@ def test_point5_a_live_temporary_is_kept_and_a_dead_one_removed_local(tmp_path, 
 
 
 @pytest.mark.slow
-def test_point5_a_live_multipart_upload_is_not_aborted_s3(s3_lake, aws_env, shared_instance):
+def test_point5_a_live_multipart_upload_is_not_aborted_s3(s3_lake, aws_env, shared_instance, monkeypatch):
+    """Another writer's multipart upload to the day's raw key, started a moment ago, survives the
+    run's sweep of stale uploads (only uploads older than the grace period are aborted; the
+    request shapes are checked with botocore's Stubber in tests/lake/test_io_manager.py)."""
+    from datetime import datetime, timezone
+
+    from tweet_assets.lake.store import S3Lake
+
     bucket, _, prefix = s3_lake[5:].partition("/")
     client = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
     key = f"{prefix}/{LakeIOManager.key('raw_tweets', 'jsonl.gz', DAY)}"
+    started = datetime.now(timezone.utc)
     upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    # moto answers ListMultipartUploads with a fixed Initiated (2010-11-10T20:48:33Z) whatever the
+    # upload's age; S3 gives its initiation time: give the lake what S3 would
+    listed = S3Lake.incomplete_uploads
+    monkeypatch.setattr(S3Lake, "incomplete_uploads", lambda self, p: [dict(u, Initiated=started) if u["UploadId"] == upload else u for u in listed(self, p)])
     assert run(resources(s3_lake, SampleSource(posts_per_day=20)), DAY, instance=shared_instance).success
     assert [u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == [upload]
 

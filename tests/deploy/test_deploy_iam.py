@@ -122,6 +122,7 @@ def pipeline_calls(tmp_path_factory):
     require_project()
     env = clean_env(
         TWEET_ASSETS_LAKE_URL=f"s3://{BUCKET}/{PREFIX}",
+        TWEET_ASSETS_START_DATE="2024-01-01",  # the sample source reaches back 30 days by default
         AWS_DEFAULT_REGION=REGION,
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
@@ -150,7 +151,10 @@ def test_policy_allows_every_call_the_pipeline_makes(rendered, pipeline_calls):
     stream = {k for k in keys if k.startswith(f"{PREFIX}/raw_stream/")}
     assert {f"{PREFIX}/raw_stream/_consumer/health.json", f"{PREFIX}/raw_stream/_consumer/rules.json"} < stream
     assert any(k.startswith(f"{PREFIX}/raw_stream/dt=2024-01-01/") and k.endswith(".jsonl.gz") for k in stream), stream
-    assert keys - checks - stream == {
+    # the day's lease and lineage records (conditional PUTs under clean_tweets/, which the policy covers)
+    bookkeeping = {f"{PREFIX}/clean_tweets/_leases/dt=2024-01-01.json", f"{PREFIX}/clean_tweets/_lineage/dt=2024-01-01.json"}
+    assert bookkeeping <= keys
+    assert keys - checks - stream - bookkeeping == {
         f"{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz",
         f"{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet",
     }

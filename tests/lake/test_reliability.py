@@ -107,6 +107,16 @@ sys.exit(0 if ok else 1)
 """
 
 
+MARK_DEAD_RUNS_FAILED = """
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+with DagsterInstance.get() as instance:
+    dead = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    for run in dead:
+        instance.report_run_failed(run, "run worker killed (SIGKILL)")
+    print(len(dead))
+"""
+
+
 def _whole(path: Path, size: int | None = None) -> bool:
     """An object a reader may see: a Parquet file whose footer reads, or a gzip stream that ends
     properly (its trailer checked); anything cut short is not whole. Only the first ``size``
@@ -166,6 +176,8 @@ class LakeWatcher:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
+            if is_bookkeeping(str(path.relative_to(self.root))):
+                continue  # leases, lineage and lock files are the lake's bookkeeping, not published objects
             if path.name.startswith(".tmp-"):
                 if stat.st_size >= 1 << 20:  # a large write under way (not the write check's few bytes)
                     self.writing.set()
@@ -211,11 +223,15 @@ def test_sigkill_during_a_large_write_leaves_no_torn_object_and_the_rerun_no_deb
     assert watcher.errors == []
     assert caught, "no write in progress was seen before the run ended"
     assert watcher.torn == [], f"a reader saw partial objects at published keys: {watcher.torn}"
-    stray = sorted(p.name for p in lake.rglob("*") if p.is_file() and not p.name.startswith("part-00000."))
+    stray = sorted(p.name for p in lake.rglob("*") if p.is_file() and not p.name.startswith("part-00000.") and not is_bookkeeping(str(p.relative_to(lake))))
     assert stray and all(n.startswith(".tmp-") and n.endswith(".part") for n in stray), stray  # killed mid-write
     assert all(_whole(p) for p in lake.rglob("part-00000.*"))
     assert [p.name for p in tmpdir.iterdir() if p.name.startswith("tweet_assets-spool-")]  # what a kill leaves
 
+    # the killed run still reads STARTED and holds its days' leases; what Dagster's run monitoring (or
+    # Terminate in Dagit) does for a dead run worker, mark it failed, lets the rerun take them over
+    marked = subprocess.run([sys.executable, "-c", MARK_DEAD_RUNS_FAILED], env=env, capture_output=True, text=True, timeout=120)
+    assert marked.returncode == 0 and marked.stdout.split() == ["1"], marked.stderr[-2000:]
     relaunch = subprocess.run([sys.executable, "-c", BACKFILL, *days], env=env, capture_output=True, timeout=300)
     assert relaunch.returncode == 0, relaunch.stderr[-2000:]
     assert [p.name for p in lake.rglob(".tmp-*")] == []  # the rerun removed its partitions' temporaries
