@@ -213,3 +213,68 @@ def test_the_runs_warnings_are_printed_once_however_many_runs_repeat_them():
     with DagsterInstance.ephemeral() as instance:
         run_ids = [replay_like.execute_in_process(instance=instance).run_id for _ in range(4)]
         assert run_warnings(instance, run_ids) == ["archive.jsonl: line 7 is not JSON (quarantined)", "2021-06-12: 1 post without created_at"]
+
+
+def _run_records(home: str) -> list[dict]:
+    """Each run in the instance at ``home``: job, partition tag, assets materialized, checks evaluated."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    with DagsterInstance.from_config(home) as instance:
+        runs = []
+        for run in reversed(instance.get_runs()):
+            events = [e.dagster_event for e in instance.all_logs(run.run_id) if e.dagster_event]
+            runs.append({
+                "job": run.job_name,
+                "partition": run.tags.get("dagster/partition"),
+                "assets": sorted(e.event_specific_data.materialization.asset_key.to_user_string() for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION),
+                "checks": sorted(e.event_specific_data.check_name for e in events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION),
+            })
+        return runs
+
+
+@pytest.mark.slow
+def test_materialize_runs_the_jobs_checks_of_each_asset_never_the_freshness_check(tmp_path):
+    """#32.4: `tweet-assets materialize --select ASSET --partition DAY` (what the Airflow DAG's CLI-mode
+    tasks run) is a run of tweets_daily_job with the job's checks of the asset, as Dagster resolves the
+    job; `dagster asset materialize` (the implicit asset job) would add s3_parquet's freshness check."""
+    from tweet_assets.definitions import defs
+
+    home = tmp_path / "home"
+    env = _env(tmp_path, TWEET_ASSETS_SAMPLE_POSTS="20", TWEET_ASSETS_START_DATE="2024-01-01")
+    day = "2024-02-01"
+    out = []
+    for asset in ("raw_tweets", "clean_tweets", "s3_parquet"):
+        done = subprocess.run([sys.executable, "-m", "tweet_assets.cli", "materialize", "--select", asset, "--partition", day], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and done.stderr == "", done.stderr[-3000:]
+        out += done.stdout.splitlines()
+    assert len(out) == 3 and all(line.startswith("run ") and f"of tweets_daily_job for {day}) succeeded in " in line for line in out), out
+    job = defs.resolve_job_def("tweets_daily_job")
+    job_checks = {}
+    for key in job.asset_layer.asset_graph.asset_check_keys:
+        job_checks.setdefault(key.asset_key.to_user_string(), []).append(key.name)
+    runs = _run_records(str(home))
+    assert [(r["job"], r["partition"], r["assets"]) for r in runs] == [("tweets_daily_job", day, [a]) for a in ("raw_tweets", "clean_tweets", "s3_parquet")]
+    assert {r["assets"][0]: r["checks"] for r in runs} == {a: sorted(job_checks.get(a, [])) for a in ("raw_tweets", "clean_tweets", "s3_parquet")}
+    assert {"ids_unique_and_not_null", "published_schema_matches"} <= {c for r in runs for c in r["checks"]}
+    assert not [c for r in runs for c in r["checks"] if "freshness" in c], runs
+    assert (tmp_path / "lake" / "tweets" / f"dt={day}" / "part-00000.parquet").exists()
+
+
+@pytest.mark.slow
+def test_materialize_fails_with_the_failed_step_named_and_refuses_what_is_not_an_asset_or_a_day(tmp_path):
+    env = _env(tmp_path, TWEET_ASSETS_SAMPLE_POSTS="20", TWEET_ASSETS_START_DATE="2024-01-01")
+    command = [sys.executable, "-m", "tweet_assets.cli", "materialize"]
+    # clean_tweets of a day whose raw_tweets was never landed: the step fails, exit status 1
+    done = subprocess.run([*command, "--select", "clean_tweets", "--partition", "2024-02-02"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-3000:]
+    failed = [line for line in done.stderr.splitlines() if line.startswith("failed: ")]
+    assert len(failed) == 1 and failed[0].startswith("failed: clean_tweets: ") and "2024-02-02" in failed[0], done.stderr
+    assert done.stderr.splitlines()[-1].endswith(f"failed; its log is in the Dagster instance at {tmp_path / 'home'} (Dagit → Runs)"), done.stderr
+    assert "Traceback" not in done.stderr
+    for argv, says in (
+        (["--select", "raw_tweets,tweets_table", "--partition", "2024-02-02"], "'tweets_table' is not an asset of tweets_daily_job: choose from clean_tweets, raw_tweets, s3_parquet"),
+        (["--partition", "02/02/2024"], "--partition '02/02/2024' is not a YYYY-MM-DD day"),
+        (["--partition", "2099-01-01"], "--partition 2099-01-01 is not a daily partition: the partitions run "),
+    ):
+        done = subprocess.run([*command, *argv], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and says in done.stderr, (argv, done.stderr)

@@ -1,4 +1,4 @@
-"""tweet-assets: the commands of the tweet_assets pipeline (demo, ddl, catalog, replay, stream).
+"""tweet-assets: the commands of the tweet_assets pipeline (demo, ddl, catalog, replay, stream, materialize).
 
 ``demo`` materializes a range of days through the real job (``raw_tweets → clean_tweets →
 s3_parquet`` and its checks, one single-run backfill) into the lake configured by the environment
@@ -11,6 +11,9 @@ would, as hive-partitioned Parquet, with DuckDB, and prints it.
 ``replay PATH`` replays a twarc2 archive, materializing only the days it holds, nearby days grouped
 into one run each (:mod:`tweet_assets.sources.replay_plan`), with a progress bar.
 ``stream`` runs the filtered-stream consumer (:mod:`tweet_assets.stream.service`: its variables).
+``materialize --partition DAY`` runs ``tweets_daily_job`` for one day, optionally for some of its
+assets only (``--select``), with the job's checks of them and never the freshness check: what the
+Airflow DAG's tasks run (deploy/airflow/tweet_assets_dag.py).
 
 Output: one line per run, warnings once, a summary; Dagster's event log with ``--verbose`` (and
 always in ``DAGSTER_HOME``, where Dagit shows it). A wrong setting is one line, before any run.
@@ -41,6 +44,7 @@ def _default_range(days: int = 3) -> tuple[str, str]:
 #: Dagster's console logger off below ERROR: the event log stays in DAGSTER_HOME (Dagit shows it);
 #: ``--verbose`` prints it as well (Dagster docs, "Loggers": ``loggers.console.config.log_level``).
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+SILENT_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 #: What ``demo`` and ``replay`` write to a new ``DAGSTER_HOME`` (as deploy/dagster.yaml: no telemetry).
 DAGSTER_YAML = "# written by tweet-assets on first use (deploy/dagster.yaml is the production one)\ntelemetry:\n  enabled: false\n"
@@ -151,6 +155,97 @@ def run_job(start: str, end: str, verbose: bool = False, job=None):
         for line in run_warnings(instance, [result.run_id]):
             print(f"warning: {line}", file=sys.stderr)
         return result
+
+
+def materialize_day(day: str, select: list[str] | None = None, verbose: bool = False, job=None):
+    """Run ``tweets_daily_job`` (or a collection's job) for partition ``day`` (``YYYY-MM-DD``, UTC), in
+    process, recorded in the Dagster instance at ``DAGSTER_HOME``: the assets named in ``select``
+    (asset keys as ``raw_tweets`` or ``<collection>/raw_tweets``; default all of the job's) with the
+    job's checks of them. The job leaves out the WARN freshness check of ``s3_parquet`` (it judges
+    "yesterday" on its own sensor), which Dagster's ``dagster asset materialize`` (the implicit asset
+    job: every check of the asset) would run.
+
+    Returns the ``ExecuteInProcessResult`` (``raise_on_error=False``: a failed step is
+    ``result.success == False``, its error in the run's event log).
+
+    Raises:
+        LookupError: a name in ``select`` is not an asset of the job (the message lists the job's).
+    """
+    from dagster import DagsterInstance
+
+    from tweet_assets.definitions import defs
+
+    job = job or defs.resolve_job_def("tweets_daily_job")
+    keys = {key.to_user_string(): key for key in job.asset_layer.executable_asset_keys}
+    selection = None
+    if select:
+        selection = []
+        for name in select:
+            matches = [key for text, key in keys.items() if text == name or text.rsplit("/", 1)[-1] == name]
+            if len(matches) != 1:
+                raise LookupError(f"{name!r} is not an asset of {job.name}: choose from {', '.join(sorted(keys))}")
+            selection.append(matches[0])
+    if selection:  # the job's own checks of the selected assets (a subset by assets alone gets every check of them)
+        chosen = set(selection)
+        checks = {key for key in job.asset_layer.asset_graph.asset_check_keys if key.asset_key in chosen}
+        job = job.get_subset(asset_selection=chosen, asset_check_selection=checks)
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=day,
+            run_config={} if verbose else SILENT_RUN_CONFIG,  # a failure is printed by the caller, in one line
+            raise_on_error=False,
+        )
+        if result.success:  # a failed run's own lines ("Execution of step ... failed") say less than its error
+            for line in run_warnings(instance, [result.run_id]):
+                print(f"warning: {line}", file=sys.stderr)
+        return result
+
+
+def _run_failures(result) -> list[str]:
+    """``step: first line of its error`` for each failed step of a run (a check that failed is in
+    its asset check evaluation, not here)."""
+    failures = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE" and event.event_specific_data and event.event_specific_data.error:
+            error = event.event_specific_data.error
+            while error.cause is not None:  # Dagster's wrapper ("Error occurred while loading input ...") → the cause
+                error = error.cause
+            failures.append(f"{event.step_key}: {_first_lines(error.message.strip(), 1)}")
+    return failures
+
+
+def _materialize(args, command) -> int:
+    try:
+        datetime.strptime(args.partition, DAY_FORMAT)
+    except ValueError:
+        command.error(f"--partition {args.partition!r} is not a YYYY-MM-DD day")
+    try:
+        check_settings("materialize")
+    except SettingError as exc:
+        command.exit(2, f"tweet-assets materialize: {exc}\n")
+    first, last = start_date(), partitions.daily_partitions.get_last_partition_key()
+    if args.partition < first or last is None or args.partition > last:
+        command.error(f"--partition {args.partition} is not a daily partition: the partitions run {first}…{last} ({START_DATE_ENV} sets the first; a day's partition exists once it has ended)")
+    home = ensure_dagster_home()
+    select = [name.strip() for name in args.select.split(",") if name.strip()] if args.select else None
+    started = time.monotonic()
+    try:
+        job = _collection_job(args.collection)[0] if args.collection else None
+        result = materialize_day(args.partition, select, verbose=args.verbose, job=job)
+    except LookupError as exc:
+        command.error(str(exc))
+    checks = sorted(e.check_name for e in result.get_asset_check_evaluations())
+    failed_checks = sorted(e.check_name for e in result.get_asset_check_evaluations() if not e.passed)
+    what = f"{', '.join(select) if select else 'every asset'} of {result.job_def.name} for {args.partition}"
+    if not result.success:
+        for line in _run_failures(result):
+            print(f"failed: {line}", file=sys.stderr)
+        print(f"run {result.run_id} ({what}) failed; its log is in the Dagster instance at {home} (Dagit → Runs)", file=sys.stderr)
+        return 1
+    print(f"run {result.run_id} ({what}) succeeded in {time.monotonic() - started:.1f}s; checks: {', '.join(checks) or 'none'}"
+          + (f"; failed (WARN): {', '.join(failed_checks)}" if failed_checks else ""))
+    return 0
 
 
 #: What read_back says for a table without objects: every day so far without posts stores none.
@@ -411,7 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--collection", metavar="NAME", help="act on this collection (default: the environment's, tweets)")
     for command in (demo, replay):
         command.add_argument("-v", "--verbose", action="store_true", help="also print Dagster's event log (always stored in DAGSTER_HOME; Dagit shows it)")
-    parser._tweet_assets_subparsers = {"demo": demo, "ddl": ddl, "catalog": catalog, "replay": replay, "stream": stream}  # noqa: SLF001
+    materialize = sub.add_parser("materialize", help="run tweets_daily_job for one day: some or all of its assets, with the job's checks",
+                                 description="Run tweets_daily_job for one partition (UTC day) in process, recorded in DAGSTER_HOME: the assets of --select (default all) with the job's checks of them, never the freshness check (`dagster asset materialize` would add it). What the Airflow DAG's tasks run.",
+                                 epilog=_epilog("demo"), formatter_class=formatter)
+    materialize.add_argument("--partition", required=True, help="the day, YYYY-MM-DD (UTC)")
+    materialize.add_argument("--select", help="comma-separated assets of the job (default all: raw_tweets,clean_tweets,s3_parquet)")
+    materialize.add_argument("--collection", metavar="NAME", help="run this collection's job (default: the environment's, tweets)")
+    materialize.add_argument("-v", "--verbose", action="store_true", help="also print Dagster's event log (always stored in DAGSTER_HOME; Dagit shows it)")
+    parser._tweet_assets_subparsers = {"demo": demo, "ddl": ddl, "catalog": catalog, "replay": replay, "stream": stream, "materialize": materialize}  # noqa: SLF001
     return parser
 
 
@@ -424,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
         return _stream(args.collection)
     if args.command == "replay":
         return _replay(args, command)
+    if args.command == "materialize":
+        return _materialize(args, command)
 
     if args.command == "ddl" and args.collection:
         try:

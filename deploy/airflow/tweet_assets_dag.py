@@ -10,12 +10,11 @@ Airflow 3 leaves its logical date and data interval NULL) materializes the day t
 its ``run_after`` time, i.e. triggered on day D it loads D-1 (:func:`run_day`). The tasks mirror the
 asset graph ``raw_tweets -> clean_tweets -> s3_parquet`` and retry with exponential backoff.
 
-In the webserver mode each task runs ``tweets_daily_job`` (tweet_assets/defs/pipeline/jobs.py) for
-one asset with the job's checks of that asset (:data:`ASSET_CHECKS`): never the WARN freshness
-check of ``s3_parquet``, which the job leaves out (it judges "yesterday" on its own sensor; inside a
-catch-up day's run it fails because later days are not there yet). The CLI mode still runs
-``dagster asset materialize``, Dagster's implicit asset job, which adds every check of the selected
-asset, that one included (see :func:`materialize_command`).
+In both modes each task runs ``tweets_daily_job`` (tweet_assets/defs/pipeline/jobs.py) for one
+asset with the job's checks of that asset: never the WARN freshness check of ``s3_parquet``, which
+the job leaves out (it judges "yesterday" on its own sensor; inside a catch-up day's run it fails
+because later days are not there yet). Which checks those are, Dagster says (they depend on the
+source: ``raw_posts_match_api_count`` exists only for the X API), so nothing here lists them.
 
 Retries (Airflow 3.3.2, ``TaskInstance.next_retry_datetime`` in airflow/models/taskinstance.py):
 with ``retry_delay`` = 5 min and ``retry_exponential_backoff`` = 2, the delay before retry n (try
@@ -41,8 +40,9 @@ instead of failing (and retrying) once per day.
 
 Two ways to run the assets:
 
-- **CLI** (default; no Dagster webserver needed). Each task runs Dagster's own CLI from the
-  project's environment (``TWEET_ASSETS_PYTHON -m dagster asset materialize``) with the same
+- **CLI** (default; no Dagster webserver needed). Each task runs the project's CLI from the
+  project's environment (``TWEET_ASSETS_PYTHON -m tweet_assets.cli materialize``, which runs
+  ``tweets_daily_job`` for the asset and day: :func:`materialize_command`) with the same
   ``DAGSTER_HOME`` as the Dagster services, so every run is recorded there and shows in Dagit, and
   the instance's ``x_api`` pool limit holds across Airflow and Dagster. Nothing here imports Dagster.
 - **Dagster webserver** (``TWEET_ASSETS_DAGSTER_URL`` set). Each task is a dagster-airlift
@@ -86,18 +86,23 @@ from airflow.sdk import DAG, CronDataIntervalTimetable
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 DAG_ID = "tweet_assets_daily"
-CODE_LOCATION_MODULE = "tweet_assets.definitions"
-#: The Dagster job the webserver mode launches (tweet_assets/defs/pipeline/jobs.py; its checks, no freshness check).
+#: The Dagster job both modes run (tweet_assets/defs/pipeline/jobs.py; its checks, no freshness check).
 JOB_NAME = "tweets_daily_job"
 #: The Dagster asset graph: each asset and the assets it reads (tests check this against Dagster).
 ASSET_GRAPH = {"raw_tweets": [], "clean_tweets": ["raw_tweets"], "s3_parquet": ["clean_tweets"]}
-#: The checks ``tweets_daily_job`` runs with each asset (tests check this against Dagster's job): the
-#: freshness check of s3_parquet is not among them.
-ASSET_CHECKS = {
-    "raw_tweets": ["raw_posts_match_api_count"],
-    "clean_tweets": ["ids_unique_and_not_null", "created_at_in_partition"],
-    "s3_parquet": ["published_schema_matches", "published_ids_not_in_ledger"],
+#: Webserver mode: the checks of each asset that ``JOB_NAME`` runs (Dagster's GraphQL API: an asset
+#: check's ``jobNames``), asked before each launch.
+JOB_CHECKS_QUERY = """
+query TweetAssetsJobChecks($assetKeys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $assetKeys) {
+    assetKey { path }
+    assetChecksOrError {
+      __typename
+      ... on AssetChecks { checks { name jobNames } }
+    }
+  }
 }
+"""
 DAY_FORMAT = "%Y-%m-%d"
 #: The Jinja name of :func:`run_day` in the DAG's ``user_defined_macros``.
 DAY_MACRO = "tweet_assets_day"
@@ -137,19 +142,15 @@ X_API_TASKS = int(_setting("TWEET_ASSETS_AIRFLOW_X_API_TASKS", "1"))
 POLL_SECONDS = float(_setting("TWEET_ASSETS_DAGSTER_POLL_SECONDS", "5"))
 
 
-def job_ops(asset: str) -> list[str]:
-    """The ops of ``tweets_daily_job`` that materialize ``asset`` and run its checks (Dagster names
-    an ``@asset_check``'s op ``<asset>_<check>``)."""
-    return [asset] + [f"{asset}_{check}" for check in ASSET_CHECKS[asset]]
-
-
 def materialize_command(asset: str) -> str:
     """The bash command of one CLI-mode task (:data:`PARTITION_TEMPLATE` rendered by Airflow).
 
-    ``dagster asset materialize --select ASSET --partition DAY``: Dagster's implicit asset job, which
-    runs every check of the asset, the freshness check of s3_parquet included (known gap, #32.4:
-    ``dagster job execute -j tweets_daily_job -o OPS`` leaves it out but an op-selected run hands
-    s3_parquet its input as a list, not the IO manager's dict of days, and fails).
+    ``python -m tweet_assets.cli materialize --select ASSET --partition DAY``: ``tweets_daily_job``
+    for the asset and day with the job's checks of the asset, recorded in ``DAGSTER_HOME``; exit
+    status 1 when a step fails (the task fails and retries). Not ``dagster asset materialize``:
+    Dagster's implicit asset job runs every check of the asset, the freshness check included; nor
+    ``dagster job execute -j tweets_daily_job -o OPS``: an op-selected run hands s3_parquet its
+    input as a list, not the IO manager's dict of days.
     """
     parts = []
     if ENV_FILE:
@@ -157,8 +158,7 @@ def materialize_command(asset: str) -> str:
     parts.append("exec")
     if LAUNCHER:
         parts.append(shlex.quote(LAUNCHER))
-    parts += [shlex.quote(PYTHON), "-m", "dagster", "asset", "materialize", "-m", CODE_LOCATION_MODULE]
-    parts += ["--select", asset, "--partition", PARTITION_TEMPLATE]
+    parts += [shlex.quote(PYTHON), "-m", "tweet_assets.cli", "materialize", "--select", asset, "--partition", PARTITION_TEMPLATE]
     return " ".join(parts)
 
 
@@ -307,7 +307,7 @@ def dagster_operator_class():
     GraphQL, launches the run with the ``dagster/partition`` tag and the ``dagster-airlift/airflow-*``
     tags, and polls it to the end, following Dagster's automatic retries. Here: a plain session, the
     URL from the environment, the partition from :func:`run_day`, and the run launched as
-    ``tweets_daily_job`` with the job's checks of the asset, :data:`ASSET_CHECKS` (airlift's own
+    ``tweets_daily_job`` with the job's checks of the asset, asked of Dagster (airlift's own
     choice, the implicit asset job with no checks, would skip the blocking checks of
     ``clean_tweets``; with Dagster's default check selection it would add the freshness check).
 
@@ -341,31 +341,53 @@ def dagster_operator_class():
                 )
             return day
 
+        def get_all_asset_nodes(self, session, dagster_url, context):
+            # airlift logs the whole answer ("Got response ..."): keep each node's tweets_daily_job
+            # only, so the task log names no job this DAG does not launch (__ASSET_JOB among them)
+            return [
+                {**node, "jobs": [job for job in node["jobs"] if job["name"] == JOB_NAME]}
+                for node in super().get_all_asset_nodes(session, dagster_url, context)
+            ]
+
         def filter_asset_nodes(self, context, asset_nodes):
             # airlift launches the first job named __ASSET_JOB* among an asset node's jobs (and logs
-            # that name): keep only tweets_daily_job, so the run launched and airlift's
-            # "Triggering run for (location, repository, job)" line are tweets_daily_job.
-            nodes = []
-            for node in super().filter_asset_nodes(context, asset_nodes):
-                jobs = [job for job in node["jobs"] if job["name"] == JOB_NAME]
-                if not jobs:
+            # that name); get_all_asset_nodes kept only tweets_daily_job, so the run launched and
+            # airlift's "Triggering run for (location, repository, job)" line are tweets_daily_job.
+            nodes = list(super().filter_asset_nodes(context, asset_nodes))
+            for node in nodes:
+                if not node["jobs"]:
                     raise ValueError(
                         f"asset {'/'.join(node['assetKey']['path'])} is not in the Dagster job {JOB_NAME} at "
                         f"{DAGSTER_URL}: deploy the tweet_assets code location this DAG was written for."
                     )
-                nodes.append({**node, "jobs": jobs})
             return nodes
+
+        def job_checks(self, session, dagster_url, paths: list) -> list[dict]:
+            """The checks of the assets at ``paths`` that ``JOB_NAME`` runs, as Dagster's GraphQL API
+            lists them: ``[{"assetKey": {"path": [...]}, "name": ...}]``."""
+            response = session.post(
+                f"{dagster_url}/graphql",
+                json={"query": JOB_CHECKS_QUERY, "variables": {"assetKeys": [{"path": path} for path in paths]}},
+                timeout=60,
+            )
+            checks = []
+            for node in self.get_valid_graphql_response(response, "assetNodes"):
+                answer = node["assetChecksOrError"]
+                if answer["__typename"] != "AssetChecks":
+                    raise ValueError(f"Dagster at {dagster_url} could not list the checks of {node['assetKey']['path']}: {answer['__typename']}")
+                checks += [
+                    {"assetKey": {"path": node["assetKey"]["path"]}, "name": check["name"]}
+                    for check in answer["checks"]
+                    if JOB_NAME in check["jobNames"]
+                ]
+            return checks
 
         def launch_dagster_run(self, context, session, dagster_url, execution_params) -> str:
             # airlift asks for assetCheckSelection=[] (no checks: clean_tweets' blocking checks would
             # not gate s3_parquet); Dagster's default (no selection) would add every check of the
-            # asset, the freshness check too. Select the job's checks of the asset: ASSET_CHECKS.
+            # asset, the freshness check too. Select the job's checks of the asset, as Dagster has them.
             selector = execution_params["selector"]
-            checks = [
-                {"assetKey": {"path": path}, "name": check}
-                for path in (entry["path"] for entry in selector["assetSelection"])
-                for check in ASSET_CHECKS.get("/".join(path), [])
-            ]
+            checks = self.job_checks(session, dagster_url, [entry["path"] for entry in selector["assetSelection"]])
             execution_params = {**execution_params, "selector": {**selector, "assetCheckSelection": checks}}
             run_id = super().launch_dagster_run(context, session, dagster_url, execution_params)
             tags = {tag["key"]: tag["value"] for tag in execution_params["executionMetadata"]["tags"]}

@@ -108,7 +108,7 @@ def gate(folder: str, cases: str) -> dict:
     except ValueError as error:
         bad_start_date = str(error)
     return {"recent_search_days": module.RECENT_SEARCH_DAYS, "answers": answers, "bad_start_date": bad_start_date,
-            "asset_checks": module.ASSET_CHECKS, "run_days": run_days}
+            "run_days": run_days}
 
 
 def retries(folder: str, count: str) -> dict:

@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 import requests
 from deploy_helpers import DEPLOY, HERE, REPO, clean_env, free_port, require_project, sqlite_instance_yaml, venv_bin
+from tests.helpers import is_bookkeeping
 
 VENV = Path(os.environ.get("TWEET_ASSETS_AIRFLOW_VENV", Path.home() / ".cache" / "tweet_assets" / "airflow-venv"))
 DAGS = DEPLOY / "airflow"
@@ -138,17 +139,6 @@ def dagster_job_checks() -> dict[str, list[str]]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
-def test_the_dags_checks_are_tweets_daily_jobs_checks_without_freshness(airflow):
-    """#32.4: ASSET_CHECKS (what both modes select) equals the checks of Dagster's tweets_daily_job per
-    asset, which leaves out the freshness check."""
-    require_project()
-    job_checks = dagster_job_checks()
-    assert not [c for checks in job_checks.values() for c in checks if "freshness" in c], job_checks
-    dag_checks = run_runner(airflow, "gate", "[]")["asset_checks"]
-    assert {a: sorted(c) for a, c in dag_checks.items()} == {a: sorted(c) for a, c in job_checks.items()}
-
-
 @pytest.fixture(scope="module")
 def described(airflow) -> dict:
     """The DagBag's view of the DAG in the default (CLI) mode, TWEET_ASSETS_DAGSTER_HOME=/srv/dagster."""
@@ -171,7 +161,7 @@ def test_dagbag_imports_the_dag_and_its_tasks_mirror_the_asset_graph(described):
         assert spec["retry_exponential_backoff"] == 2.0 and spec["max_retry_delay_s"] == 3600
         assert spec["env"] == {"DAGSTER_HOME": "/srv/dagster"}
         command = spec["bash_command"]
-        assert command.startswith(f"exec {sys.executable} -m dagster asset materialize -m tweet_assets.definitions")
+        assert command.startswith(f"exec {sys.executable} -m tweet_assets.cli materialize")  # tweets_daily_job, not the implicit asset job (#32.4)
         # the partition: the run's day (data interval start, or the day before run_after), not the logical date (#15.8, #32.1)
         assert command.endswith(f"--select {asset} --partition {{{{ tweet_assets_day(dag_run) }}}}"), command
     # the access-tier check runs once per run, before the first asset (#15.9); the instance check before each (#32.6)
@@ -262,8 +252,9 @@ def test_dag_test_at_todays_logical_date_materializes_the_day_that_ended_through
         assert (result["state"], result["tasks"]) == ("success", {a: "success" for a in ASSETS}), result["log"][-3000:]
         assert result["data_interval"] == [f"{day}T00:00:00+00:00", f"{today.isoformat()}T00:00:00+00:00"]
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
-        # the day's objects (the lake also keeps its own write-check object outside the partitions)
-        assert [key for key in keys if "/dt=" in key] == [
+        # the day's objects (the lake also keeps its own write-check object outside the partitions,
+        # and the day's lease and lineage records under clean_tweets/_leases, _lineage)
+        assert [key for key in keys if "/dt=" in key and not is_bookkeeping(key)] == [
             f"lake/clean_tweets/dt={day}/part-00000.parquet",
             f"lake/raw_tweets/dt={day}/part-00000.jsonl.gz",
             f"lake/tweets/dt={day}/part-00000.parquet",
@@ -425,7 +416,7 @@ def test_dag_launches_through_the_dagster_webserver_with_dagster_airlift(airflow
     home = dagster_home(tmp_path)
     lake = tmp_path / "lake"
     port = free_port()
-    env = clean_env(DAGSTER_HOME=str(home), TWEET_ASSETS_LAKE_URL=str(lake), TWEET_ASSETS_SAMPLE_POSTS="20")
+    env = clean_env(DAGSTER_HOME=str(home), TWEET_ASSETS_LAKE_URL=str(lake), TWEET_ASSETS_SAMPLE_POSTS="20", TWEET_ASSETS_START_DATE="2024-01-01")
     workspace = ["--workspace", str(REPO / "workspace.yaml")]
     # create the instance's SQLite storage once, before two processes would race to migrate it
     subprocess.run([venv_bin("dagster"), "instance", "migrate"], env=env, cwd=str(home), check=True, capture_output=True, timeout=120)
@@ -466,5 +457,8 @@ def test_dag_launches_through_the_dagster_webserver_with_dagster_airlift(airflow
     assert sorted(r["airlift"]["airflow-task-id"] for r in runs) == sorted(ASSETS)
     assert {r["airlift"]["airflow-dag-id"] for r in runs} == {"tweet_assets_daily"}
     assert {r["job"] for r in runs} == {"tweets_daily_job"}
-    # the job's checks, never the freshness check (#32.4)
+    # the job's checks of each asset, as Dagster resolves tweets_daily_job, never the freshness check (#32.4)
+    job_checks = dagster_job_checks()
+    assert not [c for checks in job_checks.values() for c in checks if "freshness" in c], job_checks
+    assert {r["assets"][0]: r["checks"] for r in runs} == {a: sorted(job_checks.get(a, [])) for a in ASSETS}, runs
     assert not [r for r in runs if any("freshness" in check for check in r["checks"])], runs

@@ -159,8 +159,6 @@ def test_a_backfill_of_days_at_once_runs_raw_tweets_one_day_at_a_time(scheduled)
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], spans
 
 
-@pytest.mark.xfail(strict=True, reason="#32.4 not done in CLI mode: `dagster asset materialize` runs the implicit asset job, "
-                   "which adds the freshness check; an op-selected `dagster job execute -j tweets_daily_job` fails s3_parquet's input")
 def test_no_run_executes_the_freshness_check(scheduled):
     """#32.4: the WARN freshness check of s3_parquet (its own sensor's) is never in a per-day run."""
     runs = scheduled["dagster"]
