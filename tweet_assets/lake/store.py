@@ -384,17 +384,23 @@ class S3Lake(Lake):
             raise self._fail("put", key, exc) from exc
         return len(data)
 
-    def etag(self, key: str) -> str | None:
+    def _head(self, key: str) -> dict | None:
+        """HeadObject's answer for ``key``, or None if there is no object (HeadObject answers 404 with
+        no body: botocore's code "404"; S3-compatible stores say NoSuchKey or NotFound)."""
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ETag"]
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise self._fail("head", key, exc) from exc
         except Exception as exc:
             raise self._fail("head", key, exc) from exc
+
+    def etag(self, key: str) -> str | None:
+        head = self._head(key)
+        return None if head is None else head["ETag"]
 
     def read_with_etag(self, key: str) -> tuple[bytes | None, str | None]:
         from botocore.exceptions import ClientError
@@ -441,16 +447,8 @@ class S3Lake(Lake):
             raise self._fail("get", key, exc) from exc
 
     def size(self, key: str) -> int | None:
-        from botocore.exceptions import ClientError
-
-        try:
-            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise self._fail("head", key, exc) from exc
-        except Exception as exc:
-            raise self._fail("head", key, exc) from exc
+        head = self._head(key)
+        return None if head is None else head["ContentLength"]
 
     def read_tail(self, key: str, nbytes: int) -> bytes:
         try:
