@@ -133,6 +133,10 @@ class DagitServer:
     port: int = 0
     proc: subprocess.Popen | None = None
     env: dict = field(default_factory=dict)
+    #: the dg project it runs in (a copy of the checkout, with PYTHONPATH in ``extra_env``, for
+    #: tests that add objects under defs/) and what the environment adds or overrides
+    project: Path = REPO
+    extra_env: dict = field(default_factory=dict)
 
     @property
     def home(self) -> Path:
@@ -179,14 +183,15 @@ class DagitServer:
             "PYTHONUNBUFFERED": "1",
             # `dg dev` runs in the project's virtual environment (the one `make dagit` sets up)
             "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
+            **self.extra_env,
         }
         # create the instance's SQLite storage once, before the webserver and daemon race to migrate it
-        subprocess.run([dagster_executable(), "instance", "migrate"], cwd=REPO, env=self.env, check=True, capture_output=True, timeout=120)
+        subprocess.run([dagster_executable(), "instance", "migrate"], cwd=self.project, env=self.env, check=True, capture_output=True, timeout=120)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 # what `make dagit` runs: dg dev on the project ([tool.dg] in pyproject.toml)
                 [dagster_executable("dg"), "dev", "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=REPO,
+                cwd=self.project,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

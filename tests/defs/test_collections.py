@@ -365,3 +365,72 @@ def test_dg_scaffolds_a_collection_and_dg_check_yaml_names_a_wrong_attribute(tmp
     out = refused.stdout + refused.stderr
     assert refused.returncode != 0
     assert f"{path}:{line}" in out and "'shedule' was unexpected" in out
+
+
+LAUNCH_BACKFILL = """
+mutation ($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }
+"""
+ASSET_GROUPS = """
+query { assetNodes { assetKey { path } groupName } }
+"""
+
+
+@pytest.mark.slow
+def test_two_collections_materialize_side_by_side_in_one_run_of_dagits_daemon(two_collections, tmp_path):
+    """#30 "Done when": ``brand`` (search, against the loopback X API) and ``archive`` (replay of the
+    shared recordings), as ``defs/<name>/defs.yaml`` of a copy of the project, loaded by ``dg dev``
+    (webserver and daemon, as ``make dagit`` starts them): one backfill of each, launched through
+    Dagit's GraphQL API, run by the daemon side by side, each into its own prefix and group; then a
+    backfill of three archive days leaves every brand object as it was, byte for byte."""
+    import shutil
+
+    from tests.dagit_server import DagitServer, wait_for_backfill
+
+    brand, archive, posts, double = two_collections
+    repo = Path(__file__).resolve().parents[2]
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "workspace.yaml"):
+        shutil.copy(repo / name, project)
+    shutil.copytree(repo / "tweet_assets", project / "tweet_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in (brand, archive):
+        (project / "tweet_assets" / "defs" / path.parent.name).mkdir()
+        shutil.copy(path, project / "tweet_assets" / "defs" / path.parent.name / "defs.yaml")
+    extra = {name: os.environ[name] for name in ("X_BEARER_TOKEN", "X_API_BASE_URL", "X_HTTP_TIMEOUT")}
+    server = DagitServer(root=tmp_path / "dagit", project=project, extra_env={"PYTHONPATH": str(project), **extra})
+    server.start()
+    try:
+        groups = {"/".join(n["assetKey"]["path"]): n["groupName"] for n in server.graphql(ASSET_GROUPS)["assetNodes"]}
+        for name in ("brand", "archive"):
+            assert {groups[f"{name}/{a}"] for a in ("raw_tweets", "clean_tweets", "tweets")} == {name}, groups
+
+        def backfill(name: str, start: str, end: str) -> str:
+            params = {"partitionsByAssets": [{"assetKey": {"path": [name, a]}, "partitions": {"range": {"start": start, "end": end}}} for a in ("raw_tweets", "clean_tweets", "tweets")],
+                      "title": f"{name} {start}…{end}"}
+            answer = server.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+            assert answer["__typename"] == "LaunchBackfillSuccess", answer
+            return answer["backfillId"]
+
+        day = _yesterday()
+        launched = [backfill("brand", day, day), backfill("archive", ARCHIVE_DAY, ARCHIVE_DAY)]  # both queued before the daemon's next tick
+        for backfill_id in launched:
+            state = wait_for_backfill(server, backfill_id, timeout=400)
+            assert state["status"] == "COMPLETED_SUCCESS", (state, server.log_tail())
+        lake = server.lake
+        files = set(_files(lake))
+        assert {f"{c}/{t}/dt={d}/part-00000.{fmt}" for c, d in (("brand", day), ("archive", ARCHIVE_DAY))
+                for t, fmt in (("raw_tweets", "jsonl.gz"), ("clean_tweets", "parquet"), ("tweets", "parquet"))} <= files
+        assert sorted(_ids(lake, "brand/tweets", day)) == sorted(int(p["id"]) for p in posts)
+        assert len(_ids(lake, "archive/tweets", ARCHIVE_DAY)) == 500
+        assert [s for s in double.seen if "/search/" in s.path]  # the brand run searched the loopback X API
+
+        before = {k: v for k, v in _files(lake).items() if k.startswith("brand/")}
+        state = wait_for_backfill(server, backfill("archive", "2021-06-25", "2021-06-27"), timeout=400)
+        assert state["status"] == "COMPLETED_SUCCESS", (state, server.log_tail())
+        after = _files(lake)
+        assert {k: v for k, v in after.items() if k.startswith("brand/")} == before  # byte for byte, same mtimes
+        assert f"archive/tweets/dt={ARCHIVE_DAY}/part-00000.parquet" in after
+        assert {k.split("/")[0] for k in after} <= {"brand", "archive", "_tweet_assets_check"}, sorted(after)
+    finally:
+        server.stop()
