@@ -90,6 +90,24 @@ def _files(root: Path) -> dict[str, tuple[int, int, str]]:
     return out
 
 
+def _project_copy(tmp_path: Path, *yaml_paths: Path) -> Path:
+    """A copy of the project (pyproject.toml, workspace.yaml, tweet_assets/) at ``tmp_path/project``
+    with each ``defs/<name>/defs.yaml`` of ``yaml_paths`` under its ``tweet_assets/defs/``, as a user
+    adds a collection to the checkout; run it with ``PYTHONPATH`` set to the copy."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[2]
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "workspace.yaml"):
+        shutil.copy(repo / name, project)
+    shutil.copytree(repo / "tweet_assets", project / "tweet_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    for path in yaml_paths:
+        (project / "tweet_assets" / "defs" / path.parent.name).mkdir()
+        shutil.copy(path, project / "tweet_assets" / "defs" / path.parent.name / "defs.yaml")
+    return project
+
+
 def _ids(lake_root: Path, table: str, day: str) -> list[int]:
     lake = lake_from_env({"TWEET_ASSETS_LAKE_URL": str(lake_root)}).lake()
     key = LakeIOManager.key(table, "parquet", day)
@@ -339,11 +357,7 @@ def test_dg_scaffolds_a_collection_and_dg_check_yaml_names_a_wrong_attribute(tmp
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[2]
-    project = tmp_path / "project"
-    project.mkdir()
-    shutil.copy(repo / "pyproject.toml", project)
-    shutil.copytree(repo / "tweet_assets", project / "tweet_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    project = _project_copy(tmp_path)
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWEET_ASSETS_", "DAGSTER_"))}
     env.update(PYTHONPATH=str(project), VIRTUAL_ENV=str(bin_dir.parent), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", DAGSTER_DISABLE_TELEMETRY="1", NO_COLOR="1")
@@ -383,20 +397,10 @@ def test_two_collections_materialize_side_by_side_in_one_run_of_dagits_daemon(tw
     (webserver and daemon, as ``make dagit`` starts them): one backfill of each, launched through
     Dagit's GraphQL API, run by the daemon side by side, each into its own prefix and group; then a
     backfill of three archive days leaves every brand object as it was, byte for byte."""
-    import shutil
-
     from tests.dagit_server import DagitServer, wait_for_backfill
 
     brand, archive, posts, double = two_collections
-    repo = Path(__file__).resolve().parents[2]
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("pyproject.toml", "workspace.yaml"):
-        shutil.copy(repo / name, project)
-    shutil.copytree(repo / "tweet_assets", project / "tweet_assets", ignore=shutil.ignore_patterns("__pycache__"))
-    for path in (brand, archive):
-        (project / "tweet_assets" / "defs" / path.parent.name).mkdir()
-        shutil.copy(path, project / "tweet_assets" / "defs" / path.parent.name / "defs.yaml")
+    project = _project_copy(tmp_path, brand, archive)
     extra = {name: os.environ[name] for name in ("X_BEARER_TOKEN", "X_API_BASE_URL", "X_HTTP_TIMEOUT")}
     server = DagitServer(root=tmp_path / "dagit", project=project, extra_env={"PYTHONPATH": str(project), **extra})
     server.start()
@@ -434,3 +438,63 @@ def test_two_collections_materialize_side_by_side_in_one_run_of_dagits_daemon(tw
         assert {k.split("/")[0] for k in after} <= {"brand", "archive", "_tweet_assets_check"}, sorted(after)
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_the_stream_service_serves_every_stream_collections_rules_and_lands_a_message_in_each_it_matches(tmp_path, x_api_v2):
+    """#30 point 6 end to end: ``tweet-assets stream`` (a process, on a copy of the project holding
+    two stream collections' defs.yaml) syncs both collections' rules, tagged by collection, onto its
+    one connection to the loopback filtered stream; a message whose matching rule is both
+    collections' lands in both collections' raw_stream segments, one of ``brand``'s rules in
+    ``brand``'s only, and one no collection's rule in the environment's raw_stream."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.stream_double import StreamDouble
+    from tweet_assets.stream.collections import collection_rules
+
+    brand = _write_collection(tmp_path, "brand", stream={"rules": [{"value": "acme", "tag": "mentions"}, {"value": "#acme"}]})
+    event = _write_collection(tmp_path, "event", stream={"rules": [{"value": "acme", "tag": "live"}]})
+    project = _project_copy(tmp_path, brand, event)
+    tags = {r.value: r.tag for r in collection_rules({"brand": [("acme", "mentions"), ("#acme", None)], "event": [("acme", "live")]})}
+    posts = [p for page in _recorded_pages(x_api_v2) for p in page["data"]][:3]
+    both, only, neither = posts
+    sent = [
+        {"data": both, "matching_rules": [{"id": "1", "tag": tags["acme"]}]},
+        {"data": only, "matching_rules": [{"id": "2", "tag": tags["#acme"]}]},
+        {"data": neither, "matching_rules": [{"id": "3", "tag": "someone-else"}]},
+    ]
+    lake = tmp_path / "lake"
+    with StreamDouble() as double:
+        double.plans = [("stream", [*[("msg", orjson.dumps(m)) for m in sent], ("end",)])]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TWEET_ASSETS_", "DAGSTER_"))}
+        env.update(X_BEARER_TOKEN=TOKEN, X_API_BASE_URL=double.url, TWEET_ASSETS_LAKE_URL=str(lake), TWEET_ASSETS_STREAM_SPOOL_DIR=str(tmp_path / "spool"),
+                   TWEET_ASSETS_STREAM_FSYNC="0", PYTHONPATH=str(project))
+        proc = subprocess.Popen([sys.executable, "-m", "tweet_assets.cli", "stream"], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            # the second connection: the first stream was read to its end, every message appended
+            while len(double.requests) < 2 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None and len(double.requests) >= 2, proc.stdout.read().decode(errors="replace")[-3000:] if proc.poll() is not None else "no second connection"
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        rules = sorted((r["value"], r.get("tag")) for r in double.rules)
+    log = out.decode(errors="replace")
+    assert proc.returncode == 0, log[-3000:]
+    assert rules == sorted((value, tag) for value, tag in tags.items()), rules  # both collections' rules, on the one connection
+    assert len(double.requests) >= 2 and TOKEN not in log
+
+    def ids(prefix: str) -> list[str]:
+        found = []
+        for path in sorted((lake / prefix).glob("dt=*/*.jsonl.gz")):
+            found += [orjson.loads(line)["data"]["id"] for line in gzip.decompress(path.read_bytes()).splitlines()]
+        return found
+
+    assert ids("brand/raw_stream") == [both["id"], only["id"]], log[-3000:]
+    assert ids("event/raw_stream") == [both["id"]]
+    assert ids("raw_stream") == [neither["id"]]  # no collection's rule: the environment's segments
