@@ -498,3 +498,15 @@ def test_the_stream_service_serves_every_stream_collections_rules_and_lands_a_me
     assert ids("brand/raw_stream") == [both["id"], only["id"]], log[-3000:]
     assert ids("event/raw_stream") == [both["id"]]
     assert ids("raw_stream") == [neither["id"]]  # no collection's rule: the environment's segments
+
+
+def test_the_readmes_two_collection_example_is_valid_yaml_for_the_component():
+    """README.md's example collections load as TweetCollection components (the attributes a user copies)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"```yaml\n(# tweet_assets/defs/brand/defs.yaml.*?)```", readme, re.S).group(1)
+    documents = [yaml.safe_load(part) for part in re.split(r"^# tweet_assets/defs/\w+/defs.yaml.*$", block, flags=re.M) if part.strip()]
+    assert [d["type"] for d in documents] == ["tweet_assets.TweetCollection"] * 2
+    names = [TweetCollection.from_attributes_dict(attributes=d["attributes"]).name for d in documents]
+    assert names == ["brand", "archive"]
