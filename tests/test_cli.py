@@ -132,7 +132,7 @@ def test_make_ddl_prints_only_sql(tmp_path):
         (["demo"], {"TWEET_ASSETS_SAMPLE_POSTS": "many"}, "TWEET_ASSETS_SAMPLE_POSTS='many'"),
         (["demo"], {"TWEET_ASSETS_LAKE_URL": "s3:/bad"}, "TWEET_ASSETS_LAKE_URL='s3:/bad' is not s3://BUCKET/prefix nor a directory"),
         (["ddl", "--location", "not-a-url"], {}, "tweet-assets ddl: error: --location 'not-a-url' is not an S3 URL"),
-        (["demo", "--start", "yesterday"], {}, "tweet-assets demo: error: 'yesterday' is not a YYYY-MM-DD day"),
+        (["demo", "--start", "yesterday"], {}, "tweet-assets demo: error: --start 'yesterday' is not a YYYY-MM-DD day"),
         (["replay", "/no/such/archive"], {}, "tweet-assets replay: error: /no/such/archive: no such file or directory"),
     ],
 )
@@ -274,7 +274,8 @@ def test_materialize_fails_with_the_failed_step_named_and_refuses_what_is_not_an
     for argv, says in (
         (["--select", "raw_tweets,tweets_table", "--partition", "2024-02-02"], "'tweets_table' is not an asset of tweets_daily_job: choose from clean_tweets, raw_tweets, s3_parquet"),
         (["--partition", "02/02/2024"], "--partition '02/02/2024' is not a YYYY-MM-DD day"),
-        (["--partition", "2099-01-01"], "--partition 2099-01-01 is not a daily partition: the partitions run "),
+        (["--partition", "2099-01-01"], "--partition 2099-01-01 is after the last complete UTC day, "),
+        (["--partition", "2023-12-31"], "--partition 2023-12-31 is before the first daily partition, 2024-01-01 (TWEET_ASSETS_START_DATE)"),
     ):
         done = subprocess.run([*command, *argv], env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 2 and says in done.stderr, (argv, done.stderr)

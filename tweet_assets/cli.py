@@ -215,18 +215,35 @@ def _run_failures(result) -> list[str]:
     return failures
 
 
-def _materialize(args, command) -> int:
+def _check_days(command, name: str, first_option: tuple[str, str], last_option: tuple[str, str]) -> None:
+    """Before any run: the days of ``(option, value)`` are ``YYYY-MM-DD``, in order, the settings
+    are right (:func:`check_settings`), and the days are daily partitions (from
+    ``TWEET_ASSETS_START_DATE`` or the source's first day to the last complete UTC day). Each
+    problem is one line and exit status 2 (argparse's ``error``)."""
+    (start_flag, start), (end_flag, end) = first_option, last_option
+    for flag, value in (first_option, last_option):
+        try:
+            datetime.strptime(value, DAY_FORMAT)
+        except ValueError:
+            command.error(f"{flag} {value!r} is not a YYYY-MM-DD day")
+    if start > end:
+        command.error(f"{start_flag} {start} is after {end_flag} {end}")
     try:
-        datetime.strptime(args.partition, DAY_FORMAT)
-    except ValueError:
-        command.error(f"--partition {args.partition!r} is not a YYYY-MM-DD day")
-    try:
-        check_settings("materialize")
+        check_settings(name)
     except SettingError as exc:
-        command.exit(2, f"tweet-assets materialize: {exc}\n")
+        command.exit(2, f"tweet-assets {name}: {exc}\n")
     first, last = start_date(), partitions.daily_partitions.get_last_partition_key()
-    if args.partition < first or last is None or args.partition > last:
-        command.error(f"--partition {args.partition} is not a daily partition: the partitions run {first}…{last} ({START_DATE_ENV} sets the first; a day's partition exists once it has ended)")
+    if start < first:
+        command.error(
+            f"{start_flag} {start} is before the first daily partition, {first} ({START_DATE_ENV}): "
+            f"pick a later day, or set {START_DATE_ENV}=YYYY-MM-DD to an earlier first day"
+        )
+    if last is None or end > last:
+        command.error(f"{end_flag} {end} is after the last complete UTC day, {last}: a day's partition exists once the day has ended")
+
+
+def _materialize(args, command) -> int:
+    _check_days(command, "materialize", ("--partition", args.partition), ("--partition", args.partition))
     home = ensure_dagster_home()
     select = [name.strip() for name in args.select.split(",") if name.strip()] if args.select else None
     started = time.monotonic()
@@ -557,25 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "catalog":
         return _catalog(args, _days(command, args.days) if args.days else [])
 
-    for value in (args.start, args.end):
-        try:
-            datetime.strptime(value, DAY_FORMAT)
-        except ValueError:
-            command.error(f"{value!r} is not a YYYY-MM-DD day")
-    if args.start > args.end:
-        command.error(f"--start {args.start} is after --end {args.end}")
-    try:
-        check_settings("demo")
-    except SettingError as exc:
-        command.exit(2, f"tweet-assets demo: {exc}\n")
-    first, last = start_date(), partitions.daily_partitions.get_last_partition_key()
-    if args.start < first:
-        command.error(
-            f"--start {args.start} is before the first daily partition, {first} ({START_DATE_ENV}): "
-            f"pick a later day, or set {START_DATE_ENV}=YYYY-MM-DD to an earlier first day"
-        )
-    if last is None or args.end > last:
-        command.error(f"--end {args.end} is after the last complete UTC day, {last}: a day's partition exists once the day has ended")
+    _check_days(command, "demo", ("--start", args.start), ("--end", args.end))
     home = ensure_dagster_home()
     lake_url = os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip() or "lake"
     source = os.environ.get("TWEET_ASSETS_SOURCE", "sample")

@@ -617,6 +617,9 @@ def test_what_the_replay_log_says_of_each_undated_line_and_damaged_file(x_api_v2
     cut = len(whole) - 200
     assert markers[0].body == f"unreadable rest of damaged file 2.jsonl.gz from byte {cut:,}: {markers[0].damaged}".encode()
     assert markers[1].body.startswith("unreadable rest of damaged file 3 ?.jsonl.gz from byte 100: ".encode())
+    # the records name a file whose name is not UTF-8 (a lone surrogate, as os.fsdecode gives it): a
+    # test report carrying them cannot be sent as UTF-8 (pytest-xdist's workers), so drop them here
+    caplog.clear()
 
 
 def test_filtered_stream_messages_are_pages_of_one_post(x_api_v2, tmp_path):
