@@ -20,8 +20,13 @@ demo: setup  ## materialize the last 3 days with the sample source into ./lake, 
 	$(ensure_home)
 	@DAGSTER_HOME=$(HOME_DIR) $(PY) -m tweet_assets.cli demo
 
-test: setup-test  ## run the whole test suite
-	$(PY) -m pytest -q
+# Two pytest-xdist workers, a file each at a time (--dist loadfile keeps a file's module fixtures, such as
+# the Airflow scheduler's, in one process): the deploy tests wait on installs and services while the
+# other worker runs; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
+test: setup-test  ## run the whole test suite (two workers; TEST_WORKERS=0 for one process)
+	$(PY) -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000 with dg dev (creates DAGSTER_HOME on a fresh clone)
 	$(ensure_home)
