@@ -215,11 +215,11 @@ def _run_failures(result) -> list[str]:
     return failures
 
 
-def _check_days(command, name: str, first_option: tuple[str, str], last_option: tuple[str, str]) -> None:
+def _check_days(command, name: str, first_option: tuple[str, str], last_option: tuple[str, str], collection: str | None = None) -> None:
     """Before any run: the days of ``(option, value)`` are ``YYYY-MM-DD``, in order, the settings
     are right (:func:`check_settings`), and the days are daily partitions (from
-    ``TWEET_ASSETS_START_DATE`` or the source's first day to the last complete UTC day). Each
-    problem is one line and exit status 2 (argparse's ``error``)."""
+    ``TWEET_ASSETS_START_DATE`` or the source's first day, or a collection's ``start_date``, to the
+    last complete UTC day). Each problem is one line and exit status 2 (argparse's ``error``)."""
     (start_flag, start), (end_flag, end) = first_option, last_option
     for flag, value in (first_option, last_option):
         try:
@@ -232,18 +232,25 @@ def _check_days(command, name: str, first_option: tuple[str, str], last_option: 
         check_settings(name)
     except SettingError as exc:
         command.exit(2, f"tweet-assets {name}: {exc}\n")
-    first, last = start_date(), partitions.daily_partitions.get_last_partition_key()
+    if collection:  # the collection's own partitions (its defs.yaml's start_date)
+        try:
+            days = _collection_job(collection)[0].partitions_def
+        except LookupError as exc:
+            command.error(str(exc))
+        first, last, setting = days.start.strftime(DAY_FORMAT), days.get_last_partition_key(), f"start_date of collection {collection}"
+    else:
+        first, last, setting = start_date(), partitions.daily_partitions.get_last_partition_key(), START_DATE_ENV
     if start < first:
         command.error(
-            f"{start_flag} {start} is before the first daily partition, {first} ({START_DATE_ENV}): "
-            f"pick a later day, or set {START_DATE_ENV}=YYYY-MM-DD to an earlier first day"
+            f"{start_flag} {start} is before the first daily partition, {first} ({setting}): "
+            f"pick a later day, or set {setting} to an earlier first day"
         )
     if last is None or end > last:
         command.error(f"{end_flag} {end} is after the last complete UTC day, {last}: a day's partition exists once the day has ended")
 
 
 def _materialize(args, command) -> int:
-    _check_days(command, "materialize", ("--partition", args.partition), ("--partition", args.partition))
+    _check_days(command, "materialize", ("--partition", args.partition), ("--partition", args.partition), args.collection)
     home = ensure_dagster_home()
     select = [name.strip() for name in args.select.split(",") if name.strip()] if args.select else None
     started = time.monotonic()
@@ -574,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "catalog":
         return _catalog(args, _days(command, args.days) if args.days else [])
 
-    _check_days(command, "demo", ("--start", args.start), ("--end", args.end))
+    _check_days(command, "demo", ("--start", args.start), ("--end", args.end), args.collection)
     home = ensure_dagster_home()
     lake_url = os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip() or "lake"
     source = os.environ.get("TWEET_ASSETS_SOURCE", "sample")

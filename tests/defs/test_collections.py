@@ -312,6 +312,11 @@ def test_the_cli_acts_on_one_collection(tmp_path, x_api_v2, monkeypatch, capsys)
     assert cli.main(["replay", str(x_api_v2 / ARCHIVE), "--collection", "archive"]) == 0
     assert {p.split("/")[0] for p in _files(lake)} == {"archive"}
     assert len(_ids(lake, "archive/tweets", ARCHIVE_DAY)) == 500
+    # materialize --collection checks the day against the collection's partitions (its start_date)
+    with pytest.raises(SystemExit) as early:
+        cli.main(["materialize", "--collection", "archive", "--partition", "2021-05-31"])
+    assert early.value.code == 2
+    assert "--partition 2021-05-31 is before the first daily partition, 2021-06-01 (start_date of collection archive)" in capsys.readouterr().err
 
 
 def test_a_stream_message_matching_two_collections_rules_lands_in_both(tmp_path, x_api_v2):
