@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from urllib.parse import parse_qs, urlparse
 
 import orjson
+import pyarrow.compute as pc
 import pytest
 import responses
 from polars.testing import assert_frame_equal
@@ -19,6 +20,7 @@ from tests.x.test_x_api import SECRET, Clock, _chain
 from tweet_assets.partitions import day_window
 from tweet_assets.sources.x_api import XApiError, XApiSource
 from tweet_assets.transform.flatten import flatten_day
+from tweet_assets.transform.pages import decode_pages
 
 LOG = logging.getLogger("test")
 SEARCH = "https://api.x.com/2/tweets/search/recent"
@@ -81,6 +83,54 @@ def test_post_named_pages_publish_the_same_rows_column_for_column(x_api_v2):
     assert tweets.frame.get_column("is_retweet").sum() > 0
     assert_frame_equal(posts.frame, tweets.frame)
     assert posts.stats == tweets.stats and len(posts.quarantined) == len(tweets.quarantined)
+
+
+def test_post_named_pages_decode_in_bulk_to_the_same_table(x_api_v2):
+    """The bulk decoder reads both vocabularies in one pass (pages.DECODE_SCHEMA) and folds the
+    post names into the tweet names: the same Arrow table as the tweet-named pages, on the fast path."""
+    lines = _lines(post_page_files(x_api_v2), None)
+    good = [(location, line) for location, line in lines if _parses(line) and decode_pages([line], [location]).fast_path]  # no coercion needed
+    tweets = decode_pages([line for _, line in good], [location for location, _ in good])
+    posts = decode_pages([orjson.dumps(in_post_names(orjson.loads(line))) for _, line in good], [location for location, _ in good])
+    assert tweets.fast_path and posts.fast_path and tweets.table.num_rows == len(good) > 20
+    assert posts.table.equals(tweets.table)
+    posts_data = pc.list_flatten(tweets.table.column("data")).combine_chunks()
+    for path in ("referenced_tweets", "edit_history_tweet_ids"):  # the data is there to lose (note_post: the next test)
+        assert posts_data.field(path).null_count < len(posts_data), path
+
+
+def test_a_page_with_both_names_keeps_the_tweet_ones_and_joins_both_includes_lists():
+    """Where a page carries a key in both vocabularies the tweet name's value stays (as
+    vocabulary.to_tweet_names renames only an absent key); ``includes.tweets`` and ``includes.posts``
+    of one page are joined, in that order. Both in bulk and one page at a time."""
+    page = {
+        "data": [
+            {"id": "1", "text": "a", "referenced_tweets": [{"type": "quoted", "id": "2"}], "referenced_posts": [{"type": "quoted", "id": "9"}]},
+            {"id": "3", "text": "b", "referenced_posts": [{"type": "replied_to", "id": "2"}], "public_metrics": {"repost_count": 4}},
+        ],
+        "includes": {"tweets": [{"id": "2", "text": "c"}], "posts": [{"id": "5", "text": "d"}], "users": [{"id": "7", "pinned_post_id": "1", "public_metrics": {"post_count": 8}}]},
+    }
+    plain = {"data": [{"id": "6", "text": "e", "note_post": {"text": "long"}}]}
+    expected = [
+        {"id": "1", "referenced_tweets": [{"type": "quoted", "id": "2"}]},
+        {"id": "3", "referenced_tweets": [{"type": "replied_to", "id": "2"}]},
+    ]
+    lines = [orjson.dumps(page), orjson.dumps(plain)]
+    for batch in (decode_pages(lines, ["a:1", "a:2"]), decode_pages(lines + [b"{"], ["a:1", "a:2", "a:3"])):
+        rows = batch.table.to_pylist()
+        assert [{"id": p["id"], "referenced_tweets": p["referenced_tweets"]} for p in rows[0]["data"]] == expected
+        assert rows[0]["data"][1]["public_metrics"]["retweet_count"] == 4
+        assert [t["id"] for t in rows[0]["includes"]["tweets"]] == ["2", "5"]
+        assert rows[0]["includes"]["users"][0]["pinned_tweet_id"] == "1" and rows[0]["includes"]["users"][0]["public_metrics"]["tweet_count"] == 8
+        assert rows[1]["data"][0]["note_tweet"]["text"] == "long"
+    assert decode_pages(lines, ["a:1", "a:2"]).fast_path
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        return line[:1] == b"{" and isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 # --- requests: X_API_VOCABULARY and auto's single switch

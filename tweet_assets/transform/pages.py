@@ -20,10 +20,11 @@ from typing import Any, Sequence
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from tweet_assets.transform.tolerant import read_page
-from tweet_assets.x.vocabulary import line_in_tweet_names
+from tweet_assets.x.vocabulary import POST_NAME_OF, line_in_tweet_names, to_tweet_names
 
 S = pa.string()
 I64 = pa.int64()
@@ -188,6 +189,29 @@ PAGE_TYPE = _struct(
 PAGE_SCHEMA = pa.schema(list(PAGE_TYPE))
 
 
+def _with_post_names(typ: pa.DataType) -> pa.DataType:
+    """``typ`` with, beside every field that has a 2.167 name (:data:`~tweet_assets.x.vocabulary.POST_NAME_OF`),
+    a field of that name and the same type, at every level."""
+    if pa.types.is_struct(typ):
+        fields = [pa.field(f.name, _with_post_names(f.type)) for f in typ]
+        return pa.struct(fields + [pa.field(POST_NAME_OF[f.name], f.type) for f in fields if f.name in POST_NAME_OF])
+    if pa.types.is_list(typ):
+        return pa.list_(_with_post_names(typ.value_type))
+    return typ
+
+
+#: What the bulk decoder reads: :data:`PAGE_TYPE` plus spec 2.167's post names beside the tweet
+#: names (``referenced_posts``, ``note_post``, ``includes.posts``, ``public_metrics.repost_count``,
+#: ...), so a page in either vocabulary is read in one pass with no scan of its bytes;
+#: :func:`_in_tweet_names` folds them back into :data:`PAGE_SCHEMA`.
+DECODE_SCHEMA = pa.schema(list(_with_post_names(PAGE_TYPE)))
+
+
+class _BothListsInOnePage(Exception):
+    """A page carries ``includes.tweets`` and ``includes.posts`` both: their lists are concatenated
+    by :func:`~tweet_assets.x.vocabulary.to_tweet_names`, not coalesced."""
+
+
 @dataclass(frozen=True)
 class Quarantined:
     """One thing that could not be read, with where it was and why.
@@ -247,7 +271,6 @@ def decode_pages(lines: Sequence[bytes], locations: Sequence[str], days: Sequenc
         raise ValueError(f"{len(lines)} lines but {len(locations)} locations and {len(days)} days")
     if not lines:
         return DecodedBatch(PAGE_SCHEMA.empty_table(), [])
-    lines = [line_in_tweet_names(line) for line in lines]  # spec 2.167's post names read as 2.159's (tweet_assets.x.vocabulary)
     blob = b"\n".join(lines)
     # Bulk parsing only for lines that look like one object each: pyarrow 26's JSON reader
     # crashes (SIGSEGV) on a first line "null" and reads a later "null" line as an all-null row.
@@ -259,6 +282,11 @@ def decode_pages(lines: Sequence[bytes], locations: Sequence[str], days: Sequenc
             table = _read_json_bulk(blob, max(len(line) for line in lines))
             if table.num_rows == len(lines):
                 table.validate(full=True)  # the JSON reader does not check UTF-8; this does
+                try:
+                    table = _in_tweet_names(table)
+                except _BothListsInOnePage:  # rare: rename line by line, then read again
+                    table = _read_json_bulk(b"\n".join(line_in_tweet_names(line) for line in lines), 2 * max(len(line) for line in lines))
+                    table = _in_tweet_names(table)
                 return DecodedBatch(table, list(locations), days=days if any(d is not None for d in days) else [])
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             pass
@@ -269,12 +297,50 @@ def decode_pages(lines: Sequence[bytes], locations: Sequence[str], days: Sequenc
 
 
 def _read_json_bulk(blob: bytes, longest_line: int) -> pa.Table:
+    """Pages as :data:`DECODE_SCHEMA` (both vocabularies' names)."""
     block = max(1 << 20, 2 * longest_line + 2, len(blob) // 2 + 1)
     return pa_json.read_json(
         pa.BufferReader(blob),  # read by Arrow without the GIL (io.BytesIO is read through Python)
         read_options=pa_json.ReadOptions(block_size=block, use_threads=True),
-        parse_options=pa_json.ParseOptions(explicit_schema=PAGE_SCHEMA, unexpected_field_behavior="ignore"),
+        parse_options=pa_json.ParseOptions(explicit_schema=DECODE_SCHEMA, unexpected_field_behavior="ignore"),
     )
+
+
+def _in_tweet_names(table: pa.Table) -> pa.Table:
+    """A :data:`DECODE_SCHEMA` table as :data:`PAGE_SCHEMA`: each value under a 2.167 post name fills
+    the same place under the 2.159 tweet name where that is null (absent), as
+    :func:`~tweet_assets.x.vocabulary.to_tweet_names` renames a key only when the tweet name is
+    absent. Zero-copy where a post name is nowhere in the batch (the 2.159 pages of twarc2 archives).
+
+    Raises:
+        _BothListsInOnePage: a page has ``includes.tweets`` and ``includes.posts`` both.
+    """
+    columns = [
+        pa.chunked_array([_to_page_type(chunk, f.type) for chunk in table.column(f.name).chunks], type=f.type)
+        for f in PAGE_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=PAGE_SCHEMA)
+
+
+def _to_page_type(array: pa.Array, typ: pa.DataType) -> pa.Array:
+    if array.type == typ:
+        return array
+    mask = array.is_null() if array.null_count else None
+    if pa.types.is_list(typ):
+        return pa.ListArray.from_arrays(array.offsets, _to_page_type(array.values, typ.value_type), type=typ, mask=mask)
+    children = []
+    for f in typ:  # a struct: its tweet-named fields, each coalesced with its post-named twin
+        child = _to_page_type(array.field(f.name), f.type)
+        twin = POST_NAME_OF.get(f.name)
+        if twin is not None and array.type.get_field_index(twin) >= 0:
+            other = array.field(twin)
+            if other.null_count < len(other):
+                other = _to_page_type(other, f.type)
+                if f.name == "tweets" and pc.any(pc.and_(child.is_valid(), other.is_valid())).as_py():
+                    raise _BothListsInOnePage
+                child = pc.coalesce(child, other)
+        children.append(child)
+    return pa.StructArray.from_arrays(children, fields=list(typ), mask=mask)
 
 
 def _decode_one_by_one(lines: Sequence[bytes], locations: Sequence[str], days: list) -> DecodedBatch:
@@ -324,7 +390,7 @@ def parse_page(line: bytes, location: str, batch: DecodedBatch | None = None, da
         return None
     if isinstance(page.get("data"), dict):  # a filtered-stream message: one post
         page["data"] = [page["data"]]
-    return page
+    return to_tweet_names(page)  # spec 2.167's post names read as 2.159's (tweet_assets.x.vocabulary)
 
 
 def coerce(value: Any, typ: pa.DataType, path: str, coerced: Counter) -> Any:

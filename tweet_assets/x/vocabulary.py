@@ -35,6 +35,10 @@ COUNT_KEYS = {"post_count": "tweet_count"}
 META_KEYS = {"total_post_count": "total_tweet_count"}
 #: Bytes that occur in every 2.167-named page and in no 2.159 key: pages without any are left as they are.
 MARKERS = (b"_post", b'"post_count"', b'"repost_count"', b'"posts"')
+#: Every 2.159 key of the tables above → its 2.167 name, with ``includes.tweets`` → ``includes.posts``.
+#: No key of a page means two things in different objects, so one flat map serves every level
+#: (the bulk decoder reads both names, :func:`tweet_assets.transform.pages.decode_pages`).
+POST_NAME_OF = {new: old for keys in (POST_KEYS, USER_KEYS, METRIC_KEYS, COUNT_KEYS, META_KEYS) for old, new in keys.items()} | {"tweets": "posts"}
 
 
 def _rename(obj: dict, keys: dict[str, str]) -> None:
