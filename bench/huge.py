@@ -112,7 +112,7 @@ def count_published(lake: Path) -> tuple[int, int]:
 def main() -> int:
     lake, posts = Path(sys.argv[1]), int(sys.argv[2])
     day = sys.argv[3] if len(sys.argv) > 3 else "2024-01-01"
-    os.environ.update(TWEET_ASSETS_SOURCE="sample", TWEET_ASSETS_LAKE_URL=str(lake))
+    os.environ.update(TWEET_ASSETS_SOURCE="sample", TWEET_ASSETS_LAKE_URL=str(lake), TWEET_ASSETS_START_DATE=min(day, "2023-01-01"))  # the sample source starts 30 days back
     from dagster import DagsterInstance, materialize
 
     from tweet_assets.defs.pipeline import assets

@@ -61,7 +61,7 @@ pd.concat(frames).to_csv(sys.argv[2], index=False)
 """
 BACKFILL = """
 import os, sys, time
-os.environ.update(TWEET_ASSETS_SOURCE='sample', TWEET_ASSETS_SAMPLE_POSTS=sys.argv[2], TWEET_ASSETS_LAKE_URL=sys.argv[1])
+os.environ.update(TWEET_ASSETS_SOURCE='sample', TWEET_ASSETS_SAMPLE_POSTS=sys.argv[2], TWEET_ASSETS_LAKE_URL=sys.argv[1], TWEET_ASSETS_START_DATE='2023-01-01')
 from dagster import DagsterInstance, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as E, ASSET_PARTITION_RANGE_START_TAG as S
 from tweet_assets.definitions import defs
@@ -81,7 +81,8 @@ with DagsterInstance.ephemeral() as inst:
 print(len(keys))
 """
 BACKFILL_DAGSTER_ONLY = """
-import sys
+import os, sys
+os.environ.update(TWEET_ASSETS_SOURCE='sample', TWEET_ASSETS_START_DATE='2023-01-01')
 from dagster import AssetIn, DagsterInstance, IOManager, asset, materialize
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG as E, ASSET_PARTITION_RANGE_START_TAG as S
 from tweet_assets.defs.pipeline.assets import SINGLE_RUN
@@ -101,7 +102,7 @@ with DagsterInstance.ephemeral() as inst:
 """
 DAY = """
 import os, sys
-os.environ.update(TWEET_ASSETS_SOURCE='sample', TWEET_ASSETS_SAMPLE_POSTS=sys.argv[2], TWEET_ASSETS_LAKE_URL=sys.argv[1])
+os.environ.update(TWEET_ASSETS_SOURCE='sample', TWEET_ASSETS_SAMPLE_POSTS=sys.argv[2], TWEET_ASSETS_LAKE_URL=sys.argv[1], TWEET_ASSETS_START_DATE='2023-01-01')
 from dagster import DagsterInstance, materialize
 from tweet_assets.settings import resources_from_env
 from tweet_assets.defs.pipeline import assets
