@@ -174,7 +174,9 @@ def _includes(table: pa.Table, name: str, key: str = "id") -> pl.DataFrame:
     a post meets the expansions of its own response (users' metrics as of that page).
     Entries without ``key`` are dropped (nothing can join to them); repeats in a page keep the last.
     """
-    lists = pc.struct_field(table.column("includes").combine_chunks(), name)
+    lists = pc.struct_field(table.column("includes"), name)  # per chunk: the other includes are not copied
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
     frame = _struct_array_frame(pc.list_flatten(lists)).with_columns(
         pl.from_arrow(pc.list_parent_indices(lists)).cast(pl.Int64).alias("_page")
     )
@@ -317,8 +319,8 @@ def page_counts(batch: DecodedBatch) -> dict:
     for day, coerced in batch.coerced.items():
         for path, count in coerced.items():
             stats.setdefault(day, Counter())[f"coerced:{path}"] += count
-    errors = pc.list_value_length(table.column("errors").combine_chunks()).to_pylist()
-    n_posts = pc.list_value_length(table.column("data").combine_chunks()).to_pylist()
+    errors = pc.list_value_length(table.column("errors")).to_pylist()  # per chunk: no copy of the posts
+    n_posts = pc.list_value_length(table.column("data")).to_pylist()
     for day, n_errors, n in zip(days, errors, n_posts):  # per page
         counter = stats.setdefault(day, Counter())
         counter["api_errors"] += n_errors or 0
@@ -657,9 +659,12 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 #: Pages decoded and flattened together: bounds memory (a page is ~0.1-1 MB of JSON) while keeping
-#: the per-batch overhead small.
+#: the per-batch overhead small. 24 MB, under glibc's 32 MB ceiling for serving a block from the
+#: heap instead of a fresh mmap: a batch's joined bytes then reuse the last batch's memory instead
+#: of faulting in new pages (64 MB batches: 350k minor faults and 1.0-1.1 GB peak for the real 100k
+#: posts; 24 MB: 225k and 0.90-0.96 GB, the same CPU seconds; bench/README.md).
 BATCH_PAGES = 200
-BATCH_BYTES = 64 << 20
+BATCH_BYTES = 24 << 20
 
 
 def iter_days(
