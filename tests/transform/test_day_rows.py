@@ -32,6 +32,7 @@ def test_spilled_runs_read_in_small_chunks_equal_one_in_memory_run(x_api_v2, mon
     assert len(whole.runs) == 1 and whole.runs[0].path is None
 
     monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)  # every run goes to disk
+    monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 0)  # one run per batch
     spilled = flatten_day(_lines(files), batch_pages=1)
     assert len(spilled.runs) > 20 and all(run.path and os.path.exists(run.path) for run in spilled.runs)
     assert spilled.height == whole.height > 2_000
@@ -49,6 +50,44 @@ def test_spilled_runs_read_in_small_chunks_equal_one_in_memory_run(x_api_v2, mon
     assert not os.path.exists(folder)
 
 
+def test_batches_past_the_budget_are_sorted_into_few_runs_and_read_the_same(x_api_v2, monkeypatch):
+    """Past SPILL_AFTER_BYTES, batches wait until SPILL_RUN_BYTES and go to disk as one sorted run
+    (a chunk reads from every run: fewer runs, fewer reads); the last waiting ones stay in memory."""
+    files = post_page_files(x_api_v2)
+    whole = flatten_day(_lines(files), batch_pages=100_000, batch_bytes=1 << 40)
+    monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
+    monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 600_000)
+    grouped = flatten_day(_lines(files), batch_pages=1)
+    on_disk = [run for run in grouped.runs if run.path]
+    assert 2 <= len(on_disk) < 15 and grouped.runs[-1].path is None  # from ~40 batches
+    assert sum(run.height for run in grouped.runs) == whole.runs[0].height
+    assert_frame_equal(pl.concat(grouped.chunks(rows=97)), whole.frame)
+    assert grouped.stats == whole.stats
+    grouped.close()
+
+
+def test_copies_and_edits_in_one_grouped_run_keep_landing_order(monkeypatch):
+    """Batches sorted together into one run keep their landing order for the merge of copies
+    (newest last) and for edits (as one run per batch does, the test below)."""
+    monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
+    monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 1 << 40)  # every batch into the one waiting run
+    pages = [
+        _page(_post(1, "first"), _post(2, "two", "2024-01-01T09:00:00.000Z"), _post(1, "second")),
+        _page(_post(3, "original", "2024-01-01T08:00:00.000Z")),
+        _page(_post(1, "third"), _post(4, "edited", "2024-01-01T08:30:00.000Z", history=["3", "4"])),
+        _page(_post(5, "same time", "2024-01-01T09:00:00.000Z"), _post(0, "same time, lower id", "2024-01-01T09:00:00.000Z")),
+    ]
+    out = flatten_day(((f"p:{n}", page) for n, page in enumerate(pages, start=1)), batch_pages=1)
+    assert len(out.runs) == 1
+    assert pl.concat(out.chunks(rows=2)).select("id", "text").rows() == [
+        (4, "edited"),
+        (0, "same time, lower id"),
+        (2, "two"),
+        (5, "same time"),
+        (1, "third"),
+    ]
+
+
 def _page(*posts) -> bytes:
     users = [{"id": "1", "username": "ana", "name": "Ana"}]
     return orjson.dumps({"data": list(posts), "includes": {"users": users}, "meta": {"result_count": len(posts)}})
@@ -60,6 +99,7 @@ def _post(i, text, created="2024-01-01T10:00:00.000Z", history=None):
 
 def test_last_seen_wins_and_edits_supersede_across_spilled_runs(monkeypatch):
     monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
+    monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 0)  # one run per batch
     pages = [
         _page(_post(1, "first"), _post(2, "two", "2024-01-01T09:00:00.000Z"), _post(1, "second")),
         _page(_post(3, "original", "2024-01-01T08:00:00.000Z")),
@@ -133,6 +173,7 @@ def test_spilled_runs_live_in_a_spool_directory_that_a_killed_process_leaves_to_
     root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(root))
     monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
+    monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 0)  # one run per batch
     out = flatten_day([("p:1", _page(_post(1, "one"))), ("p:2", _page(_post(2, "two")))], batch_pages=1)
     spilled = {os.path.dirname(run.path) for run in out.runs}
     assert len(spilled) == 1 and os.path.basename(spilled.pop()).startswith(PREFIX)
@@ -141,7 +182,7 @@ def test_spilled_runs_live_in_a_spool_directory_that_a_killed_process_leaves_to_
     # a process that spills and dies without cleaning up (SIGKILL: no finalizer runs)
     script = (
         "import os, sys, tempfile; tempfile.tempdir = sys.argv[1]\n"
-        "from tweet_assets.transform import day_rows; day_rows.SPILL_AFTER_BYTES = 0\n"
+        "from tweet_assets.transform import day_rows; day_rows.SPILL_AFTER_BYTES = 0; day_rows.SPILL_RUN_BYTES = 0\n"
         "from tests.transform.test_day_rows import _page, _post\n"
         "from tweet_assets.transform.flatten import flatten_day\n"
         "out = flatten_day([('p:1', _page(_post(1, 'one'))), ('p:2', _page(_post(2, 'two')))], batch_pages=1)\n"

@@ -71,6 +71,7 @@ def copies(x_api_v2):
 def test_copies_merge_field_by_field_newest_retrieval_first(copies, monkeypatch, spilled):
     if spilled:
         monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
+        monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 0)  # one run per batch
     landed = [copies["timeline"], copies["lookup"], copies["unknown"]]
     lines = [(f"p:{n}", orjson.dumps(page)) for n, page in enumerate(landed, start=1)]
     out = flatten_day(lines, batch_pages=1 if spilled else 100)
@@ -125,6 +126,7 @@ def test_copies_across_chunks_and_spilled_runs_are_never_split(x_api_v2, monkeyp
     lines = [(f"{name}:{n}", line) for name in ("brexit.jsonl", "2sets.jsonl", "kpop.jsonl") for n, line in enumerate((folder / name).read_bytes().splitlines(), 1)]
     whole = flatten_day(lines)
     monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
+    monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 0)  # one run per batch
     spilled = flatten_day(lines, batch_pages=1)
     assert len(spilled.runs) == len(lines) and spilled.stats["merged_posts"] == whole.stats["merged_posts"] == 200
     chunks = list(spilled.chunks(rows=7))

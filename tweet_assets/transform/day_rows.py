@@ -17,7 +17,8 @@ the output order, and each output chunk merges the copies it holds. A day withou
 hash pass over the index for this (``is_duplicated``), nothing more.
 
 Memory for a day of N rows: about 32 bytes x N of index + ``SPILL_AFTER_BYTES`` of runs in
-memory + one chunk (with its copies); the rest is on local disk (the temporary directory is removed
+memory + up to ``SPILL_RUN_BYTES`` of batches waiting to be sorted into one run on disk (twice that
+while they are sorted) + one chunk (with its copies); the rest is on local disk (the temporary directory is removed
 when the :class:`DayResult` is garbage-collected or closed).
 """
 
@@ -39,9 +40,13 @@ from tweet_assets.lake.spools import SpillDir
 P = pl.col
 #: The day's runs stay in memory up to this estimated size (bytes); later runs go to disk.
 SPILL_AFTER_BYTES = 32 << 20
+#: Past :data:`SPILL_AFTER_BYTES`, batches are gathered up to this estimated size (bytes) and sorted
+#: into one run on disk, not one run per batch: a chunk reads a range from every run that overlaps
+#: it, so the runs' count multiplies the reads (a 10M-post day of 24 MB batches made ~1,400 runs).
+SPILL_RUN_BYTES = 128 << 20
 #: Rows per record batch in a spilled run: the unit read back (a chunk reads at most two extra
 #: batches per run it draws on).
-SPILL_BATCH_ROWS = 1_024
+SPILL_BATCH_ROWS = 256
 #: Rows per chunk handed out by :meth:`DayResult.chunks` (and per Parquet row group).
 CHUNK_ROWS = ROW_GROUP_ROWS
 SORT_KEY = ["created_at", "id"]
@@ -142,10 +147,12 @@ class Run:
         if self.frame is not None:
             part = self.frame.slice(start, length)
             return part.select(columns) if columns else part
-        # Read with polars (slice pushed down to the record batches): the rows handed out are
-        # polars' own memory, holding no spill file and no Arrow buffer of a larger range.
+        # Read with polars (slice pushed down to the record batches), then copied: the slice of a
+        # record batch keeps the whole batch alive (300 slices of 200 rows held 1.1 GB, their copies
+        # 76 MB), and a chunk draws on every run that overlaps it.
         part = pl.scan_ipc(self.path).slice(start, length)
-        return (part.select(columns) if columns else part).collect()
+        part = (part.select(columns) if columns else part).collect()
+        return part.select(pl.all().gather(pl.int_range(0, pl.len()))) if part.width else part
 
 
 @dataclass
@@ -168,11 +175,53 @@ class DayRows:
     spill_after_bytes: int | None = None  # default: SPILL_AFTER_BYTES
     copy_groups: tuple[CopyGroup, ...] = ()
     _spill: SpillDir | None = None
+    #: batches past the in-memory budget, waiting to be sorted into one run (:data:`SPILL_RUN_BYTES`)
+    _pending: list[pl.DataFrame] = field(default_factory=list)
+    _pending_bytes: int = 0
 
     def add(self, frame: pl.DataFrame) -> None:
         """Add a batch's rows (in arrival order), sorting them into a run."""
         if frame.height == 0:
             return
+        # An edit is a new post whose edit_history_tweet_ids ends with its own id and lists the
+        # earlier versions' ids (X API v2 "Edit Posts" docs): those versions are superseded.
+        history = P("edit_history_tweet_ids")
+        self.superseded.append(
+            frame.filter((history.list.len() > 1) & (history.list.last() == P("id")))
+            .select(history.list.slice(0, history.list.len() - 1).alias("old"))
+            .explode("old")
+            .get_column("old")
+        )
+        size = frame.estimated_size()
+        budget = SPILL_AFTER_BYTES if self.spill_after_bytes is None else self.spill_after_bytes
+        if not self._pending and self.in_memory_bytes + size <= budget:
+            self.in_memory_bytes += size
+            self.runs.append(Run(self._sorted_run(frame)))
+            return
+        # past the budget (and from then on: the index keeps landing order), to disk in runs of
+        # about SPILL_RUN_BYTES
+        self._pending.append(frame)
+        self._pending_bytes += size
+        if self._pending_bytes >= SPILL_RUN_BYTES:
+            self._flush_pending()
+
+    def _flush_pending(self, to_disk: bool = True) -> None:
+        """Sort the waiting batches into one run (on disk, or kept in memory for the last one)."""
+        if not self._pending:
+            return
+        frame = self._sorted_run(pl.concat(self._pending) if len(self._pending) > 1 else self._pending[0])
+        self._pending.clear()
+        self._pending_bytes = 0
+        if to_disk:
+            if self._spill is None:
+                self._spill = SpillDir("day-rows")  # swept after a kill, like the steps' spools
+            self.runs.append(Run(frame, self._spill.name))
+        else:
+            self.runs.append(Run(frame))
+
+    def _sorted_run(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """``frame`` (rows in arrival order) sorted by the key, its index entries recorded (in
+        arrival order) as the next run's."""
         number = len(self.runs)
         frame = frame.with_row_index("_seq").sort([*SORT_KEY, "_seq"])
         # the index stays in arrival order (landing order across runs is concat order)
@@ -189,29 +238,12 @@ class DayRows:
             .sort("_seq")
             .drop("_seq")
         )
-        # An edit is a new post whose edit_history_tweet_ids ends with its own id and lists the
-        # earlier versions' ids (X API v2 "Edit Posts" docs): those versions are superseded.
-        history = P("edit_history_tweet_ids")
-        self.superseded.append(
-            frame.filter((history.list.len() > 1) & (history.list.last() == P("id")))
-            .select(history.list.slice(0, history.list.len() - 1).alias("old"))
-            .explode("old")
-            .get_column("old")
-        )
-        frame = frame.drop("_seq")
-        size = frame.estimated_size()
-        budget = SPILL_AFTER_BYTES if self.spill_after_bytes is None else self.spill_after_bytes
-        if self.in_memory_bytes + size <= budget:
-            self.in_memory_bytes += size
-            self.runs.append(Run(frame))
-        else:
-            if self._spill is None:
-                self._spill = SpillDir("day-rows")  # swept after a kill, like the steps' spools
-            self.runs.append(Run(frame, self._spill.name))
+        return frame.drop("_seq")
 
     def finish(self) -> "DayResult":
         """One row per id (its copies merged, see :func:`merge_copies`), an edited post's newest
         version only, ordered by ``(created_at, id)``; see :class:`DayResult`."""
+        self._flush_pending(to_disk=False)  # the last waiting batches stay in memory (at most SPILL_RUN_BYTES)
         stats = Counter(self.stats)
         if not self.index:
             order = pl.DataFrame(schema={"_run": pl.UInt32, "_r": pl.UInt32})
