@@ -3,8 +3,8 @@
 This is an external merge sort sized for the busiest days: each flattened batch of a day is sorted
 by ``(created_at, id)`` on arrival and kept as a *run*, in memory while the day's runs total less
 than :data:`SPILL_AFTER_BYTES`, otherwise written to an uncompressed Arrow IPC file in a temporary
-directory (``TMPDIR``; it needs about the day's flattened size on local disk, some 1 GB per million
-posts). Only five small columns per row stay in memory for the whole day (the index: id,
+directory (``TMPDIR``; LZ4-compressed, about 0.7 GB of local disk per million real-shaped posts).
+Only five small columns per row stay in memory for the whole day (the index: id,
 created_at, retrieved_at and where the row is), plus the ids that edits superseded. Once the day is
 complete, the rows to publish and their order are worked out on the index, and :meth:`DayResult.chunks`
 reads each output chunk's rows from every run as one contiguous row range (runs and output share the
@@ -47,6 +47,10 @@ SPILL_RUN_BYTES = 128 << 20
 #: Rows per record batch in a spilled run: the unit read back (a chunk reads at most two extra
 #: batches per run it draws on).
 SPILL_BATCH_ROWS = 256
+#: Spilled runs are LZ4-compressed Arrow IPC: a quarter of the bytes at no measurable cost (a
+#: batch of 15.7k real posts: 39 → 10 MB, written in 0.06 s either way), so a 10M-post day's runs
+#: (28 GB uncompressed) stay in the page cache of a 24 GB machine instead of being read from disk.
+SPILL_COMPRESSION = "lz4"
 #: Rows per chunk handed out by :meth:`DayResult.chunks` (and per Parquet row group).
 CHUNK_ROWS = ROW_GROUP_ROWS
 SORT_KEY = ["created_at", "id"]
@@ -139,7 +143,7 @@ class Run:
             fd, self.path = tempfile.mkstemp(suffix=".arrow", dir=spill_dir)
             os.close(fd)
             # polars' own IPC (newest compat level: strings stay views, no conversion either way)
-            frame.write_ipc(self.path, compat_level=pl.CompatLevel.newest(), record_batch_size=SPILL_BATCH_ROWS)
+            frame.write_ipc(self.path, compat_level=pl.CompatLevel.newest(), record_batch_size=SPILL_BATCH_ROWS, compression=SPILL_COMPRESSION)
             self.frame = None
 
     def slice(self, start: int, length: int, columns: list[str] | None = None) -> pl.DataFrame:
