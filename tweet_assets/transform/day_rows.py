@@ -1,11 +1,11 @@
 """A day's rows, gathered batch by batch as sorted runs, then handed out merged by id and in order.
 
 This is an external merge sort sized for the busiest days: each flattened batch of a day is sorted
-by ``(created_at, id)`` on arrival and kept as a *run*, in memory while the day's runs total less
-than :data:`SPILL_AFTER_BYTES`, otherwise written to an uncompressed Arrow IPC file in a temporary
-directory (``TMPDIR``; LZ4-compressed, about 0.7 GB of local disk per million real-shaped posts).
-Only five small columns per row stay in memory for the whole day (the index: id,
-created_at, retrieved_at and where the row is), plus the ids that edits superseded. Once the day is
+by ``(created_at, id)`` on arrival and kept as a *run* in memory while the day's runs total less
+than :data:`SPILL_AFTER_BYTES`; later batches are gathered up to :data:`SPILL_RUN_BYTES`, sorted
+together and written as one run to an LZ4-compressed Arrow IPC file in a temporary directory
+(``TMPDIR``; about 0.7 GB of local disk per million real-shaped posts). Only five small columns per
+row stay in memory for the whole day (the index: id, created_at, retrieved_at and where the row is), plus the ids that edits superseded. Once the day is
 complete, the rows to publish and their order are worked out on the index, and :meth:`DayResult.chunks`
 reads each output chunk's rows from every run as one contiguous row range (runs and output share the
 sort key), so writing a day of any size holds one chunk, not the day.
