@@ -66,28 +66,6 @@ def test_batches_past_the_budget_are_sorted_into_few_runs_and_read_the_same(x_ap
     grouped.close()
 
 
-def test_copies_and_edits_in_one_grouped_run_keep_landing_order(monkeypatch):
-    """Batches sorted together into one run keep their landing order for the merge of copies
-    (newest last) and for edits (as one run per batch does, the test below)."""
-    monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
-    monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 1 << 40)  # every batch into the one waiting run
-    pages = [
-        _page(_post(1, "first"), _post(2, "two", "2024-01-01T09:00:00.000Z"), _post(1, "second")),
-        _page(_post(3, "original", "2024-01-01T08:00:00.000Z")),
-        _page(_post(1, "third"), _post(4, "edited", "2024-01-01T08:30:00.000Z", history=["3", "4"])),
-        _page(_post(5, "same time", "2024-01-01T09:00:00.000Z"), _post(0, "same time, lower id", "2024-01-01T09:00:00.000Z")),
-    ]
-    out = flatten_day(((f"p:{n}", page) for n, page in enumerate(pages, start=1)), batch_pages=1)
-    assert len(out.runs) == 1
-    assert pl.concat(out.chunks(rows=2)).select("id", "text").rows() == [
-        (4, "edited"),
-        (0, "same time, lower id"),
-        (2, "two"),
-        (5, "same time"),
-        (1, "third"),
-    ]
-
-
 def _page(*posts) -> bytes:
     users = [{"id": "1", "username": "ana", "name": "Ana"}]
     return orjson.dumps({"data": list(posts), "includes": {"users": users}, "meta": {"result_count": len(posts)}})
@@ -97,9 +75,12 @@ def _post(i, text, created="2024-01-01T10:00:00.000Z", history=None):
     return {"id": str(i), "text": text, "created_at": created, "author_id": "1", "edit_history_tweet_ids": history or [str(i)]}
 
 
-def test_last_seen_wins_and_edits_supersede_across_spilled_runs(monkeypatch):
+@pytest.mark.parametrize("run_bytes, runs", [(0, 4), (1 << 40, 1)], ids=["one run per batch", "batches sorted into one run"])
+def test_last_seen_wins_and_edits_supersede_across_spilled_runs(monkeypatch, run_bytes, runs):
+    """Copies merge newest last and edits supersede across runs; batches sorted together into one
+    run (SPILL_RUN_BYTES) keep their landing order for both."""
     monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
-    monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 0)  # one run per batch
+    monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", run_bytes)
     pages = [
         _page(_post(1, "first"), _post(2, "two", "2024-01-01T09:00:00.000Z"), _post(1, "second")),
         _page(_post(3, "original", "2024-01-01T08:00:00.000Z")),
@@ -107,7 +88,7 @@ def test_last_seen_wins_and_edits_supersede_across_spilled_runs(monkeypatch):
         _page(_post(5, "same time", "2024-01-01T09:00:00.000Z"), _post(0, "same time, lower id", "2024-01-01T09:00:00.000Z")),
     ]
     out = flatten_day(((f"p:{n}", page) for n, page in enumerate(pages, start=1)), batch_pages=1)
-    assert len(out.runs) == 4 and all(run.path for run in out.runs)
+    assert len(out.runs) == runs and all(run.path for run in out.runs) == (run_bytes == 0)
     frame = pl.concat(out.chunks(rows=2))
     assert frame.select("id", "text").rows() == [
         (4, "edited"),
