@@ -57,8 +57,9 @@ def _lake_figures(lake: Path) -> dict:
     size: Counter = Counter()
     empty: Counter = Counter()
     for path in lake.rglob("*"):
-        if path.is_file():
-            table = path.relative_to(lake).parts[0]
+        parts = path.relative_to(lake).parts
+        if path.is_file() and not any(part.startswith(("_", ".")) for part in parts):  # not the lake's bookkeeping (leases, lineage, locks)
+            table = parts[0]
             objects[table] += 1
             size[table] += path.stat().st_size
     return {"objects": dict(objects), "bytes": dict(size), "empty": dict(empty)}

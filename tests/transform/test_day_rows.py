@@ -51,12 +51,14 @@ def test_spilled_runs_read_in_small_chunks_equal_one_in_memory_run(x_api_v2, mon
 
 
 def test_batches_past_the_budget_are_sorted_into_few_runs_and_read_the_same(x_api_v2, monkeypatch):
-    """Past SPILL_AFTER_BYTES, batches wait until SPILL_RUN_BYTES and go to disk as one sorted run
-    (a chunk reads from every run: fewer runs, fewer reads); the last waiting ones stay in memory."""
+    """Past SPILL_AFTER_BYTES (and SPILL_GROUP_AFTER_BYTES), batches wait until SPILL_RUN_BYTES and
+    go to disk as one sorted run (a chunk reads from every run: fewer runs, fewer reads); the last
+    waiting ones stay in memory. Before SPILL_GROUP_AFTER_BYTES, one run per batch."""
     files = post_page_files(x_api_v2)
     whole = flatten_day(_lines(files), batch_pages=100_000, batch_bytes=1 << 40)
     monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
     monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", 600_000)
+    monkeypatch.setattr(day_rows, "SPILL_GROUP_AFTER_BYTES", 0)  # gathered from the first spill on
     grouped = flatten_day(_lines(files), batch_pages=1)
     on_disk = [run for run in grouped.runs if run.path]
     assert 2 <= len(on_disk) < 15 and grouped.runs[-1].path is None  # from ~40 batches
@@ -64,6 +66,10 @@ def test_batches_past_the_budget_are_sorted_into_few_runs_and_read_the_same(x_ap
     assert_frame_equal(pl.concat(grouped.chunks(rows=97)), whole.frame)
     assert grouped.stats == whole.stats
     grouped.close()
+    monkeypatch.setattr(day_rows, "SPILL_GROUP_AFTER_BYTES", 1 << 40)
+    per_batch = flatten_day(_lines(files), batch_pages=1)
+    assert len(per_batch.runs) > 20 and all(run.path for run in per_batch.runs)
+    per_batch.close()
 
 
 def _page(*posts) -> bytes:
@@ -81,6 +87,7 @@ def test_last_seen_wins_and_edits_supersede_across_spilled_runs(monkeypatch, run
     run (SPILL_RUN_BYTES) keep their landing order for both."""
     monkeypatch.setattr(day_rows, "SPILL_AFTER_BYTES", 0)
     monkeypatch.setattr(day_rows, "SPILL_RUN_BYTES", run_bytes)
+    monkeypatch.setattr(day_rows, "SPILL_GROUP_AFTER_BYTES", 0)
     pages = [
         _page(_post(1, "first"), _post(2, "two", "2024-01-01T09:00:00.000Z"), _post(1, "second")),
         _page(_post(3, "original", "2024-01-01T08:00:00.000Z")),

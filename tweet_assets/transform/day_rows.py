@@ -42,11 +42,20 @@ P = pl.col
 SPILL_AFTER_BYTES = 32 << 20
 #: Past :data:`SPILL_AFTER_BYTES`, batches are gathered up to this estimated size (bytes) and sorted
 #: into one run on disk, not one run per batch: a chunk reads a range from every run that overlaps
-#: it, so the runs' count multiplies the reads (a 10M-post day of 24 MB batches made ~1,400 runs).
+#: it, so the runs' count multiplies the reads (a real-shaped 10M-post day, every batch spanning
+#: the whole day, made ~480 runs of one 64 MB batch each and peaked at 3.5 GB writing them out).
 SPILL_RUN_BYTES = 128 << 20
+#: Batches are spilled one run each until this many (estimated) bytes are on disk, then gathered
+#: into :data:`SPILL_RUN_BYTES` runs: a day of some 100k posts keeps the cheaper one-run-per-batch
+#: spill (4.5-4.8 s and 0.96 GB for the real 100k corpus, against 5.2-5.5 s and 1.10 GB gathered),
+#: a day of millions the few runs its write-out needs.
+SPILL_GROUP_AFTER_BYTES = 1 << 30
 #: Rows per record batch in a spilled run: the unit read back (a chunk reads at most two extra
 #: batches per run it draws on).
 SPILL_BATCH_ROWS = 256
+#: A slice read from a spilled run shorter than this many record batches is copied (see
+#: :meth:`Run.slice`); a longer one holds at most two batches more than it needs.
+COPY_SLICES_UNDER = 8
 #: Spilled runs are LZ4-compressed Arrow IPC: a quarter of the bytes at no measurable cost (a
 #: batch of 15.7k real posts: 39 → 10 MB, written in 0.06 s either way), so a 10M-post day's runs
 #: (28 GB uncompressed) stay in the page cache of a 24 GB machine instead of being read from disk.
@@ -151,12 +160,14 @@ class Run:
         if self.frame is not None:
             part = self.frame.slice(start, length)
             return part.select(columns) if columns else part
-        # Read with polars (slice pushed down to the record batches), then copied: the slice of a
-        # record batch keeps the whole batch alive (300 slices of 200 rows held 1.1 GB, their copies
-        # 76 MB), and a chunk draws on every run that overlaps it.
+        # Read with polars (slice pushed down to the record batches). A short slice is copied: it
+        # would keep its whole record batches alive (300 slices of 200 rows held 1.1 GB, their
+        # copies 76 MB), and a chunk of a day whose runs overlap draws a short slice from each.
         part = pl.scan_ipc(self.path).slice(start, length)
         part = (part.select(columns) if columns else part).collect()
-        return part.select(pl.all().gather(pl.int_range(0, pl.len()))) if part.width else part
+        if part.width and length < COPY_SLICES_UNDER * SPILL_BATCH_ROWS:
+            part = part.select(pl.all().gather(pl.int_range(0, pl.len())))
+        return part
 
 
 @dataclass
@@ -182,6 +193,7 @@ class DayRows:
     #: batches past the in-memory budget, waiting to be sorted into one run (:data:`SPILL_RUN_BYTES`)
     _pending: list[pl.DataFrame] = field(default_factory=list)
     _pending_bytes: int = 0
+    _spilled_bytes: int = 0
 
     def add(self, frame: pl.DataFrame) -> None:
         """Add a batch's rows (in arrival order), sorting them into a run."""
@@ -200,22 +212,24 @@ class DayRows:
         budget = SPILL_AFTER_BYTES if self.spill_after_bytes is None else self.spill_after_bytes
         if not self._pending and self.in_memory_bytes + size <= budget:
             self.in_memory_bytes += size
-            self.runs.append(Run(self._sorted_run(frame)))
+            self.runs.append(Run(self._sorted_run([frame])))
             return
-        # past the budget (and from then on: the index keeps landing order), to disk in runs of
-        # about SPILL_RUN_BYTES
+        # past the budget (and from then on: the index keeps landing order), to disk: a run per
+        # batch for the first SPILL_GROUP_AFTER_BYTES, then runs of about SPILL_RUN_BYTES
         self._pending.append(frame)
         self._pending_bytes += size
-        if self._pending_bytes >= SPILL_RUN_BYTES:
+        if self._pending_bytes >= SPILL_RUN_BYTES or self._spilled_bytes < SPILL_GROUP_AFTER_BYTES:
+            self._spilled_bytes += self._pending_bytes
             self._flush_pending()
 
     def _flush_pending(self, to_disk: bool = True) -> None:
         """Sort the waiting batches into one run (on disk, or kept in memory for the last one)."""
         if not self._pending:
             return
-        frame = self._sorted_run(pl.concat(self._pending) if len(self._pending) > 1 else self._pending[0])
-        self._pending.clear()
-        self._pending_bytes = 0
+        frames, self._pending, self._pending_bytes = self._pending, [], 0
+        box = [pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]]
+        del frames
+        frame = self._sorted_run(box)
         if to_disk:
             if self._spill is None:
                 self._spill = SpillDir("day-rows")  # swept after a kill, like the steps' spools
@@ -223,11 +237,12 @@ class DayRows:
         else:
             self.runs.append(Run(frame))
 
-    def _sorted_run(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """``frame`` (rows in arrival order) sorted by the key, its index entries recorded (in
-        arrival order) as the next run's."""
+    def _sorted_run(self, box: list[pl.DataFrame]) -> pl.DataFrame:
+        """The frame in ``box`` (rows in arrival order; taken out of it, so that it is freed once
+        sorted) sorted by the key, stably, its index entries recorded (in arrival order) as the
+        next run's."""
         number = len(self.runs)
-        frame = frame.with_row_index("_seq").sort([*SORT_KEY, "_seq"])
+        frame = box.pop().with_row_index("_seq").sort([*SORT_KEY, "_seq"])
         # the index stays in arrival order (landing order across runs is concat order)
         retrieved = P(RETRIEVED_AT) if RETRIEVED_AT in frame.columns else pl.lit(None, pl.Datetime("ms", "UTC")).alias(RETRIEVED_AT)
         self.index.append(
