@@ -4,9 +4,9 @@ This is an external merge sort sized for the busiest days: each flattened batch 
 by ``(created_at, id)`` on arrival and kept as a *run* in memory while the day's runs total less
 than :data:`SPILL_AFTER_BYTES`; later batches are gathered up to :data:`SPILL_RUN_BYTES`, sorted
 together and written as one run to an LZ4-compressed Arrow IPC file in a temporary directory
-(``TMPDIR``; about 0.7 GB of local disk per million real-shaped posts). Only five small columns per
-row stay in memory for the whole day (the index: id, created_at, retrieved_at and where the row is), plus the ids that edits superseded. Once the day is
-complete, the rows to publish and their order are worked out on the index, and :meth:`DayResult.chunks`
+(``TMPDIR``; about 0.3 GB of local disk per million real-shaped posts). Only five small columns
+per row stay in memory for the whole day (the index: id, created_at, retrieved_at and where the
+row is), plus the ids that edits superseded. Once the day is complete, the rows to publish and their order are worked out on the index, and :meth:`DayResult.chunks`
 reads each output chunk's rows from every run as one contiguous row range (runs and output share the
 sort key), so writing a day of any size holds one chunk, not the day.
 
@@ -18,8 +18,8 @@ hash pass over the index for this (``is_duplicated``), nothing more.
 
 Memory for a day of N rows: about 32 bytes x N of index + ``SPILL_AFTER_BYTES`` of runs in
 memory + up to ``SPILL_RUN_BYTES`` of batches waiting to be sorted into one run on disk (twice that
-while they are sorted) + one chunk (with its copies); the rest is on local disk (the temporary directory is removed
-when the :class:`DayResult` is garbage-collected or closed).
+while they are sorted) + one chunk (with its copies); the rest is on local disk (the temporary
+directory is removed when the :class:`DayResult` is garbage-collected or closed).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ SPILL_AFTER_BYTES = 32 << 20
 SPILL_RUN_BYTES = 128 << 20
 #: Batches are spilled one run each until this many (estimated) bytes are on disk, then gathered
 #: into :data:`SPILL_RUN_BYTES` runs: a day of some 100k posts keeps the cheaper one-run-per-batch
-#: spill (4.5-4.8 s and 0.96 GB for the real 100k corpus, against 5.2-5.5 s and 1.10 GB gathered),
+#: spill (the real 100k corpus gathered from the first spill on: +0.4 s and +0.1 GB, bench/README.md),
 #: a day of millions the few runs its write-out needs.
 SPILL_GROUP_AFTER_BYTES = 1 << 30
 #: Rows per record batch in a spilled run: the unit read back (a chunk reads at most two extra
@@ -56,9 +56,9 @@ SPILL_BATCH_ROWS = 256
 #: A slice read from a spilled run shorter than this many record batches is copied (see
 #: :meth:`Run.slice`); a longer one holds at most two batches more than it needs.
 COPY_SLICES_UNDER = 8
-#: Spilled runs are LZ4-compressed Arrow IPC: a quarter of the bytes at no measurable cost (a
-#: batch of 15.7k real posts: 39 → 10 MB, written in 0.06 s either way), so a 10M-post day's runs
-#: (28 GB uncompressed) stay in the page cache of a 24 GB machine instead of being read from disk.
+#: Spilled runs are LZ4-compressed Arrow IPC: a quarter to a ninth of the bytes for ~0.1 CPU-s per
+#: 100k posts (a batch of 15.7k real posts: 39 → 10 MB, written in 0.06 s either way; a real-shaped
+#: 10M-post day's runs: 28 → 3 GB), so they stay in the page cache instead of being read from disk.
 SPILL_COMPRESSION = "lz4"
 #: Rows per chunk handed out by :meth:`DayResult.chunks` (and per Parquet row group).
 CHUNK_ROWS = ROW_GROUP_ROWS
