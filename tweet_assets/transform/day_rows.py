@@ -49,7 +49,7 @@ SPILL_RUN_BYTES = 128 << 20
 #: into :data:`SPILL_RUN_BYTES` runs: a day of some 100k posts keeps the cheaper one-run-per-batch
 #: spill (the real 100k corpus gathered from the first spill on: +0.4 s and +0.1 GB, bench/README.md),
 #: a day of millions the few runs its write-out needs.
-SPILL_GROUP_AFTER_BYTES = 1 << 30
+SPILL_GROUP_AFTER_BYTES = 256 << 20
 #: Rows per record batch in a spilled run: the unit read back (a chunk reads at most two extra
 #: batches per run it draws on).
 SPILL_BATCH_ROWS = 256
