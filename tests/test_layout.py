@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 #: Modules allowed at the package root: everything else lives in a package by concern.
-ROOT_MODULES = {"__init__", "cli", "definitions", "partitions", "schema", "settings"}
+ROOT_MODULES = {"__init__", "cli", "config", "definitions", "partitions", "schema", "settings"}
 PACKAGES = {"compliance", "components", "defs", "lake", "sources", "stream", "transform", "warehouses", "x"}
 
 

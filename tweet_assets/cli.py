@@ -28,6 +28,7 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
+from tweet_assets import config
 from tweet_assets.warehouses import DIALECTS
 from tweet_assets.warehouses import ddl as warehouse_ddl
 from tweet_assets.schema import DEFAULT_DATABASE, DEFAULT_TABLE
@@ -99,6 +100,7 @@ def check_settings(command: str) -> None:
     from tweet_assets.settings import lake_from_env, source_from_env
 
     try:
+        config.check()
         start_date()
         source = source_from_env()
     except ValueError as exc:

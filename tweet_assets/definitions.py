@@ -29,6 +29,8 @@ from dagster import (
     with_source_code_references,
 )
 
+from tweet_assets import config
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -71,4 +73,7 @@ def _load_defs_folder() -> Definitions:
     return ComponentTree.from_module(defs_module=defs_module, project_root=Path(__file__).resolve().parent).build_defs()
 
 
+# a wrong numeric setting (TWEET_ASSETS_LEASE_TTL_S=0, nan, ...) fails the code location's load in one
+# line naming it (Dagit shows it on the code location), before any run can start (tweet_assets.config)
+config.check()
 defs = _with_code_references(_load_defs_folder())

@@ -12,6 +12,8 @@ from datetime import date, datetime, timedelta, timezone
 
 from dagster import BackfillPolicy, DailyPartitionsDefinition
 
+from tweet_assets import config
+
 #: The first post on Twitter (2006-03-21): the first partition of the sources that can reach any
 #: day (the full-archive search, timelines, a replay: every archive, the recorded data from 2010 on,
 #: fits), and the first day of every DDL's partition projection range unless the variable is set.
@@ -107,15 +109,8 @@ def backfill_policy_from_env(env: dict | None = None) -> BackfillPolicy:
         ValueError: the variable is set but is not a whole number >= 1.
     """
     env = os.environ if env is None else env
-    value = (env.get(BACKFILL_PARTITIONS_PER_RUN_ENV) or "").strip()
-    if not value:
-        return BackfillPolicy.single_run()
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(
-            f"{BACKFILL_PARTITIONS_PER_RUN_ENV}={value!r} is not a number of partitions: set it to a "
-            "whole number >= 1 (days per run of a backfill), or unset it for one run per backfill."
-        )
-    return BackfillPolicy.multi_run(int(value))
+    per_run = config.number(BACKFILL_PARTITIONS_PER_RUN_ENV, env)
+    return BackfillPolicy.single_run() if per_run is None else BackfillPolicy.multi_run(per_run)
 
 
 _DAILY: dict[str, DailyPartitionsDefinition] = {}

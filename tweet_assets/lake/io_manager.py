@@ -31,6 +31,7 @@ from dagster import AssetMaterialization, ConfigurableIOManager, ConfigurableRes
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
+from tweet_assets import config
 from tweet_assets.lake.store import Lake, LakeError, open_lake
 from tweet_assets.lake.parquet import write_parquet
 from tweet_assets.lake.spools import owning_spool_dir, remove_run_spool_dirs, remove_spool_dir
@@ -48,7 +49,7 @@ FORMATS = {"jsonl.gz", "parquet"}
 #: A temporary (local ``.tmp-*.part``, S3 incomplete multipart upload) at a key this run writes is
 #: removed when it is older than this (seconds; env ``TWEET_ASSETS_TEMPORARY_GRACE_S``), or when it
 #: predates this run's takeover of a dead run's lease (its writer is then provably gone).
-DEFAULT_TEMPORARY_GRACE_S = 3600.0
+DEFAULT_TEMPORARY_GRACE_S = config.NUMBERS["TWEET_ASSETS_TEMPORARY_GRACE_S"].default
 #: The published table: storing it ends the run's writes of those days, so their leases are released.
 RELEASE_AFTER_TABLE = "tweets"
 #: Which source each run claimed per day ((lake url, run id, day) -> source name), set by
@@ -61,11 +62,7 @@ REPLACE_SOURCE_ENV = "TWEET_ASSETS_REPLACE_SOURCE"
 
 
 def temporary_grace_s() -> float:
-    raw = os.environ.get("TWEET_ASSETS_TEMPORARY_GRACE_S", "").strip()
-    try:
-        return float(raw) if raw else DEFAULT_TEMPORARY_GRACE_S
-    except ValueError:
-        raise LakeError(f"TWEET_ASSETS_TEMPORARY_GRACE_S={raw!r}: set it to a number of seconds.") from None
+    return config.number("TWEET_ASSETS_TEMPORARY_GRACE_S")
 
 
 def zone_of(lake: Lake, table: str) -> tuple[Lake, str]:

@@ -32,15 +32,16 @@ from typing import Callable, Iterable
 
 import orjson
 
+from tweet_assets import config
 from tweet_assets.lake.store import Lake, LakeError, PreconditionFailed
 
 LEASE_PREFIX = "clean_tweets/_leases"
 #: Seconds a lease lives without renewal (each step renews it). Env override, whole seconds.
 TTL_ENV = "TWEET_ASSETS_LEASE_TTL_S"
-DEFAULT_TTL_S = 6 * 3600.0
+DEFAULT_TTL_S = config.NUMBERS[TTL_ENV].default
 #: Seconds a waiting taker (the compliance job) waits for a live holder before failing.
 WAIT_ENV = "TWEET_ASSETS_LEASE_WAIT_S"
-DEFAULT_WAIT_S = 3600.0
+DEFAULT_WAIT_S = config.NUMBERS[WAIT_ENV].default
 #: Conditional-write races lost in a row before giving up (each loss means another writer progressed).
 MAX_RACES = 50
 
@@ -73,20 +74,9 @@ def lease_key(day: str) -> str:
     return f"{LEASE_PREFIX}/dt={day}.json"
 
 
-def _seconds(env: str, default: float) -> float:
-    raw = os.environ.get(env, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise LakeError(f"{env}={raw!r}: set it to a number of seconds.") from None
-    return value
-
-
 def lease_wait_s() -> float:
     """How long a waiting taker (the compliance job) waits for a live holder: :data:`WAIT_ENV` or 1 h."""
-    return _seconds(WAIT_ENV, DEFAULT_WAIT_S)
+    return config.number(WAIT_ENV)
 
 
 def _utc(ts: float) -> str:
@@ -115,7 +105,7 @@ class DayLeases:
         self.run_id = run_id
         self.purpose = purpose
         self.run_finished = run_finished or (lambda _run_id: False)
-        self.ttl_s = ttl_s if ttl_s is not None else _seconds(TTL_ENV, DEFAULT_TTL_S)
+        self.ttl_s = ttl_s if ttl_s is not None else config.number(TTL_ENV)
         self.clock = clock
 
     def _body(self, now: float, released: bool = False) -> bytes:

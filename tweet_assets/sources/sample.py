@@ -20,7 +20,6 @@ seed gives the same bytes as before.
 
 from __future__ import annotations
 
-import re
 
 import functools
 import hashlib
@@ -32,6 +31,7 @@ from typing import Iterator
 import orjson
 from pydantic import Field
 
+from tweet_assets import config
 from tweet_assets.partitions import DAY_FORMAT, days_in_window
 from tweet_assets.sources.base import ConfigurationError, PostSource, SourcePage
 
@@ -98,10 +98,10 @@ class SampleSource(PostSource):
         Raises:
             ConfigurationError: the count is not a whole number.
         """
-        posts = env.get("TWEET_ASSETS_SAMPLE_POSTS", "200").strip()
-        if not re.fullmatch(r"[0-9]+", posts):  # ASCII digits only: "²".isdigit() is true, int("²") fails
-            raise ConfigurationError(f"TWEET_ASSETS_SAMPLE_POSTS={posts!r}: set it to a whole number of posts per day.")
-        return cls(posts_per_day=int(posts))
+        try:
+            return cls(posts_per_day=config.number("TWEET_ASSETS_SAMPLE_POSTS", env))
+        except config.SettingError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     def describe(self) -> str:
         return f"sample generator ({self.posts_per_day} posts/day, seed {self.seed})"

@@ -26,13 +26,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tweet_assets import config
+
 NETWORK_STEP_S = 0.25
 NETWORK_MAX_S = 16.0
 HTTP_FIRST_S = 5.0
 HTTP_MAX_S = 320.0
 RATE_LIMIT_FIRST_S = 60.0
 RATE_LIMIT_MAX_S = 900.0
-STALL_TIMEOUT_S = 90.0
+STALL_TIMEOUT_S = config.NUMBERS["TWEET_ASSETS_STREAM_STALL_S"].default
 
 NETWORK = "network"
 HTTP = "http"

@@ -44,10 +44,12 @@ from typing import Callable
 
 from isal import igzip
 
+from tweet_assets import config
+
 from tweet_assets.lake.store import Lake, LakeError
 
 PREFIX = "raw_stream"
-MAX_AGE_S = 300.0
+MAX_AGE_S = config.NUMBERS["TWEET_ASSETS_STREAM_SEGMENT_SECONDS"].default
 MAX_BYTES = 16 << 20
 RETRY_S = 60.0
 STAMP = "%Y%m%dT%H%M%S"

@@ -31,28 +31,19 @@ import signal
 
 import orjson
 
+from tweet_assets import config
 from tweet_assets.lake.store import open_lake
 from tweet_assets.x import session as http
 from tweet_assets.x.session import API_HOST
-from tweet_assets.stream.consumer import STALL_TIMEOUT_S, StreamConsumer
+from tweet_assets.stream.consumer import StreamConsumer
 from tweet_assets.stream.reconnect import FatalStreamError
 from tweet_assets.stream.collections import CollectionRouter, collection_rules
 from tweet_assets.stream.rules import TAG_PREFIX, list_rules, load_rules, sync_rules
-from tweet_assets.stream.segments import MAX_AGE_S, PREFIX, SegmentWriter
+from tweet_assets.stream.segments import PREFIX, SegmentWriter
 
 RULES_KEY = "_consumer/rules.json"
 RULES_PATH = "GET/POST /2/tweets/search/stream/rules"
 log = logging.getLogger("tweet_assets.stream")
-
-
-def _number(env, name: str, default: float) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r}: set it to a number") from None
 
 
 def lake_from_env(env):
@@ -92,8 +83,8 @@ def run(env=None, collections: dict[str, list[tuple[str, str | None]]] | None = 
     writer = SegmentWriter(
         lake,
         env.get("TWEET_ASSETS_STREAM_SPOOL_DIR", "").strip() or "stream_spool",
-        max_age_s=_number(env, "TWEET_ASSETS_STREAM_SEGMENT_SECONDS", MAX_AGE_S),
-        max_bytes=int(_number(env, "TWEET_ASSETS_STREAM_SEGMENT_MB", 16) * (1 << 20)),
+        max_age_s=config.number("TWEET_ASSETS_STREAM_SEGMENT_SECONDS", env),
+        max_bytes=int(config.number("TWEET_ASSETS_STREAM_SEGMENT_MB", env) * (1 << 20)),
         fsync=env.get("TWEET_ASSETS_STREAM_FSYNC", "1").strip() not in ("0", "false", "no"),
     )
     if collections:  # the stream collections' rules on this one connection (tweet_assets.stream.collections)
@@ -124,7 +115,7 @@ def run(env=None, collections: dict[str, list[tuple[str, str | None]]] | None = 
             "the filtered stream (Pro or higher; check your developer portal)."
         ) from None
     lake.put_bytes(f"{PREFIX}/{RULES_KEY}", orjson.dumps({"rules": active, "tag_prefix": prefix, "managed": bool(configured or collections)}))
-    consumer = StreamConsumer(token, writer, base_url=base_url, stall_timeout_s=_number(env, "TWEET_ASSETS_STREAM_STALL_S", STALL_TIMEOUT_S))
+    consumer = StreamConsumer(token, writer, base_url=base_url, stall_timeout_s=config.number("TWEET_ASSETS_STREAM_STALL_S", env))
     previous = {sig: signal.signal(sig, lambda *_: consumer.stop()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         consumer.run()

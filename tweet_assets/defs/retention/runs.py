@@ -28,8 +28,10 @@ from dagster import (
 )
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
+from tweet_assets import config
+
 RETENTION_DAYS_ENV = "TWEET_ASSETS_RUN_RETENTION_DAYS"
-DEFAULT_RETENTION_DAYS = 90
+DEFAULT_RETENTION_DAYS = config.NUMBERS[RETENTION_DAYS_ENV].default
 
 
 def retention_days(env: dict | None = None) -> int:
@@ -39,12 +41,7 @@ def retention_days(env: dict | None = None) -> int:
         ValueError: the variable is set but is not a whole number >= 1.
     """
     env = os.environ if env is None else env
-    value = (env.get(RETENTION_DAYS_ENV) or "").strip()
-    if not value:
-        return DEFAULT_RETENTION_DAYS
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{RETENTION_DAYS_ENV}={value!r}: set it to a whole number of days >= 1 (default {DEFAULT_RETENTION_DAYS}).")
-    return int(value)
+    return config.number(RETENTION_DAYS_ENV, env)
 
 
 def expired_run_ids(instance: DagsterInstance, days: int, now: datetime | None = None) -> list[str]:

@@ -51,6 +51,7 @@ from dagster import (
     sensor,
 )
 
+from tweet_assets import config
 from tweet_assets.lake.io_manager import LakeResource
 from tweet_assets.lake.store import Lake
 from tweet_assets.partitions import DAY_FORMAT
@@ -61,18 +62,10 @@ from tweet_assets.sources.stream import PREFIX, RULES_KEY
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*observable_source_asset.*")
 
 HEALTH_KEY = "_consumer/health.json"
-GRACE_MIN = 15.0
-MAX_SILENCE_MIN = 15.0
+GRACE_MIN = config.NUMBERS["TWEET_ASSETS_STREAM_GRACE_MIN"].default
+MAX_SILENCE_MIN = config.NUMBERS["TWEET_ASSETS_STREAM_MAX_SILENCE_MIN"].default
 LOOKBACK_DAYS = 3
 SENSOR_INTERVAL_S = 300
-
-
-def _minutes(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    try:
-        return float(text) if text else default
-    except ValueError:
-        raise ValueError(f"{name}={text!r}: set it to a number of minutes") from None
 
 
 def _utcnow() -> datetime:
@@ -153,7 +146,7 @@ def raw_stream_consumer_alive(lake: LakeResource) -> AssetCheckResult:
     """Fails (ERROR) when neither a health record nor a segment is newer than the allowed silence."""
     store = lake.lake()
     now = _utcnow()
-    limit = timedelta(minutes=_minutes("TWEET_ASSETS_STREAM_MAX_SILENCE_MIN", MAX_SILENCE_MIN))
+    limit = timedelta(minutes=config.number("TWEET_ASSETS_STREAM_MAX_SILENCE_MIN"))
     newest = newest_segment(store, now)
     health = _record(store, f"{PREFIX}/{HEALTH_KEY}")
     signs = [t for t in (newest[1] if newest else None, _parse_iso(health.get("at"))) if t is not None]
@@ -214,7 +207,7 @@ def days_to_close(now: datetime, grace: timedelta, lookback: int = LOOKBACK_DAYS
 def stream_day_sensor(context: SensorEvaluationContext, lake: LakeResource):
     """One run request per closed day that has segments; run key ``stream:<day>`` (once each)."""
     store = lake.lake()
-    grace = timedelta(minutes=_minutes("TWEET_ASSETS_STREAM_GRACE_MIN", GRACE_MIN))
+    grace = timedelta(minutes=config.number("TWEET_ASSETS_STREAM_GRACE_MIN"))
     requests = []
     for day in days_to_close(_utcnow(), grace):
         keys = [k for k in store.list(f"{PREFIX}/dt={day}/") if k.endswith(".jsonl.gz")]

@@ -1,0 +1,147 @@
+"""The numeric settings: every ``TWEET_ASSETS_*`` / ``X_*`` variable that holds a number, declared
+once here with its default, unit and range, read and checked the same way everywhere.
+
+A value is refused when it is not a plain decimal number, not finite (``nan``, ``inf``), or outside
+its range; the error is one line naming the variable, the value and what to set. :func:`check`
+validates every numeric variable set in the environment at once, before any run (the code location's
+load, the CLI), so a wrong value never reaches the middle of a run.
+
+Declare a new numeric setting by adding one :class:`Number` to :data:`NUMBERS`, then read it with
+:func:`number`. Rules between settings (:func:`check`'s ``RULES``) are checked too, e.g. the lease
+heartbeat runs well inside the lease's lifetime.
+
+This module is the bottom layer: it imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+class SettingError(ValueError):
+    """A setting that would fail a run: one line naming the variable, its value and what to set."""
+
+
+@dataclass(frozen=True)
+class Number:
+    """One numeric setting.
+
+    Attributes:
+        env: the environment variable.
+        default: the value when unset or empty (None: "not set" is meaningful, e.g. no limit).
+        unit: what the number counts (``seconds``, ``days``, ``posts``...), shown in errors.
+        low, high: the inclusive range; ``low_open`` makes ``low`` exclusive (``> 0``).
+        integer: whole numbers only (ASCII digits: ``"²".isdigit()`` is true, ``int("²")`` fails).
+        help: one phrase saying what it sets (docs/configuration.md has the long form).
+    """
+
+    env: str
+    default: float | int | None
+    unit: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    integer: bool = False
+    help: str = ""
+
+    def allowed(self) -> str:
+        """The accepted values in words, e.g. ``a number of seconds > 0``."""
+        kind = f"a whole number of {self.unit}" if self.integer else f"a number of {self.unit}"
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            bounds.append(f"<= {self.high:g}")
+        return kind + (" " + " and ".join(bounds) if bounds else "")
+
+    def parse(self, text: str) -> float | int:
+        """``text`` as this setting's number.
+
+        Raises:
+            SettingError: not a plain finite number, not whole when it must be, or out of range.
+        """
+        default = "" if self.default is None else f" (default {self.default:g})"
+        wrong = SettingError(f"{self.env}={text!r}: set it to {self.allowed()}{default}, or unset it.")
+        if not (_INTEGER if self.integer else _DECIMAL).fullmatch(text):
+            raise wrong
+        value: float | int = int(text) if self.integer else float(text)
+        if not math.isfinite(value):
+            raise wrong
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            raise wrong
+        if self.high is not None and value > self.high:
+            raise wrong
+        return value
+
+    def read(self, env: Mapping[str, str] | None = None) -> float | int | None:
+        """The setting's value in ``env`` (default ``os.environ``), or its default when unset/empty.
+
+        Raises:
+            SettingError: the value is set and wrong (:meth:`parse`).
+        """
+        env = os.environ if env is None else env
+        text = (env.get(self.env) or "").strip()
+        return self.default if not text else self.parse(text)
+
+
+HOUR = 3600.0
+#: Every numeric setting, by variable name. Units are in the names where the name says them (``_S``:
+#: seconds, ``_MIN``: minutes, ``_MB``: MiB, ``_DAYS``: days).
+NUMBERS: dict[str, Number] = {
+    n.env: n
+    for n in (
+        # leases (tweet_assets/lake/leases.py, docs/concurrency.md)
+        Number("TWEET_ASSETS_LEASE_TTL_S", 6 * HOUR, "seconds", low=0, low_open=True, high=7 * 24 * HOUR, help="how long a day's lease lives without renewal"),
+        Number("TWEET_ASSETS_LEASE_WAIT_S", HOUR, "seconds", low=0, high=7 * 24 * HOUR, help="how long the compliance job waits for a day's live lease"),
+        Number("TWEET_ASSETS_TEMPORARY_GRACE_S", HOUR, "seconds", low=0, high=30 * 24 * HOUR, help="age after which a temporary left at a key this run writes is removed"),
+        # sources and partitions
+        Number("TWEET_ASSETS_SAMPLE_POSTS", 200, "posts per day", low=0, high=10_000_000, integer=True, help="posts per day of the sample source"),
+        Number("TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN", None, "partitions", low=1, high=100_000, integer=True, help="days per run of a backfill (unset: one run)"),
+        # Dagster housekeeping
+        Number("TWEET_ASSETS_RUN_RETENTION_DAYS", 90, "days", low=1, high=36_500, integer=True, help="days a finished run without materializations is kept"),
+        # the filtered stream (tweet_assets/stream/service.py, tweet_assets/defs/stream/days.py)
+        Number("TWEET_ASSETS_STREAM_SEGMENT_SECONDS", 300.0, "seconds", low=0, low_open=True, high=24 * HOUR, help="age at which a stream segment is closed"),
+        Number("TWEET_ASSETS_STREAM_SEGMENT_MB", 16.0, "MiB", low=0, low_open=True, high=5 * 1024, help="size at which a stream segment is closed"),
+        Number("TWEET_ASSETS_STREAM_STALL_S", 90.0, "seconds", low=0, low_open=True, high=HOUR, help="silence (no keep-alive) after which the stream reconnects"),
+        Number("TWEET_ASSETS_STREAM_GRACE_MIN", 15.0, "minutes", low=0, high=24 * 60, help="wait after a UTC day ends before its stream day is materialized"),
+        Number("TWEET_ASSETS_STREAM_MAX_SILENCE_MIN", 15.0, "minutes", low=0, low_open=True, high=7 * 24 * 60, help="silence after which the consumer counts as down"),
+    )
+}
+
+
+def number(name: str, env: Mapping[str, str] | None = None) -> float | int | None:
+    """The value of the numeric setting ``name`` (a key of :data:`NUMBERS`) in ``env`` (default
+    ``os.environ``).
+
+    Raises:
+        SettingError: the value is set and wrong.
+        KeyError: ``name`` is not declared in :data:`NUMBERS` (a programming error).
+    """
+    return NUMBERS[name].read(env)
+
+
+#: Rules between settings: ``env -> error message or None``, checked by :func:`check` after each
+#: setting on its own passed.
+RULES: list[Callable[[Mapping[str, str]], str | None]] = []
+
+
+def check(env: Mapping[str, str] | None = None) -> None:
+    """Every numeric setting set in ``env`` (default ``os.environ``), and every rule between them.
+
+    Raises:
+        SettingError: the first wrong setting, in one line.
+    """
+    env = os.environ if env is None else env
+    for setting in NUMBERS.values():
+        setting.read(env)
+    for rule in RULES:
+        problem = rule(env)
+        if problem:
+            raise SettingError(problem)
