@@ -74,10 +74,12 @@ def test_configuration_errors_name_the_variable():
         source_from_env({"TWEET_ASSETS_SOURCE": "replay"})
     with pytest.raises(ConfigurationError, match="TWEET_ASSETS_SAMPLE_POSTS"):
         source_from_env({"TWEET_ASSETS_SAMPLE_POSTS": "lots"})
-    for odd in ("\u00b2", "\u0663", "-5", "1e3", ""):  # "²".isdigit() and "٣".isdigit() are True
+    for odd in ("\u00b2", "\u0663", "-5", "1e3", "nan", "inf"):  # "²".isdigit() and "٣".isdigit() are True
         with pytest.raises(ConfigurationError, match="TWEET_ASSETS_SAMPLE_POSTS"):
             source_from_env({"TWEET_ASSETS_SAMPLE_POSTS": odd})
     assert source_from_env({"TWEET_ASSETS_SAMPLE_POSTS": " 30 "}).posts_per_day == 30
+    # empty is unset, as for every numeric setting (tweet_assets/config.py): the default
+    assert source_from_env({"TWEET_ASSETS_SAMPLE_POSTS": ""}).posts_per_day == 200
     with pytest.raises(LakeError, match="s3://bucket/prefix"):
         open_lake("gs://bucket/x")
 
