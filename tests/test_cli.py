@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+LOCATION_NAME = "tweet_assets"  # workspace.yaml, [tool.dg.project]: the code location Dagit shows
 
 
 def _env(tmp_path, **extra):
@@ -174,6 +175,16 @@ def test_demo_output_is_one_line_per_run_and_ends_with_the_next_step(tmp_path):
     assert lines[-1].startswith("next: make dagit")
     assert (tmp_path / "home" / "dagster.yaml").read_text().endswith("telemetry:\n  enabled: false\n")
     assert "No dagster instance configuration file" not in text
+    # #39.1: the run is the code location's tweets_daily_job as Dagit files it; #39.2: then the check the
+    # job leaves out (freshness_check, on its own sensor in production) is evaluated once, in its own run
+    assert "s3_parquet freshness_check: passed: " in out.stdout, out.stdout
+    runs = _run_records(env["DAGSTER_HOME"])
+    assert [(r["job"], r["origin"], "freshness_check" in r["checks"]) for r in runs] == [
+        ("tweets_daily_job", f"{LOCATION_NAME}/__repository__", False),
+        ("__ASSET_JOB", f"{LOCATION_NAME}/__repository__", True),
+    ], runs
+    assert {"ids_unique_and_not_null", "published_schema_matches"} <= set(runs[0]["checks"]) and runs[1]["checks"] == ["freshness_check"], runs
+    assert runs[1]["assets"] == []  # the check alone: nothing materialized again
 
 
 @pytest.mark.slow
@@ -190,6 +201,7 @@ def test_replay_prints_one_line_per_run_into_its_own_lake(tmp_path, x_api_v2):
     assert len([l for l in lines if l.startswith("[1/1] ") and ": ok in " in l]) == 1
     assert lines[-2].startswith("1 of 1 run(s) succeeded") and lines[-1].startswith("next: make dagit")
     assert (tmp_path / "replay-lake" / "tweets" / "dt=2021-06-26" / "part-00000.parquet").is_file() and not (tmp_path / "lake").exists()
+    assert [(r["job"], r["origin"]) for r in _run_records(env["DAGSTER_HOME"])] == [("tweets_daily_job", f"{LOCATION_NAME}/__repository__")]  # #39.1
 
 
 def test_the_runs_warnings_are_printed_once_however_many_runs_repeat_them():
@@ -216,7 +228,8 @@ def test_the_runs_warnings_are_printed_once_however_many_runs_repeat_them():
 
 
 def _run_records(home: str) -> list[dict]:
-    """Each run in the instance at ``home``: job, partition tag, assets materialized, checks evaluated."""
+    """Each run in the instance at ``home``: job, partition tag, assets materialized, checks
+    evaluated, and the code location it is filed under (``location/repository``, None without one)."""
     from dagster import DagsterEventType, DagsterInstance
 
     with DagsterInstance.from_config(home) as instance:
@@ -228,6 +241,9 @@ def _run_records(home: str) -> list[dict]:
                 "partition": run.tags.get("dagster/partition"),
                 "assets": sorted(e.event_specific_data.materialization.asset_key.to_user_string() for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION),
                 "checks": sorted(e.event_specific_data.check_name for e in events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION),
+                "origin": f"{origin.location_name}/{origin.repository_origin.repository_name}" if (origin := run.remote_job_origin) else None,
+                # what Dagit compares with the loaded job's (a subset's lineage names the whole job's)
+                "snapshot": getattr(instance.get_job_snapshot(run.job_snapshot_id).lineage_snapshot, "parent_snapshot_id", None) or run.job_snapshot_id,
             })
         return runs
 
@@ -258,6 +274,10 @@ def test_materialize_runs_the_jobs_checks_of_each_asset_never_the_freshness_chec
     assert {"ids_unique_and_not_null", "published_schema_matches"} <= {c for r in runs for c in r["checks"]}
     assert not [c for r in runs for c in r["checks"] if "freshness" in c], runs
     assert (tmp_path / "lake" / "tweets" / f"dt={day}" / "part-00000.parquet").exists()
+    # #39.1: runs of the code location's job as Dagit files them (the Airflow DAG's CLI mode runs these):
+    # location tweet_assets, its repository, and a subset's parent snapshot is the whole job's, the same for all
+    assert [r["origin"] for r in runs] == [f"{LOCATION_NAME}/__repository__"] * 3, runs
+    assert len({r["snapshot"] for r in runs}) == 1, runs
 
 
 @pytest.mark.slow

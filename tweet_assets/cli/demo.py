@@ -12,8 +12,8 @@ import sys
 import time
 
 from tweet_assets.cli.checks import check_days, collection_job, default_range
-from tweet_assets.cli.output import first_lines, table
-from tweet_assets.cli.runs import ensure_dagster_home, run_job
+from tweet_assets.cli.output import first_lines, run_failures, table
+from tweet_assets.cli.runs import ensure_dagster_home, evaluate_checks, left_out_checks, own_job, run_job
 
 NAME = "demo"
 #: The environment variables the command reads (its --help lists them; ``materialize`` reads the same).
@@ -47,7 +47,7 @@ def run(args, command: argparse.ArgumentParser) -> int:
     print(f"tweet-assets demo: materializing raw_tweets → clean_tweets → s3_parquet for {args.start}…{args.end} (source {source}, into {lake_url}, DAGSTER_HOME {home})", flush=True)
     started = time.monotonic()
     try:
-        result = run_job(args.start, args.end, verbose=args.verbose, job=collection_job(args.collection)[0] if args.collection else None)
+        result = run_job(args.start, args.end, verbose=args.verbose, job=own_job(collection_job(args.collection)[0]) if args.collection else None)
     except Exception as exc:  # noqa: BLE001 - a failed step: one readable line, the whole log is in Dagit
         print(f"the run failed: {type(exc).__name__}: {first_lines(str(exc))}", file=sys.stderr)
         print(f"the full log is in the Dagster instance at {home} (make dagit → Runs)", file=sys.stderr)
@@ -55,7 +55,16 @@ def run(args, command: argparse.ArgumentParser) -> int:
     if not result.success:
         print(f"the run failed; its log is in the Dagster instance at {home} (make dagit → Runs)", file=sys.stderr)
         return 1
-    print(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s\n")
+    print(f"run {result.run_id} succeeded in {time.monotonic() - started:.1f}s")
+    # the checks the job leaves out (s3_parquet's freshness_check, on its own sensor in production),
+    # evaluated once here so that Dagit reads every check of the demo's assets evaluated (#39.2)
+    checked = evaluate_checks(left_out_checks(result.job_def), verbose=args.verbose)
+    for evaluation in checked.get_asset_check_evaluations() if checked else ():
+        outcome = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
+        print(f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {outcome}: {first_lines(evaluation.description or '', 1)}")
+    if checked is not None and not checked.success:
+        print(f"the check run {checked.run_id} failed: {'; '.join(run_failures(checked))}", file=sys.stderr)
+    print()
     print("the published table, read back as Athena reads it (hive-partitioned Parquet, DuckDB):\n")
     print(read_back(f"{lake_url.rstrip('/')}/{args.collection}" if args.collection else lake_url))  # a collection's folder holds its tweets/
     print("\nthe command itself: . .venv/bin/activate, then tweet-assets --help (README.md, docs/)")

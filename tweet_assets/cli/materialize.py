@@ -11,7 +11,7 @@ import time
 from tweet_assets.cli import demo
 from tweet_assets.cli.checks import check_days, collection_job
 from tweet_assets.cli.output import run_failures
-from tweet_assets.cli.runs import ensure_dagster_home, materialize_day
+from tweet_assets.cli.runs import ensure_dagster_home, own_job, materialize_day
 
 NAME = "materialize"
 
@@ -33,7 +33,7 @@ def run(args, command: argparse.ArgumentParser) -> int:
     select = [name.strip() for name in args.select.split(",") if name.strip()] if args.select else None
     started = time.monotonic()
     try:
-        job = collection_job(args.collection)[0] if args.collection else None
+        job = own_job(collection_job(args.collection)[0]) if args.collection else None
         result = materialize_day(args.partition, select, verbose=args.verbose, job=job)
     except LookupError as exc:
         command.error(str(exc))

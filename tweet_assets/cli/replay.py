@@ -11,7 +11,7 @@ import time
 
 from tweet_assets.cli.checks import check_settings, collection_job
 from tweet_assets.cli.output import run_warnings
-from tweet_assets.cli.runs import daily_job, ensure_dagster_home, execute
+from tweet_assets.cli.runs import code_location, daily_job, ensure_dagster_home, execute
 from tweet_assets.partitions import start_date
 from tweet_assets.sources.replay_plan import DEFAULT_MAX_GAP_DAYS, DEFAULT_MAX_RUN_DAYS
 
@@ -69,12 +69,12 @@ def run(args, parser: argparse.ArgumentParser) -> int:
 
     job = daily_job(found[0] if found else None)
     started = time.monotonic()
-    with DagsterInstance.get() as instance, Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(), transient=True) as bar:
+    with DagsterInstance.get() as instance, code_location(instance) as location, Progress(TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task("runs", total=len(runs))
 
         def run_one(planned):
             tags = {ASSET_PARTITION_RANGE_START_TAG: planned.start, ASSET_PARTITION_RANGE_END_TAG: planned.end, "tweet_assets/replay": "archive"}
-            return execute(job, instance, verbose=args.verbose, tags=tags, raise_on_error=False)
+            return execute(job, instance, verbose=args.verbose, tags=tags, raise_on_error=False, location=location)
 
         def progress(line: str) -> None:
             bar.console.print(line, highlight=False, soft_wrap=True)
