@@ -45,6 +45,7 @@ from tweet_assets.defs.pipeline import assets as pipeline
 from tweet_assets.defs.pipeline import checks
 from tweet_assets.defs.pipeline import freshness
 from tweet_assets.defs.pipeline.layout import PipelineLayout
+from tweet_assets.defs.pipeline.partition_checks import own_output
 from tweet_assets.defs.replay import sensor as replay
 from tweet_assets.partitions import DAY_FORMAT, start_date
 
@@ -69,14 +70,15 @@ def rebuild_check(check: AssetChecksDefinition, layout: PipelineLayout) -> Asset
     upstream = {name: key for name, key in check.keys_by_input_name.items() if key != spec.asset_key}
     from dagster import AssetIn
 
-    return asset_check(
+    rebuilt = asset_check(
         asset=target,
         name=spec.name,
         blocking=spec.blocking,
         description=spec.description,
-        partitions_def=layout.partitions_def if check.partitions_def is not None else None,
+        partitions_def=layout.partitions_def if spec.partitions_def is not None else None,
         additional_ins={name: AssetIn(key=layout.key(key.path[-1])) for name, key in upstream.items()} or None,
     )(fn)
+    return own_output(rebuilt) if spec.blocking else rebuilt  # one job snapshot in every process (partition_checks.own_output)
 
 
 def daily_schedule(job, layout: PipelineLayout, cron: str):

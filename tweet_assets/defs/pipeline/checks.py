@@ -30,7 +30,7 @@ from dagster import (
 )
 
 from tweet_assets.defs.pipeline import assets as pipeline  # the module, not its objects: dg loads each object from the file that defines it
-from tweet_assets.defs.pipeline.partition_checks import per_partition
+from tweet_assets.defs.pipeline.partition_checks import own_output, per_partition
 from tweet_assets.defs.pipeline.layout import checked_asset
 from tweet_assets.lake.empty_days import EmptyTable, read_days, recorded_empty
 from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
@@ -42,6 +42,7 @@ from tweet_assets.schema import PUBLISHED_SCHEMA
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
 
 
+@own_output  # one snapshot in every process (see own_output)
 @asset_check(asset=pipeline.clean_tweets, blocking=True, partitions_def=daily_partitions, description="Every row has an id, and no id appears twice in a day.")
 def ids_unique_and_not_null(context: AssetCheckExecutionContext, clean_tweets: dict[str, StoredTable]):
     """Per day: ``rows``, ``null_ids``, ``duplicate_ids`` (counts); passes when both are 0."""
@@ -53,6 +54,7 @@ def ids_unique_and_not_null(context: AssetCheckExecutionContext, clean_tweets: d
     yield from per_partition(context, results)
 
 
+@own_output
 @asset_check(asset=pipeline.clean_tweets, blocking=True, partitions_def=daily_partitions, description="Every created_at lies in its partition's UTC day [00:00Z, next 00:00Z).")
 def created_at_in_partition(context: AssetCheckExecutionContext, clean_tweets: dict[str, StoredTable]):
     """Per day: ``rows`` and ``rows_outside`` (null or outside the day's UTC window); passes at 0."""
