@@ -41,14 +41,20 @@ def test_readme_demo_command(tmp_path):
 @pytest.mark.slow
 def test_dagster_cli_validate_and_partition_range(tmp_path):
     env = _env(tmp_path, TWEET_ASSETS_SAMPLE_POSTS="30", TWEET_ASSETS_START_DATE="2024-01-01")
-    validate = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", "tweet_assets.definitions"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    # from the checkout without -m: pyproject's [tool.dagster] names the module and the code location
+    # (`-m tweet_assets.definitions` names the location after the module and contradicts [tool.dg.project]: #39.4)
+    validate = subprocess.run([str(BIN / "dagster"), "definitions", "validate"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert validate.returncode == 0, validate.stderr[-2000:]
+    assert "Validation successful for code location tweet_assets." in validate.stdout + validate.stderr, validate.stdout[-2000:]
+    assert "does not match" not in validate.stdout + validate.stderr, validate.stdout[-2000:]
     run = subprocess.run(
-        [str(BIN / "dagster"), "asset", "materialize", "-m", "tweet_assets.definitions", "--select", "raw_tweets,clean_tweets,s3_parquet", "--partition-range", "2024-03-01...2024-03-03"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        # docs/assets.md's command: dg launch (dagster asset materialize is superseded, and needs -m)
+        [str(BIN / "dg"), "launch", "--assets", "raw_tweets,clean_tweets,s3_parquet", "--partition-range", "2024-03-01...2024-03-03"],
+        cwd=REPO, env={**env, "VIRTUAL_ENV": str(BIN.parent)}, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "RUN_SUCCESS" in run.stderr + run.stdout
+    assert "does not match" not in run.stdout + run.stderr and "Warning" not in run.stdout + run.stderr, run.stderr[-2000:]
     for day in ("2024-03-01", "2024-03-02", "2024-03-03"):
         assert (tmp_path / "lake" / "tweets" / f"dt={day}" / "part-00000.parquet").is_file()
 
@@ -175,6 +181,7 @@ def test_demo_output_is_one_line_per_run_and_ends_with_the_next_step(tmp_path):
     assert lines[-1].startswith("next: make dagit")
     assert (tmp_path / "home" / "dagster.yaml").read_text().endswith("telemetry:\n  enabled: false\n")
     assert "No dagster instance configuration file" not in text
+    assert "Warning" not in text, text[-3000:]  # #39.4: no warning of ours (nor of the libraries we call)
     # #39.1: the run is the code location's tweets_daily_job as Dagit files it; #39.2: then the check the
     # job leaves out (freshness_check, on its own sensor in production) is evaluated once, in its own run
     assert "s3_parquet freshness_check: passed: " in out.stdout, out.stdout
@@ -322,3 +329,27 @@ def test_the_job_snapshot_is_the_same_in_every_process(tmp_path):
         assert out.returncode == 0, out.stderr[-3000:]
         ids.add(out.stdout.split()[-1])
     assert len(ids) == 1, ids
+
+
+@pytest.mark.slow
+def test_setup_prints_no_warning_of_ours(tmp_path):
+    """#39.4: `make demo`'s set-up, as the Makefile runs it (a fresh venv, pip upgraded, this
+    checkout installed editable through setuptools in an isolated build) prints no `Warning`: not
+    setuptools' "`project.license` as a TOML table is deprecated" (an SPDX string now). The
+    dependencies are left out (--no-deps): prebuilt wheels, the build of our own project is what
+    warned. The demo's own output is checked in test_demo_output_is_one_line_per_run_...."""
+    import venv
+
+    venv.create(tmp_path / "venv", with_pip=True)
+    pip = [str(tmp_path / "venv" / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    upgrade = subprocess.run([*pip, "install", "-U", "pip"], capture_output=True, text=True, timeout=300)
+    assert upgrade.returncode == 0, upgrade.stderr[-2000:]
+    # a copy of the checkout's sources (the build writes egg-info beside pyproject.toml)
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md", "tweet_assets"):
+        source = REPO / name
+        (subprocess.run(["cp", "-r", str(source), str(project / name)], check=True) if source.is_dir() else (project / name).write_bytes(source.read_bytes()))
+    out = subprocess.run([*pip, "install", "--no-deps", "-e", "."], cwd=project, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Warning" not in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]

@@ -116,6 +116,29 @@ def plan(current: list[dict], desired: list[Rule], tag_prefix: str = TAG_PREFIX,
 RULES_PAGE_SIZE = 1000
 
 
+class _PagingParams(logging.Filter):
+    """Drops tweepy's "Unexpected parameter: max_results|pagination_token" (tweepy 4.17's
+    ``get_rules`` declares only ``ids``, yet sends every parameter: X's spec has both)."""
+
+    MESSAGES = {"Unexpected parameter: max_results", "Unexpected parameter: pagination_token"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.MESSAGES
+
+
+class _paging_params_expected:
+    """While listing rules, the ``tweepy.client`` logger keeps quiet about the two paging
+    parameters we send on purpose; any other unexpected parameter is still logged."""
+
+    _filter = _PagingParams()
+
+    def __enter__(self):
+        logging.getLogger("tweepy.client").addFilter(self._filter)
+
+    def __exit__(self, *exc):
+        logging.getLogger("tweepy.client").removeFilter(self._filter)
+
+
 def list_rules(client) -> list[dict]:
     """Every active rule (``{"id", "value", "tag"}``), following ``meta.next_token`` through every
     page of ``GET /2/tweets/search/stream/rules`` (``max_results=1000``, ``pagination_token``).
@@ -129,7 +152,8 @@ def list_rules(client) -> list[dict]:
     token = None
     while True:
         params = {"max_results": RULES_PAGE_SIZE, **({"pagination_token": token} if token else {})}
-        page = client.get_rules(**params)
+        with _paging_params_expected():
+            page = client.get_rules(**params)
         rules.extend(page.get("data") or [])
         token = (page.get("meta") or {}).get("next_token")
         if not token:
