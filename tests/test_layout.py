@@ -52,7 +52,15 @@ def test_definitions_load_every_object_from_the_defs_folder(monkeypatch):
     assert {"raw_tweets", "clean_tweets", "s3_parquet", "compliance_ledger"} <= keys
     assert {"tweets_daily_job", "compliance_job", "run_retention_job"} <= {j.name for j in defs.jobs}
     assert {"tweets_daily_schedule", "compliance_weekly_schedule", "run_retention_job_schedule"} <= {s.name for s in defs.schedules}
-    assert {"replay_archive_sensor", "s3_parquet_freshness_sensor"} <= {s.name for s in defs.sensors}
+    assert "s3_parquet_freshness_sensor" in {s.name for s in defs.sensors}
+    # the replay's sensor only with a replay configured (#39 point 3), as the stream's objects below
+    from tweet_assets.defs.replay import sensor as replay
+
+    assert ("replay_archive_sensor" in {s.name for s in defs.sensors}) is replay.replay_configured()
+    assert replay.replay().sensors is None or not list(replay.replay().sensors)
+    monkeypatch.setenv("TWEET_ASSETS_SOURCE", "replay")
+    assert [s.name for s in replay.replay().sensors] == ["replay_archive_sensor"]
+    monkeypatch.delenv("TWEET_ASSETS_SOURCE")
     # the filtered stream's objects only when the stream is configured (issue #29 point 4)
     from tweet_assets.defs.stream import days
 

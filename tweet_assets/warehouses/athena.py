@@ -106,21 +106,71 @@ def create_table_ddl(
     )
 
 
+#: Characters Dagit's Markdown renderer would read as markup or an HTML entity: each is
+#: backslash-escaped (CommonMark: any ASCII punctuation may be), so a description reads as written.
+MARKDOWN_SPECIAL = "\\`*_[]<>&#|~"
+#: A column type longer than this shows in Dagit's column table in short form (its full type in the description).
+SHORT_TYPE_CHARS = 40
+
+
+def markdown_text(text: str) -> str:
+    """``text`` with :data:`MARKDOWN_SPECIAL` backslash-escaped: Dagit renders column descriptions as
+    Markdown, where ``&amp;`` reads as ``&`` and ``__twarc.url`` as bold. The descriptions in
+    schema.py stay plain (they also feed the DDL's COMMENTs)."""
+    return "".join("\\" + ch if ch in MARKDOWN_SPECIAL else ch for ch in text)
+
+
+def _top_level_fields(inner: str) -> list[str]:
+    """The field names of a ``struct<…>``'s inside (``a:int,b:struct<c:int>`` → ``['a', 'b']``)."""
+    names, depth, start = [], 0, 0
+    for i, ch in enumerate(inner + ","):
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            names.append(inner[start:i].split(":", 1)[0])
+            start = i + 1
+    return names
+
+
+def short_type(full: str, limit: int = SHORT_TYPE_CHARS) -> str:
+    """``full`` (an Athena type) as Dagit's column table shows it: itself when short, else its
+    outer form with the struct's field names only, cut at ``limit`` characters
+    (``array<struct<media_key, type, url, …>>``)."""
+    if len(full) <= limit:
+        return full
+    prefix = ""
+    rest = full
+    while rest.startswith("array<") and rest.endswith(">"):
+        prefix, rest = prefix + "array<", rest[len("array<"):-1]
+    if not (rest.startswith("struct<") and rest.endswith(">")):
+        return full[: limit - 1] + "…"
+    shown = ""
+    for name in _top_level_fields(rest[len("struct<"):-1]):
+        if len(prefix) + len("struct<") + len(shown) + len(name) + 2 > limit:
+            shown += ", …" if shown else "…"
+            break
+        shown += (", " if shown else "") + name
+    return f"{prefix}struct<{shown}>" + ">" * prefix.count("<")
+
+
 def dagster_table_schema():
-    """The columns as a ``dagster.TableSchema`` (name, Athena-style type, description) for Dagit."""
+    """The columns as a ``dagster.TableSchema`` for Dagit: name, Athena-style type (:func:`short_type`
+    when long), description (:func:`markdown_text`, then the full type in a code span when the type
+    column shows it short)."""
     from dagster import TableColumn, TableColumnConstraints, TableSchema
 
-    return TableSchema(
-        columns=[
-            TableColumn(
-                name=c.name,
-                type=athena_type(c.type),
-                description=c.description,
-                constraints=TableColumnConstraints(nullable=c.name not in REQUIRED, unique=c.name == "id"),
-            )
-            for c in COLUMNS
-        ]
-    )
+    columns = []
+    for c in COLUMNS:
+        full = athena_type(c.type)
+        shown = short_type(full)
+        description = markdown_text(c.description)
+        if shown != full:  # the full type, spaced after commas so the table can wrap it
+            description += f"\n\nType: `{full.replace(',', ', ')}`"
+        columns.append(TableColumn(name=c.name, type=shown, description=description,
+                                   constraints=TableColumnConstraints(nullable=c.name not in REQUIRED, unique=c.name == "id")))
+    return TableSchema(columns=columns)
 
 
 def ddl(location: str, *, table: str = DEFAULT_TABLE, database: str = DEFAULT_DATABASE, first_day: str = "2006-03-21", columns: Sequence[Column] = COLUMNS, header: bool = False, **_ignored) -> str:

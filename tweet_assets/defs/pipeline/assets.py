@@ -296,7 +296,7 @@ def s3_parquet_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition:
         backfill_policy=BACKFILL_POLICY,
         group_name=layout.group,
         owners=OWNERS,
-        kinds={"parquet", "s3", "athena"},
+        kinds={"parquet", "athena", *(["s3"] if os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip().startswith("s3://") else [])},  # S3 only on an s3:// lake
         metadata={
             "lake/table": layout.table(PUBLISHED_TABLE),
             "lake/format": "parquet",

@@ -1,8 +1,8 @@
 """Replay a sparse archive from Dagit: ``replay_archive_sensor`` requests the runs of
 :func:`tweet_assets.sources.replay_plan.plan_runs` for the archive at ``TWEET_ASSETS_REPLAY_DIR``.
 
-Turn it on in Dagit (Automation → ``replay_archive_sensor``; stopped by default, as Dagster's
-sensors are) with ``TWEET_ASSETS_SOURCE=replay``: at its next tick it reads the archive's days
+It exists only with ``TWEET_ASSETS_SOURCE=replay`` (:func:`replay`). Turn it on in Dagit
+(Automation → ``replay_archive_sensor``; stopped by default, as Dagster's sensors are): at its next tick it reads the archive's days
 (:meth:`ReplaySource.days`) and requests one ``tweets_daily_job`` run per planned range, each a
 single-run backfill of that partition range (Dagster's partition-range tags), tagged
 ``tweet_assets/replay=archive``. The run key is the range and its post count, so a range is
@@ -16,7 +16,9 @@ few seconds; for an archive of millions of posts use ``tweet-assets replay PATH`
 
 from __future__ import annotations
 
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+import os
+
+from dagster import Definitions, DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, definitions, sensor
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from tweet_assets.partitions import start_date
@@ -77,3 +79,17 @@ def replay_archive_runs(context: SensorEvaluationContext, source: PostSource, fi
 
 
 replay_archive_sensor = replay_sensor()
+
+
+def replay_configured(env: dict | None = None) -> bool:
+    """True when the environment's source is a replay (``TWEET_ASSETS_SOURCE=replay``)."""
+    env = os.environ if env is None else env
+    return env.get("TWEET_ASSETS_SOURCE", "").strip().lower() == "replay"
+
+
+@definitions
+def replay() -> Definitions:
+    """``replay_archive_sensor`` when the source is a replay (:func:`replay_configured`), else
+    nothing: a sensor that could only ever skip ("the source is 'sample'") was listed on every
+    pipeline asset of a deployment without a replay (issue #39 point 3), as ``raw_stream`` once was."""
+    return Definitions(sensors=[replay_archive_sensor]) if replay_configured() else Definitions()
