@@ -8,7 +8,7 @@
 3. the asset pages show the numeric metadata plotted per partition and the checks' results.
 
 A failing test leaves ``<name>-failure.png`` (and the page's text) in its tmp dir. With
-``TWEET_ASSETS_UPDATE_SCREENSHOTS=1`` the graph test also writes docs/asset-graph.png.
+``TWEET_ASSETS_UPDATE_SCREENSHOTS=1`` the after-the-demo test also writes docs/asset-graph.png.
 No browser is downloaded: Chromium comes from Debian (``apt-get install -y chromium``).
 """
 
@@ -221,8 +221,9 @@ def test_asset_graph_shows_three_assets_and_lineage(page, server):
     for name in ASSETS:
         page.locator(f'svg foreignObject [data-tooltip="{name}"]').wait_for(state="visible")
     # the kinds declared on the assets show as tags under the nodes
-    for kind in ("Polars", "Parquet", "S3", "Athena"):
+    for kind in ("Polars", "Parquet", "Athena"):
         assert page.get_by_text(kind, exact=True).first.is_visible(), f"kind tag {kind!r} not shown"
+    assert page.get_by_text("S3", exact=True).count() == 0  # a local lake: no S3 kind (#39 point 3)
 
     deadline = time.monotonic() + 15
     while True:  # edges are drawn once the layout settles
@@ -234,18 +235,20 @@ def test_asset_graph_shows_three_assets_and_lineage(page, server):
     assert set(boxes) >= set(ASSETS), boxes
     assert pairs == {("raw_tweets", "clean_tweets"), ("clean_tweets", "s3_parquet")}, (boxes, edges)
 
-    if os.environ.get("TWEET_ASSETS_UPDATE_SCREENSHOTS") == "1":
-        # after the UI backfill (file order), so the picture shows materialized partitions
-        page.get_by_text("Loading…").first.wait_for(state="detached")
-        page.get_by_text("Loading...").first.wait_for(state="detached")
-        page.mouse.move(1, 1)
-        time.sleep(1.5)
-        nodes = [page.locator(f'svg foreignObject:has([data-tooltip="{n}"])').bounding_box() for n in ASSETS]
-        left, top = min(b["x"] for b in nodes) - 40, min(b["y"] for b in nodes) - 30
-        right, bottom = max(b["x"] + b["width"] for b in nodes) + 40, max(b["y"] + b["height"] for b in nodes) + 30
-        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=str(DOCS_SCREENSHOT), clip={"x": max(left, 0), "y": max(top, 0), "width": right - left, "height": bottom - top})
-        assert DOCS_SCREENSHOT.stat().st_size < 300_000
+
+
+def write_graph_screenshot(page) -> None:
+    """docs/asset-graph.png: the asset graph around the three nodes, as the page shows it now."""
+    page.get_by_text("Loading…").first.wait_for(state="detached")
+    page.get_by_text("Loading...").first.wait_for(state="detached")
+    page.mouse.move(1, 1)
+    time.sleep(1.5)
+    nodes = [page.locator(f'svg foreignObject:has([data-tooltip="{n}"])').bounding_box() for n in ASSETS]
+    left, top = min(b["x"] for b in nodes) - 40, min(b["y"] for b in nodes) - 30
+    right, bottom = max(b["x"] + b["width"] for b in nodes) + 40, max(b["y"] + b["height"] for b in nodes) + 30
+    DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS_SCREENSHOT), clip={"x": max(left, 0), "y": max(top, 0), "width": right - left, "height": bottom - top})
+    assert DOCS_SCREENSHOT.stat().st_size < 300_000
 
 
 def ensure_backfilled(server) -> list[str]:
@@ -310,10 +313,26 @@ def test_asset_page_plots_metadata_and_shows_checks(page, server, asset, plotted
     assert "Skipped" not in listing, listing[-2000:]
 
 
+RUN_STATUS = """
+query ($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status pipelineName pipelineSnapshotId
+  repositoryOrigin { repositoryLocationName repositoryName } } } }
+"""
+CHILD_RUNS = """
+query ($parent: String!) { runsOrError(filter: {tags: [{key: "dagster/parent_run_id", value: $parent}]}) {
+  ... on Runs { results { runId status } } } }
+"""
+JOB_SNAPSHOT = """
+{ pipelineOrError(params: {repositoryLocationName: "tweet_assets", repositoryName: "__repository__", pipelineName: "tweets_daily_job"}) {
+  ... on Pipeline { pipelineSnapshotId } } }
+"""
+
+
 def test_after_the_demo_the_graph_reads_every_check_passed(page, server):
-    """`tweet-assets demo` (in process, into the server's instance): the asset graph reads
-    "2 / 2 Passed" on clean_tweets and "2 / 3 Passed" on s3_parquet (freshness_check is evaluated
-    by its sensor, not by the runs), no raw_stream without the stream, and the demo's days filled."""
+    """`tweet-assets demo` (in process, into the server's instance): its run is a run of the code
+    location's tweets_daily_job (#39 point 1): on the Overview timeline under the job, "Re-execute
+    all" without a version warning, and re-executed from Dagit it succeeds; and every check is
+    evaluated (#39 point 2): "2 / 2 Passed" on clean_tweets and "3 / 3 Passed" on s3_parquet, its
+    freshness_check evaluated at the demo's end. No raw_stream without the stream."""
     import subprocess
     import sys
 
@@ -321,13 +340,43 @@ def test_after_the_demo_the_graph_reads_every_check_passed(page, server):
     out = subprocess.run([sys.executable, "-m", "tweet_assets.cli", "demo"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "DEBUG" not in out.stdout + out.stderr
+    run_id = re.search(r"^run (\S+) succeeded in ", out.stdout, re.M).group(1)
+    assert "s3_parquet freshness_check: passed" in out.stdout, out.stdout[:2000]
+    # the run as Dagit files it: the code location's origin and the snapshot Dagit loaded
+    run = server.graphql(RUN_STATUS, {"id": run_id})["runOrError"]
+    assert run["repositoryOrigin"] == {"repositoryLocationName": "tweet_assets", "repositoryName": "__repository__"}, run
+    assert run["pipelineSnapshotId"] == server.graphql(JOB_SNAPSHOT)["pipelineOrError"]["pipelineSnapshotId"], run
+
     page.goto(server.url + GRAPH_PAGE)
     for name in ASSETS:
         page.locator(f'svg foreignObject [data-tooltip="{name}"]').wait_for(state="visible")
     page.get_by_text("2 / 2 Passed").wait_for()
+    page.get_by_text("3 / 3 Passed").wait_for()
     text = page.inner_text("body")
     assert "raw_stream" not in text  # not configured here: not drawn (issue #29 point 4)
-    assert "0 / " not in text and "Never observed" not in text, text[-2000:]
-    assert re.search(r"Asset checks\s+2 / 3 Passed", text), text[-2000:]
+    assert "0 / " not in text and "Never observed" not in text and "Not evaluated" not in text, text[-2000:]
+    assert re.search(r"Asset checks\s+3 / 3 Passed", text), text[-2000:]
+    if os.environ.get("TWEET_ASSETS_UPDATE_SCREENSHOTS") == "1":  # the graph after the demo: every check evaluated
+        write_graph_screenshot(page)
     if os.environ.get("TWEET_ASSETS_SCREENSHOT_DIR"):  # for a report: the graph as the user sees it
         page.screenshot(path=str(Path(os.environ["TWEET_ASSETS_SCREENSHOT_DIR"]) / "dagit-graph-after-demo-and-backfill.png"))
+
+    # Overview → Timeline: the demo's run in the row of tweets_daily_job (it was "No runs" before #39)
+    page.goto(server.url + "/overview/timeline")
+    page.get_by_role("link", name="tweets_daily_job").first.wait_for()
+
+    # the run's page: "Re-execute all" without the warning triangle, and re-executing works
+    page.goto(f"{server.url}/runs/{run_id}")
+    button = page.locator("button", has_text="Re-execute all").first
+    button.wait_for()
+    page.get_by_text("RUN_SUCCESS").first.wait_for()
+    assert button.locator('[aria-label="warning"]').count() == 0, button.inner_html()
+    button.click()
+    deadline = time.monotonic() + BACKFILL_TIMEOUT_S
+    children = []
+    while time.monotonic() < deadline:
+        children = server.graphql(CHILD_RUNS, {"parent": run_id})["runsOrError"]["results"]
+        if children and children[0]["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert [c["status"] for c in children] == ["SUCCESS"], (children, server.log_tail())
