@@ -20,8 +20,12 @@ test fails on a wrong request even when the source swallows the error:
 Faults are queued per request (``fault(...)``): a canned status/headers/body (429s), ``stall``
 (accept, read the request, answer nothing for a bounded time), ``drop`` (headers and half the body,
 then close: ``ChunkedEncodingError``), ``bad_gzip`` (``Content-Encoding: gzip`` on bytes that are
-not gzip: ``ContentDecodingError``). ``short_by_one_page`` ends search pagination one page early
-(a silently short day). Everything is bounded: stalls end at ``STALL_CAP_S`` or on ``reset()``.
+not gzip: ``ContentDecodingError``), ``trickle`` (one byte every ``TRICKLE_EVERY_S`` of the
+headers or of the body, until the client hangs up or ``seconds`` pass; how each ended is in
+``trickles``). ``short_by_one_page`` ends search pagination one page early (a silently short day);
+``loop_tokens`` makes pages point back: ``{"tok-200": "tok-100"}`` answers the page asked with
+``tok-200`` with ``next_token: tok-100`` (A→B→A). Everything is bounded: stalls and trickles end at
+``STALL_CAP_S`` (or their ``seconds``) or on ``reset()``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 STALL_CAP_S = 5.0
+TRICKLE_EVERY_S = 0.05
 FIRST_POST = datetime(2006, 3, 21, tzinfo=timezone.utc)
 
 # Field and expansion names from the API reference's parameter lists (docs.x.com, X API v2).
@@ -138,6 +143,9 @@ class XApiDouble:
     canned: dict[str, tuple[int, dict, bytes]] = field(default_factory=dict)
     short_by_one_page: bool = False
     timeline_reach: int = 3200
+    loop_tokens: dict[str, str] = field(default_factory=dict)
+    trickles: list[str] = field(default_factory=list)
+    trickle_ended: threading.Event = field(default_factory=threading.Event)
     _faults: list = field(default_factory=list)
     _release: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,11 +173,14 @@ class XApiDouble:
         with self._lock:
             self.posts, self.users, self.seen, self.violations, self._faults = [], {}, [], [], []
             self.canned, self.short_by_one_page, self.timeline_reach = {}, False, 3200
+            self.loop_tokens, self.trickles, self.trickle_ended = {}, [], threading.Event()
         self._release = threading.Event()
 
     def fault(self, kind, endpoint: str | None = None, status: int = 0, headers: dict | None = None, body: dict | bytes | None = None, seconds: float = STALL_CAP_S) -> None:
         """Queue one fault for the next request (to ``endpoint``, e.g. ``search_recent``, if given):
-        ``"http"`` (status, headers, body), ``"stall"``, ``"drop"`` or ``"bad_gzip"``."""
+        ``"http"`` (status, headers, body), ``"stall"``, ``"drop"``, ``"bad_gzip"``, or
+        ``"trickle"`` (``body`` ``"headers"`` or ``"body"``: which part trickles; for at most
+        ``seconds``)."""
         self._faults.append((endpoint, kind, status, headers or {}, body, min(seconds, STALL_CAP_S)))
 
     def requests_to(self, endpoint: str) -> list[Seen]:
@@ -298,6 +309,8 @@ class XApiDouble:
             more = False  # the chain silently ends one page early
         if more:
             meta["next_token"] = f"tok-{offset + size}"
+        if token in self.loop_tokens:
+            meta["next_token"] = self.loop_tokens[token]
         authors = {p.get("author_id") for p in chunk}
         users = [u for uid, u in self.users.items() if uid in authors]
         return {"data": chunk, "includes": {"users": users}, "meta": meta}
@@ -338,6 +351,26 @@ class XApiDouble:
             handler.close_connection = True
             return None
         payload = json.dumps({"data": [{"id": "1", "text": "x" * 2000}], "meta": {"result_count": 1}}).encode()
+        if kind == "trickle":  # a byte at a time: each arrives well within any read timeout
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n".encode()
+            handler.close_connection = True
+            if body == "body":
+                handler.wfile.write(head)
+                handler.wfile.flush()
+            data, sent = (payload if body == "body" else head + payload), 0
+            ends = time.monotonic() + seconds
+            try:
+                while sent < len(data) and time.monotonic() < ends and not self._release.is_set():
+                    handler.wfile.write(data[sent : sent + 1])
+                    handler.wfile.flush()
+                    sent += 1
+                    self._release.wait(TRICKLE_EVERY_S)
+            except OSError:  # the client hung up
+                self.trickles.append(f"client hung up after {sent} byte(s) of the {body}")
+            else:
+                self.trickles.append(f"trickle of the {body} ended by the double after {sent} byte(s)")
+            self.trickle_ended.set()
+            return None
         if kind == "drop":  # promise the whole body, send half, hang up
             handler.send_response(200)
             handler.send_header("Content-Type", "application/json")

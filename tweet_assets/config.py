@@ -112,6 +112,10 @@ NUMBERS: dict[str, Number] = {
         Number("TWEET_ASSETS_STREAM_STALL_S", 90.0, "seconds", low=0, low_open=True, high=HOUR, help="silence (no keep-alive) after which the stream reconnects"),
         Number("TWEET_ASSETS_STREAM_GRACE_MIN", 15.0, "minutes", low=0, high=24 * 60, help="wait after a UTC day ends before its stream day is materialized"),
         Number("TWEET_ASSETS_STREAM_MAX_SILENCE_MIN", 15.0, "minutes", low=0, low_open=True, high=7 * 24 * 60, help="silence after which the consumer counts as down"),
+        # X API calls that end (tweet_assets/x/session.py, tweet_assets/x/retry.py, docs/x-api.md)
+        Number("X_HTTP_DEADLINE_S", 120.0, "seconds", low=0, low_open=True, high=HOUR, help="total time of one X API request: connect, headers and body"),
+        Number("TWEET_ASSETS_MAX_PAGES_PER_DAY", 10_000, "pages", low=1, high=10_000_000, integer=True, help="pages of one day (search) or one account (timelines) past which the run fails"),
+        Number("TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S", HOUR, "seconds", low=0, high=7 * 24 * HOUR, help="rate-limit waits one run may sleep in total before it fails"),
     )
 }
 
@@ -127,9 +131,38 @@ def number(name: str, env: Mapping[str, str] | None = None) -> float | int | Non
     return NUMBERS[name].read(env)
 
 
+def http_timeout(text: str) -> tuple[float, float]:
+    """``X_HTTP_TIMEOUT``'s ``connect,read`` seconds, both finite and > 0 (e.g. twarc's ``3.05,31``).
+
+    Raises:
+        SettingError: not two such numbers, in one line naming the variable.
+    """
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 2 and all(_DECIMAL.fullmatch(p) for p in parts):
+        connect, read = float(parts[0]), float(parts[1])
+        if all(math.isfinite(v) and v > 0 for v in (connect, read)):
+            return connect, read
+    raise SettingError(f"X_HTTP_TIMEOUT={text!r}: set it to connect,read seconds, two numbers > 0, e.g. 3.05,31 (twarc's), or unset it.")
+
+
+def _http_timeouts(env: Mapping[str, str]) -> str | None:
+    """X_HTTP_TIMEOUT is two positive numbers, and the total deadline leaves room after connecting."""
+    text = (env.get("X_HTTP_TIMEOUT") or "").strip()
+    if not text:
+        return None
+    try:
+        connect, _ = http_timeout(text)
+    except SettingError as exc:
+        return str(exc)
+    deadline = number("X_HTTP_DEADLINE_S", env)
+    if deadline <= connect:
+        return f"X_HTTP_DEADLINE_S={deadline:g} is not more than X_HTTP_TIMEOUT's connect timeout ({connect:g} s): every request would fail; raise X_HTTP_DEADLINE_S."
+    return None
+
+
 #: Rules between settings: ``env -> error message or None``, checked by :func:`check` after each
 #: setting on its own passed.
-RULES: list[Callable[[Mapping[str, str]], str | None]] = []
+RULES: list[Callable[[Mapping[str, str]], str | None]] = [_http_timeouts]
 
 
 def check(env: Mapping[str, str] | None = None) -> None:

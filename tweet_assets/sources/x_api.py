@@ -45,7 +45,9 @@ expand to and each ``errors`` entry once), each with the ``__twarc`` key.
 **Faults** follow twarc2 (DocNow/twarc ``client2.py``, ``decorators2.py``):
 
 - every request has a ``(connect, read)`` timeout, twarc's ``(3.05, 31)`` seconds by default
-  (``X_HTTP_TIMEOUT=connect,read``); a timeout is retried like a connection error;
+  (``X_HTTP_TIMEOUT=connect,read``), and a total deadline covering connect, headers and body
+  (``X_HTTP_DEADLINE_S``, 120 s), so an answer that trickles is abandoned; a timeout or a passed
+  deadline is retried like a connection error;
 - connection errors, timeouts, a connection dropped mid-body (``ChunkedEncodingError``), a body that
   does not decode (``ContentDecodingError``) and 5xx are retried with exponential backoff
   (``backoff_s`` doubling, at most 120 s; ``max_retries`` times), then the step fails;
@@ -53,6 +55,12 @@ expand to and each ``errors`` entry once), each with the ``__twarc`` key.
   (twarc: 10 s) and retry; 429 with nothing remaining: sleep until ``x-rate-limit-reset`` plus a
   margin (at most 15 min); a 429 whose problem ``type`` is ``.../problems/usage-capped`` (the
   project's monthly post cap is used up) fails at once with :class:`UsageCapExceeded`;
+- all rate-limit waits of a run together stay within ``TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S`` (1 h):
+  a wait that would pass it fails the run, saying when the limit resets;
+- pagination ends: a ``next_token`` the API already gave for the same query and window fails the
+  day, naming the token (the pages would loop: A→B→A); so does a day (or an account's timeline)
+  still offering a ``next_token`` after ``TWEET_ASSETS_MAX_PAGES_PER_DAY`` pages (10,000). The
+  step fails, so no half-fetched day is landed;
 - a failure names the endpoint, the day and page reached, the HTTP status and the API's problem
   ``title``, ``detail`` and ``type`` (and ``errors[].message``), never a credential.
 
@@ -75,6 +83,7 @@ import orjson
 from dagster import EnvVar
 from pydantic import Field, PrivateAttr
 
+from tweet_assets import config
 from tweet_assets.partitions import DAY_FORMAT, days_in_window
 from tweet_assets.sources.base import PostSource, SourcePage, created_at_range, day_of
 from tweet_assets.sources.day_split import split_by_day
@@ -82,7 +91,7 @@ from tweet_assets.x import session as http
 from tweet_assets.x.fields import FIELDS, POSTS, TWEETS, Vocabulary
 from tweet_assets.x.problems import UsageCapExceeded, XApiError, describe, problem, usage_capped
 from tweet_assets.x.provenance import append_twarc, twarc_record
-from tweet_assets.x.retry import THROTTLE_WAIT_S, Attempts, RetryPolicy, retryable
+from tweet_assets.x.retry import THROTTLE_WAIT_S, Attempts, RetryPolicy, WaitBudget, retryable
 from tweet_assets.x.session import API_HOST, TRANSIENT_ERRORS, TWARC_TIMEOUT
 from tweet_assets.x.vocabulary import refuses_vocabulary, to_tweet_names
 
@@ -148,14 +157,26 @@ class XApiSource(PostSource):
         default=True,
         description="Search mode: record the API's own count of matching posts per day (GET /2/tweets/counts/*, app-only). Env: X_RECORD_COUNTS=0 to skip.",
     )
-    max_pages_per_day: Optional[int] = Field(default=None, ge=1, description="Stop after this many pages per day (search) or per account and run (timelines): a cost cap.")
+    max_pages_per_day: Optional[int] = Field(default=None, ge=1, description="Stop after this many pages per day (search) or per account and run (timelines): a cost cap; the day lands short.")
+    page_bound: int = Field(
+        default=config.NUMBERS["TWEET_ASSETS_MAX_PAGES_PER_DAY"].default, ge=1,
+        description="A day (search) or an account's timeline still offering a next_token after this many pages fails the run (pagination that never ends). Env: TWEET_ASSETS_MAX_PAGES_PER_DAY.",
+    )
     max_retries: int = Field(default=5, ge=0, description="Retries of a request on 5xx, a timeout or a connection error.")
     backoff_s: float = Field(default=2.0, gt=0, description="First backoff in seconds; doubles per retry (capped at 120 s).")
     max_rate_limit_waits: int = Field(default=20, ge=0, description="429 responses waited out per request before failing.")
+    max_rate_limit_wait_s: float = Field(
+        default=config.NUMBERS["TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S"].default, ge=0,
+        description="Seconds of rate-limit waits one run may sleep in total; past it the run fails, saying when the limit resets. Env: TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S.",
+    )
     rate_limit_margin_s: float = Field(default=2.0, ge=0, description="Seconds added to x-rate-limit-reset before retrying.")
     throttle_wait_s: float = Field(default=THROTTLE_WAIT_S, ge=0, description="Sleep after a 429 with x-rate-limit-remaining > 0 (the per-second throttle), seconds.")
     connect_timeout_s: float = Field(default=TWARC_TIMEOUT[0], gt=0, description="HTTP connect timeout, seconds (twarc: 3.05). Env: X_HTTP_TIMEOUT=connect,read.")
     read_timeout_s: float = Field(default=TWARC_TIMEOUT[1], gt=0, description="HTTP read timeout, seconds (twarc: 31): longest wait for the next bytes.")
+    deadline_s: float = Field(
+        default=config.NUMBERS["X_HTTP_DEADLINE_S"].default, gt=0,
+        description="Total seconds of one request (connect, headers and body): a trickling answer is abandoned and retried. Env: X_HTTP_DEADLINE_S.",
+    )
     vocabulary: Literal["tweets", "posts", "auto"] = Field(
         default="auto",
         description=(
@@ -170,6 +191,7 @@ class XApiSource(PostSource):
     _day_metadata: dict = PrivateAttr(default_factory=dict)
     _last_archive_request: list = PrivateAttr(default_factory=lambda: [0.0])
     _speaking: list = PrivateAttr(default_factory=lambda: [None, False])  # [vocabulary in use, switched already]
+    _waits: WaitBudget = PrivateAttr(default_factory=WaitBudget)  # this run's rate-limit waits
 
     @classmethod
     def from_env(cls, env, lake=None) -> "XApiSource":
@@ -177,7 +199,8 @@ class XApiSource(PostSource):
 
         Raises:
             ValueError: no credential variable is set, the mode's setting (query/accounts) is
-                missing, or ``X_HTTP_TIMEOUT`` is not ``connect,read`` seconds.
+                missing, or ``X_HTTP_TIMEOUT`` is not ``connect,read`` seconds (both finite, > 0);
+                ``config.SettingError`` for a wrong numeric setting (``X_HTTP_DEADLINE_S``, ...).
         """
         secrets = {}
         for field, var in (("bearer_token", "X_BEARER_TOKEN"), ("consumer_key", "X_CONSUMER_KEY"), ("consumer_secret", "X_CONSUMER_SECRET"), ("access_token", "X_ACCESS_TOKEN"), ("access_token_secret", "X_ACCESS_TOKEN_SECRET")):
@@ -189,13 +212,14 @@ class XApiSource(PostSource):
         mode = "timeline" if accounts and not env.get("X_QUERY") else "search"
         if mode == "search" and not env.get("X_QUERY", "").strip():
             raise ValueError("TWEET_ASSETS_SOURCE=x_api needs X_QUERY (a search query) or X_ACCOUNTS (usernames for timelines).")
-        settings: dict[str, Any] = {}
+        settings: dict[str, Any] = {
+            "deadline_s": config.number("X_HTTP_DEADLINE_S", env),
+            "page_bound": config.number("TWEET_ASSETS_MAX_PAGES_PER_DAY", env),
+            "max_rate_limit_wait_s": config.number("TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S", env),
+        }
         timeout = env.get("X_HTTP_TIMEOUT", "").strip()
         if timeout:
-            try:
-                connect, read = (float(v) for v in timeout.split(","))
-            except ValueError:
-                raise ValueError(f"X_HTTP_TIMEOUT={timeout!r}: set it to connect,read seconds, e.g. 3.05,31 (twarc's).") from None
+            connect, read = config.http_timeout(timeout)
             settings.update(connect_timeout_s=connect, read_timeout_s=read)
         vocabulary = env.get("X_API_VOCABULARY", "").strip().lower()
         if vocabulary:
@@ -273,6 +297,7 @@ class XApiSource(PostSource):
             access_token_secret=self.access_token_secret,
             timeout=(self.connect_timeout_s, self.read_timeout_s),
             base_url=self.base_url,
+            deadline_s=self.deadline_s,
         )
 
     def speaking(self) -> Vocabulary:
@@ -315,6 +340,7 @@ class XApiSource(PostSource):
             UsageCapExceeded: the project's monthly post cap is used up.
         """
         self._day_metadata = {}
+        self._waits = WaitBudget(self.max_rate_limit_wait_s)  # one budget for every request of this run
         client = self.client()
         if self.mode == "search" and not self.query.strip():
             raise XApiError("mode search needs a query: set X_QUERY (or the source's query).")
@@ -524,19 +550,26 @@ class XApiSource(PostSource):
 
         ``params_of()`` gives the vocabulary's parameters (fields, expansions); when the
         vocabulary switches (:meth:`_switch_vocabulary`) the pages go on from the same token in
-        the new names."""
+        the new names.
+
+        Raises:
+            XApiError: the API gave a ``next_token`` it had already given for this query and
+                window (the pages would loop), or a next page is offered after :attr:`page_bound`
+                pages; both before the next request, naming the token and ``where`` (the day).
+        """
         endpoint = ENDPOINTS[method_name]
+        cursor: dict = {"token": None}  # the meta.next_token of the page fetched last
         if method_name == "get_recent_tweets_count":  # tweepy's Paginator would send pagination_token: follow meta.next_token as next_token
-            state: dict = {"token": None, "done": False}
+            state: dict = {"done": False}
 
             def fetch():
                 if state["done"]:
                     return None
-                response = client.get_recent_tweets_count(**params, **({"next_token": state["token"]} if state["token"] else {}))
+                response = client.get_recent_tweets_count(**params, **({"next_token": cursor["token"]} if cursor["token"] else {}))
                 parsed, _, _ = _parse(response.content)
                 meta = parsed.get("meta") if parsed else None
-                state["token"] = meta.get("next_token") if isinstance(meta, dict) else None
-                state["done"] = not state["token"]
+                cursor["token"] = meta.get("next_token") if isinstance(meta, dict) else None
+                state["done"] = not cursor["token"]
                 return response
         else:
             limit = self.max_pages_per_day or float("inf")
@@ -552,7 +585,9 @@ class XApiSource(PostSource):
                     pager["speaking"] = speaking
                 response = next(pager["iterator"], None)
                 pager["pages"] += response is not None
+                cursor["token"] = pager["iterator"].next_token
                 return response
+        given: dict[str, int] = {}  # next_token -> the page that gave it first
         page_no = 0
         while True:
             page_no += 1
@@ -571,6 +606,20 @@ class XApiSource(PostSource):
                     f"{endpoint} {where} page {page_no}: rate limit remaining {response.headers.get('x-rate-limit-remaining', '?')}"
                     + (f", after {stats['retries']} retr{'y' if stats['retries'] == 1 else 'ies'}" if stats["retries"] else "")
                 )
+            token = cursor["token"]
+            if token is not None and token in given:
+                raise XApiError(self._redact(
+                    f"{endpoint} {where} page {page_no}: the API gave next_token {token!r} a second time for the same query and window "
+                    f"(first on page {given[token]}): its pages loop and would never end. Nothing of {where} is landed; run it again later "
+                    "(a repeat that persists is the API's fault: report it with this token)."
+                ))
+            if token is not None and page_no >= self.page_bound and page_no < (self.max_pages_per_day or float("inf")):
+                raise XApiError(self._redact(
+                    f"{endpoint} {where}: {page_no:,} pages fetched and the API still offers next_token {token!r}: past TWEET_ASSETS_MAX_PAGES_PER_DAY="
+                    f"{self.page_bound:,}. Nothing of {where} is landed; if the day is really that large, raise TWEET_ASSETS_MAX_PAGES_PER_DAY."
+                ))
+            if token is not None:
+                given[token] = page_no
             yield response, page_no, stats
 
     def _call(self, fn, endpoint: str, where: str, stats: dict | None = None, log: logging.Logger | None = None):
@@ -599,6 +648,8 @@ class XApiSource(PostSource):
                     f"{endpoint} {where}: {describe(exc)}: the project's usage cap (monthly post cap) is used up; "
                     "the API serves no more posts until it resets (see the developer portal's usage page) or the access is upgraded. Not retried."
                 )) from None
+            if attempts.over_budget is not None:
+                raise XApiError(self._redact(f"{endpoint} {where}: {describe(exc)}; {attempts.over_budget.describe()}.")) from None
             raise XApiError(self._redact(f"{endpoint} {where}: gave up after {self.max_rate_limit_waits} rate-limit wait(s); last: {describe(exc)}")) from None
         except (*http.REQUEST_ERRORS, *TRANSIENT_ERRORS) as exc:
             if isinstance(exc, http.HTTPException) and self._switch_vocabulary(exc, endpoint, where, log):
@@ -612,6 +663,7 @@ class XApiSource(PostSource):
         return RetryPolicy(
             max_retries=self.max_retries, backoff_s=self.backoff_s, max_rate_limit_waits=self.max_rate_limit_waits,
             rate_limit_margin_s=self.rate_limit_margin_s, throttle_wait_s=self.throttle_wait_s, sleep=self._sleep, now=self._now,
+            budget=self._waits,
         )
 
     # --- provenance and secrets

@@ -1,11 +1,21 @@
-"""The one HTTP path to X: a ``requests`` session with a ``(connect, read)`` timeout on every
-request, the API host in one place, tweepy clients built on it, and secrets kept out of logs.
+"""The one HTTP path to X: a ``requests`` session with a ``(connect, read)`` timeout and a total
+deadline on every request, the API host in one place, tweepy clients built on it, and secrets kept
+out of logs.
 
 - Host: X's OpenAPI specs (2.159 and 2.167) name ``https://api.x.com`` as the server; tweepy 4.17
   hard-codes ``https://api.twitter.com`` (``tweepy/client.py``, ``BaseClient.request``) and takes no
   host, so :class:`ApiSession` rewrites that prefix to its ``base_url`` (``X_API_BASE_URL``
   overrides; tests point it at a loopback double).
-- Timeouts: twarc's ``(3.05, 31)`` seconds by default (DocNow/twarc ``client2.py``).
+- Timeouts: twarc's ``(3.05, 31)`` seconds by default (DocNow/twarc ``client2.py``). The read
+  timeout bounds each wait for the next bytes, so an answer that trickles (a byte every few
+  seconds) would never end: every request whose body is read in the call also has a **total
+  deadline** (:data:`DEFAULT_DEADLINE_S`, ``X_HTTP_DEADLINE_S``) covering connect, headers and
+  body. When it passes, a watchdog timer shuts the request's socket down (a blocked ``recv``
+  returns at once) and the request raises :class:`DeadlineExceeded`, a ``requests.Timeout``
+  retried like any timeout (:mod:`.retry`). Neither requests nor urllib3 has a total timeout
+  (urllib3's ``Timeout(total=)`` only shortens the per-read timeout); a connect in progress ends
+  at its own connect timeout, so a request overruns its deadline by at most that much. A
+  ``stream=True`` request (the filtered stream) has no deadline: its caller reads the body.
 - Secrets: tweepy logs each request's headers, the bearer token included, at DEBUG on
   ``tweepy.client``: :func:`redact_tweepy_debug_log` masks it; :func:`redact` masks given secrets
   in any text.
@@ -18,13 +28,18 @@ to X" in ``pyproject.toml``); other packages use the names exported here.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import socket
+import threading
 
 import requests
 import tweepy
 import urllib3
+from requests.adapters import HTTPAdapter
 from tweepy import StreamRule
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from tweet_assets import __version__
 
@@ -33,6 +48,9 @@ API_HOST = "https://api.x.com"
 #: The host tweepy 4.17 writes into every URL; rewritten to the session's ``base_url``.
 TWEEPY_HOST = "https://api.twitter.com"
 TWARC_TIMEOUT = (3.05, 31.0)  # twarc2 client2.get: requests timeout=(connect, read) seconds
+#: Total seconds for one request (connect, headers and body) unless ``X_HTTP_DEADLINE_S`` says
+#: otherwise (tweet_assets.config): a 500-post page is ~2 MB, 20 s at 100 KB/s.
+DEFAULT_DEADLINE_S = 120.0
 #: Dropped mid-body, undecodable body, no answer in time, no connection: retried with backoff.
 TRANSIENT_ERRORS = (
     requests.ConnectionError,
@@ -59,20 +77,145 @@ HTTPError = requests.HTTPError
 __all__ = ["StreamRule"]
 
 
-class ApiSession(requests.Session):
-    """``requests.Session`` with a default ``(connect, read)`` timeout (seconds) on every request
-    (tweepy passes none), and ``base_url`` in place of tweepy's ``https://api.twitter.com``."""
+class DeadlineExceeded(requests.Timeout):
+    """No complete answer within the request's total deadline (connect, headers and body); a
+    ``requests.Timeout``, so it is retried like one (:mod:`.retry`)."""
 
-    def __init__(self, timeout: tuple[float, float] = TWARC_TIMEOUT, base_url: str = API_HOST):
+
+class _Deadline:
+    """One request's total deadline: a timer that, when it fires, shuts down the socket of every
+    connection the request used, so a ``recv`` blocked on a trickling answer returns at once."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._connections: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+    def watch(self, connection) -> None:
+        """Shut ``connection`` down when the deadline passes (at once if it has passed)."""
+        with self._lock:
+            self._connections.append(connection)
+            expired = self.expired
+        if expired:
+            _shut(connection)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            connections = list(self._connections)
+        for connection in connections:
+            _shut(connection)
+
+
+def _shut(connection) -> None:
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        try:  # the plain socket's shutdown(2), also under TLS: wakes a recv blocked in another thread
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+_running = threading.local()  # .deadline: the _Deadline of the request this thread is sending
+
+
+class _Watched:
+    """A urllib3 connection that puts itself under the running request's deadline, if any."""
+
+    def _watch(self) -> None:
+        deadline = getattr(_running, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self)
+
+    def connect(self):
+        super().connect()
+        self._watch()  # a deadline passed while connecting shuts the new socket now
+
+    def request(self, *args, **kwargs):
+        self._watch()  # a pooled connection, reused
+        return super().request(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=None)
+def _watched(connection_class: type) -> type:
+    """``connection_class`` under the running request's deadline (made when a pool is created, so
+    a class patched in by a test recorder, e.g. vcrpy's, is the one watched)."""
+    return type(f"Watched{connection_class.__name__}", (_Watched, connection_class), {})
+
+
+class _HTTPPool(HTTPConnectionPool):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ConnectionCls = _watched(HTTPConnectionPool.ConnectionCls)
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ConnectionCls = _watched(HTTPSConnectionPool.ConnectionCls)
+
+
+_WATCHED_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections (direct or through a proxy) are :class:`_Watched`."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
+class ApiSession(requests.Session):
+    """``requests.Session`` with a default ``(connect, read)`` timeout (seconds) and a total
+    ``deadline_s`` (seconds; None: none) on every request (tweepy passes neither), and
+    ``base_url`` in place of tweepy's ``https://api.twitter.com``.
+
+    Raises (from :meth:`request`): :class:`DeadlineExceeded` when a request (not ``stream=True``)
+    has no complete answer within ``deadline_s``; otherwise what ``requests`` raises."""
+
+    def __init__(self, timeout: tuple[float, float] = TWARC_TIMEOUT, base_url: str = API_HOST, deadline_s: float | None = DEFAULT_DEADLINE_S):
         super().__init__()
         self.timeout = timeout
         self.base_url = base_url.rstrip("/")
+        self.deadline_s = deadline_s
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, _DeadlineAdapter())
 
     def request(self, method, url, *args, **kwargs):
         kwargs.setdefault("timeout", self.timeout)
         if url.startswith(TWEEPY_HOST) and self.base_url != TWEEPY_HOST:
             url = self.base_url + url[len(TWEEPY_HOST):]
-        return super().request(method, url, *args, **kwargs)
+        if self.deadline_s is None or kwargs.get("stream"):
+            return super().request(method, url, *args, **kwargs)
+        with _Deadline(self.deadline_s) as deadline:
+            _running.deadline = deadline
+            try:
+                return super().request(method, url, *args, **kwargs)
+            except requests.RequestException as exc:
+                if deadline.expired:
+                    raise DeadlineExceeded(
+                        f"{method} {url.split('?')[0]}: no complete answer within the total deadline of {self.deadline_s:g} s "
+                        f"(connect, headers and body; X_HTTP_DEADLINE_S)", request=exc.request, response=exc.response,
+                    ) from exc
+                raise
+            finally:
+                _running.deadline = None
 
 
 def api_client(
@@ -86,10 +229,11 @@ def api_client(
     base_url: str = API_HOST,
     return_type=requests.Response,
     wait_on_rate_limit: bool = False,
+    deadline_s: float | None = DEFAULT_DEADLINE_S,
 ) -> tweepy.Client:
     """A ``tweepy.Client`` on an :class:`ApiSession` (``return_type`` ``requests.Response``: the
-    body kept as received; or ``dict``), its user agent naming this package, tweepy's debug log
-    redacted."""
+    body kept as received; or ``dict``; ``deadline_s`` the total seconds per request), its user
+    agent naming this package, tweepy's debug log redacted."""
     client = tweepy.Client(
         bearer_token=bearer_token,
         consumer_key=consumer_key,
@@ -99,7 +243,7 @@ def api_client(
         return_type=return_type,
         wait_on_rate_limit=wait_on_rate_limit,
     )
-    client.session = ApiSession(timeout, base_url)
+    client.session = ApiSession(timeout, base_url, deadline_s)
     client.user_agent = f"{client.user_agent} tweet_assets/{__version__}"
     redact_tweepy_debug_log()
     return client
@@ -115,8 +259,9 @@ def rules_client(token: str, base_url: str = API_HOST, timeout: tuple[float, flo
 
 
 def stream_session(timeout: tuple[float, float], base_url: str = API_HOST) -> ApiSession:
-    """The session of the filtered-stream connection, its user agent naming this package."""
-    session = ApiSession(timeout, base_url)
+    """The session of the filtered-stream connection, its user agent naming this package; no total
+    deadline (the connection lives for hours; the consumer's stall timeout watches it)."""
+    session = ApiSession(timeout, base_url, deadline_s=None)
     session.headers["User-Agent"] = f"tweet_assets/{__version__}"
     return session
 
