@@ -104,21 +104,23 @@ class _Deadline:
     def watch(self, connection) -> None:
         """Shut ``connection`` down when the deadline passes (at once if it has passed)."""
         with self._lock:
-            self._connections.append(connection)
+            if connection not in self._connections:
+                self._connections.append(connection)
             expired = self.expired
         if expired:
-            _shut(connection)
+            _shut(getattr(connection, "sock", None))
 
     def _expire(self) -> None:
+        # the sockets as they are now: once the first is shut, the request may fail, be retried and
+        # reconnect the same connection object with a new socket, which is not this deadline's
         with self._lock:
             self.expired = True
-            connections = list(self._connections)
-        for connection in connections:
-            _shut(connection)
+            sockets = {id(s): s for s in (getattr(c, "sock", None) for c in self._connections) if s is not None}
+        for sock in sockets.values():
+            _shut(sock)
 
 
-def _shut(connection) -> None:
-    sock = getattr(connection, "sock", None)
+def _shut(sock) -> None:
     if isinstance(sock, socket.socket):
         try:  # the plain socket's shutdown(2), also under TLS: wakes a recv blocked in another thread
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
