@@ -93,8 +93,9 @@ def expected_text(post: dict) -> str:
 
 #: The lake's own bookkeeping beside the data objects (tweet_assets.lake.leases: a day's lease;
 #: tweet_assets.lake.lineage: which run wrote each zone; the local lake's lock files): left out
-#: where a test compares the data objects, and asserted on where a test is about them.
-BOOKKEEPING = re.compile(r"(^|/)(_leases|_lineage|\.tweet_assets-locks)/")
+#: where a test compares the data objects, and asserted on where a test is about them. The X API
+#: cap ledger (tweet_assets.sources.cap_ledger) too.
+BOOKKEEPING = re.compile(r"(^|/)(_leases|_lineage|_x_api_cap|\.tweet_assets-locks)/")
 
 
 def is_bookkeeping(key: str) -> bool:

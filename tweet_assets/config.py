@@ -116,6 +116,9 @@ NUMBERS: dict[str, Number] = {
         Number("X_HTTP_DEADLINE_S", 120.0, "seconds", low=0, low_open=True, high=HOUR, help="total time of one X API request: connect, headers and body"),
         Number("TWEET_ASSETS_MAX_PAGES_PER_DAY", 10_000, "pages", low=1, high=10_000_000, integer=True, help="pages of one day (search) or one account (timelines) past which the run fails"),
         Number("TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S", HOUR, "seconds", low=0, high=7 * 24 * HOUR, help="rate-limit waits one run may sleep in total before it fails"),
+        # spend follows intent (tweet_assets/sources/budget.py, docs/x-api.md "Budget")
+        Number("TWEET_ASSETS_MAX_POSTS_PER_RUN", None, "posts", low=1, high=10**12, integer=True, help="a run expected to read more posts is refused before it reads any (unset: no per-run limit)"),
+        Number("TWEET_ASSETS_CAP_RESERVE", 10.0, "percent of the monthly post cap", low=0, high=100, help="share of the post cap no run may plan to use"),
     )
 }
 

@@ -131,6 +131,17 @@ def _serve_chain(pages, faults=None):
     return callback, seen
 
 
+USAGE_URL = "https://api.x.com/2/usage/tweets"
+COUNTS_URL = "https://api.x.com/2/tweets/counts/recent"
+
+
+def _serve_budget(day: str, posts: int, usage: dict | None = None) -> None:
+    """What the budget guard asks before a run (#38): the day's count and the project's usage."""
+    bucket = {"start": f"{day}T00:00:00.000Z", "end": f"{day}T23:59:59.000Z", "tweet_count": posts}
+    responses.add(responses.GET, COUNTS_URL, json={"data": [bucket], "meta": {"total_tweet_count": posts}})
+    responses.add(responses.GET, USAGE_URL, json={"data": usage or {"project_cap": "1000000", "project_usage": "1200", "cap_reset_day": 10}})
+
+
 @responses.activate
 def test_paginator_follows_every_next_token(x_api_v2):
     pages = _chain(x_api_v2)
@@ -225,6 +236,7 @@ def test_end_to_end_live_source_into_moto(x_api_v2, s3_lake, aws_env, instance, 
     pages = _chain(x_api_v2)
     callback, seen = _serve_chain(pages, faults=[(429, {"x-rate-limit-reset": "0"})])
     responses.add_callback(responses.GET, CHAIN_URL, callback=callback)
+    _serve_budget("2021-06-26", 500)
     clock = Clock(datetime(2021, 6, 27, 12, tzinfo=timezone.utc))
     monkeypatch.setattr(x_api, "_utcnow", clock.now)  # Dagster copies resources: patch the module
     monkeypatch.setattr(x_api, "_sleep", clock.sleep)
@@ -233,6 +245,7 @@ def test_end_to_end_live_source_into_moto(x_api_v2, s3_lake, aws_env, instance, 
     assert result.success and len(seen) == 5 and clock.sleeps
     raw_meta = result.asset_materializations_for_node("raw_tweets")[0].metadata
     assert raw_meta["posts"].value == 500 and raw_meta["api_requests"].value == 6 and raw_meta["api_retries"].value == 1
+    assert raw_meta["posts_read"].value == 500  # what the cap was charged for
     fs = pafs.S3FileSystem(endpoint_override=aws_env, region="us-east-1", access_key="testing", secret_key="testing")
     table = ds.dataset(s3_lake[5:] + "/tweets", filesystem=fs, format="parquet", partitioning="hive").to_table()
     assert table.num_rows == 500
@@ -257,6 +270,7 @@ def test_exhausted_retries_fail_the_run_and_publish_nothing(x_api_v2, tmp_path, 
         return 503, {}, json.dumps({"title": "Service Unavailable"})
 
     responses.add_callback(responses.GET, CHAIN_URL, callback=flaky)
+    _serve_budget("2021-06-26", 500)
     clock = Clock(datetime(2021, 6, 27, 12, tzinfo=timezone.utc))
     monkeypatch.setattr(x_api, "_utcnow", clock.now)
     monkeypatch.setattr(x_api, "_sleep", clock.sleep)
@@ -320,6 +334,11 @@ def _corpus(api, x_api_v2, day: datetime, count: int, offset: int = 0) -> list[d
 
 def _fetch(source, day: datetime) -> list:
     return list(source.pages(day, day + timedelta(days=1), LOG))
+
+
+def _learnt(source) -> dict:
+    """The source's day metadata without ``posts_read`` (asserted on its own)."""
+    return {day: {k: v for k, v in values.items() if k != "posts_read"} for day, values in source.day_metadata().items() if set(values) - {"posts_read"}}
 
 
 def test_the_double_rejects_what_the_api_rejects(api):
@@ -556,7 +575,8 @@ def test_each_timeline_is_fetched_once_per_run_window(api):
         want.setdefault(post["created_at"][:10], []).append(post["id"])
     assert {d: sorted(v) for d, v in landed.items()} == {d: sorted(v) for d, v in want.items()}
     assert sum(p.requests for p in pages) == 3  # the cost of a split page is counted once
-    assert source.day_metadata() == {}  # fewer than 3,200 posts: no limit, no probe
+    assert _learnt(source) == {}  # fewer than 3,200 posts: no limit, no probe
+    assert {d: m["posts_read"] for d, m in source.day_metadata().items()} == {d: len(v) for d, v in landed.items()}  # what the cap was charged for
 
 
 def test_the_3200_post_timeline_limit_is_detected_and_recorded(api, caplog):
@@ -575,7 +595,9 @@ def test_the_3200_post_timeline_limit_is_detected_and_recorded(api, caplog):
     with caplog.at_level(logging.WARNING, logger="test"):
         pages = list(source.pages(first, _today(), LOG))
     label = f"@{big['username']} ({big['id']})"
-    assert source.day_metadata() == {days[0]: {"timeline_3200_limit": [label]}, days[1]: {"timeline_3200_limit": [label]}}
+    assert _learnt(source) == {days[0]: {"timeline_3200_limit": [label]}, days[1]: {"timeline_3200_limit": [label]}}
+    # charged: the 38 landed, and the 4 posts before the window the covered account's probe read (on the first day)
+    assert sum(m["posts_read"] for m in source.day_metadata().values()) == 30 + 8 + 4
     assert "3,200 most recent" in caplog.text and label in caplog.text
     assert sum(p.posts for p in pages) == 30 + 8
     probes = [s for s in api.requests_to("timeline") if "start_time" not in s.params]
@@ -590,7 +612,7 @@ def test_the_3200_post_timeline_limit_is_detected_and_recorded(api, caplog):
 
     object.__setattr__(source, "_check_timeline_limit", failing_probe)
     assert sum(p.posts for p in source.pages(first, _today(), LOG)) == 30
-    assert set(source.day_metadata()) == set(days) and all(v == {"timeline_3200_limit_unchecked": [label]} for v in source.day_metadata().values())
+    assert set(_learnt(source)) == set(days) and all(v == {"timeline_3200_limit_unchecked": [label]} for v in _learnt(source).values())
 
 
 def test_pages_carry_twarc_provenance(api, x_api_v2):
@@ -643,7 +665,7 @@ def test_each_search_day_records_the_apis_own_count(api, x_api_v2):
         (count,) = api.requests_to(endpoint)
         assert count.auth == "app" and count.params["granularity"] == "day"
         assert {k: count.params[k] for k in ("query", "start_time", "end_time")} == {k: search.params[k] for k in ("query", "start_time", "end_time")}
-        assert source.day_metadata() == {f"{day:%Y-%m-%d}": {"api_post_count": n, "api_post_count_endpoint": f"GET /2/tweets/{endpoint.replace('_', '/')}"}}
+        assert source.day_metadata() == {f"{day:%Y-%m-%d}": {"api_post_count": n, "api_post_count_endpoint": f"GET /2/tweets/{endpoint.replace('_', '/')}", "posts_read": n}}
 
 
 def test_the_count_is_read_from_the_recorded_response_shape(api, x_api_v2):

@@ -86,6 +86,12 @@ class PostSource(ConfigurableResource):
         """
         raise NotImplementedError
 
+    def spend_plan(self, start: datetime, end: datetime, log: logging.Logger):
+        """What reading ``[start, end)`` would spend of a metered API, before any post is read: a
+        :class:`~tweet_assets.sources.budget.SpendPlan` (the X API source), or None for a source
+        that reads no metered API (default)."""
+        return None
+
     def day_metadata(self) -> dict[str, dict]:
         """What the last :meth:`pages` call learnt about each day beyond its pages, as
         ``{partition key: {metadata name: value}}`` (e.g. the API's own post count, a limit hit);

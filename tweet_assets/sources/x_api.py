@@ -67,6 +67,15 @@ expand to and each ``errors`` entry once), each with the ``__twarc`` key.
 A retry repeats the same request (tweepy's ``Paginator`` only advances its token on success), so no
 page is lost or fetched twice. Sleep and clock are injectable so tests do not wait.
 
+**Spend** (:mod:`tweet_assets.sources.budget`, #38): :meth:`XApiSource.spend_plan` counts a search
+run's posts per day before any is read (``GET /2/tweets/counts/recent`` and ``/counts/all``,
+``granularity=day``, one request per page of days, ``tweet_count`` or 2.167's ``post_count``) and
+reads the project's cap (``GET /2/usage/tweets``, :mod:`tweet_assets.x.usage`); timelines say they
+cannot count. Each day's ``posts_read`` (:meth:`day_metadata`) is what the cap was charged for as
+this source saw it: every post in the ``data`` of every answer received for that day (a timeline's
+3,200 probe counts for the window's first day). A ``usage-capped`` refusal names the search day in
+progress (``UsageCapExceeded.day``).
+
 Secrets: credentials come from the environment through ``dagster.EnvVar`` (Dagit shows the variable
 name, never the value); no message, log line (tweepy's own debug lines included), landed URL or
 metadata value contains them.
@@ -93,6 +102,9 @@ from tweet_assets.x.problems import UsageCapExceeded, XApiError, describe, probl
 from tweet_assets.x.provenance import append_twarc, twarc_record
 from tweet_assets.x.retry import THROTTLE_WAIT_S, Attempts, RetryPolicy, WaitBudget, retryable
 from tweet_assets.x.session import API_HOST, TRANSIENT_ERRORS, TWARC_TIMEOUT
+from tweet_assets.x.usage import ENDPOINT as USAGE_ENDPOINT
+from tweet_assets.x.usage import ROUTE as USAGE_ROUTE
+from tweet_assets.x.usage import Usage, parse_usage, usage_params
 from tweet_assets.x.vocabulary import refuses_vocabulary, to_tweet_names
 
 RECENT_SEARCH_DAYS = 7
@@ -123,6 +135,8 @@ ENDPOINTS = {
 APP_ONLY = {"search_all_tweets", "get_recent_tweets_count", "get_all_tweets_count"}
 #: Paced to one request per second (full-archive search and counts).
 FULL_ARCHIVE = {"search_all_tweets", "get_all_tweets_count"}
+#: The endpoints that read posts (metered against the post cap; ``max_pages_per_day`` caps them).
+POST_ENDPOINTS = {"search_recent_tweets", "search_all_tweets", "get_users_tweets"}
 __all__ = ["XApiSource", "XApiError", "UsageCapExceeded"]
 
 
@@ -164,6 +178,15 @@ class XApiSource(PostSource):
     )
     max_retries: int = Field(default=5, ge=0, description="Retries of a request on 5xx, a timeout or a connection error.")
     backoff_s: float = Field(default=2.0, gt=0, description="First backoff in seconds; doubles per retry (capped at 120 s).")
+    max_posts_per_run: Optional[int] = Field(
+        default=None, ge=1,
+        description="A run expected (counts endpoints) to read more posts is refused before its first post request. Env: TWEET_ASSETS_MAX_POSTS_PER_RUN; a collection's max_posts_per_run.",
+    )
+    max_posts_setting: str = Field(default="TWEET_ASSETS_MAX_POSTS_PER_RUN", description="Where max_posts_per_run was set (named when a run is refused).")
+    cap_reserve_percent: float = Field(
+        default=config.NUMBERS["TWEET_ASSETS_CAP_RESERVE"].default, ge=0, le=100,
+        description="Percent of the monthly post cap no run may use (a run that would is refused). Env: TWEET_ASSETS_CAP_RESERVE.",
+    )
     max_rate_limit_waits: int = Field(default=20, ge=0, description="429 responses waited out per request before failing.")
     max_rate_limit_wait_s: float = Field(
         default=config.NUMBERS["TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S"].default, ge=0,
@@ -192,6 +215,7 @@ class XApiSource(PostSource):
     _last_archive_request: list = PrivateAttr(default_factory=lambda: [0.0])
     _speaking: list = PrivateAttr(default_factory=lambda: [None, False])  # [vocabulary in use, switched already]
     _waits: WaitBudget = PrivateAttr(default_factory=WaitBudget)  # this run's rate-limit waits
+    _planned: dict = PrivateAttr(default_factory=dict)  # day -> (posts, counts endpoint) counted by spend_plan, used once
 
     @classmethod
     def from_env(cls, env, lake=None) -> "XApiSource":
@@ -212,10 +236,39 @@ class XApiSource(PostSource):
         mode = "timeline" if accounts and not env.get("X_QUERY") else "search"
         if mode == "search" and not env.get("X_QUERY", "").strip():
             raise ValueError("TWEET_ASSETS_SOURCE=x_api needs X_QUERY (a search query) or X_ACCOUNTS (usernames for timelines).")
+        off = ("0", "false", "no")
+        return cls(
+            mode=mode,
+            query=env.get("X_QUERY", "").strip(),
+            accounts=accounts,
+            full_archive=env.get("X_FULL_ARCHIVE", "") in ("1", "true", "yes"),
+            context_annotations=env.get("X_CONTEXT_ANNOTATIONS", "1").strip().lower() not in off,
+            record_counts=env.get("X_RECORD_COUNTS", "1").strip().lower() not in off,
+            **cls._settings_from_env(env),
+            **secrets,
+        )
+
+    @classmethod
+    def for_usage(cls, env) -> "XApiSource":
+        """The source as the project's app, for :meth:`usage` only (``x_api_usage``): the bearer
+        token as ``EnvVar`` (None when ``X_BEARER_TOKEN`` is unset: :meth:`usage` then reads
+        nothing), host and timeouts from the environment as :meth:`from_env`.
+
+        Raises:
+            ValueError: a setting is wrong (``X_HTTP_TIMEOUT``, ...).
+        """
+        token = EnvVar("X_BEARER_TOKEN") if env.get("X_BEARER_TOKEN") else None
+        return cls(bearer_token=token, **cls._settings_from_env(env))
+
+    @staticmethod
+    def _settings_from_env(env) -> dict[str, Any]:
+        """The HTTP, pagination and spend settings of the environment (not the query or accounts)."""
         settings: dict[str, Any] = {
             "deadline_s": config.number("X_HTTP_DEADLINE_S", env),
             "page_bound": config.number("TWEET_ASSETS_MAX_PAGES_PER_DAY", env),
             "max_rate_limit_wait_s": config.number("TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S", env),
+            "max_posts_per_run": config.number("TWEET_ASSETS_MAX_POSTS_PER_RUN", env),
+            "cap_reserve_percent": config.number("TWEET_ASSETS_CAP_RESERVE", env),
         }
         timeout = env.get("X_HTTP_TIMEOUT", "").strip()
         if timeout:
@@ -228,17 +281,7 @@ class XApiSource(PostSource):
             settings["vocabulary"] = vocabulary
         if env.get("X_API_BASE_URL", "").strip():
             settings["base_url"] = env["X_API_BASE_URL"].strip()
-        off = ("0", "false", "no")
-        return cls(
-            mode=mode,
-            query=env.get("X_QUERY", "").strip(),
-            accounts=accounts,
-            full_archive=env.get("X_FULL_ARCHIVE", "") in ("1", "true", "yes"),
-            context_annotations=env.get("X_CONTEXT_ANNOTATIONS", "1").strip().lower() not in off,
-            record_counts=env.get("X_RECORD_COUNTS", "1").strip().lower() not in off,
-            **settings,
-            **secrets,
-        )
+        return settings
 
     @property
     def source_name(self) -> str:
@@ -276,6 +319,110 @@ class XApiSource(PostSource):
             values.setdefault(key, []).append(value)
         else:
             values[key] = value
+
+    def _read(self, day: str, posts: int) -> None:
+        """Count ``posts`` read from X (charged against the cap) for ``day``'s ``posts_read``."""
+        values = self._day_metadata.setdefault(day, {})
+        values["posts_read"] = values.get("posts_read", 0) + posts
+
+    # --- spend (tweet_assets.sources.budget)
+    def spend_limits(self):
+        """This source's :class:`~tweet_assets.sources.budget.Limits`."""
+        from tweet_assets.sources.budget import Limits
+
+        return Limits(self.max_posts_per_run, self.max_posts_setting, self.cap_reserve_percent)
+
+    def spend_plan(self, start: datetime, end: datetime, log: logging.Logger):
+        """The run's :class:`~tweet_assets.sources.budget.SpendPlan`: per day the posts the counts
+        endpoints expect (search; timelines cannot count), and the project's usage. Reads no post.
+
+        Raises:
+            XApiError: a day the access cannot serve (as :meth:`pages` would), or the counts
+                requests failed. A usage request that fails is logged and the plan has no usage.
+        """
+        from tweet_assets.sources.budget import SpendPlan
+
+        days = days_in_window(start, end)
+        if self.mode == "search":
+            for day in days:
+                self._search_method(day)  # what the access cannot serve is refused before any request
+        unknown: list[str] = []
+        try:
+            usage = self.usage(log)
+        except XApiError as exc:
+            log.warning(f"{USAGE_ENDPOINT}: the project's post cap could not be read ({exc}); only the per-run limit is checked")
+            usage = None
+        if usage is None:
+            unknown.append(f"{USAGE_ENDPOINT} was not read" + ("" if self.bearer_token else " (app-only: set X_BEARER_TOKEN)") + ": the post cap is unknown")
+        if self.mode == "timeline":
+            unknown.append(
+                f"user timelines have no counts endpoint: the posts a run of {len(self.accounts)} account(s) reads cannot be known before it "
+                f"(at most {TIMELINE_LIMIT:,} per account, the endpoint's reach)"
+            )
+            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown))
+        if not self.bearer_token:
+            unknown.append("the counts endpoints are app-only (set X_BEARER_TOKEN): the run's posts cannot be counted before it")
+            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown))
+        try:
+            expected, endpoints = self.expected_posts(days, log)
+        except UsageCapExceeded:
+            raise
+        except XApiError as exc:  # e.g. an access level without the counts endpoints (403)
+            log.warning(f"the run's posts could not be counted before it: {exc}")
+            unknown.append(f"the counts endpoints failed ({str(exc)[:200]}): the run's posts cannot be counted before it")
+            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown))
+        return SpendPlan(days[0], days[-1], expected, usage, tuple(unknown), endpoints)
+
+    def usage(self, log: logging.Logger) -> Usage | None:
+        """The project's :class:`~tweet_assets.x.usage.Usage` (``GET /2/usage/tweets``, app-only),
+        or None without a bearer token.
+
+        Raises:
+            XApiError: the request failed (after retries) or the answer is not a usage object.
+        """
+        if not self.bearer_token:
+            return None
+        client = self.client()
+        response = self._call(lambda: client.request("GET", USAGE_ROUTE, params=usage_params()), USAGE_ENDPOINT, "project usage", log=log)
+        try:
+            return parse_usage(orjson.loads(response.content))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            raise XApiError(f"{USAGE_ENDPOINT}: {exc}") from None
+
+    def expected_posts(self, days: list[str], log: logging.Logger) -> tuple[dict[str, int], tuple[str, ...]]:
+        """``({day: posts the counts endpoints count for the query}, endpoints asked)`` for the
+        search days ``days``: one ``granularity=day`` request per page of days per endpoint (recent
+        days ``GET /2/tweets/counts/recent``, older ones ``/counts/all``), each day's window as
+        :meth:`pages` asks it (a day not yet begun counts 0).
+
+        Raises:
+            XApiError: a day the access cannot serve, or the requests failed (after retries).
+        """
+        client = self.client()
+        expected = {day: 0 for day in days}
+        plan = [(day, self._search_method(day)) for day in days]
+        asked = []
+        for search_method in ("search_all_tweets", "search_recent_tweets"):
+            group = [day for day, method in plan if method == search_method]
+            start = datetime.strptime(group[0], DAY_FORMAT).replace(tzinfo=timezone.utc) if group else None
+            if start is None:
+                continue
+            end_time = min(datetime.strptime(group[-1], DAY_FORMAT).replace(tzinfo=timezone.utc) + timedelta(days=1), self._now() - END_TIME_LAG)
+            if end_time <= start:
+                continue
+            method_name = "get_all_tweets_count" if search_method == "search_all_tweets" else "get_recent_tweets_count"
+            asked.append(ENDPOINTS[method_name])
+            where = group[0] if len(group) == 1 else f"{group[0]}…{group[-1]}"
+            window = {"start_time": _rfc3339(start), "end_time": _rfc3339(end_time)}
+            for response, _, _ in self._paginate(client, method_name, where, log, None, query=self.query, granularity="day", **window):
+                _, buckets, _ = _parse(response.content)
+                to_tweet_names({"data": buckets})  # 2.167 buckets count post_count
+                for bucket in buckets:
+                    day = day_of(bucket.get("start")) if isinstance(bucket, dict) else None
+                    if day in expected:
+                        expected[day] += int(bucket.get("tweet_count") or 0)
+            self._planned.update({day: (expected[day], ENDPOINTS[method_name]) for day in group})
+        return expected, tuple(asked)
 
     # --- the client
     def client(self):
@@ -359,18 +506,23 @@ class XApiSource(PostSource):
                 log.info(f"{day}: the window has not started yet; nothing to fetch")
                 continue
             window = {"start_time": _rfc3339(day_start), "end_time": _rfc3339(end_time)}
-            for response, page_no, stats in self._paginate(client, method_name, day, log, lambda: self._post_params(method_name), query=self.query, **window):
-                parsed, data, errors = _parse(response.content)
-                if parsed is None:
-                    log.warning(f"{ENDPOINTS[method_name]} {day} page {page_no}: the body is not a JSON object; landing it as received")
-                earliest, latest = created_at_range(data)
-                yield SourcePage(
-                    day, self._with_provenance(response, parsed), f"{ENDPOINTS[method_name]} {day} page {page_no}",
-                    posts=len(data), api_errors=len(errors), earliest=earliest, latest=latest,
-                    requests=1 + stats["retries"], retries=stats["retries"], rate_limit_wait_s=stats["wait"],
-                )
-            if self.record_counts:
-                self._count_day(client, day, method_name, window, log)
+            try:
+                for response, page_no, stats in self._paginate(client, method_name, day, log, lambda: self._post_params(method_name), query=self.query, **window):
+                    parsed, data, errors = _parse(response.content)
+                    if parsed is None:
+                        log.warning(f"{ENDPOINTS[method_name]} {day} page {page_no}: the body is not a JSON object; landing it as received")
+                    earliest, latest = created_at_range(data)
+                    self._read(day, len(data))
+                    yield SourcePage(
+                        day, self._with_provenance(response, parsed), f"{ENDPOINTS[method_name]} {day} page {page_no}",
+                        posts=len(data), api_errors=len(errors), earliest=earliest, latest=latest,
+                        requests=1 + stats["retries"], retries=stats["retries"], rate_limit_wait_s=stats["wait"],
+                    )
+                if self.record_counts:
+                    self._count_day(client, day, method_name, window, log)
+            except UsageCapExceeded as exc:
+                exc.day = day  # the day in progress: not landed (tweet_assets.sources.budget)
+                raise
 
     def _post_params(self, method_name: str) -> dict:
         """Fields, expansions and ``max_results`` for a posts endpoint."""
@@ -409,6 +561,11 @@ class XApiSource(PostSource):
         endpoint = ENDPOINTS[method_name]
         if not self.bearer_token:
             self._note(day, "api_post_count_skipped", f"{endpoint} is app-only: set X_BEARER_TOKEN to record the API's count")
+            return
+        if day in self._planned:  # counted before the run by the budget guard (spend_plan): not asked again
+            total, endpoint = self._planned.pop(day)
+            self._note(day, "api_post_count", total)
+            self._note(day, "api_post_count_endpoint", endpoint)
             return
         total = 0
         try:
@@ -459,6 +616,7 @@ class XApiSource(PostSource):
                 cost = {"requests": 1 + stats["retries"], "retries": stats["retries"], "rate_limit_wait_s": stats["wait"]}
                 if not parts:
                     if parsed is None or data or errors:  # nothing to date it by: land it beside its neighbour
+                        self._read(last_day, len(data))
                         log.warning(f"{endpoint} page {page_no}: no post with a created_at; landing it with {last_day}")
                         yield SourcePage(last_day, self._with_provenance(response, parsed), f"{endpoint} page {page_no}", posts=len(data), api_errors=len(errors), **cost)
                     continue
@@ -467,6 +625,7 @@ class XApiSource(PostSource):
                         raise XApiError(f"{endpoint} page {page_no}: the API returned posts of {day}, outside the requested window {window}")
                     earliest, latest = created_at_range(posts)
                     oldest = min(filter(None, (oldest, earliest)), default=None)
+                    self._read(day, len(posts))
                     yield SourcePage(
                         day, append_twarc(body, self._provenance(response)), f"{endpoint} page {page_no} ({day})",
                         posts=len(posts), api_errors=n_errors, earliest=earliest, latest=latest, **cost,
@@ -503,6 +662,7 @@ class XApiSource(PostSource):
                 self._note(day, "timeline_3200_limit_unchecked", label, append=True)
             return
         _, older, _ = _parse(response.content)
+        self._read(days[0], len(older))  # charged against the cap, landed nowhere
         if older:
             return
         reach = oldest[:10] if oldest else None
@@ -559,6 +719,7 @@ class XApiSource(PostSource):
         """
         endpoint = ENDPOINTS[method_name]
         cursor: dict = {"token": None}  # the meta.next_token of the page fetched last
+        limit = (self.max_pages_per_day if method_name in POST_ENDPOINTS else None) or float("inf")
         if method_name == "get_recent_tweets_count":  # tweepy's Paginator would send pagination_token: follow meta.next_token as next_token
             state: dict = {"done": False}
 
@@ -572,7 +733,6 @@ class XApiSource(PostSource):
                 state["done"] = not cursor["token"]
                 return response
         else:
-            limit = self.max_pages_per_day or float("inf")
             pager: dict = {"iterator": None, "speaking": None, "pages": 0}
 
             def fetch():
@@ -613,7 +773,7 @@ class XApiSource(PostSource):
                     f"(first on page {given[token]}): its pages loop and would never end. Nothing of {where} is landed; run it again later "
                     "(a repeat that persists is the API's fault: report it with this token)."
                 ))
-            if token is not None and page_no >= self.page_bound and page_no < (self.max_pages_per_day or float("inf")):
+            if token is not None and page_no >= self.page_bound and page_no < limit:
                 raise XApiError(self._redact(
                     f"{endpoint} {where}: {page_no:,} pages fetched and the API still offers next_token {token!r}: past TWEET_ASSETS_MAX_PAGES_PER_DAY="
                     f"{self.page_bound:,}. Nothing of {where} is landed; if the day is really that large, raise TWEET_ASSETS_MAX_PAGES_PER_DAY."

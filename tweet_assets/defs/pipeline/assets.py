@@ -29,6 +29,8 @@ from tweet_assets.lake.parquet import SORTED_BY, is_sorted_by
 from tweet_assets.schema import PUBLISHED_SCHEMA
 from tweet_assets.warehouses.athena import dagster_table_schema
 from tweet_assets.sources.base import PostSource
+from tweet_assets.sources.budget import guard_run
+from tweet_assets.lake.leases import dagster_run_finished
 from tweet_assets.warehouses import DIALECTS
 from tweet_assets.warehouses import ddl as warehouse_ddl
 from tweet_assets.schema import DEFAULT_TABLE
@@ -56,6 +58,10 @@ def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: La
     # before the first request to the source (the live API spends quota): a missing bucket or a
     # denied write fails now, naming bucket, key and endpoint (tweet_assets.lake.store.Lake.check_writable)
     lake.lake().check_writable()
+    # spend follows intent: a run that would overrun the post cap or its limit is refused before its
+    # first post request; its expected posts are reserved in the lake's cap ledger (tweet_assets.sources.budget)
+    budget = guard_run(source, lake.lake(), run_id=context.run.run_id, collection="/".join(context.asset_key.path[:-1]) or "tweets",
+                       start=start, end=end, log=context.log, run_finished=dagster_run_finished(context.instance))
     # one writer per day, and one source per landed day (tweet_assets.lake.leases, docs/concurrency.md)
     raw_table = str(context.assets_def.metadata_by_key[context.asset_key].get("lake/table", "raw_tweets"))
     hold_days_for_source(zone_of(lake.lake(), raw_table)[0], days, context.run.run_id, source.source_name, context.instance)
@@ -66,7 +72,7 @@ def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: La
         damaged: dict[str, list[str]] = {day: [] for day in days}  # damaged input files (their unreadable rest lands here)
         context.log.info(f"fetching {len(days)} day(s) {days[0]}…{days[-1]} from {source.describe()}")
         started = last_report = time.monotonic()
-        for page in source.pages(start, end, context.log):
+        for page in budget.pages(source.pages(start, end, context.log)):
             if page.day not in spools.spools:
                 raise RuntimeError(f"source {source.source_name} yielded a page for {page.day}, outside the run's {days[0]}…{days[-1]} ({page.location})")
             spools.write(page.day, page.body)
@@ -98,6 +104,7 @@ def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: La
                 "latest_created_at": max(spans[day]) if spans[day] else "",
                 "source": source.describe(),
                 "uncompressed_bytes": spools.spools[day].bytes_in,
+                "posts_read": 0,  # what X's post cap was charged for (an X API source's own count, in learnt)
                 "api_requests": s["requests"],
                 "api_retries": s["retries"],
                 "rate_limit_wait_s": round(s["rate_limit_wait_s"], 1),
@@ -108,7 +115,7 @@ def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: La
         )
     total = sum(s["posts"] for s in stats.values())
     context.log.info(f"landed {total:,} posts in {sum(s['pages'] for s in stats.values()):,} pages over {len(days)} day(s) in {time.monotonic() - started:.1f}s")
-    return result
+    return budget.landed(result)  # after a cap hit: the day in progress (and later ones) not landed
 
 
 def flatten_clean_tweets(context: AssetExecutionContext, raw_tweets: dict[str, StoredPages], lake: LakeResource) -> dict[str, SpooledTable]:

@@ -1,0 +1,204 @@
+"""The budget's rules and its ledger, without the API (#38 points 2, 3, 6): the refusal
+arithmetic (per-run limit, the cap left minus the reserve and other runs' reservations, no cap
+reported, a cap already exceeded), the usage answer in both specs' shapes, and the cap ledger's
+conditional read-modify-write (botocore's Stubber checks the S3 parameters; moto and the local lake
+check the behaviour, the race forced by an event)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+import boto3
+import orjson
+import pytest
+from botocore.stub import ANY, Stubber
+
+from tweet_assets.lake.store import LocalLake, S3Lake
+from tweet_assets.sources.budget import Limits, SpendPlan, refusal, room
+from tweet_assets.sources.cap_ledger import LEDGER_KEY, CapLedger, Reservation
+from tweet_assets.x.usage import Usage, parse_usage, usage_params
+
+TODAY = date(2026, 11, 20)
+
+
+def _plan(expected: dict | None, cap=1_000_000, used=0, reset_day=10) -> SpendPlan:
+    usage = Usage(project_cap=cap, project_usage=used, cap_reset_day=reset_day) if cap is not None else Usage(project_usage=used)
+    days = sorted(expected) if expected else ["2026-11-01", "2026-11-03"]
+    return SpendPlan(days[0], days[-1], expected, usage)
+
+
+# --- the usage answer
+
+
+def test_usage_reads_both_specs_shapes_and_missing_fields():
+    v2167 = {"data": {"cap_reset_day": 10, "project_cap": "5000000000", "project_id": "1369785403853424", "project_usage": "43435",
+                      "daily_project_usage": {"project_id": "1369785403853424", "usage": [{"date": "2026-11-02T00:00:00.000Z", "usage": "7"}, {"date": "2026-11-01T00:00:00.000Z", "usage": "5"}]}}}
+    usage = parse_usage(v2167)  # X's documented example, numbers as strings (2.167)
+    assert (usage.project_cap, usage.project_usage, usage.cap_reset_day, usage.project_id) == (5_000_000_000, 43435, 10, "1369785403853424")
+    assert usage.daily == (("2026-11-01", 5), ("2026-11-02", 7)) and usage.last_days(30) == 12
+    v2159 = {"data": {"cap_reset_day": 3, "project_cap": 10000, "project_usage": 9990, "daily_project_usage": {"project_id": 1, "usage": [{"date": "2026-11-02T00:00:00.000Z", "usage": 12}]}}}
+    assert parse_usage(v2159).left == 10 and parse_usage(v2159).percent_used == pytest.approx(99.9)
+    bare = parse_usage({"data": {"project_usage": "12"}})  # no cap (enterprise), no reset day
+    assert (bare.project_cap, bare.left, bare.percent_used, bare.reset_date(TODAY)) == (None, None, None, None)
+    assert "did not say" in bare.resets(TODAY)
+    exceeded = parse_usage({"data": {"project_cap": "1000", "project_usage": "1200"}})
+    assert exceeded.left == -200 and exceeded.percent_used == 120.0
+    for wrong in ({"data": {"project_cap": "lots"}}, {"data": {"project_usage": True}}, {"errors": [{"title": "x"}]}, []):
+        with pytest.raises(ValueError):
+            parse_usage(wrong)
+    assert usage_params() == {"days": "30", "usage.fields": "cap_reset_day,daily_project_usage,project_cap,project_id,project_usage"}
+    with pytest.raises(ValueError):
+        usage_params(91)
+
+
+@pytest.mark.parametrize(
+    ("today", "reset_day", "reset"),
+    [(date(2026, 11, 20), 10, date(2026, 12, 10)), (date(2026, 11, 5), 10, date(2026, 11, 10)), (date(2026, 11, 10), 10, date(2026, 12, 10)),
+     (date(2026, 12, 31), 10, date(2027, 1, 10)), (date(2027, 1, 31), 31, date(2027, 2, 28))],
+)
+def test_cap_reset_day_is_a_day_of_the_month(today, reset_day, reset):
+    assert Usage(cap_reset_day=reset_day).reset_date(today) == reset
+    assert Usage(cap_reset_day=reset_day).days_to_reset(today) == (reset - today).days
+
+
+# --- the refusal
+
+
+def test_a_run_over_the_per_run_limit_is_refused_naming_the_heaviest_days_and_the_setting():
+    plan = _plan({"2026-11-01": 300, "2026-11-02": 9_800, "2026-11-03": 7_100, "2026-11-04": 0, "2026-11-05": 4_900})
+    message = refusal(plan, Limits(20_000, "max_posts_per_run of collection brand"), today=TODAY)
+    assert message.startswith("refused before any post was read: 2026-11-01…2026-11-05 is expected to hold 22,100 posts")
+    assert "more than max_posts_per_run of collection brand=20,000" in message
+    assert "heaviest days 2026-11-02 (9,800), 2026-11-03 (7,100), 2026-11-05 (4,900)" in message
+    assert "TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN" in message and "\n" not in message
+    assert refusal(plan, Limits(22_100), today=TODAY) is None  # exactly the limit: allowed
+
+
+def test_the_cap_left_minus_the_reserve_and_other_runs_decides():
+    plan = _plan({"2026-11-01": 400, "2026-11-02": 500})
+    assert refusal(plan, Limits(reserve_percent=10), today=TODAY, others=()) is None  # 1,000,000 - 0 - 100,000
+    tight = _plan({"2026-11-01": 400, "2026-11-02": 500}, cap=10_000, used=8_100)  # 1,900 left - 1,000 reserve = 900
+    assert refusal(tight, Limits(reserve_percent=10), today=TODAY) is None
+    other = Reservation("run-B", "news", 300, "2026-11-05", "2026-11-05")
+    message = refusal(tight, Limits(reserve_percent=10), (other,), today=TODAY)
+    assert "project cap 10,000, used 8,100, reserve 1,000 (TWEET_ASSETS_CAP_RESERVE=10%)" in message
+    assert "300 reserved by run run-B (collection news, 2026-11-05: 300 posts): 600 left" in message
+    assert "the cap resets on 2026-12-10 (cap_reset_day 10)" in message and "for those runs to end" in message
+    assert room(tight.usage, 10, (other,)).left == 600
+    assert refusal(tight, Limits(reserve_percent=0), (other,), today=TODAY) is None  # 1,600 left without the reserve
+
+
+def test_no_cap_reported_only_the_per_run_limit_applies():
+    plan = _plan({"2026-11-01": 5_000_000}, cap=None)
+    assert room(plan.usage, 10) is None
+    assert refusal(plan, Limits(), today=TODAY) is None
+    assert "TWEET_ASSETS_MAX_POSTS_PER_RUN=1,000,000" in refusal(plan, Limits(1_000_000), today=TODAY)
+
+
+def test_a_cap_already_exceeded_refuses_every_run_that_reads_posts():
+    exceeded = _plan({"2026-11-01": 1}, cap=1000, used=1200)
+    assert "0 left" in refusal(exceeded, Limits(), today=TODAY)
+    assert refusal(_plan({"2026-11-01": 0}, cap=1000, used=1200), Limits(), today=TODAY) is None  # reads nothing
+    unknown = _plan(None, cap=1000, used=1200)  # timelines: no counts endpoint
+    assert "reads an unknown number of posts (no counts endpoint)" in refusal(unknown, Limits(10), today=TODAY)
+    assert refusal(_plan(None, cap=1000, used=10), Limits(10), today=TODAY) is None  # room left: unknown size goes on
+
+
+# --- the ledger
+
+
+def _stubbed_lake():
+    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
+    return S3Lake("s3://bucket-x/lake", client), Stubber(client)
+
+
+def test_s3_ledger_writes_are_conditional_as_s3_documents():
+    """Reserve on an absent ledger: PutObject If-None-Match: *; release: If-Match the ETag read."""
+    import io
+
+    from botocore.response import StreamingBody
+
+    lake, stub = _stubbed_lake()
+    key = f"lake/{LEDGER_KEY}"
+    stub.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404, expected_params={"Bucket": "bucket-x", "Key": key})
+    stub.add_response("put_object", {"ETag": '"e1"'}, {"Bucket": "bucket-x", "Key": key, "Body": ANY, "IfNoneMatch": "*"})
+    body = orjson.dumps({"reservations": [{"run_id": "r1", "collection": "brand", "posts": 5, "first": "2026-11-01", "last": "2026-11-01", "reserved_at": 1.0, "expires_at": 4e9}]})
+    stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body)), "ETag": '"e1"', "ContentLength": len(body)}, {"Bucket": "bucket-x", "Key": key})
+    stub.add_response("put_object", {"ETag": '"e2"'}, {"Bucket": "bucket-x", "Key": key, "Body": ANY, "IfMatch": '"e1"'})
+    with stub:
+        ledger = CapLedger(lake, ttl_s=3600)
+        mine, problem = ledger.reserve(Reservation("r1", "brand", 5, "2026-11-01", "2026-11-01"), lambda others: None)
+        assert problem is None and mine.posts == 5
+        ledger.release("r1")
+        stub.assert_no_pending_responses()
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
+def lake(request, tmp_path):
+    if request.param == "local":
+        return LocalLake(str(tmp_path / "lake"))
+    import os
+
+    url = request.getfixturevalue("s3_lake")
+    return S3Lake(url, boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1"))
+
+
+def test_reservations_are_reserved_renewed_and_released(lake):
+    clock = [1000.0]
+    finished = set()
+    ledger = CapLedger(lake, run_finished=lambda run_id: run_id in finished, ttl_s=100, clock=lambda: clock[0])
+    a, _ = ledger.reserve(Reservation("A", "brand", 500, "2026-11-01", "2026-11-02"), lambda others: None)
+    seen = []
+    b, problem = ledger.reserve(Reservation("B", "news", 300, "2026-11-03", "2026-11-03"), lambda others: seen.append(others) or None)
+    assert problem is None and [r.run_id for r in seen[0]] == ["A"] and a.expires_at == 1100
+    assert {r.run_id for r in ledger.live()} == {"A", "B"}
+    clock[0] = 1040.0
+    assert ledger.renew(a) == a  # not yet half its life
+    clock[0] = 1060.0
+    a = ledger.renew(a)
+    assert a.expires_at == 1160
+    clock[0] = 1120.0  # B expired (1100), A renewed
+    assert [r.run_id for r in ledger.live()] == ["A"]
+    finished.add("A")  # A's run is over for Dagster: its reservation is dead too
+    assert ledger.live() == []
+    c, problem = ledger.reserve(Reservation("C", "brand", 10, "2026-11-04", "2026-11-04"), lambda others: "no" if others else None)
+    assert problem is None
+    assert [r["run_id"] for r in orjson.loads(lake.read_bytes(LEDGER_KEY))["reservations"]] == ["C"]  # the dead ones dropped
+    ledger.release("C")
+    assert orjson.loads(lake.read_bytes(LEDGER_KEY))["reservations"] == []
+
+
+def test_two_runs_deciding_at_once_the_second_sees_the_first(lake):
+    """Run B reads the ledger (empty) and decides; before it writes, run A writes its reservation:
+    B's conditional write loses, B reads again, sees A and is refused. The interleaving is forced
+    with events in B's read (no sleeps)."""
+    a_ledger, b_ledger = CapLedger(lake, ttl_s=3600), CapLedger(lake, ttl_s=3600)
+    b_read, a_wrote = threading.Event(), threading.Event()
+    reads = []
+    original = b_ledger._read
+
+    def b_reads():
+        found = original()
+        reads.append([r.run_id for r in found[0]])
+        if len(reads) == 1:
+            b_read.set()
+            assert a_wrote.wait(60)
+        return found
+
+    b_ledger._read = b_reads
+    outcome = {}
+
+    def b_run():
+        outcome["b"] = b_ledger.reserve(Reservation("B", "news", 600, "2026-11-03", "2026-11-03"), lambda others: f"refused: {others[0].describe()}" if others else None)
+
+    thread = threading.Thread(target=b_run)
+    thread.start()
+    assert b_read.wait(60)
+    a, problem = a_ledger.reserve(Reservation("A", "brand", 600, "2026-11-01", "2026-11-01"), lambda others: "refused" if others else None)
+    assert problem is None
+    a_wrote.set()
+    thread.join(60)
+    assert reads == [[], ["A"]]  # B's first decision was on an empty ledger; its write lost; it read again
+    assert outcome["b"] == (None, "refused: run A (collection brand, 2026-11-01: 600 posts)")
+    assert [r.run_id for r in a_ledger.live()] == ["A"]
