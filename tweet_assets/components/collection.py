@@ -14,6 +14,7 @@ model, instantiated from YAML under ``defs/``).
       start_date: "2026-11-01"         # first daily partition (default TWEET_ASSETS_START_DATE)
       schedule: "15 0 * * *"           # cron (UTC) of <name>_daily_schedule, stopped by default
       table: acme_mentions             # warehouse table name (default: the collection's name)
+      max_posts_per_run: 50000         # search/timelines: a run expected to read more is refused (default TWEET_ASSETS_MAX_POSTS_PER_RUN)
 
 The other sources: ``timelines: {accounts: [nasa, esa]}``, ``stream: {rules: [{value: ..., tag: ...}]}``,
 ``replay: {path: /data/archive}``, ``sample: {posts_per_day: 200}``. Secrets are never in the YAML:
@@ -122,6 +123,7 @@ class TweetCollection(Component, Resolvable):
     start_date: str | None = None
     schedule: str | None = None
     table: str | None = None
+    max_posts_per_run: int | None = None
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name or ""):
@@ -145,6 +147,8 @@ class TweetCollection(Component, Resolvable):
                 raise CollectionError(f"collection {self.name!r}: schedule {self.schedule!r} is not a cron string (e.g. '15 0 * * *', UTC).")
         if self.table is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", self.table):
             raise CollectionError(f"collection {self.name!r}: table {self.table!r} is not a SQL identifier (letters, digits, _).")
+        if self.max_posts_per_run is not None and (isinstance(self.max_posts_per_run, bool) or not isinstance(self.max_posts_per_run, int) or self.max_posts_per_run < 1):
+            raise CollectionError(f"collection {self.name!r}: max_posts_per_run {self.max_posts_per_run!r} is not a whole number of posts >= 1.")
         if self.search is not None and not self.search.query.strip():
             raise CollectionError(f"collection {self.name!r}: search.query is empty.")
         if self.timelines is not None and not [a for a in self.timelines.accounts if a.strip()]:
