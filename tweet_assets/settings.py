@@ -78,11 +78,27 @@ def compliance_api_from_env(env: dict | None = None) -> ComplianceApi:
     return ComplianceApi(bearer_token=EnvVar("X_BEARER_TOKEN") if env.get("X_BEARER_TOKEN") else None, **host)
 
 
+def x_api_from_env(env: dict | None = None):
+    """The ``x_api`` resource: the X API as the project's app (``X_BEARER_TOKEN``, host and
+    timeouts as the source's), read by ``x_api_usage`` (the project's post cap and usage)."""
+    from tweet_assets.sources.x_api import XApiSource
+
+    return XApiSource.for_usage(os.environ if env is None else env)
+
+
+def x_api_configured(env: dict | None = None) -> bool:
+    """True when the environment's source is the X API and its bearer token is set (what
+    ``x_api_usage_sensor`` runs by default for)."""
+    env = os.environ if env is None else env
+    return (env.get("TWEET_ASSETS_SOURCE") or "").strip().lower() == "x_api" and bool((env.get("X_BEARER_TOKEN") or "").strip())
+
+
 def resources_from_env(env: dict | None = None) -> dict:
-    """``{"source", "lake", "io_manager", "compliance_api"}`` for this environment, and ``glue``
-    when ``TWEET_ASSETS_GLUE_DATABASE`` is set."""
+    """``{"source", "lake", "io_manager", "compliance_api", "x_api"}`` for this environment, and
+    ``glue`` when ``TWEET_ASSETS_GLUE_DATABASE`` is set."""
     lake = lake_from_env(env)
-    resources = {"source": source_from_env(env), "lake": lake, "io_manager": LakeIOManager(location=lake), "compliance_api": compliance_api_from_env(env)}
+    resources = {"source": source_from_env(env), "lake": lake, "io_manager": LakeIOManager(location=lake), "compliance_api": compliance_api_from_env(env),
+                 "x_api": x_api_from_env(env)}
     glue = glue_from_env(env)
     if glue is not None:
         resources["glue"] = glue

@@ -270,7 +270,8 @@ def test_the_environment_alone_gives_todays_keys_groups_and_lake_paths(tmp_path,
 
     assert not list((Path(__file__).resolve().parents[2] / "tweet_assets" / "defs").glob("*/defs.yaml"))
     graph = defs.resolve_asset_graph()
-    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {"raw_tweets", "clean_tweets", "s3_parquet", "compliance_ledger"}  # raw_stream joins with the stream configured (#29)
+    # raw_stream joins with the stream configured (#29); x_api_usage (#38) is always there, its sensor stopped without the X API
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == {"raw_tweets", "clean_tweets", "s3_parquet", "compliance_ledger", "x_api_usage"}
     assert {graph.get(AssetKey(k)).group_name for k in ("raw_tweets", "clean_tweets", "s3_parquet")} == {"tweets"}
     assert {k: graph.get(AssetKey(k)).metadata["lake/table"] for k in ("raw_tweets", "clean_tweets", "s3_parquet")} == {
         "raw_tweets": "raw_tweets",
