@@ -26,6 +26,16 @@ headers or of the body, until the client hangs up or ``seconds`` pass; how each 
 ``loop_tokens`` makes pages point back: ``{"tok-200": "tok-100"}`` answers the page asked with
 ``tok-200`` with ``next_token: tok-100`` (A→B→A). Everything is bounded: stalls and trickles end at
 ``STALL_CAP_S`` (or their ``seconds``) or on ``reset()``.
+
+The post cap (#38): ``GET /2/usage/tweets`` answers from ``post_cap`` (None: no cap, an enterprise
+project), ``posts_used`` (every post served in a search or timeline page adds to it) and
+``cap_reset_day``, in spec 2.167's shapes (numbers as strings; ``usage_as_integers`` for 2.159's);
+``usage_data`` replaces the whole answer (missing fields). A post request once ``posts_used`` has
+reached ``post_cap`` is answered ``429 usage-capped``, as X does. ``counts_vocabulary = "posts"``
+answers counts in 2.167's names (``post_count``, ``total_post_count``); counts/all pages 31 daily
+buckets. ``hold(endpoint)`` holds the next request to ``endpoint`` until the test releases it
+(``(arrived, release)`` events; at most ``HOLD_CAP_S``), then answers it; ``fault("call", endpoint,
+body=fn)`` calls ``fn()`` when the next request to ``endpoint`` arrives, then answers it.
 """
 
 from __future__ import annotations
@@ -41,6 +51,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 STALL_CAP_S = 5.0
+HOLD_CAP_S = 120.0
+#: Daily buckets per page of GET /2/tweets/counts/all (X's documented page: 31 days).
+COUNTS_ALL_PAGE = 31
 TRICKLE_EVERY_S = 0.05
 FIRST_POST = datetime(2006, 3, 21, tzinfo=timezone.utc)
 
@@ -86,7 +99,11 @@ ENDPOINTS = {
     "timeline": dict(path=r"/2/users/(?P<id>\d+)/tweets", params=POST_PARAMS | {"pagination_token", "exclude"}, max_results=(5, 100), token="pagination_token"),
     "users_by": dict(path=r"/2/users/by", params={"usernames", "expansions", "tweet.fields", "user.fields"}, listed=("usernames", r"[A-Za-z0-9_]{1,15}")),
     "users": dict(path=r"/2/users", params={"ids", "expansions", "tweet.fields", "user.fields"}, listed=("ids", r"\d{1,19}")),
+    "usage": dict(path=r"/2/usage/tweets", params={"days", "usage.fields"}, app_only=True),
 }
+#: The endpoints that read posts (metered against the post cap).
+POST_ENDPOINTS = ("search_recent", "search_all", "timeline")
+USAGE_FIELDS = {"cap_reset_day", "daily_client_app_usage", "daily_project_usage", "project_cap", "project_id", "project_usage"}
 
 INVALID = {"title": "Invalid Request", "detail": "One or more parameters to your request was invalid.", "type": "https://api.twitter.com/2/problems/invalid-request"}
 UNSUPPORTED_AUTH = {
@@ -146,6 +163,12 @@ class XApiDouble:
     loop_tokens: dict[str, str] = field(default_factory=dict)
     trickles: list[str] = field(default_factory=list)
     trickle_ended: threading.Event = field(default_factory=threading.Event)
+    post_cap: int | None = 1_000_000
+    posts_used: int = 0
+    cap_reset_day: int | None = 10
+    usage_data: dict | None = None
+    usage_as_integers: bool = False
+    counts_vocabulary: str = "tweets"
     _faults: list = field(default_factory=list)
     _release: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -174,6 +197,8 @@ class XApiDouble:
             self.posts, self.users, self.seen, self.violations, self._faults = [], {}, [], [], []
             self.canned, self.short_by_one_page, self.timeline_reach = {}, False, 3200
             self.loop_tokens, self.trickles, self.trickle_ended = {}, [], threading.Event()
+            self.post_cap, self.posts_used, self.cap_reset_day, self.usage_data, self.usage_as_integers = 1_000_000, 0, 10, None, False
+            self.counts_vocabulary = "tweets"
         self._release = threading.Event()
 
     def fault(self, kind, endpoint: str | None = None, status: int = 0, headers: dict | None = None, body: dict | bytes | None = None, seconds: float = STALL_CAP_S) -> None:
@@ -185,6 +210,17 @@ class XApiDouble:
 
     def requests_to(self, endpoint: str) -> list[Seen]:
         return [s for s in self.seen if s.endpoint == endpoint]
+
+    def post_requests(self) -> list[Seen]:
+        """The requests that read posts (search and timelines): what the post cap meters."""
+        return [s for s in self.seen if s.endpoint in POST_ENDPOINTS]
+
+    def hold(self, endpoint: str) -> tuple[threading.Event, threading.Event]:
+        """Hold the next request to ``endpoint``: ``arrived`` is set when it comes, and it is
+        answered once ``release`` is set (or after ``HOLD_CAP_S``)."""
+        arrived, release = threading.Event(), threading.Event()
+        self._faults.append((endpoint, "hold", 0, {}, (arrived, release), HOLD_CAP_S))
+        return arrived, release
 
     # --- answers
     def answer(self, handler: "_Handler") -> None:
@@ -199,7 +235,13 @@ class XApiDouble:
             fault = next((f for f in self._faults if f[0] in (None, name)), None)
             if fault:
                 self._faults.remove(fault)
-        if fault:
+        if fault and fault[1] == "hold":  # held until released, then answered as usual
+            arrived, release = fault[4]
+            arrived.set()
+            release.wait(fault[5])
+        elif fault and fault[1] == "call":  # something happens elsewhere first (another app reads posts), then the answer
+            fault[4]()
+        elif fault:
             return self._fault(handler, *fault[1:])
         if name is None:
             return handler.send(404, {"title": "Not Found Error", "detail": f"no route {parsed.path}", "type": "about:blank", "status": 404})
@@ -216,8 +258,17 @@ class XApiDouble:
         if name in ("users_by", "users"):
             return handler.send(200, self._users(name, params))
         if name.startswith("counts"):
-            return handler.send(200, self._counts(params))
-        return handler.send(200, self._posts(name, params, match))
+            return handler.send(200, self._counts(name, params))
+        if name == "usage":
+            return handler.send(200, self._usage(params))
+        with self._lock:
+            capped = self.post_cap is not None and self.posts_used >= self.post_cap
+        if capped:
+            return handler.send(429, USAGE_CAPPED, {"x-rate-limit-remaining": "299"})
+        page = self._posts(name, params, match)
+        with self._lock:
+            self.posts_used += len(page.get("data") or [])
+        return handler.send(200, page)
 
     def validate(self, name: str, raw: dict[str, list[str]], auth: str) -> list[str]:
         """What the API would reject in this request (empty when it is valid)."""
@@ -256,6 +307,13 @@ class XApiDouble:
             problems += [f"[{key}] value {v!r} is not valid" for v in items if not re.fullmatch(pattern, v)]
         if name.startswith("counts") and params.get("granularity", "hour") not in ("minute", "hour", "day"):
             problems.append(f"granularity {params.get('granularity')!r} is not minute, hour or day")
+        if name == "usage":
+            days = params.get("days", "7")
+            if not (days.isdigit() and 1 <= int(days) <= 90):
+                problems.append(f"The `days` query parameter value [{days}] is not between 1 and 90")
+            for value in params.get("usage.fields", "").split(",") if "usage.fields" in params else []:
+                if value not in USAGE_FIELDS:
+                    problems.append(f"The `usage.fields` query parameter value [{value}] is not one of {sorted(USAGE_FIELDS)}")
         problems += self._time_rules(name, rules, params)
         token_key = rules.get("token")
         for key in ("next_token", "pagination_token"):
@@ -315,7 +373,25 @@ class XApiDouble:
         users = [u for uid, u in self.users.items() if uid in authors]
         return {"data": chunk, "includes": {"users": users}, "meta": meta}
 
-    def _counts(self, params: dict) -> dict:
+    def _usage(self, params: dict) -> dict:
+        """The usage answer (spec 2.167's strings, or 2.159's integers), or ``usage_data``."""
+        if self.usage_data is not None:
+            return {"data": self.usage_data}
+        number = (lambda n: n) if self.usage_as_integers else str
+        today = datetime.now(timezone.utc).date()
+        days = int(params.get("days", "7"))
+        daily = [{"date": f"{today - timedelta(days=n):%Y-%m-%d}T00:00:00.000Z", "usage": number(0)} for n in range(days - 1, 0, -1)]
+        daily.append({"date": f"{today:%Y-%m-%d}T00:00:00.000Z", "usage": number(self.posts_used)})
+        # 2.159's daily_project_usage.project_id is an int32; 2.167's a string
+        data: dict = {"project_id": "1369785403853424", "project_usage": number(self.posts_used), "daily_project_usage": {"project_id": 1234 if self.usage_as_integers else "1369785403853424", "usage": daily}}
+        if self.post_cap is not None:
+            data["project_cap"] = number(self.post_cap)
+        if self.cap_reset_day is not None:
+            data["cap_reset_day"] = self.cap_reset_day
+        fields = params.get("usage.fields")
+        return {"data": {k: v for k, v in data.items() if fields is None or k in fields.split(",")}}
+
+    def _counts(self, name: str, params: dict) -> dict:
         start, end = self._window(params)
         step = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1)}[params.get("granularity", "hour")]
         buckets = []
@@ -326,7 +402,18 @@ class XApiDouble:
             n = sum(1 for p in self.posts if lo <= parse_time(p["created_at"]) < hi)
             buckets.append({"end": rfc3339(hi), "start": rfc3339(lo), "tweet_count": n})
             lo = hi
-        return {"data": buckets, "meta": {"total_tweet_count": sum(b["tweet_count"] for b in buckets)}}
+        meta: dict = {}
+        if name == "counts_all":  # 31 daily buckets a page
+            token = params.get("next_token") or params.get("pagination_token")
+            offset = int(token.split("-")[1]) if token else 0
+            if offset + COUNTS_ALL_PAGE < len(buckets):
+                meta["next_token"] = f"tok-{offset + COUNTS_ALL_PAGE}"
+            buckets = buckets[offset : offset + COUNTS_ALL_PAGE]
+        meta["total_tweet_count"] = sum(b["tweet_count"] for b in buckets)
+        if self.counts_vocabulary == "posts":  # spec 2.167's names
+            buckets = [{"end": b["end"], "start": b["start"], "post_count": b["tweet_count"]} for b in buckets]
+            meta["total_post_count"] = meta.pop("total_tweet_count")
+        return {"data": buckets, "meta": meta}
 
     def _users(self, name: str, params: dict) -> dict:
         key = "usernames" if name == "users_by" else "ids"

@@ -3,7 +3,9 @@ that checks one sent request against it: the operation (path template and method
 parameter's name, type, bounds (minimum/maximum, minLength/maxLength, minItems/maxItems), pattern,
 format ``date-time`` and enum items (comma-separated arrays, ``explode: false``), the required
 parameters, a JSON body's properties, and the auth scheme of the operation's ``security``
-(``Bearer`` → BearerToken/OAuth2UserToken, ``OAuth`` 1.0a → UserToken)."""
+(``Bearer`` → BearerToken/OAuth2UserToken, ``OAuth`` 1.0a → UserToken); and an answer's JSON body
+against the operation's response schema (``openapi-schema-validator``'s OpenAPI 3.0 validator:
+``nullable``, ``$ref`` into the spec's components)."""
 
 from __future__ import annotations
 
@@ -65,6 +67,16 @@ class Spec:
         if body:
             found += self._body(op, body, where)
         return found
+
+    def response_violations(self, method: str, path: str, status: int, body) -> list[str]:
+        """What the spec's schema of ``method path``'s ``status`` answer rejects in ``body`` (parsed JSON)."""
+        from openapi_schema_validator import OAS30Validator
+
+        template, op = self.operation(method, path)
+        response = self.resolve(op["responses"][str(status)])
+        schema = {**response["content"]["application/json"]["schema"], "components": self.doc["components"]}
+        where = f"{method} {template} {status} (spec {self.version})"
+        return [f"{where}: {'/'.join(str(p) for p in error.absolute_path)}: {error.message}" for error in OAS30Validator(schema).iter_errors(body)]
 
     def _value(self, schema: dict, value: str) -> list[str]:
         schema = self.resolve(schema)

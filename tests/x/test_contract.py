@@ -38,6 +38,8 @@ def _answer(request):
     if path in ("/2/users/by", "/2/users"):
         ids = parse_qs(urlsplit(request.url).query).get("ids", [""])[0]
         return 200, {}, json.dumps({"data": [{**user, "id": ids or "12", "username": "Twitter" if not ids else "jack"}]})
+    if path == "/2/usage/tweets":  # X's documented example answer (numbers as strings)
+        return 200, {}, json.dumps({"data": {"cap_reset_day": 10, "project_cap": "5000000000", "project_id": "1369785403853424", "project_usage": "43435"}})
     if "/counts/" in path:
         return 200, {}, json.dumps({"data": [{"start": "2021-06-26T00:00:00.000Z", "end": "2021-06-27T00:00:00.000Z", "tweet_count": 1}], "meta": {"total_tweet_count": 1}})
     if path.startswith("/2/compliance/jobs"):
@@ -151,3 +153,60 @@ def test_compliance_requests_conform_to_both_specs(version):
     api.wait(job, LOG, sleep=lambda s: None)
     assert [c.request.method for c in responses.calls] == ["POST", "GET"]
     assert _violations(version) == []
+
+
+@pytest.mark.parametrize("version", ["2.159", "2.167"])
+@responses.activate
+def test_budget_requests_conform_to_both_specs(version):
+    """#38 point 6: the guard's and ``tweet-assets plan``'s requests (usage, and counts over a
+    window of full-archive and recent days) against each spec; the check bites on a wrong value."""
+    _serve()
+    clock = Clock(NOW)
+    source = XApiSource(query="#dagster lang:en", full_archive=True, bearer_token=SECRET, vocabulary=VOCABULARY_OF[version]).with_clock(clock.sleep, clock.now)
+    plan = source.spend_plan(datetime(2021, 5, 20, tzinfo=timezone.utc), datetime(2021, 6, 28, tzinfo=timezone.utc), LOG)
+    assert plan.usage.project_cap == 5_000_000_000 and plan.usage.cap_reset_day == 10
+    assert {urlsplit(c.request.url).path for c in responses.calls} == {"/2/usage/tweets", "/2/tweets/counts/all", "/2/tweets/counts/recent"}
+    assert _violations(version) == []
+    usage = [c.request.url for c in responses.calls if "/usage/" in c.request.url][0]
+    bearer = {"Authorization": f"Bearer {SECRET}"}
+    assert spec(version).violations("GET", usage, bearer) == []
+    assert any("91 outside" in v for v in spec(version).violations("GET", usage.replace("days=30", "days=91"), bearer))
+    assert any("'monthly_cap' is not one of the spec's enum" in v for v in spec(version).violations("GET", usage.replace("project_id", "monthly_cap"), bearer))
+    assert spec(version).violations("GET", usage, {"Authorization": 'OAuth oauth_consumer_key="k"'})  # app-only
+
+
+VOCABULARY_OF = {v: k for k, v in VERSIONS.items()}
+
+
+@pytest.mark.parametrize("version", ["2.159", "2.167"])
+def test_the_doubles_usage_and_counts_answers_are_shaped_like_the_spec(x_api_double, version):
+    """The X API double answers usage and counts as the spec's response schemas say: 2.167 with
+    numbers as strings and post_count, 2.159 with integers and tweet_count; with missing fields
+    and a cap already exceeded too."""
+    import requests as http
+
+    api = x_api_double
+    api.reset()
+    try:
+        now = datetime.now(timezone.utc)
+        api.usage_as_integers = version == "2.159"
+        api.counts_vocabulary = VOCABULARY_OF[version]
+        api.posts += [{"id": str(i), "text": "t", "created_at": (now - timedelta(days=2, hours=i)).strftime("%Y-%m-%dT%H:%M:%S.000Z")} for i in range(5)]
+        bearer = {"Authorization": f"Bearer {SECRET}"}
+        answers = []
+        for cap, used in ((1_000_000, 12), (1000, 1200), (None, 7)):  # within, exceeded, no cap (enterprise)
+            api.post_cap, api.posts_used = cap, used
+            answers.append(http.get(f"{api.url}/2/usage/tweets", params={"days": "30", "usage.fields": "cap_reset_day,daily_project_usage,project_cap,project_id,project_usage"}, headers=bearer, timeout=10).json())
+        answers.append(http.get(f"{api.url}/2/usage/tweets", params={"usage.fields": "project_usage"}, headers=bearer, timeout=10).json())  # fields left out
+        for body in answers:
+            assert spec(version).response_violations("GET", "/2/usage/tweets", 200, body) == [], body
+        assert "project_cap" not in answers[2]["data"] and set(answers[3]["data"]) == {"project_usage"}
+        window = {"query": "x", "granularity": "day", "start_time": (now - timedelta(days=5)).strftime("%Y-%m-%dT00:00:00Z"), "end_time": (now - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        counts = http.get(f"{api.url}/2/tweets/counts/recent", params=window, headers=bearer, timeout=10).json()
+        assert spec(version).response_violations("GET", "/2/tweets/counts/recent", 200, counts) == [], counts
+        assert sum(b.get("tweet_count", b.get("post_count", 0)) for b in counts["data"]) == 5
+        wrong = {"data": {"project_cap": 1000 if version == "2.167" else "1000"}}  # the other spec's shape: the check bites
+        assert spec(version).response_violations("GET", "/2/usage/tweets", 200, wrong)
+        assert api.violations == []
+    finally:
+        api.reset()
