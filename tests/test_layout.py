@@ -17,7 +17,7 @@ BIN = Path(sys.executable).parent
 
 #: Modules allowed at the package root: everything else lives in a package by concern.
 ROOT_MODULES = {"__init__", "config", "definitions", "partitions", "schema", "settings"}
-PACKAGES = {"cli", "compliance", "components", "defs", "lake", "sources", "stream", "transform", "warehouses", "x"}
+PACKAGES = {"cli", "compliance", "components", "defs", "lake", "sources", "stream", "tables", "transform", "warehouses", "x"}
 
 
 def _dg_env() -> dict:

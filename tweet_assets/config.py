@@ -119,6 +119,10 @@ NUMBERS: dict[str, Number] = {
         # spend follows intent (tweet_assets/sources/budget.py, docs/x-api.md "Budget")
         Number("TWEET_ASSETS_MAX_POSTS_PER_RUN", None, "posts", low=1, high=10**12, integer=True, help="a run expected to read more posts is refused before it reads any (unset: no per-run limit)"),
         Number("TWEET_ASSETS_CAP_RESERVE", 10.0, "percent of the monthly post cap", low=0, high=100, help="share of the post cap no run may plan to use"),
+        # Iceberg tables (tweet_assets/tables/, docs/warehouses.md)
+        Number("TWEET_ASSETS_ICEBERG_COMMIT_ATTEMPTS", 5, "attempts", low=1, high=100, integer=True, help="plans of one Iceberg commit before giving up, each after pyiceberg's own 4 retries"),
+        Number("TWEET_ASSETS_ICEBERG_SNAPSHOT_RETENTION", 0.0, "hours", low=0, high=10 * 365 * 24, help="age past which compliance and maintenance expire an Iceberg snapshot (its unreferenced files deleted)"),
+        Number("TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S", HOUR, "seconds", low=60, high=30 * 24 * HOUR, help="age after which a file under an Iceberg table that no snapshot references is removed"),
     )
 }
 

@@ -15,6 +15,7 @@ model, instantiated from YAML under ``defs/``).
       schedule: "15 0 * * *"           # cron (UTC) of <name>_daily_schedule, stopped by default
       table: acme_mentions             # warehouse table name (default: the collection's name)
       max_posts_per_run: 50000         # search/timelines: a run expected to read more is refused (default TWEET_ASSETS_MAX_POSTS_PER_RUN)
+      table_format: iceberg            # hive or iceberg (default TWEET_ASSETS_TABLE_FORMAT, else hive)
 
 The other sources: ``timelines: {accounts: [nasa, esa]}``, ``stream: {rules: [{value: ..., tag: ...}]}``,
 ``replay: {path: /data/archive}``, ``sample: {posts_per_day: 200}``. Secrets are never in the YAML:
@@ -36,6 +37,7 @@ from dagster.components.component_scaffolding import scaffold_component
 
 from tweet_assets.components.sources import SOURCE_ATTRIBUTES
 from tweet_assets.defs.pipeline.layout import COLLECTION_NAME
+from tweet_assets.tables import check_format
 
 #: A collection's name: a key prefix, a Dagit group, a lake folder and a SQL identifier at once.
 NAME_PATTERN = COLLECTION_NAME
@@ -124,6 +126,7 @@ class TweetCollection(Component, Resolvable):
     schedule: str | None = None
     table: str | None = None
     max_posts_per_run: int | None = None
+    table_format: str | None = None
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.fullmatch(self.name or ""):
@@ -149,6 +152,11 @@ class TweetCollection(Component, Resolvable):
             raise CollectionError(f"collection {self.name!r}: table {self.table!r} is not a SQL identifier (letters, digits, _).")
         if self.max_posts_per_run is not None and (isinstance(self.max_posts_per_run, bool) or not isinstance(self.max_posts_per_run, int) or self.max_posts_per_run < 1):
             raise CollectionError(f"collection {self.name!r}: max_posts_per_run {self.max_posts_per_run!r} is not a whole number of posts >= 1.")
+        if self.table_format is not None:
+            try:
+                self.table_format = check_format(self.table_format, f"collection {self.name!r}: table_format")
+            except ValueError as exc:
+                raise CollectionError(str(exc)) from None
         if self.search is not None and not self.search.query.strip():
             raise CollectionError(f"collection {self.name!r}: search.query is empty.")
         if self.timelines is not None and not [a for a in self.timelines.accounts if a.strip()]:

@@ -55,10 +55,11 @@ PIPELINE_CHECKS = ("ids_unique_and_not_null", "created_at_in_partition", "publis
 
 
 def layout_of(collection) -> PipelineLayout:
-    """The :class:`PipelineLayout` of ``collection``: its name, partitions from ``start_date`` and warehouse table."""
+    """The :class:`PipelineLayout` of ``collection``: its name, partitions from ``start_date``, warehouse table and table format."""
     partitions = DailyPartitionsDefinition(start_date=collection.start_date or start_date(), timezone="UTC", fmt=DAY_FORMAT)
     extra = {"tweet_assets/source": collection.source_kind}
-    return PipelineLayout(name=collection.name, partitions_def=partitions, warehouse_table=collection.table or collection.name, extra_metadata=extra)
+    formats = {"table_format": collection.table_format} if collection.table_format else {}  # else the deployment's
+    return PipelineLayout(name=collection.name, partitions_def=partitions, warehouse_table=collection.table or collection.name, extra_metadata=extra, **formats)
 
 
 def rebuild_check(check: AssetChecksDefinition, layout: PipelineLayout) -> AssetChecksDefinition:

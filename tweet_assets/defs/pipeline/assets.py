@@ -7,6 +7,7 @@ partitions.py); every value is ``{partition_key: value}``.
 """
 
 
+import functools
 import itertools
 import os
 import time
@@ -14,7 +15,7 @@ import warnings
 from collections import Counter
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, BackfillPolicy, BetaWarning, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, BackfillPolicy, BetaWarning, MaterializeResult, MetadataValue, asset
 
 from tweet_assets.compliance.ledger import ledger_ids
 from tweet_assets.compliance.rewrite import filter_chunks
@@ -36,6 +37,8 @@ from tweet_assets.warehouses import ddl as warehouse_ddl
 from tweet_assets.schema import DEFAULT_TABLE
 from tweet_assets.lake.spools import open_spool_dir
 from tweet_assets.defs.pipeline.layout import ENVIRONMENT, PipelineLayout, with_resource_key
+from tweet_assets.lake.leases import DayLeases, dagster_run_finished
+from tweet_assets.tables.iceberg import IcebergTable
 
 # BackfillPolicy is marked beta in Dagster 1.13; it is the documented way to run a range in one run.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
@@ -48,6 +51,8 @@ BACKFILL_POLICY = backfill_policy_from_env()
 PROGRESS_EVERY_S = 10.0
 QUARANTINE_SAMPLE = 20
 PUBLISHED_TABLE = "tweets"
+#: Definition metadata naming the published asset's table format (``iceberg``; absent: Hive).
+TABLE_FORMAT_METADATA = "tweet_assets/table_format"
 
 
 def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeResource) -> dict[str, SpooledPages]:
@@ -229,6 +234,29 @@ def publish_s3_parquet(context: AssetExecutionContext, clean_tweets: dict[str, S
     return result
 
 
+def publish_iceberg(context: AssetExecutionContext, clean_tweets: dict[str, StoredTable], lake: LakeResource) -> MaterializeResult:
+    """Commit the run's days into the collection's Iceberg table in one commit (tweet_assets.tables.iceberg):
+    each day replaced by clean_tweets' rows, timestamps in µs, under the run's day leases (renewed
+    right before each commit attempt, released after). Each partition's metadata: the snapshot, data
+    files and records added and removed."""
+    table, warehouse_table, _ = _publishing(context)
+    store = lake.lake()
+    published = IcebergTable.open(store, table, warehouse_table)
+    zone, zone_table = zone_of(store, table)
+    days = list(clean_tweets)
+    leases = DayLeases(zone, context.run.run_id, zone_table, dagster_run_finished(context.instance))
+    context.log.info(f"committing {len(days)} day(s) to Iceberg table {published.qualified_name} (catalog {published.catalog_label}) at {published.location}")
+    commit = published.publish({day: functools.partial(_sorted_batches, stored) for day, stored in clean_tweets.items()}, context.run.run_id, before_commit=lambda: leases.acquire(days), log=context.log.info)
+    leases.release(days)  # the run's writes of these days end here (as the IO manager releases them after the Hive table)
+    for day in days:
+        rows = commit.days[day].records_added
+        context.add_asset_metadata({"dagster/row_count": rows, "rows": rows, **commit.day_metadata(day)}, partition_key=day)
+    context.log.info(f"snapshot {commit.snapshot_id} of {published.qualified_name}: {len(days)} day(s) in {commit.attempts} attempt(s)" + (f", columns added {commit.columns_added}" if commit.columns_added else ""))
+    return MaterializeResult(
+        metadata={"table_location": published.location, "iceberg/table": published.qualified_name, "iceberg/catalog": published.catalog_label, "iceberg/snapshot_id": str(commit.snapshot_id), "commit_attempts": commit.attempts}
+    )
+
+
 def _sorted_batches(stored: StoredTable):
     """The day's rows a row group at a time when they are sorted by ``created_at``; otherwise
     the whole day, sorted."""
@@ -294,7 +322,10 @@ def clean_tweets_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition
 
 
 def s3_parquet_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition:
-    """The published table of ``layout``'s collection (``s3_parquet``, or ``[<collection>, tweets]``)."""
+    """The published table of ``layout``'s collection (``s3_parquet``, or ``[<collection>, tweets]``),
+    in its table format (Hive files, or an Iceberg table: :func:`iceberg_asset`)."""
+    if layout.table_format == "iceberg":
+        return iceberg_asset(layout)
     return asset(
         name=layout.published_name,
         key_prefix=layout.key_prefix,
@@ -317,6 +348,35 @@ def s3_parquet_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition:
             "rerun. Query it from Athena, Redshift Spectrum or Snowflake with the DDL in this asset's metadata (athena_ddl, redshift_ddl, snowflake_ddl)."
         ),
     )(publish_s3_parquet)
+
+
+
+def iceberg_asset(layout: PipelineLayout) -> AssetsDefinition:
+    """The published table of ``layout``'s collection as an Iceberg table (same key, group and
+    partitions as the Hive one; no IO manager: the asset commits itself)."""
+    return asset(
+        name=layout.published_name,
+        key_prefix=layout.key_prefix,
+        ins={"clean_tweets": AssetIn(key=layout.key("clean_tweets"))},
+        partitions_def=layout.partitions_def,
+        backfill_policy=BACKFILL_POLICY,
+        group_name=layout.group,
+        owners=OWNERS,
+        kinds={"iceberg", "parquet", "s3"},
+        metadata={
+            "lake/table": layout.table(PUBLISHED_TABLE),
+            TABLE_FORMAT_METADATA: "iceberg",
+            "dagster/column_schema": dagster_table_schema(),
+            "athena/table": layout.warehouse_table,
+            **layout.metadata,
+        },
+        description=(
+            f"The published table as an Apache Iceberg v2 table ({layout.warehouse_table}, data under {layout.table(PUBLISHED_TABLE)}/data/): "
+            "partitioned by day(created_at), zstd Parquet, timestamps in µs UTC, sorted by created_at, id; one commit per run replaces "
+            "exactly the run's days. Each partition's metadata names its snapshot. Query it with pyiceberg, polars.scan_iceberg or "
+            "Athena (docs/warehouses.md)."
+        ),
+    )(publish_iceberg)
 
 
 raw_tweets = raw_tweets_asset()

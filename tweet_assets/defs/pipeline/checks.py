@@ -17,6 +17,8 @@ the run log), never passed on zeros.
 import os
 import warnings
 
+import pyarrow.parquet as pq
+
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -31,12 +33,14 @@ from dagster import (
 
 from tweet_assets.defs.pipeline import assets as pipeline  # the module, not its objects: dg loads each object from the file that defines it
 from tweet_assets.defs.pipeline.partition_checks import own_output, per_partition
-from tweet_assets.defs.pipeline.layout import checked_asset
+from tweet_assets.defs.pipeline.layout import asset_metadata, checked_asset
 from tweet_assets.lake.empty_days import EmptyTable, read_days, recorded_empty
 from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
 from tweet_assets.lake.values import StoredTable
 from tweet_assets.partitions import daily_partitions, day_window
 from tweet_assets.schema import PUBLISHED_SCHEMA
+from tweet_assets.tables.iceberg import IcebergTable
+from tweet_assets.tables.iceberg_schema import SchemaChangeRefused, evolution, file_schema
 
 # Partitioned asset checks are "preview" in Dagster 1.13; they are what makes checks per day.
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
@@ -80,12 +84,20 @@ def schema_mismatches(schema) -> list[str]:
     return diff + [f"unexpected column {n}" for n in extra] or ["column order or nullability differs"]
 
 
-@asset_check(asset=pipeline.s3_parquet, partitions_def=daily_partitions, description="Each written Parquet file's schema equals the declared published schema (the Athena DDL's).")
+@asset_check(
+    asset=pipeline.s3_parquet,
+    partitions_def=daily_partitions,
+    description="Each written Parquet file's schema equals the declared published schema (the Athena DDL's; an Iceberg table's: its schema with field ids, timestamps in µs).",
+)
 def published_schema_matches(context: AssetCheckExecutionContext, lake: LakeResource):
     """Per day: ``empty_day`` (a day without posts stores no object: nothing Athena could misread)
     and ``mismatches`` (one line per differing column)."""
     store = lake.lake()
     checked, table = checked_asset(context)  # s3_parquet or a collection's [<name>, tweets]
+    definition = asset_metadata(context, checked)
+    if definition.get(pipeline.TABLE_FORMAT_METADATA) == "iceberg":
+        yield from per_partition(context, iceberg_schema_results(IcebergTable.open(store, table, str(definition.get("athena/table"))), list(context.partition_keys)))
+        return
     keys = {day: LakeIOManager.key(table, "parquet", day) for day in context.partition_keys}
     # a day stored empty has no object (tweet_assets.lake.empty_days): 0 rows, nothing to compare
     days = read_days(store, keys, "parquet", lambda missing: recorded_empty(context.instance, checked, missing), lambda s, k, f: StoredTable(s, k, s.uri(k)))
@@ -97,6 +109,49 @@ def published_schema_matches(context: AssetCheckExecutionContext, lake: LakeReso
         mismatches = schema_mismatches(stored.metadata().schema.to_arrow_schema())
         results[day] = AssetCheckResult(passed=not mismatches, metadata={"empty_day": False, "uri": stored.uri, "mismatches": MetadataValue.json(mismatches)})
     yield from per_partition(context, results)
+
+
+def iceberg_schema_results(published: IcebergTable, days: list[str]) -> dict[str, AssetCheckResult]:
+    """Per day: the footer of each of the day's data files (read with pyarrow through the table's
+    FileIO) against the table's schema with its field ids (tweet_assets.tables.iceberg_schema), and
+    the table's columns against schema.py's (``mismatches``, one line each)."""
+    table = published.load()
+    if table is None:
+        return {day: AssetCheckResult(passed=False, metadata={"mismatches": MetadataValue.json([f"no Iceberg table {published.qualified_name}"])}) for day in days}
+    expected = file_schema(table.schema())
+    try:  # the table holds schema.py's columns when adding them would change nothing
+        evolved = evolution(table)
+        declared = [] if evolved is None else [f"the table lacks schema.py's column(s) {sorted(set(evolved.column_names) - set(table.schema().column_names))}"]
+    except SchemaChangeRefused as exc:
+        declared = [str(exc)]
+    files = published.day_files(table, days)
+    results = {}
+    for day in days:
+        mismatches = list(declared)
+        for data_file in files.get(day, []):
+            with table.io.new_input(data_file.file_path).open() as handle:
+                found = pq.read_metadata(handle).schema.to_arrow_schema()
+            name = data_file.file_path.rsplit("/", 1)[-1]
+            mismatches += [f"{name}: {line}" for line in schema_mismatches_of(expected, found)]
+            ids = [(f.name, (f.metadata or {}).get(b"PARQUET:field_id")) for f in found]
+            if ids != [(f.name, f.metadata[b"PARQUET:field_id"]) for f in expected if f.name in found.names]:
+                mismatches.append(f"{name}: field ids {ids} differ from the table's")
+        results[day] = AssetCheckResult(
+            passed=not mismatches,
+            metadata={"empty_day": not files.get(day), "data_files": len(files.get(day, [])), "mismatches": MetadataValue.json(mismatches)},
+        )
+    return results
+
+
+def schema_mismatches_of(expected, schema) -> list[str]:
+    """How Arrow ``schema`` differs from ``expected`` by name and type (empty when equal; nullability
+    and field metadata are not compared)."""
+    diff = [
+        f"{f.name}: {f.type} != {schema.field(f.name).type if f.name in schema.names else 'missing'}"
+        for f in expected
+        if f.name not in schema.names or not schema.field(f.name).type.equals(f.type)
+    ]
+    return diff + [f"unexpected column {n}" for n in schema.names if n not in expected.names]
 
 
 #: Completeness tolerance: landed posts may differ from the API's count by this many posts or this

@@ -27,6 +27,7 @@ from typing import Callable
 from dagster import AssetKey, PartitionsDefinition
 
 from tweet_assets.partitions import daily_partitions
+from tweet_assets.tables import table_format
 
 #: Metadata key naming an asset's collection (every collection asset carries it).
 COLLECTION_METADATA = "tweet_assets/collection"
@@ -44,12 +45,14 @@ class PipelineLayout:
         name: the collection (``[a-z][a-z0-9_]*``), or None for the environment's.
         partitions_def: the collection's daily UTC partitions (its ``start_date``).
         warehouse_table: the table name in every warehouse's DDL (default: the collection's name).
+        table_format: ``hive`` or ``iceberg`` (default ``TWEET_ASSETS_TABLE_FORMAT``; tweet_assets.tables).
     """
 
     name: str | None = None
     partitions_def: PartitionsDefinition = daily_partitions
     warehouse_table: str = ENVIRONMENT_NAME
     extra_metadata: dict = field(default_factory=dict)
+    table_format: str = field(default_factory=table_format)
 
     @property
     def key_prefix(self) -> list[str] | None:
@@ -127,6 +130,14 @@ def lake_table(key: AssetKey) -> str:
     """The lake folder of a pipeline asset: ``tweets`` for ``s3_parquet``, else its key's path
     (``raw_tweets``, ``<collection>/tweets`` …), which is what its ``lake/table`` metadata says."""
     return "tweets" if key == AssetKey("s3_parquet") else "/".join(key.path)
+
+
+def asset_metadata(context, key: AssetKey) -> dict:
+    """The definition metadata of asset ``key`` as the running job knows it (a check's job holds the
+    checked asset; ``context``: an asset or asset check execution context); ``{}`` when unknown."""
+    op_context = getattr(context, "op_execution_context", context)
+    graph = op_context.job_def.asset_layer.asset_graph
+    return dict(graph.get(key).metadata or {}) if graph.has(key) else {}
 
 
 def checked_asset(context) -> tuple[AssetKey, str]:
