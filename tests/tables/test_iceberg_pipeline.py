@@ -99,3 +99,17 @@ def test_empty_day_replaces_a_day_with_nothing(lake, instance):
     assert table.scan().to_arrow().num_rows == 0 and _table(lake).days() == []
     [mat] = result.asset_materializations_for_node("s3_parquet")
     assert mat.metadata["records_removed"].value == 5 and mat.metadata["dagster/row_count"].value == 0
+
+
+def test_a_collection_chooses_its_table_format():
+    from tweet_assets.components.collection import CollectionError, SampleSettings, TweetCollection
+    from tweet_assets.components.factory import collection_defs
+
+    defs = collection_defs(TweetCollection(name="brand", sample=SampleSettings(posts_per_day=5), table_format="Iceberg"))
+    published = next(a for a in defs.assets if a.key.path == ["brand", "tweets"])
+    metadata = published.metadata_by_key[published.key]
+    assert metadata["tweet_assets/table_format"] == "iceberg" and metadata["lake/table"] == "brand/tweets" and metadata["athena/table"] == "brand"
+    other = next(a for a in collection_defs(TweetCollection(name="other", sample=SampleSettings(posts_per_day=5))).assets if a.key.path == ["other", "tweets"])
+    assert "tweet_assets/table_format" not in other.metadata_by_key[other.key]  # the deployment's default: hive
+    with pytest.raises(CollectionError, match="collection 'brand': table_format='orc': use one of hive, iceberg"):
+        TweetCollection(name="brand", sample=SampleSettings(), table_format="orc")

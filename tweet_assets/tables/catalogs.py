@@ -74,7 +74,8 @@ def open_catalog(lake: Lake, name: str | None = None, create: bool = True) -> Ca
     """The catalog named ``name`` (default ``TWEET_ASSETS_ICEBERG_CATALOG``), or the embedded
     SQLite catalog of a local ``lake`` when unset. The configuration is read when called (a
     variable set after pyiceberg was imported counts). An S3 FileIO without an ``s3.endpoint`` of its
-    own gets the lake's endpoint (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``), as the lake does.
+    own gets the lake's endpoint (``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``) and region
+    (``AWS_REGION``), as the lake does.
 
     ``create=False``: None instead of creating the embedded catalog's file when it does not exist
     yet (a reader must not leave a catalog behind).
@@ -100,8 +101,11 @@ def open_catalog(lake: Lake, name: str | None = None, create: bool = True) -> Ca
     conf = dict(conf)
     if _is_sqlite(conf):
         _refuse_sqlite(lake, f"{CATALOG_ENV}={name!r} (a SQLite catalog, uri {conf.get('uri')!r})")
-    if isinstance(lake, S3Lake) and "s3.endpoint" not in conf:
+    if isinstance(lake, S3Lake):  # the lake's own endpoint and region, unless the catalog names its own
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if endpoint and "s3.endpoint" not in conf:
             conf["s3.endpoint"] = endpoint
+        if region and "s3.region" not in conf:
+            conf["s3.region"] = region  # pyiceberg otherwise asks S3 for the bucket's region
     return load_catalog(name, **conf)

@@ -286,6 +286,7 @@ class IcebergTable(PublishedTable):
                 if before_commit is not None:
                     before_commit()
                 old = self.day_files(table, list(days))
+                added = sorted(set(evolved.column_names) - set(table.schema().column_names)) if evolved is not None else []
                 try:
                     snapshot_id = self._commit(table, target if evolved is not None else None, written, old, run_id)
                 except (CommitFailedException, ValidationException) as exc:  # known not to have landed
@@ -295,7 +296,6 @@ class IcebergTable(PublishedTable):
                 except BaseException:
                     written = {}  # the commit may have landed: its files are the table's (or the orphan sweep's)
                     raise
-                added = [f.name for f in (evolved.fields if evolved else ()) if f.name not in {g.name for g in table.schema().fields}]
                 changes = {
                     day: DayChange(
                         day,

@@ -24,7 +24,7 @@ from pyiceberg.table.sorting import NullOrder, SortDirection, SortField, SortOrd
 from pyiceberg.transforms import DayTransform, IdentityTransform
 
 from tweet_assets.lake.parquet import SORTED_BY
-from tweet_assets.schema import PUBLISHED_SCHEMA
+from tweet_assets import schema as published
 
 #: The partition field: ``day(created_at)``, named as Spark and Athena name it.
 PARTITION_SOURCE = "created_at"
@@ -47,14 +47,15 @@ def _microseconds(typ: pa.DataType) -> pa.DataType:
     return typ
 
 
-def iceberg_arrow_schema(schema: pa.Schema = PUBLISHED_SCHEMA) -> pa.Schema:
-    """``schema`` (default: the published columns) with every timestamp, nested ones included, in
-    microseconds (``timestamp[us, tz=UTC]``): what the Iceberg table stores. Same names, order and
-    nullability."""
+def iceberg_arrow_schema(schema: pa.Schema | None = None) -> pa.Schema:
+    """``schema`` (default: the published columns, ``tweet_assets.schema.PUBLISHED_SCHEMA`` as it is
+    when called) with every timestamp, nested ones included, in microseconds
+    (``timestamp[us, tz=UTC]``): what the Iceberg table stores. Same names, order and nullability."""
+    schema = published.PUBLISHED_SCHEMA if schema is None else schema
     return pa.schema([pa.field(f.name, _microseconds(f.type), f.nullable) for f in schema])
 
 
-def new_table_schema(schema: pa.Schema = PUBLISHED_SCHEMA) -> Schema:
+def new_table_schema(schema: pa.Schema | None = None) -> Schema:
     """The Iceberg schema of a new table: :func:`iceberg_arrow_schema` with fresh field ids (the
     top-level columns 1..N in ``schema.py``'s order, then the nested fields), ``id`` and
     ``created_at`` required."""

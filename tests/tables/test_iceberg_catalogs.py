@@ -1,0 +1,103 @@
+"""The Iceberg catalog by name through pyiceberg's own configuration (point 2): the embedded SQLite
+catalog of a local lake created on first use, a named catalog from PYICEBERG_CATALOG__* or
+.pyiceberg.yaml, Glue (moto's Glue and S3 on 127.0.0.1) registering the table Athena reads, and the
+refusals in one line."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import boto3
+import pytest
+
+from tests.tables.iceberg_helpers import day_rows, read_both, rows
+from tweet_assets.lake.store import open_lake
+from tweet_assets.tables.catalogs import CATALOG_ENV, EMBEDDED_FILE, CatalogError, open_catalog
+from tweet_assets.tables.iceberg import IcebergTable
+
+
+@pytest.fixture(autouse=True)
+def _no_catalog(monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("PYICEBERG_"):
+            monkeypatch.delenv(key)
+    monkeypatch.delenv(CATALOG_ENV, raising=False)
+    monkeypatch.delenv("TWEET_ASSETS_GLUE_DATABASE", raising=False)
+    monkeypatch.setenv("PYICEBERG_HOME", "/nonexistent-pyiceberg-home")
+    monkeypatch.setenv("HOME", "/nonexistent-home")
+
+
+def test_embedded_catalog_is_created_beside_a_local_lake_on_first_use(tmp_path):
+    lake = open_lake(str(tmp_path / "lake"))
+    assert open_catalog(lake, create=False) is None and not (tmp_path / "lake").exists()  # a reader leaves nothing
+    assert IcebergTable.at(lake, "tweets") is None
+    table = IcebergTable.open(lake, "tweets", "tweets")
+    table.publish({"2024-02-01": day_rows(rows("2024-02-01", [1]))}, "run-1")
+    assert (tmp_path / "lake" / EMBEDDED_FILE).is_file()
+    assert table.describe()["catalog"] == "embedded" and table.qualified_name == "default.tweets"
+    found = IcebergTable.at(lake, "tweets")
+    assert found is not None and found.qualified_name == "default.tweets"
+    assert IcebergTable.at(lake, "brand/tweets") is None
+
+
+def test_a_named_catalog_from_the_environment_or_pyiceberg_yaml(tmp_path, monkeypatch):
+    lake = open_lake(str(tmp_path / "lake"))
+    monkeypatch.setenv("PYICEBERG_CATALOG__SHARED__TYPE", "sql")
+    monkeypatch.setenv("PYICEBERG_CATALOG__SHARED__URI", f"sqlite:///{tmp_path}/shared.db")
+    monkeypatch.setenv("PYICEBERG_CATALOG__SHARED__WAREHOUSE", f"file://{tmp_path}/warehouse")
+    monkeypatch.setenv(CATALOG_ENV, "shared")
+    IcebergTable.open(lake, "tweets", "tweets").publish({"2024-02-01": day_rows(rows("2024-02-01", [1]))}, "run-1")
+    assert (tmp_path / "shared.db").is_file() and not (tmp_path / "lake" / EMBEDDED_FILE).exists()
+    # the same catalog written in .pyiceberg.yaml ($PYICEBERG_HOME) instead (a SqlCatalog keys its tables by catalog name)
+    for key in [k for k in os.environ if k.startswith("PYICEBERG_CATALOG__")]:
+        monkeypatch.delenv(key)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".pyiceberg.yaml").write_text(f"catalog:\n  shared:\n    type: sql\n    uri: sqlite:///{tmp_path}/shared.db\n")
+    monkeypatch.setenv("PYICEBERG_HOME", str(tmp_path / "home"))
+    scanned, _ = read_both(IcebergTable.open(lake, "tweets", "tweets").load())
+    assert scanned.column("id").to_pylist() == [1]
+
+
+def test_refusals_say_what_to_set(tmp_path, monkeypatch, s3_lake):
+    local = open_lake(str(tmp_path / "lake"))
+    monkeypatch.setenv(CATALOG_ENV, "nowhere")
+    with pytest.raises(CatalogError, match=r"TWEET_ASSETS_ICEBERG_CATALOG='nowhere': pyiceberg knows no catalog of that name .*PYICEBERG_CATALOG__NOWHERE__TYPE"):
+        open_catalog(local)
+    s3 = open_lake(s3_lake, lambda: boto3.client("s3"))
+    monkeypatch.delenv(CATALOG_ENV)
+    with pytest.raises(CatalogError) as refused:
+        IcebergTable.open(s3, "tweets", "tweets")
+    message = str(refused.value)
+    assert "\n" not in message and "embedded SQLite catalog" in message and "every writer" in message and "set TWEET_ASSETS_ICEBERG_CATALOG=<NAME>" in message
+    assert IcebergTable.at(s3, "tweets") is None  # a Hive-only S3 deployment: compliance finds no Iceberg table, opens nothing
+    monkeypatch.setenv("PYICEBERG_CATALOG__LOCALSQL__URI", f"sqlite:///{tmp_path}/x.db")
+    monkeypatch.setenv(CATALOG_ENV, "localsql")
+    with pytest.raises(CatalogError, match="a SQLite catalog, uri 'sqlite:///.*cannot serve the s3:// lake"):
+        open_catalog(s3)
+
+
+@pytest.fixture
+def glue(aws_env, monkeypatch, s3_lake):
+    """A Glue catalog named ``prod`` on moto (its Glue beside its S3, 127.0.0.1) and a fresh database."""
+    database = f"db_{uuid.uuid4().hex[:8]}"
+    boto3.client("glue").create_database(DatabaseInput={"Name": database})
+    monkeypatch.setenv("PYICEBERG_CATALOG__PROD__TYPE", "glue")
+    monkeypatch.setenv(CATALOG_ENV, "prod")
+    monkeypatch.setenv("TWEET_ASSETS_GLUE_DATABASE", database)
+    return open_lake(s3_lake, lambda: boto3.client("s3")), database
+
+
+def test_glue_registers_an_iceberg_table_athena_reads(glue):
+    lake, database = glue
+    table = IcebergTable.open(lake, "tweets", "tweets")
+    commit = table.publish({"2024-02-01": day_rows(rows("2024-02-01", [1, 2])), "2024-02-02": day_rows(rows("2024-02-02", [3]))}, "run-1")
+    registered = boto3.client("glue").get_table(DatabaseName=database, Name="tweets")["Table"]
+    # Athena reads a Glue table with table_type ICEBERG and its metadata_location (Athena docs, "Query Apache Iceberg tables")
+    assert registered["Parameters"]["table_type"].upper() == "ICEBERG"
+    assert registered["Parameters"]["metadata_location"] == table.load().metadata_location
+    assert registered["StorageDescriptor"]["Location"] == table.location == lake.uri("tweets")
+    scanned, frame = read_both(table.load())
+    assert scanned.column("id").to_pylist() == frame.get_column("id").to_list() == [1, 2, 3]
+    assert table.load().current_snapshot().snapshot_id == commit.snapshot_id
+    assert IcebergTable.at(lake, "tweets").qualified_name == f"{database}.tweets"
