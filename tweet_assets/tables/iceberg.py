@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-import warnings
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -39,7 +38,7 @@ from pyiceberg.exceptions import (
     TableAlreadyExistsError,
     ValidationException,
 )
-from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, GreaterThanOrEqual, In, LessThan, Or
+from pyiceberg.expressions import AlwaysFalse, And, BooleanExpression, GreaterThanOrEqual, In, LessThan, NotNull, Or
 from pyiceberg.io.fileformat import FileFormatFactory
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.partitioning import PartitionFieldValue, PartitionKey
@@ -129,15 +128,18 @@ def _balanced_or(terms: list[BooleanExpression]) -> BooleanExpression:
     return Or(_balanced_or(terms[:middle]), _balanced_or(terms[middle:]))
 
 
-def removal_filters(ids: pa.Array) -> list[BooleanExpression]:
-    """``[id in ids, retweeted_id in ids]`` (empty for no ids): the rows of a removed post and of its
-    retweets (X removes a deleted post's retweets with it: the rule of
-    :func:`tweet_assets.compliance.rewrite.without_ids`). Two filters, deleted one after the other,
-    not their ``Or``: pyiceberg 0.12's copy-on-write delete keeps every row where a column the
-    filter names is null (its complement adds ``OR retweeted_id IS NULL``), so ``id in ids OR
-    retweeted_id in ids`` keeps the removed post itself when it is not a retweet."""
+def removal_filter(ids: pa.Array) -> BooleanExpression:
+    """Rows whose ``id`` is in ``ids`` or that retweet one of them (``retweeted_id``): X removes a
+    deleted post's retweets with it (the rule of :func:`tweet_assets.compliance.rewrite.without_ids`).
+
+    ``retweeted_id IS NOT NULL`` is spelt out: pyiceberg 0.12's copy-on-write delete keeps the rows
+    of its filter's complement, to which it adds ``OR <column> IS NULL`` for each column the filter
+    names without a null test, so ``id in ids OR retweeted_id in ids`` alone would keep every
+    removed post that is not a retweet (its ``retweeted_id`` is null)."""
     values = [int(v) for v in pc.unique(pc.drop_null(ids.cast(pa.int64()))).to_pylist()]
-    return [In("id", values), In("retweeted_id", values)] if values else []
+    if not values:
+        return AlwaysFalse()
+    return Or(In("id", values), And(NotNull("retweeted_id"), In("retweeted_id", values)))
 
 
 def commit_attempts() -> int:
@@ -424,11 +426,10 @@ class IcebergTable(PublishedTable):
         say = log or logger.info
         out = Removal()
         table = self.load()
-        which = removal_filters(ids)
-        if table is None or table.current_snapshot() is None or not which:
+        which = removal_filter(ids)
+        if table is None or table.current_snapshot() is None or which == AlwaysFalse():
             return out
-        scopes = [And(days_filter(days), f) if days else f for f in which]
-        scope = Or(*scopes)  # for reading the rows that go (a scan's filter is null-safe)
+        scope = And(days_filter(days), which) if days else which
         attempts = commit_attempts()
         last: Exception | None = None
         for attempt in range(1, attempts + 1):
@@ -442,10 +443,8 @@ class IcebergTable(PublishedTable):
                 before_commit()
             before = table.current_snapshot().snapshot_id
             try:
-                with table.transaction() as tx, warnings.catch_warnings():  # one commit: the posts, then their retweets
-                    warnings.filterwarnings("ignore", message="Delete operation did not match any records")  # e.g. no retweet of them
-                    for each in scopes:
-                        tx.delete(each, snapshot_properties={"tweet-assets.operation": "compliance delete"})
+                with table.transaction() as tx:  # one commit (a DELETE snapshot for files wholly removed, an OVERWRITE for files rewritten)
+                    tx.delete(scope, snapshot_properties={"tweet-assets.operation": "compliance delete"})
             except (CommitFailedException, ValidationException) as exc:
                 last = exc
                 say(f"{self.qualified_name}: delete attempt {attempt} of {attempts} lost to another writer ({type(exc).__name__}); planning again")
@@ -468,6 +467,24 @@ class IcebergTable(PublishedTable):
             f"{self.qualified_name}: {attempts} delete attempts lost to other writers (last: {type(last).__name__}); the ledger keeps the ids: "
             f"run compliance_job again, or raise {COMMIT_ATTEMPTS_ENV} (now {attempts})."
         )
+
+    def days_holding(self, ids: pa.Array) -> list[str]:
+        """The days whose rows have an ``id`` in ``ids`` or retweet one (``retweeted_id``), sorted."""
+        table = self.load()
+        which = removal_filter(ids)
+        if table is None or table.current_snapshot() is None or which == AlwaysFalse():
+            return []
+        hits = table.scan(row_filter=which, selected_fields=("created_at",)).to_arrow().column("created_at")
+        return sorted({t.strftime("%Y-%m-%d") for t in hits.to_pylist()})
+
+    def submitted_ids(self, day: str) -> pa.Array:
+        """The ids to check with X for ``day`` (int64, each once): the published ids, then the ids
+        the rows reference (:data:`tweet_assets.compliance.rewrite.REFERENCE_COLUMNS`)."""
+        from tweet_assets.compliance.rewrite import REFERENCE_COLUMNS
+
+        read = self.read_day(day, ["id", *REFERENCE_COLUMNS])
+        ids = pa.concat_arrays([read.column(c).combine_chunks().cast(pa.int64()) for c in ("id", *REFERENCE_COLUMNS)])
+        return pc.unique(pc.drop_null(ids))
 
     # --- read
     def read_day(self, day: str, columns: Sequence[str] | None = None) -> pa.Table:

@@ -51,7 +51,7 @@ from pydantic import Field
 
 from tweet_assets.compliance.ledger import LEDGER_KEY, add_to_ledger, ledger_ids, parse_results, read_ledger
 from tweet_assets.compliance.api import ComplianceApi
-from tweet_assets.compliance.rewrite import published_days, published_ids, remove_from_day, submitted_ids
+from tweet_assets.compliance.rewrite import DayRemoval, published_days, published_ids, remove_from_day, submitted_ids
 from tweet_assets.defs.pipeline import partition_checks  # one evaluation per partition (Dagit shows each day)
 from tweet_assets.lake.io_manager import LakeIOManager, LakeResource
 from tweet_assets.partitions import daily_partitions
@@ -59,7 +59,10 @@ from tweet_assets.lake.store import Lake
 from tweet_assets.lake import lineage
 from tweet_assets.lake.leases import DayLeases, dagster_run_finished, lease_wait_s
 from tweet_assets.lake.prefixes import sub_lake
-from tweet_assets.defs.pipeline.layout import checked_asset, published_collections
+from tweet_assets.defs.pipeline.layout import asset_metadata, checked_asset, published_collections
+from tweet_assets.tables.iceberg import IcebergTable
+from tweet_assets.tables.maintenance import parquet_ids
+from tweet_assets.tables.removal import remove_posts
 
 # Partitioned asset checks are "preview" in Dagster 1.13 (as in checks.py).
 warnings.filterwarnings("ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec.*")
@@ -104,6 +107,9 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
     # every collection's published table (the environment's tweets/ and each <collection>/tweets/): one ledger for all
     collections = [(c, sub_lake(store, c.prefix)) for c in published_collections(context.instance, config.raw_stream)]
     places = [(c, zone, day) for c, zone in collections for day in published_days(zone, config.first_day or None, config.last_day or None)]
+    # a collection's Iceberg table (tweet_assets.tables), found by its location in the catalog
+    icebergs = [(c, zone, t) for c, zone in collections if (t := IcebergTable.at(zone, "tweets", _table_names(c))) is not None]
+    places += [(c, t, day) for c, _, t in icebergs for day in t.days(config.first_day or None, config.last_day or None)]
     days = sorted({day for _, _, day in places})
     context.log.info(
         f"checking {len(days)} published day(s) {days[0] if days else ''}…{days[-1] if days else ''} under "
@@ -128,8 +134,13 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
     reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
     removed_by_day = {}
     for c, zone in collections:
-        removed = _remove(context, zone, [day for d_c, _, day in places if d_c is c], ledger, c.stream_prefix, c.key)
+        removed = _remove(context, zone, [day for d_c, where, day in places if d_c is c and where is zone], ledger, c.stream_prefix, c.key)
         removed_by_day.update({f"{c.prefix}/{day}" if c.prefix else day: r for day, r in removed.items()})
+    iceberg = Counter()
+    for c, zone, table in icebergs:
+        removed, counts = _remove_iceberg(context, zone, table, ledger, c.stream_prefix, c.key)
+        removed_by_day.update({f"{c.prefix}/{day}" if c.prefix else day: r for day, r in removed.items()})
+        iceberg.update(counts)
     removed_reasons = Counter(_reason(reasons, i) for day in removed_by_day.values() for i in day.removed_ids)
     return MaterializeResult(
         metadata={
@@ -142,6 +153,8 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
             "new_ledger_rows": ledger.num_rows - rows_before,
             "removed_by_reason": MetadataValue.json(dict(removed_reasons)),
             "days_rewritten": MetadataValue.json(sorted(d for d, r in removed_by_day.items() if r.removed_ids or r.raw_posts)),
+            # Iceberg tables: ids removed, data files rewritten (row-level deletes), files physically deleted (expiry and orphans)
+            **({f"iceberg_{k}": v for k, v in sorted(iceberg.items())} if icebergs else {}),
         }
     )
 
@@ -156,6 +169,17 @@ def _reason(reasons: dict, post_id: int) -> str:
     return reasons[post_id] or "unknown"
 
 
+def _table_names(c) -> list[str]:
+    """The Iceberg table names to try first for collection ``c``: the environment's
+    (``TWEET_ASSETS_GLUE_TABLE`` or ``tweets``), a collection's own name (its default table)."""
+    return [c.prefix] if c.prefix else [os.environ.get("TWEET_ASSETS_GLUE_TABLE", "").strip() or "tweets"]
+
+
+def _submitted(store, day: str) -> pa.Array:
+    """The ids to check of one day: from a Hive day's object, or an Iceberg table's rows."""
+    return store.submitted_ids(day) if isinstance(store, IcebergTable) else submitted_ids(store, day)
+
+
 def _id_batches(places: list[tuple[Lake, str]], size: int) -> Iterator[list[int]]:
     """The ids to check of ``places`` (``(lake of a collection, day)``: published and referenced ids,
     :func:`tweet_assets.compliance.rewrite.submitted_ids`), day after day, in lists of at most ``size``
@@ -163,7 +187,7 @@ def _id_batches(places: list[tuple[Lake, str]], size: int) -> Iterator[list[int]
     the ledger keeps its first result), so a lake of years is never held whole."""
     batch: dict[int, None] = {}
     for store, day in places:
-        for i in submitted_ids(store, day).to_pylist():
+        for i in _submitted(store, day).to_pylist():
             batch[i] = None
             if len(batch) == size:
                 yield list(batch)
@@ -221,6 +245,62 @@ def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger
     return out
 
 
+def _remove_iceberg(context: AssetExecutionContext, store: Lake, table: IcebergTable, ledger: pa.Table, stream_prefix: str | None, published_key: AssetKey) -> tuple[dict, Counter]:
+    """Remove the ledger's posts (and retweets of them) from a collection's Iceberg table in one
+    commit under the affected days' leases, the same days' clean and raw objects as today, then
+    expire old snapshots and delete the files only they held (tweet_assets.tables.removal); one
+    ``published_key`` materialization per day naming the snapshot. Returns ``({day: DayRemoval},
+    counts)``."""
+    ids = ledger.column("id").combine_chunks()
+    reasons = dict(zip(ledger.column("id").to_pylist(), ledger.column("reason").to_pylist()))
+    named = {t.strftime("%Y-%m-%d") for t in ledger.column("created_at").to_pylist() if t is not None}
+    leases = DayLeases(store, context.run.run_id, "compliance_job delete", dagster_run_finished(context.instance))
+    others: dict[str, DayRemoval] = {}
+
+    def zones(day: str) -> None:  # the day's clean and raw objects (and any Hive object left), under the held lease
+        agreed = all(lineage.input_problem(store, day, zone) is None for zone in ("clean_tweets", "tweets"))
+        others[day] = removal = remove_from_day(store, day, ids, stream_prefix)
+        if agreed and (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
+            lineage.refresh_after_rewrite(store, day, context.run.run_id)
+
+    done = remove_posts(table, ids, named, leases, lease_wait_s(), per_day=zones, log=context.log.info)
+    out = {}
+    for day in done.days:
+        removal = others.get(day, DayRemoval(day))
+        removal.published = sorted(set(removal.published) | set(done.removal.removed_ids.get(day, [])))
+        out[day] = removal
+        if not done.removal.removed_ids.get(day):
+            continue
+        by_reason = Counter(_reason(reasons, i) for i in done.removal.removed_ids[day])
+        context.log.info(f"{day}: removed {len(done.removal.removed_ids[day])} post(s) from Iceberg table {table.qualified_name}, {len(removal.clean)} clean, {removal.raw_posts} raw, by reason {dict(by_reason)}")
+        context.log_event(
+            AssetMaterialization(
+                asset_key=published_key,
+                partition=day,
+                description=f"rows removed from Iceberg table {table.qualified_name} (posts in the compliance ledger)",
+                metadata={
+                    "table_format": "iceberg",
+                    "iceberg/snapshot_id": str(done.removal.snapshot_ids[-1]) if done.removal.snapshot_ids else "",
+                    "compliance_removed": len(done.removal.removed_ids[day]),
+                    "compliance_removed_by_reason": MetadataValue.json(dict(by_reason)),
+                    "compliance_raw_posts_removed": removal.raw_posts,
+                },
+            )
+        )
+    counts = Counter(
+        ids_removed=sum(len(v) for v in done.removal.removed_ids.values()),
+        data_files_rewritten=done.removal.files_rewritten,
+        data_files_dropped=done.removal.files_deleted,
+        snapshots_expired=done.expiry.snapshots_expired,
+        files_deleted=done.files_deleted,
+    )
+    context.log.info(
+        f"Iceberg table {table.qualified_name}: {counts['ids_removed']} row(s) removed over {len(done.days)} day(s) in one commit, "
+        f"{counts['data_files_rewritten']} data file(s) rewritten; {counts['snapshots_expired']} snapshot(s) expired, {counts['files_deleted']} file(s) deleted"
+    )
+    return out, counts
+
+
 def ledger_ids_published(store: Lake, days: list[str] | None = None, published: Lake | None = None) -> dict[str, int]:
     """``{day: count}`` of ledger ids still published in ``published`` (a collection's lake,
     tweet_assets.lake.prefixes; default ``store``), over ``days`` (default: the days the ledger's
@@ -239,13 +319,44 @@ def ledger_ids_published(store: Lake, days: list[str] | None = None, published: 
     return found
 
 
-@asset_check(asset=compliance_ledger, description="No published id (tweets/dt=…, on the days the ledger's posts were created) is in the compliance ledger.")
+def ledger_ids_in_iceberg_files(table: IcebergTable, ids: pa.Array) -> tuple[dict[str, int], int]:
+    """``({file: count}, files read)``: the ledger ids (as ``id`` or ``retweeted_id``) in **every**
+    Parquet file under the Iceberg table's location, each read with pyarrow, not through the
+    catalog: data files of old snapshots and orphans count too (what is in storage, not what a
+    query sees)."""
+    loaded = table.load()
+    if loaded is None:
+        return {}, 0
+    read = parquet_ids(loaded)
+    hit = pc.or_(pc.fill_null(pc.is_in(read.column("id"), value_set=ids), False), pc.fill_null(pc.is_in(read.column("retweeted_id"), value_set=ids), False))
+    files = Counter(read.column("file").filter(hit).to_pylist())
+    return dict(files), len(set(read.column("file").to_pylist()))
+
+
+@asset_check(
+    asset=compliance_ledger,
+    description=(
+        "No published id is in the compliance ledger: Hive days (tweets/dt=…, on the days the ledger's posts were created), and every "
+        "Parquet file under each Iceberg table's location, read with pyarrow (data files of old snapshots and orphans too)."
+    ),
+)
 def no_published_id_in_ledger(context: AssetCheckExecutionContext, lake: LakeResource) -> AssetCheckResult:
     store = lake.lake()
     found = {}
+    iceberg_files = 0
+    ids = ledger_ids(store)
     for c in published_collections(context.instance):  # every collection's tweets/ (the environment's: its days as keys)
-        found.update({f"{c.prefix}/{day}" if c.prefix else day: n for day, n in ledger_ids_published(store, None, sub_lake(store, c.prefix)).items()})
-    return AssetCheckResult(passed=not found, metadata={"ledger_rows": len(ledger_ids(store)), "published_ledger_ids_by_day": MetadataValue.json(found)})
+        zone = sub_lake(store, c.prefix)
+        found.update({f"{c.prefix}/{day}" if c.prefix else day: n for day, n in ledger_ids_published(store, None, zone).items()})
+        table = IcebergTable.at(zone, "tweets", _table_names(c))
+        if table is not None:
+            in_files, read = ledger_ids_in_iceberg_files(table, ids)
+            iceberg_files += read
+            found.update(in_files)
+    return AssetCheckResult(
+        passed=not found,
+        metadata={"ledger_rows": len(ids), "published_ledger_ids_by_day": MetadataValue.json(found), "iceberg_parquet_files_read": iceberg_files},
+    )
 
 
 @asset_check(
@@ -258,8 +369,19 @@ def published_ids_not_in_ledger(context: AssetCheckExecutionContext, lake: LakeR
     ``stored`` (False for a day without posts: no object, nothing published); one evaluation per
     day (tweet_assets.defs.pipeline.partition_checks)."""
     store = lake.lake()
-    zone = sub_lake(store, posixpath.dirname(checked_asset(context)[1]))  # s3_parquet's tweets/ or <collection>/tweets/
+    key, table_path = checked_asset(context)
+    zone = sub_lake(store, posixpath.dirname(table_path))  # s3_parquet's tweets/ or <collection>/tweets/
     results = {}
+    definition = asset_metadata(context, key)
+    if definition.get("tweet_assets/table_format") == "iceberg":  # the day's rows as the table has them now
+        table = IcebergTable.open(store, table_path, str(definition.get("athena/table")))
+        ids = ledger_ids(store)
+        for day in context.partition_keys:
+            day_ids = table.read_day(day, ["id", "retweeted_id"])
+            hits = int(pc.sum(pc.or_(pc.fill_null(pc.is_in(day_ids.column("id"), value_set=ids), False), pc.fill_null(pc.is_in(day_ids.column("retweeted_id"), value_set=ids), False))).as_py() or 0)
+            results[day] = AssetCheckResult(passed=not hits, metadata={"stored": day_ids.num_rows > 0, "published_ledger_ids_by_day": MetadataValue.json({day: hits} if hits else {})})
+        yield from partition_checks.per_partition(context, results)
+        return
     for day in context.partition_keys:
         if zone.size(LakeIOManager.key("tweets", "parquet", day)) is None:  # empty days store no object
             results[day] = AssetCheckResult(passed=True, description="no posts that day: nothing published", metadata={"stored": False, "published_ledger_ids_by_day": MetadataValue.json({})})

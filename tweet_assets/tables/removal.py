@@ -1,0 +1,78 @@
+"""Compliance on an Iceberg table: the ledger's posts leave the table and the storage.
+
+:func:`remove_posts` does, for one collection's Iceberg table:
+
+1. finds the affected days: those whose rows hold a ledger id or retweet one, and those the ledger's
+   ``created_at`` names that the table holds (as the Hive path does);
+2. holds their day leases, waiting for a run writing one of them (a backfill) to finish
+   (``TWEET_ASSETS_LEASE_WAIT_S``): what that run commits is then the table the delete reads;
+3. removes the posts and their retweets from every affected day in **one commit** (row-level
+   copy-on-write deletes, :meth:`~tweet_assets.tables.iceberg.IcebergTable.remove_ids`), and runs
+   ``per_day`` for each (the clean and raw zones, rewritten as today) while the leases are held;
+4. expires every snapshot older than ``TWEET_ASSETS_ICEBERG_SNAPSHOT_RETENTION`` and deletes the
+   files only they reached, then sweeps orphans older than ``TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S``
+   (:mod:`.maintenance`): with the default retention (0 h) no file holding a removed post is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import pyarrow as pa
+
+from tweet_assets.lake.leases import DayLeases
+from tweet_assets.tables.base import Removal
+from tweet_assets.tables.iceberg import IcebergTable
+from tweet_assets.tables.maintenance import Expiry, Sweep, expire_snapshots, remove_orphan_files
+
+
+@dataclass
+class PostsRemoved:
+    """What :func:`remove_posts` did: the affected days, the removal (ids by day, files rewritten),
+    the expiry and the orphan sweep (files deleted)."""
+
+    days: list[str] = field(default_factory=list)
+    removal: Removal = field(default_factory=Removal)
+    expiry: Expiry = field(default_factory=Expiry)
+    sweep: Sweep = field(default_factory=Sweep)
+
+    @property
+    def files_deleted(self) -> int:
+        """Files physically deleted: those only expired snapshots reached, and orphans."""
+        return self.expiry.deleted + self.sweep.deleted
+
+
+def remove_posts(
+    table: IcebergTable,
+    ids: pa.Array,
+    named_days: Iterable[str],
+    leases: DayLeases,
+    wait_s: float,
+    per_day: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> PostsRemoved:
+    """Remove the posts ``ids`` (int64) and their retweets from ``table`` and from storage (see
+    the module docstring); ``named_days``: the days the ledger's ``created_at`` names.
+
+    Raises:
+        LeaseConflict: a run kept an affected day longer than ``wait_s``.
+        TableCommitError: the delete lost to other writers every time.
+    """
+    out = PostsRemoved()
+    holding = set(table.days_holding(ids))
+    out.days = sorted(holding | (set(named_days) & set(table.days())))
+    if out.days:
+        leases.acquire(out.days, wait_s=wait_s)
+        try:
+            out.removal = table.remove_ids(ids, out.days, before_commit=lambda: leases.acquire(out.days), log=log)
+            for day in out.days:
+                if per_day is not None:
+                    per_day(day)
+        finally:
+            leases.release(out.days)
+    loaded = table.load()
+    if loaded is not None:
+        loaded, out.expiry = expire_snapshots(loaded)
+        out.sweep = remove_orphan_files(loaded)
+    return out
