@@ -142,6 +142,14 @@ def removal_filter(ids: pa.Array) -> BooleanExpression:
     return Or(In("id", values), And(NotNull("retweeted_id"), In("retweeted_id", values)))
 
 
+def renew_leases(leases, days: Sequence[str]) -> None:
+    """Renew ``leases`` (a :class:`~tweet_assets.lake.leases.DayLeases`) of ``days`` from the lease
+    objects themselves, not this process's memory of them: a run whose lease another run took over
+    while it was paused (past its expiry) fails here with ``LeaseConflict``, before its commit."""
+    leases.forget()
+    leases.acquire(days)
+
+
 def commit_attempts() -> int:
     """``TWEET_ASSETS_ICEBERG_COMMIT_ATTEMPTS``: plans of one commit before giving up (each after pyiceberg's own retries)."""
     return int(config.number(COMMIT_ATTEMPTS_ENV))

@@ -5,7 +5,9 @@
 1. finds the affected days: those whose rows hold a ledger id or retweet one, and those the ledger's
    ``created_at`` names that the table holds (as the Hive path does);
 2. holds their day leases, waiting for a run writing one of them (a backfill) to finish
-   (``TWEET_ASSETS_LEASE_WAIT_S``): what that run commits is then the table the delete reads;
+   (``TWEET_ASSETS_LEASE_WAIT_S``): what that run commits is then the table the delete reads; the
+   affected days are found again once held (that run may have committed a retweet of a removed
+   post on another day), until no new one appears;
 3. removes the posts and their retweets from every affected day in **one commit** (row-level
    copy-on-write deletes, :meth:`~tweet_assets.tables.iceberg.IcebergTable.remove_ids`), and runs
    ``per_day`` for each (the clean and raw zones, rewritten as today) while the leases are held;
@@ -23,7 +25,7 @@ import pyarrow as pa
 
 from tweet_assets.lake.leases import DayLeases
 from tweet_assets.tables.base import Removal
-from tweet_assets.tables.iceberg import IcebergTable
+from tweet_assets.tables.iceberg import IcebergTable, renew_leases
 from tweet_assets.tables.maintenance import Expiry, Sweep, expire_snapshots, remove_orphan_files
 
 
@@ -60,17 +62,25 @@ def remove_posts(
         TableCommitError: the delete lost to other writers every time.
     """
     out = PostsRemoved()
-    holding = set(table.days_holding(ids))
-    out.days = sorted(holding | (set(named_days) & set(table.days())))
-    if out.days:
-        leases.acquire(out.days, wait_s=wait_s)
-        try:
-            out.removal = table.remove_ids(ids, out.days, before_commit=lambda: leases.acquire(out.days), log=log)
+    named = set(named_days)
+    held: set[str] = set()
+    try:
+        # hold the affected days, then look again: a run that held one may have committed the
+        # posts (or retweets of them) on days not affected before; until no new day appears
+        while True:
+            affected = set(table.days_holding(ids)) | (named & set(table.days()))
+            if affected <= held:
+                break
+            leases.acquire(sorted(affected - held), wait_s=wait_s)
+            held |= affected
+        out.days = sorted(held)
+        if out.days:
+            out.removal = table.remove_ids(ids, out.days, before_commit=lambda: renew_leases(leases, out.days), log=log)
             for day in out.days:
                 if per_day is not None:
                     per_day(day)
-        finally:
-            leases.release(out.days)
+    finally:
+        leases.release(sorted(held))
     loaded = table.load()
     if loaded is not None:
         loaded, out.expiry = expire_snapshots(loaded)

@@ -38,7 +38,7 @@ from tweet_assets.schema import DEFAULT_TABLE
 from tweet_assets.lake.spools import open_spool_dir
 from tweet_assets.defs.pipeline.layout import ENVIRONMENT, PipelineLayout, with_resource_key
 from tweet_assets.lake.leases import DayLeases, dagster_run_finished
-from tweet_assets.tables.iceberg import IcebergTable
+from tweet_assets.tables.iceberg import IcebergTable, renew_leases
 
 # BackfillPolicy is marked beta in Dagster 1.13; it is the documented way to run a range in one run.
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
@@ -246,7 +246,7 @@ def publish_iceberg(context: AssetExecutionContext, clean_tweets: dict[str, Stor
     days = list(clean_tweets)
     leases = DayLeases(zone, context.run.run_id, zone_table, dagster_run_finished(context.instance))
     context.log.info(f"committing {len(days)} day(s) to Iceberg table {published.qualified_name} (catalog {published.catalog_label}) at {published.location}")
-    commit = published.publish({day: functools.partial(_sorted_batches, stored) for day, stored in clean_tweets.items()}, context.run.run_id, before_commit=lambda: leases.acquire(days), log=context.log.info)
+    commit = published.publish({day: functools.partial(_sorted_batches, stored) for day, stored in clean_tweets.items()}, context.run.run_id, before_commit=lambda: renew_leases(leases, days), log=context.log.info)
     leases.release(days)  # the run's writes of these days end here (as the IO manager releases them after the Hive table)
     for day in days:
         rows = commit.days[day].records_added
