@@ -14,12 +14,15 @@ import time
 from tweet_assets.cli.checks import check_days, collection_job, default_range
 from tweet_assets.cli.output import first_lines, run_failures, table
 from tweet_assets.cli.runs import ensure_dagster_home, evaluate_checks, left_out_checks, own_job, run_job
+from tweet_assets.schema import DEFAULT_TABLE
+from tweet_assets.tables import table_format
 
 NAME = "demo"
 #: The environment variables the command reads (its --help lists them; ``materialize`` reads the same).
 ENV = [
     "TWEET_ASSETS_SOURCE (sample|replay|x_api|stream; default sample)", "TWEET_ASSETS_LAKE_URL (s3://bucket/prefix or a directory; default ./lake)",
     "TWEET_ASSETS_SAMPLE_POSTS (posts/day of the sample; 200)", "TWEET_ASSETS_REPLAY_DIR (for replay)", "TWEET_ASSETS_START_DATE (first partition; default: what the source reaches)",
+    "TWEET_ASSETS_TABLE_FORMAT (hive|iceberg; default hive), TWEET_ASSETS_ICEBERG_CATALOG (default: the embedded SQLite catalog of a local lake)",
     "DAGSTER_HOME (the Dagster instance; default ./.dagster_home)", "X_BEARER_TOKEN, X_QUERY, X_ACCOUNTS, X_FULL_ARCHIVE (x_api)", "AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE (an s3:// lake)",
 ]
 
@@ -47,7 +50,8 @@ def run(args, command: argparse.ArgumentParser) -> int:
     print(f"tweet-assets demo: materializing raw_tweets → clean_tweets → s3_parquet for {args.start}…{args.end} (source {source}, into {lake_url}, DAGSTER_HOME {home})", flush=True)
     started = time.monotonic()
     try:
-        result = run_job(args.start, args.end, verbose=args.verbose, job=own_job(collection_job(args.collection)[0]) if args.collection else None)
+        job, collection = collection_job(args.collection) if args.collection else (None, None)
+        result = run_job(args.start, args.end, verbose=args.verbose, job=own_job(job) if job is not None else None)
     except Exception as exc:  # noqa: BLE001 - a failed step: one readable line, the whole log is in Dagit
         print(f"the run failed: {type(exc).__name__}: {first_lines(str(exc))}", file=sys.stderr)
         print(f"the full log is in the Dagster instance at {home} (make dagit → Runs)", file=sys.stderr)
@@ -65,6 +69,14 @@ def run(args, command: argparse.ArgumentParser) -> int:
     if checked is not None and not checked.success:
         print(f"the check run {checked.run_id} failed: {'; '.join(run_failures(checked))}", file=sys.stderr)
     print()
+    if (getattr(collection, "table_format", None) or table_format()) == "iceberg":  # tweet_assets.tables
+        name = (collection.table or collection.name) if collection else (os.environ.get("TWEET_ASSETS_GLUE_TABLE", "").strip() or DEFAULT_TABLE)
+        text, described = read_back_iceberg(lake_url, f"{args.collection}/tweets" if args.collection else "tweets", name)
+        print(f"the published Iceberg table {described}, read back through pyiceberg into DuckDB:\n")
+        print(text)
+        print("\nthe command itself: . .venv/bin/activate, then tweet-assets --help (README.md, docs/)")
+        print("next: make dagit (each partition's snapshot in its materialization); query: docs/warehouses.md (pyiceberg, polars.scan_iceberg, Athena)")
+        return 0
     print("the published table, read back as Athena reads it (hive-partitioned Parquet, DuckDB):\n")
     print(read_back(f"{lake_url.rstrip('/')}/{args.collection}" if args.collection else lake_url))  # a collection's folder holds its tweets/
     print("\nthe command itself: . .venv/bin/activate, then tweet-assets --help (README.md, docs/)")
@@ -94,6 +106,35 @@ def read_back(lake_url: str, limit: int = 5) -> str:
         if not glob.glob(pattern):
             return NO_ROWS
         con.execute(f"CREATE VIEW tweets AS SELECT * FROM read_parquet('{pattern}', hive_partitioning=true)")
+    return _summary(con, limit)
+
+
+def read_back_iceberg(lake_url: str, table_path: str = "tweets", name: str = DEFAULT_TABLE, limit: int = 5) -> tuple[str, str]:
+    """Read the Iceberg table of lake folder ``table_path`` through pyiceberg's scan into DuckDB
+    (``dt``: the UTC day of ``created_at``) and summarize it as :func:`read_back` does; returns
+    ``(text, "<database>.<table> (catalog …, snapshot …)")``."""
+    import duckdb
+    import pyarrow as pa
+
+    from tweet_assets.settings import lake_from_env
+    from tweet_assets.tables.iceberg import IcebergTable
+
+    published = IcebergTable.open(lake_from_env({**os.environ, "TWEET_ASSETS_LAKE_URL": lake_url}).lake(), table_path, name)
+    loaded = published.load()
+    described = f"{published.qualified_name} (catalog {published.catalog_label}, snapshot {loaded.current_snapshot().snapshot_id if loaded and loaded.current_snapshot() else 'none'})"
+    if loaded is None or loaded.current_snapshot() is None:
+        return NO_ROWS, described
+    rows = loaded.scan().to_arrow()
+    if not rows.num_rows:
+        return NO_ROWS, described
+    rows = rows.append_column("dt", rows.column("created_at").cast(pa.date32()))  # the UTC day (the timestamps are UTC)
+    con = duckdb.connect()
+    con.register("tweets", rows)
+    return _summary(con, limit), described
+
+
+def _summary(con, limit: int) -> str:
+    """Posts per day and the newest posts of the view ``tweets`` (with a ``dt`` column)."""
     out = []
     per_day = con.execute(
         "SELECT dt, count(*) AS posts, count(DISTINCT author_id) AS authors, "
