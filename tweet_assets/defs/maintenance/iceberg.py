@@ -1,0 +1,106 @@
+"""``iceberg_maintenance``: the Iceberg tables' upkeep, as an asset with its job and daily schedule
+(stopped by default). Hive tables need none.
+
+For each collection's Iceberg table (found in the catalog by its location, as the compliance job
+finds it: tweet_assets.tables.iceberg.IcebergTable.at):
+
+1. compacts each day held in several data files (after compliance rewrites, or files other engines
+   added) into one, sorted by ``created_at, id``, all such days in one commit, each day under its
+   lease (a day a run is writing is skipped this time, and named);
+2. expires every snapshot older than ``TWEET_ASSETS_ICEBERG_SNAPSHOT_RETENTION`` hours and deletes
+   the files only those reached; sweeps orphan files older than ``TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S``
+   (tweet_assets.tables.maintenance).
+
+Its metadata says data files before and after, days compacted and skipped, snapshots expired and
+files deleted. Athena's ``OPTIMIZE <table> REWRITE DATA USING BIN_PACK`` and ``VACUUM <table>`` do
+the same from Athena (docs/warehouses.md).
+"""
+
+import os
+
+from dagster import AssetExecutionContext, DefaultScheduleStatus, MaterializeResult, MetadataValue, ScheduleDefinition, asset, define_asset_job
+
+from tweet_assets.defs.pipeline.layout import published_collections
+from tweet_assets.lake.io_manager import LakeResource
+from tweet_assets.lake.leases import DayLeases, LeaseConflict, dagster_run_finished
+from tweet_assets.lake.prefixes import sub_lake
+from tweet_assets.tables.iceberg import IcebergTable, renew_leases
+from tweet_assets.tables.maintenance import compact, data_files_by_day, expire_snapshots, remove_orphan_files
+
+#: A day held in at least this many data files is compacted into one.
+COMPACT_FROM_FILES = 2
+
+
+@asset(
+    group_name="maintenance",
+    kinds={"iceberg"},
+    description=(
+        "Each Iceberg published table compacted (a day in several data files rewritten as one), its snapshots older than "
+        "TWEET_ASSETS_ICEBERG_SNAPSHOT_RETENTION expired with the files only they held, and orphan files removed. "
+        "Hive tables are left alone."
+    ),
+)
+def iceberg_maintenance(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
+    store = lake.lake()
+    tables = {}
+    for c in published_collections(context.instance):
+        zone = sub_lake(store, c.prefix)
+        names = [c.prefix] if c.prefix else [os.environ.get("TWEET_ASSETS_GLUE_TABLE", "").strip() or "tweets"]
+        table = IcebergTable.at(zone, "tweets", names)
+        if table is None:
+            continue
+        loaded = table.load()
+        many = sorted(d for d, files in data_files_by_day(loaded).items() if len(files) >= COMPACT_FROM_FILES)
+        leases = DayLeases(zone, context.run.run_id, "iceberg_maintenance compaction", dagster_run_finished(context.instance))
+        held, skipped = [], []
+        for day in many:  # a day a run is writing now is compacted another time
+            try:
+                leases.acquire_one(day)
+                held.append(day)
+            except LeaseConflict as exc:
+                skipped.append(day)
+                context.log.info(f"{table.qualified_name}: {day} not compacted this time: {str(exc).split(':')[0]}")
+        try:
+            compaction = compact(table, held, COMPACT_FROM_FILES, before_commit=lambda days: renew_leases(leases, days), run_id=context.run.run_id)
+        finally:
+            leases.release(held)
+        loaded, expiry = expire_snapshots(table.load())
+        sweep = remove_orphan_files(loaded)
+        tables[table.qualified_name] = {
+            "data_files_before": compaction.files_before,
+            "data_files_after": compaction.files_after,
+            "days_compacted": len(compaction.days),
+            "days_skipped_held_by_a_run": skipped,
+            "snapshots_expired": expiry.snapshots_expired,
+            "snapshots_kept": expiry.snapshots_kept,
+            "files_deleted": expiry.deleted + sweep.deleted,
+            "orphans_younger_than_grace": sweep.young,
+        }
+        context.log.info(
+            f"{table.qualified_name}: data files {compaction.files_before} → {compaction.files_after} ({len(compaction.days)} day(s) compacted), "
+            f"{expiry.snapshots_expired} snapshot(s) expired, {expiry.deleted + sweep.deleted} file(s) deleted"
+        )
+    return MaterializeResult(
+        metadata={
+            "tables": MetadataValue.json(tables),
+            "data_files_before": sum(t["data_files_before"] for t in tables.values()),
+            "data_files_after": sum(t["data_files_after"] for t in tables.values()),
+            "files_deleted": sum(t["files_deleted"] for t in tables.values()),
+        }
+    )
+
+
+iceberg_maintenance_job = define_asset_job(
+    "iceberg_maintenance_job",
+    selection=[iceberg_maintenance.key],
+    description="Compact, expire snapshots and remove orphan files of every Iceberg published table.",
+)
+
+#: Daily, 04:00 UTC (after the daily runs, away from the weekly compliance job's 03:00); stopped by default.
+iceberg_maintenance_schedule = ScheduleDefinition(
+    name="iceberg_maintenance_schedule",
+    job=iceberg_maintenance_job,
+    cron_schedule="0 4 * * *",
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.STOPPED,
+)
