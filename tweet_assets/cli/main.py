@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tweet_assets.cli import catalog, ddl, demo, materialize, plan, replay, stream
+from tweet_assets.cli import catalog, ddl, demo, iceberg, materialize, plan, replay, stream
 
 #: The commands, in the order ``--help`` lists them: each module has ``NAME``, ``add_parser(sub,
 #: formatter, epilog)`` and ``run(args, parser) -> exit status``.
-COMMANDS = (demo, ddl, catalog, replay, stream, materialize, plan)
-DESCRIPTION = "the commands of the tweet_assets pipeline (demo, ddl, catalog, replay, stream, materialize, plan)."
+COMMANDS = (demo, ddl, catalog, replay, stream, materialize, plan, iceberg)
+DESCRIPTION = "the commands of the tweet_assets pipeline (demo, ddl, catalog, replay, stream, materialize, plan, iceberg)."
 
 
 def _epilog(variables: list[str]) -> str:
