@@ -32,8 +32,8 @@ dagit: setup  ## open Dagit (the Dagster UI) on http://127.0.0.1:3000 with dg de
 	$(ensure_home)
 	@DAGSTER_HOME=$(HOME_DIR) VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/dg dev --host 127.0.0.1 --port 3000
 
-ddl: setup  ## print a warehouse's DDL, SQL only (make -s ddl > x.sql; LOCATION=s3://bucket/prefix/tweets/ DIALECT=athena|redshift|snowflake)
-	@$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION)) $(if $(DIALECT),--dialect $(DIALECT))
+ddl: setup  ## print a warehouse's DDL, SQL only (make -s ddl > x.sql; LOCATION=s3://bucket/prefix/tweets/ DIALECT=athena|redshift|snowflake FORMAT=hive|iceberg)
+	@$(PY) -m tweet_assets.cli ddl $(if $(LOCATION),--location $(LOCATION)) $(if $(DIALECT),--dialect $(DIALECT)) $(if $(FORMAT),--format $(FORMAT))
 
 ddl-files: setup  ## regenerate the checked-in DDL of every warehouse from schema.py (tests compare them)
 	$(PY) -m tweet_assets.warehouses .

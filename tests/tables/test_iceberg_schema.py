@@ -86,3 +86,32 @@ def test_pyiceberg_needs_the_null_list_fix(table):
     assert unpatched[0] == []
     patched = table.load().scan(selected_fields=("id", "media")).to_arrow().sort_by("id").column("media").to_pylist()
     assert patched[0] is None and patched[1][0]["media_key"] == "3_1"
+
+
+def _without_zone(typ: pa.DataType) -> pa.DataType:
+    if pa.types.is_timestamp(typ):
+        return pa.timestamp(typ.unit)
+    if pa.types.is_list(typ):
+        return pa.list_(_without_zone(typ.value_type))
+    if pa.types.is_struct(typ):
+        return pa.struct([pa.field(f.name, _without_zone(f.type), f.nullable) for f in typ])
+    return typ
+
+
+def test_a_table_created_from_athena_with_timestamps_without_zone_takes_the_rows(table):
+    """Athena's Iceberg DDL has only ``timestamp`` (no zone): such a table takes the pipeline's
+    rows as UTC wall-clock values, and every reading agrees with the published rows at ms."""
+    from tweet_assets.tables.iceberg import TABLE_PROPERTIES
+    from tweet_assets.tables.iceberg_schema import partition_spec, sort_order
+
+    athena_like = new_table_schema(pa.schema([pa.field(f.name, _without_zone(f.type), f.nullable) for f in published.PUBLISHED_SCHEMA]))
+    assert str(athena_like.find_field("created_at").field_type) == "timestamp"
+    table.catalog.create_namespace("default")
+    table.catalog.create_table(table.identifier, schema=athena_like, location=table.location, partition_spec=partition_spec(athena_like), sort_order=sort_order(athena_like), properties=TABLE_PROPERTIES)
+    sent = rows("2024-01-01", [1, 2])
+    commit = table.publish({"2024-01-01": day_rows(sent), "2024-01-02": day_rows(rows("2024-01-02", [3]))}, "run-1")
+    assert commit.columns_added == [] and table.days() == ["2024-01-01", "2024-01-02"]
+    got = table.read_day("2024-01-01", ["id", "created_at"])
+    assert got.schema.field("created_at").type == pa.timestamp("us")
+    assert [t.isoformat() for t in got.column("created_at").to_pylist()] == [t.replace(tzinfo=None).isoformat() for t in sent.column("created_at").to_pylist()]
+    assert table.remove_ids(pa.array([2], pa.int64())).removed_ids == {"2024-01-01": [2]}

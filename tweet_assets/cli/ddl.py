@@ -1,6 +1,7 @@
 """``tweet-assets ddl``: print the DDL for a table location: Athena's ``CREATE EXTERNAL TABLE``
 (default), or with ``--dialect redshift`` / ``--dialect snowflake`` the Redshift Spectrum or
-Snowflake setup, from the same schema the pipeline writes (tweet_assets/warehouses/)."""
+Snowflake setup, from the same schema the pipeline writes (tweet_assets/warehouses/); with
+``--format iceberg`` what each needs for the Iceberg table instead."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import argparse
 from tweet_assets.cli.checks import day_range
 from tweet_assets.cli.table_options import DEFAULT_LOCATION, add_table_options, check_table_options
 from tweet_assets.schema import DEFAULT_TABLE
+from tweet_assets.tables import DEFAULT_FORMAT, FORMATS
 from tweet_assets.warehouses import DIALECTS
 from tweet_assets.warehouses import ddl as warehouse_ddl
 
@@ -22,6 +24,8 @@ def add_parser(sub, formatter, epilog) -> argparse.ArgumentParser:
                          epilog=epilog(ENV), formatter_class=formatter)
     add_table_options(ddl)
     ddl.add_argument("--dialect", choices=DIALECTS, default="athena", help="the warehouse (default athena)")
+    ddl.add_argument("--format", dest="table_format", choices=FORMATS, default=DEFAULT_FORMAT,
+                     help="the table format: hive (the dt= files, partition projection) or iceberg (the Iceberg table in the Glue catalog); default hive")
     ddl.add_argument("--iam-role", help="redshift: the IAM_ROLE ARN; snowflake: the STORAGE_AWS_ROLE_ARN (placeholders if unset)")
     ddl.add_argument("--days", help="redshift: add the partitions of these days, START...END (YYYY-MM-DD, inclusive)")
     ddl.add_argument("--collection", metavar="NAME", help="act on this collection (default: the environment's, tweets)")
@@ -51,5 +55,7 @@ def run(args, command: argparse.ArgumentParser) -> int:
     if stop is not None:
         return stop
     days = day_range(command, args.days) if args.days else ()
-    print(warehouse_ddl(args.dialect, args.location, table=args.table, database=args.database, first_day=args.first_day, iam_role=args.iam_role, days=days), end="")
+    if args.table_format == "iceberg" and days:
+        command.error("--days adds Hive partitions: an Iceberg table has none to add (--format iceberg)")
+    print(warehouse_ddl(args.dialect, args.location, table=args.table, database=args.database, first_day=args.first_day, iam_role=args.iam_role, days=days, table_format=args.table_format), end="")
     return 0

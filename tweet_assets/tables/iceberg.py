@@ -51,6 +51,7 @@ from tweet_assets.tables.base import Commit, DayChange, DayRows, PublishedTable,
 from tweet_assets.tables.catalogs import catalog_name, database_name, open_catalog
 from tweet_assets.tables.iceberg_schema import (
     SchemaChangeRefused,  # noqa: F401  (raised by publish; importers catch it from here)
+    conform,
     evolution,
     file_schema,
     iceberg_arrow_schema,
@@ -58,6 +59,7 @@ from tweet_assets.tables.iceberg_schema import (
     partition_spec,
     sort_order,
     to_file_schema,
+    zoned,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,13 +105,14 @@ def ordinal_day(ordinal: int) -> str:
     return (EPOCH + timedelta(days=int(ordinal))).isoformat()
 
 
-def _midnight(day: date) -> str:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).isoformat()
+def _midnight(day: date, zone: bool = True) -> str:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc if zone else None).isoformat()
 
 
-def days_filter(days: Iterable[str]) -> BooleanExpression:
+def days_filter(days: Iterable[str], zone: bool = True) -> BooleanExpression:
     """``created_at`` within any of ``days`` (UTC): consecutive days merged into one range, the
-    ranges OR-ed as a balanced tree (a year of days stays a shallow expression)."""
+    ranges OR-ed as a balanced tree (a year of days stays a shallow expression). ``zone=False``
+    for a table whose ``created_at`` is a timestamp without time zone (UTC values)."""
     ordered = sorted({date.fromisoformat(d) for d in days})
     ranges: list[tuple[date, date]] = []
     for day in ordered:
@@ -117,7 +120,7 @@ def days_filter(days: Iterable[str]) -> BooleanExpression:
             ranges[-1] = (ranges[-1][0], day + DAY)
         else:
             ranges.append((day, day + DAY))
-    terms = [And(GreaterThanOrEqual("created_at", _midnight(a)), LessThan("created_at", _midnight(b))) for a, b in ranges]
+    terms = [And(GreaterThanOrEqual("created_at", _midnight(a, zone)), LessThan("created_at", _midnight(b, zone))) for a, b in ranges]
     return _balanced_or(terms) if terms else AlwaysFalse()
 
 
@@ -278,7 +281,6 @@ class IcebergTable(PublishedTable):
         """
         say = log or logger.info
         table = self.ensure()
-        target = iceberg_arrow_schema()
         written: dict[str, list[DataFile]] = {}
         written_for = None
         attempts = commit_attempts()
@@ -287,6 +289,7 @@ class IcebergTable(PublishedTable):
             for attempt in range(1, attempts + 1):
                 if attempt > 1:
                     table = self.ensure()  # reloaded: what the other writer committed is the base now
+                target = conform(iceberg_arrow_schema(), table.schema())  # a table created from Athena: its timestamps without zone
                 evolved = evolution(table, target)
                 schema = evolved or table.schema()
                 if written_for is None or schema.as_struct() != written_for:
@@ -335,7 +338,7 @@ class IcebergTable(PublishedTable):
                 with tx.update_schema() as update:
                     update.union_by_name(evolve_to)
             with tx.update_snapshot(snapshot_properties=properties).overwrite() as overwrite:
-                overwrite.delete_by_predicate(days_filter(days))  # the days' scope: conflict detection and manifest pruning
+                overwrite.delete_by_predicate(days_filter(days, zoned(table.schema())))  # the days' scope: conflict detection and manifest pruning
                 for files in old.values():
                     for data_file in files:
                         overwrite.delete_data_file(data_file)
@@ -351,7 +354,7 @@ class IcebergTable(PublishedTable):
         wanted = {day_ordinal(d): d for d in days}
         found: dict[str, list[DataFile]] = {}
         seen = set()
-        for task in table.scan(row_filter=days_filter(days)).plan_files():
+        for task in table.scan(row_filter=days_filter(days, zoned(table.schema()))).plan_files():
             data_file = task.file
             day = wanted.get(data_file.partition[0]) if len(data_file.partition) else None
             if day is not None and data_file.file_path not in seen:
@@ -398,8 +401,8 @@ class IcebergTable(PublishedTable):
             for chunk in chunks:
                 if chunk.num_rows == 0:
                     continue
-                low, high = pc.min_max(chunk.column("created_at")).values()
-                if low.as_py() < start or high.as_py() >= end:
+                low, high = (_utc(v.as_py()) for v in pc.min_max(chunk.column("created_at")).values())
+                if low < start or high >= end:
                     raise ValueError(f"rows for {day} hold created_at {low} … {high}, outside that UTC day: not published to {self.qualified_name}")
                 if writer is None:
                     paths.append(table.location_provider().new_data_location(f"{uuid.uuid4()}.parquet", key))
@@ -437,7 +440,7 @@ class IcebergTable(PublishedTable):
         which = removal_filter(ids)
         if table is None or table.current_snapshot() is None or which == AlwaysFalse():
             return out
-        scope = And(days_filter(days), which) if days else which
+        scope = And(days_filter(days, zoned(table.schema())), which) if days else which
         attempts = commit_attempts()
         last: Exception | None = None
         for attempt in range(1, attempts + 1):
@@ -501,7 +504,7 @@ class IcebergTable(PublishedTable):
         if table is None or table.current_snapshot() is None:
             fields = iceberg_arrow_schema()
             return (fields if not columns else pa.schema([fields.field(c) for c in columns])).empty_table()
-        return table.scan(row_filter=days_filter([day]), selected_fields=selected).to_arrow()
+        return table.scan(row_filter=days_filter([day], zoned(table.schema())), selected_fields=selected).to_arrow()
 
     def days(self, first: str | None = None, last: str | None = None) -> list[str]:
         table = self.load()
@@ -528,6 +531,11 @@ class IcebergTable(PublishedTable):
             "snapshot_id": str(snapshot.snapshot_id) if snapshot else "",
             "format_version": str(table.format_version) if table is not None else "2",
         }
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (a timestamp without zone holds UTC here)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _snapshots_after(table: Table, snapshot_id: int) -> list:

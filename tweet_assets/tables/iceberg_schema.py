@@ -55,6 +55,35 @@ def iceberg_arrow_schema(schema: pa.Schema | None = None) -> pa.Schema:
     return pa.schema([pa.field(f.name, _microseconds(f.type), f.nullable) for f in schema])
 
 
+def _conform(typ: pa.DataType, current) -> pa.DataType:
+    from pyiceberg.types import ListType, StructType, TimestampType
+
+    if pa.types.is_timestamp(typ) and isinstance(current, TimestampType):
+        return pa.timestamp(typ.unit)  # the table's timestamp without time zone: UTC wall-clock values
+    if (pa.types.is_list(typ) or pa.types.is_large_list(typ)) and isinstance(current, ListType):
+        return pa.list_(pa.field(typ.value_field.name, _conform(typ.value_type, current.element_type), typ.value_field.nullable))
+    if pa.types.is_struct(typ) and isinstance(current, StructType):
+        names = {f.name: f.field_type for f in current.fields}
+        return pa.struct([pa.field(f.name, _conform(f.type, names[f.name]) if f.name in names else f.type, f.nullable) for f in typ])
+    return typ
+
+
+def conform(target: pa.Schema, current: Schema) -> pa.Schema:
+    """``target`` with the timestamps the table ``current`` holds **without** time zone (a table
+    created from Athena, whose Iceberg DDL has no ``timestamptz``) written the same way: the UTC
+    wall-clock values, so such a table takes the pipeline's rows instead of refusing a
+    ``timestamp → timestamptz`` change. Every other column as ``target`` says."""
+    names = {f.name: f.field_type for f in current.fields}
+    return pa.schema([pa.field(f.name, _conform(f.type, names[f.name]) if f.name in names else f.type, f.nullable) for f in target])
+
+
+def zoned(current: Schema) -> bool:
+    """Whether the table's ``created_at`` is ``timestamptz`` (the pipeline's tables) rather than ``timestamp``."""
+    from pyiceberg.types import TimestamptzType
+
+    return isinstance(current.find_field(PARTITION_SOURCE).field_type, TimestamptzType)
+
+
 def new_table_schema(schema: pa.Schema | None = None) -> Schema:
     """The Iceberg schema of a new table: :func:`iceberg_arrow_schema` with fresh field ids (the
     top-level columns 1..N in ``schema.py``'s order, then the nested fields), ``id`` and
@@ -95,7 +124,7 @@ def evolution(table, target: pa.Schema | None = None) -> Schema | None:
     """
     update = table.transaction().update_schema()
     try:
-        update.union_by_name(target or iceberg_arrow_schema())
+        update.union_by_name(conform(target or iceberg_arrow_schema(), table.schema()))
         evolved = update._apply()  # the planned schema (pyiceberg applies the same at commit)
     except ValidationError as exc:
         raise SchemaChangeRefused(refusal(exc)) from None

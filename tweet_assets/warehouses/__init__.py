@@ -9,7 +9,8 @@
 ``snowflake``   storage integration, stage, external table; ``COPY INTO`` and Snowpipe (:mod:`.snowflake`)
 ==============  =====================================================================================
 
-Each maps types by walking the Arrow type of each column, so a column added to ``schema.py``
+Each also says what it needs for the Iceberg table (``ddl(..., table_format="iceberg")``,
+``tweet-assets ddl --format iceberg``). Each maps types by walking the Arrow type of each column, so a column added to ``schema.py``
 reaches every dialect.
 """
 
@@ -44,13 +45,17 @@ def ddl(
     days: Sequence[str] = (),
     columns: Sequence[Column] = COLUMNS,
     header: bool = False,
+    table_format: str = "hive",
 ) -> str:
     """The DDL of ``dialect`` (one of :data:`DIALECTS`) for the published table at S3 prefix ``location``.
 
     ``athena``: one statement and ``;`` (with its header line first when ``header``);
     ``redshift``/``snowflake``: a script that starts with its ``-- dialect:`` line.
     ``iam_role``: Redshift's ``IAM_ROLE`` or Snowflake's ``STORAGE_AWS_ROLE_ARN`` (placeholders if
-    None); ``days``: the Redshift partitions to add (``YYYY-MM-DD``).
+    None); ``days``: the Redshift partitions to add (``YYYY-MM-DD``). ``table_format="iceberg"``:
+    what each warehouse needs for the Iceberg table instead (Athena's ``CREATE TABLE … 'table_type'='ICEBERG'``,
+    Snowflake's ``CREATE ICEBERG TABLE`` over a Glue catalog integration, Redshift's external schema),
+    always with its ``-- dialect:`` line.
 
     Raises:
         ValueError: unknown dialect, or ``table``/``database`` not a plain identifier
@@ -60,6 +65,10 @@ def ddl(
     spec = REGISTRY.get(dialect)
     if spec is None:
         raise ValueError(f"unknown dialect {dialect!r}: use one of {', '.join(DIALECTS)}")
+    if table_format == "iceberg":
+        return spec.iceberg(location, table=table, database=database, iam_role=iam_role, columns=columns, header=True)
+    if table_format != "hive":
+        raise ValueError(f"unknown table format {table_format!r}: use hive or iceberg")
     return spec.ddl(location, table=table, database=database, first_day=first_day, iam_role=iam_role, days=days, columns=columns, header=header)
 
 
@@ -74,6 +83,11 @@ def write_checked_in(root: str, location: str = CHECKED_IN_LOCATION) -> list[str
         with open(path, "w", encoding="utf-8") as out:
             out.write(ddl(spec.name, location, **spec.checked_in_args))
         written.append(path)
+        if spec.iceberg_checked_in:
+            path = os.path.join(root, spec.iceberg_checked_in)
+            with open(path, "w", encoding="utf-8") as out:
+                out.write(ddl(spec.name, location, table_format="iceberg"))
+            written.append(path)
     return written
 
 

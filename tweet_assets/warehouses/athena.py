@@ -180,4 +180,34 @@ def ddl(location: str, *, table: str = DEFAULT_TABLE, database: str = DEFAULT_DA
     return f"{HEADER}\n{text}" if header else text
 
 
-SPEC = Dialect(DIALECT, HEADER, ddl, "deploy/athena/create_table.sql")
+#: The first line of the Iceberg DDL.
+ICEBERG_HEADER = "-- dialect: athena iceberg (Amazon Athena engine v3: an Apache Iceberg v2 table in the Glue Data Catalog)"
+
+
+def iceberg_ddl(location: str, *, table: str = DEFAULT_TABLE, database: str = DEFAULT_DATABASE, columns: Sequence[Column] = COLUMNS, header: bool = True, **_ignored) -> str:
+    """``CREATE TABLE … PARTITIONED BY (day(created_at)) LOCATION … TBLPROPERTIES ('table_type'='ICEBERG')``:
+    the Iceberg table created from Athena (Athena docs, "Create Iceberg tables"), for a user who
+    creates it there before the pipeline commits into it. Same columns and comments as the Hive
+    table; Athena's Iceberg DDL takes only ``timestamp`` (without time zone, microseconds): the values
+    are UTC, and the pipeline writes UTC into such a table (tweet_assets.tables.iceberg_schema).
+    Partitioned like the table the pipeline creates; no ``dt`` column (Iceberg's partitions come from
+    its manifests: partition projection does not apply). Ends in ``;``.
+
+    Raises:
+        ValueError: ``table`` or ``database`` is not a plain identifier (:mod:`.names`).
+    """
+    identifier(table, "table"), identifier(database, "database")
+    location = location.rstrip("/") + "/"
+    column_list = ",\n".join(f"  `{c.name}` {athena_type(c.type)} COMMENT {_sql_string(c.description)}" for c in columns)
+    text = (
+        "-- Timestamps are microseconds, UTC (Athena's Iceberg DDL has timestamp without time zone only; the values are UTC).\n"
+        f"CREATE TABLE `{database}`.`{table}` (\n{column_list}\n)\n"
+        f"COMMENT 'Posts from the X API v2, one row per post, partitioned by the UTC day of created_at (tweet_assets)'\n"
+        f"PARTITIONED BY (day(`created_at`))\n"
+        f"LOCATION {_sql_string(location)}\n"
+        f"TBLPROPERTIES (\n  'table_type'='ICEBERG',\n  'format'='parquet',\n  'write_compression'='zstd'\n);\n"
+    )
+    return f"{ICEBERG_HEADER}\n{text}" if header else text
+
+
+SPEC = Dialect(DIALECT, HEADER, ddl, "deploy/athena/create_table.sql", iceberg=iceberg_ddl, iceberg_checked_in="deploy/athena/create_iceberg_table.sql")

@@ -156,4 +156,29 @@ def script(location: str, *, table: str = DEFAULT_TABLE, database: str = DEFAULT
     return ddl(location, table=table, database=database, iam_role=iam_role or DEFAULT_IAM_ROLE, days=days, columns=columns)
 
 
-SPEC = Dialect(DIALECT, HEADER, script, "deploy/redshift/spectrum.sql", {"database": "tweets_db"})
+ICEBERG_HEADER = "-- dialect: redshift iceberg (Amazon Redshift Spectrum: external schema over the Glue database that holds the Iceberg table)"
+DEFAULT_ICEBERG_SCHEMA = "tweets_iceberg"
+
+
+def iceberg_ddl(location: str, *, table: str = DEFAULT_TABLE, database: str = DEFAULT_DATABASE, iam_role: str | None = None, header: bool = True, **_ignored) -> str:
+    """An external schema over the Glue database: Redshift reads the Iceberg tables registered in
+    it as they are (Redshift docs, "Using Apache Iceberg tables with Amazon Redshift"): no external
+    table to declare and no partitions to add; new snapshots are read as they are committed. Then
+    a query (columns of schema.py: timestamps in microseconds, UTC).
+
+    Raises:
+        ValueError: ``table`` or ``database`` is not a plain identifier (:mod:`.names`).
+    """
+    identifier(table, "table"), identifier(database, "database")
+    schema_sql = create_external_schema(DEFAULT_ICEBERG_SCHEMA, database, iam_role or DEFAULT_IAM_ROLE)
+    text = (
+        "-- The Iceberg table is registered in the Glue database (by the pipeline's Glue catalog, or created from Athena):\n"
+        "-- Spectrum reads it through this schema, its columns from the Iceberg metadata (timestamps: microseconds, UTC).\n"
+        f"{schema_sql};\n\n"
+        f"-- e.g. posts per UTC day of {location.rstrip('/')}/:\n"
+        f"SELECT TRUNC(created_at) AS day, count(*) AS posts FROM {DEFAULT_ICEBERG_SCHEMA}.{table} GROUP BY 1 ORDER BY 1;\n"
+    )
+    return f"{ICEBERG_HEADER}\n{text}" if header else text
+
+
+SPEC = Dialect(DIALECT, HEADER, script, "deploy/redshift/spectrum.sql", {"database": "tweets_db"}, iceberg=iceberg_ddl, iceberg_checked_in="deploy/redshift/iceberg.sql")

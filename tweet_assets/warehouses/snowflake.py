@@ -234,4 +234,45 @@ def script(location: str, *, table: str = DEFAULT_TABLE, iam_role: str | None = 
     return ddl(location, table=table, role_arn=iam_role or DEFAULT_ROLE_ARN, columns=columns)
 
 
-SPEC = Dialect(DIALECT, HEADER, script, "deploy/snowflake/setup.sql")
+ICEBERG_HEADER = "-- dialect: snowflake iceberg (catalog integration with the Glue Data Catalog, external volume, externally managed Iceberg table)"
+DEFAULT_CATALOG_INTEGRATION = "tweet_assets_glue"
+DEFAULT_EXTERNAL_VOLUME = "tweet_assets_volume"
+
+
+def iceberg_ddl(location: str, *, table: str = DEFAULT_TABLE, database: str = "default", iam_role: str | None = None, header: bool = True, **_ignored) -> str:
+    """The Iceberg table as Snowflake reads it from the Glue Data Catalog (Snowflake docs, "Configure
+    a catalog integration for AWS Glue", "CREATE EXTERNAL VOLUME", "CREATE ICEBERG TABLE (AWS Glue
+    as the catalog)"): a catalog integration over the Glue database, an external volume over the
+    table's location, and ``CREATE ICEBERG TABLE … CATALOG = '<the integration>'``, whose columns
+    come from the Iceberg metadata (timestamps: microseconds, UTC, read as ``TIMESTAMP_LTZ(6)``)
+    and which ``AUTO_REFRESH`` keeps at the latest snapshot. ``iam_role`` is the role the
+    integration and the volume assume (placeholder when None).
+
+    Raises:
+        ValueError: ``table`` or ``database`` is not a plain identifier (:mod:`.names`).
+    """
+    identifier(table, "table"), identifier(database, "database")
+    role = iam_role or DEFAULT_ROLE_ARN
+    location = location.rstrip("/") + "/"
+    text = (
+        f"CREATE CATALOG INTEGRATION IF NOT EXISTS {DEFAULT_CATALOG_INTEGRATION}\n"
+        f"  CATALOG_SOURCE = GLUE\n"
+        f"  CATALOG_NAMESPACE = {_literal(database)}\n"
+        f"  TABLE_FORMAT = ICEBERG\n"
+        f"  GLUE_AWS_ROLE_ARN = {_literal(role)}\n"
+        f"  GLUE_CATALOG_ID = 'ACCOUNT_ID'\n"
+        f"  GLUE_REGION = 'REGION'\n"
+        f"  ENABLED = TRUE;\n\n"
+        f"CREATE EXTERNAL VOLUME IF NOT EXISTS {DEFAULT_EXTERNAL_VOLUME}\n"
+        f"  STORAGE_LOCATIONS = ((NAME = 'tweet_assets_s3' STORAGE_PROVIDER = 'S3' STORAGE_BASE_URL = {_literal(location)} STORAGE_AWS_ROLE_ARN = {_literal(role)}));\n\n"
+        "-- Columns from the Iceberg metadata; timestamps are microseconds, UTC.\n"
+        f"CREATE ICEBERG TABLE IF NOT EXISTS {table}\n"
+        f"  EXTERNAL_VOLUME = {_literal(DEFAULT_EXTERNAL_VOLUME)}\n"
+        f"  CATALOG = {_literal(DEFAULT_CATALOG_INTEGRATION)}\n"
+        f"  CATALOG_TABLE_NAME = {_literal(table)}\n"
+        f"  AUTO_REFRESH = TRUE;\n"
+    )
+    return f"{ICEBERG_HEADER}\n{text}" if header else text
+
+
+SPEC = Dialect(DIALECT, HEADER, script, "deploy/snowflake/setup.sql", iceberg=iceberg_ddl, iceberg_checked_in="deploy/snowflake/iceberg.sql")

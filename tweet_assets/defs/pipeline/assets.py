@@ -253,7 +253,18 @@ def publish_iceberg(context: AssetExecutionContext, clean_tweets: dict[str, Stor
         context.add_asset_metadata({"dagster/row_count": rows, "rows": rows, **commit.day_metadata(day)}, partition_key=day)
     context.log.info(f"snapshot {commit.snapshot_id} of {published.qualified_name}: {len(days)} day(s) in {commit.attempts} attempt(s)" + (f", columns added {commit.columns_added}" if commit.columns_added else ""))
     return MaterializeResult(
-        metadata={"table_location": published.location, "iceberg/table": published.qualified_name, "iceberg/catalog": published.catalog_label, "iceberg/snapshot_id": str(commit.snapshot_id), "commit_attempts": commit.attempts}
+        metadata={
+            "table_location": published.location,
+            "iceberg/table": published.qualified_name,
+            "iceberg/catalog": published.catalog_label,
+            "iceberg/snapshot_id": str(commit.snapshot_id),
+            "commit_attempts": commit.attempts,
+            # what each warehouse needs for this table (tweet_assets.warehouses, --format iceberg)
+            **{
+                f"{dialect}_ddl": MetadataValue.md(f"```sql\n{warehouse_ddl(dialect, published.location, table=warehouse_table, database=published.database, table_format='iceberg')}```")
+                for dialect in DIALECTS
+            },
+        }
     )
 
 
