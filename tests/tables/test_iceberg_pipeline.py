@@ -113,3 +113,14 @@ def test_a_collection_chooses_its_table_format():
     assert "tweet_assets/table_format" not in other.metadata_by_key[other.key]  # the deployment's default: hive
     with pytest.raises(CollectionError, match="collection 'brand': table_format='orc': use one of hive, iceberg"):
         TweetCollection(name="brand", sample=SampleSettings(), table_format="orc")
+
+
+def test_no_hive_glue_table_asset_beside_an_iceberg_table(monkeypatch):
+    """With TWEET_ASSETS_GLUE_DATABASE set the glue_table asset registers the Hive table; with the
+    Iceberg format the Glue catalog registers the Iceberg table under that name, so the asset is not there."""
+    from tweet_assets.defs.catalog import glue
+
+    monkeypatch.setenv("TWEET_ASSETS_GLUE_DATABASE", "tweets_db")
+    assert {a.key.to_user_string() for a in glue.catalog().assets} == {"glue_table", "glue_partitions"}
+    monkeypatch.setenv(FORMAT_ENV, "iceberg")
+    assert not glue.catalog().assets

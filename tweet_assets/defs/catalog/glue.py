@@ -20,6 +20,7 @@ from tweet_assets.lake.io_manager import LakeResource
 from tweet_assets.partitions import daily_partitions, projection_start_date
 from tweet_assets.warehouses import schema_version
 from tweet_assets.settings import glue_from_env
+from tweet_assets.tables import table_format
 from tweet_assets.warehouses.glue import GlueCatalogResource
 
 
@@ -80,5 +81,7 @@ def glue_partitions(context: AssetExecutionContext, lake: LakeResource, glue: Gl
 
 @definitions
 def catalog() -> Definitions:
-    """``glue_table`` and ``glue_partitions`` when ``TWEET_ASSETS_GLUE_DATABASE`` is set, else nothing."""
-    return Definitions(assets=[glue_table, glue_partitions]) if glue_from_env() is not None else Definitions()
+    """``glue_table`` and ``glue_partitions`` when ``TWEET_ASSETS_GLUE_DATABASE`` is set, else nothing;
+    nothing either when the published table is Iceberg (``TWEET_ASSETS_TABLE_FORMAT=iceberg``): its
+    Glue catalog registers it at each commit, under the same name (tweet_assets.tables.catalogs)."""
+    return Definitions(assets=[glue_table, glue_partitions]) if glue_from_env() is not None and table_format() == "hive" else Definitions()
