@@ -12,7 +12,8 @@ import pytest
 from dagster import materialize
 
 from tests.tables.iceberg_helpers import day_rows, rows
-from tweet_assets.defs.maintenance.iceberg import iceberg_maintenance, iceberg_maintenance_job, iceberg_maintenance_schedule
+from tweet_assets.defs.maintenance import iceberg as maintenance
+from tweet_assets.defs.maintenance.iceberg import iceberg_maintenance
 from tweet_assets.lake.io_manager import LakeResource
 from tweet_assets.lake.leases import DayLeases
 from tweet_assets.lake.store import open_lake
@@ -61,4 +62,22 @@ def test_maintenance_compacts_expires_and_sweeps(lake_url, instance):
     stored = {p for p, _ in files_under(loaded, "data")}
     assert not any(p.endswith("orphan-old.parquet") for p in stored) and any(p.endswith("orphan-young.parquet") for p in stored)
     assert len([p for p in stored if p.endswith(".parquet")]) == 3 + 1  # the live data files and the young orphan
-    assert iceberg_maintenance_job.name == "iceberg_maintenance_job" and iceberg_maintenance_schedule.cron_schedule == "0 4 * * *"
+
+
+
+def test_the_maintenance_job_is_there_when_a_table_can_be_iceberg(monkeypatch):
+    monkeypatch.delenv("TWEET_ASSETS_TABLE_FORMAT", raising=False)
+    assert not maintenance.iceberg_used() and not maintenance.maintenance().assets  # no collection YAML in the repository
+    monkeypatch.setenv("TWEET_ASSETS_TABLE_FORMAT", "iceberg")
+    defs = maintenance.maintenance()
+    [job] = defs.jobs
+    [schedule] = defs.schedules
+    assert job.name == "iceberg_maintenance_job" and schedule.cron_schedule == "0 4 * * *" and schedule.default_status.value == "STOPPED"
+
+
+def test_a_collection_with_table_format_iceberg_brings_the_maintenance_job(monkeypatch, tmp_path):
+    monkeypatch.delenv("TWEET_ASSETS_TABLE_FORMAT", raising=False)
+    (tmp_path / "brand").mkdir()
+    (tmp_path / "brand" / "defs.yaml").write_text("type: tweet_assets.TweetCollection\nattributes: {name: brand, sample: {posts_per_day: 5}, table_format: Iceberg}\n")
+    monkeypatch.setattr(maintenance, "DEFS", tmp_path)
+    assert maintenance.iceberg_used() and maintenance.maintenance().jobs

@@ -1,5 +1,7 @@
 """``iceberg_maintenance``: the Iceberg tables' upkeep, as an asset with its job and daily schedule
-(stopped by default). Hive tables need none.
+(stopped by default), part of the code location when a table can be Iceberg
+(``TWEET_ASSETS_TABLE_FORMAT=iceberg`` or a collection with ``table_format: iceberg``:
+:func:`maintenance`). Hive tables need none.
 
 For each collection's Iceberg table (found in the catalog by its location, as the compliance job
 finds it: tweet_assets.tables.iceberg.IcebergTable.at):
@@ -17,16 +19,20 @@ the same from Athena (docs/warehouses.md).
 """
 
 import os
+from pathlib import Path
 
-from dagster import AssetExecutionContext, DefaultScheduleStatus, MaterializeResult, MetadataValue, ScheduleDefinition, asset, define_asset_job
+from dagster import AssetExecutionContext, DefaultScheduleStatus, Definitions, MaterializeResult, MetadataValue, ScheduleDefinition, asset, define_asset_job, definitions
 
 from tweet_assets.defs.pipeline.layout import published_collections
 from tweet_assets.lake.io_manager import LakeResource
 from tweet_assets.lake.leases import DayLeases, LeaseConflict, dagster_run_finished
 from tweet_assets.lake.prefixes import sub_lake
+from tweet_assets.tables import table_format
 from tweet_assets.tables.iceberg import IcebergTable, renew_leases
 from tweet_assets.tables.maintenance import compact, data_files_by_day, expire_snapshots, remove_orphan_files
 
+#: The defs folder, where each collection's defs.yaml is.
+DEFS = Path(__file__).resolve().parent.parent
 #: A day held in at least this many data files is compacted into one.
 COMPACT_FROM_FILES = 2
 
@@ -90,17 +96,40 @@ def iceberg_maintenance(context: AssetExecutionContext, lake: LakeResource) -> M
     )
 
 
-iceberg_maintenance_job = define_asset_job(
+_iceberg_maintenance_job = define_asset_job(
     "iceberg_maintenance_job",
     selection=[iceberg_maintenance.key],
     description="Compact, expire snapshots and remove orphan files of every Iceberg published table.",
 )
 
 #: Daily, 04:00 UTC (after the daily runs, away from the weekly compliance job's 03:00); stopped by default.
-iceberg_maintenance_schedule = ScheduleDefinition(
+_iceberg_maintenance_schedule = ScheduleDefinition(
     name="iceberg_maintenance_schedule",
-    job=iceberg_maintenance_job,
+    job=_iceberg_maintenance_job,
     cron_schedule="0 4 * * *",
     execution_timezone="UTC",
     default_status=DefaultScheduleStatus.STOPPED,
 )
+
+
+def iceberg_used(env=None) -> bool:
+    """Whether any published table of this code location can be Iceberg: the deployment's format,
+    or a collection's ``table_format: iceberg`` (its defs.yaml under defs/)."""
+    if table_format(env) == "iceberg":
+        return True
+    import yaml
+
+    for path in sorted(DEFS.glob("*/defs.yaml")):  # as tweet_assets.components.lookup finds them (components imports defs: not imported here)
+        for document in yaml.safe_load_all(path.read_text()):
+            attributes = (document.get("attributes") or {}) if isinstance(document, dict) else {}
+            if document and document.get("type") == "tweet_assets.TweetCollection" and str(attributes.get("table_format", "")).strip().lower() == "iceberg":
+                return True
+    return False
+
+
+@definitions
+def maintenance() -> Definitions:
+    """The asset, its job and schedule when a table can be Iceberg (:func:`iceberg_used`), else nothing."""
+    if not iceberg_used():
+        return Definitions()
+    return Definitions(assets=[iceberg_maintenance], jobs=[_iceberg_maintenance_job], schedules=[_iceberg_maintenance_schedule])
