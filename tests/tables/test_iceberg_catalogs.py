@@ -101,3 +101,27 @@ def test_glue_registers_an_iceberg_table_athena_reads(glue):
     assert scanned.column("id").to_pylist() == frame.get_column("id").to_list() == [1, 2, 3]
     assert table.load().current_snapshot().snapshot_id == commit.snapshot_id
     assert IcebergTable.at(lake, "tweets").qualified_name == f"{database}.tweets"
+
+
+def test_a_hive_table_of_the_same_name_in_glue_is_named_not_overwritten(glue):
+    """The glue_table asset's Hive table under the name the Iceberg table would take: refused in one line."""
+    from tweet_assets.tables.iceberg import TableCommitError
+    from tweet_assets.warehouses.glue import GlueCatalogResource
+
+    lake, database = glue
+    GlueCatalogResource(database=database, table="tweets", endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1").upsert_table(lake.uri("tweets") + "/", first_day="2024-01-01")
+    with pytest.raises(TableCommitError, match=f"{database}.tweets in catalog prod exists but is not an Iceberg table .*TWEET_ASSETS_GLUE_TABLE"):
+        IcebergTable.open(lake, "tweets", "tweets").publish({"2024-02-01": day_rows(rows("2024-02-01", [1]))}, "run-1")
+    assert IcebergTable.at(lake, "tweets", ["tweets"]) is None  # the compliance job's lookup passes it by
+
+
+def test_the_registry_opens_each_format():
+    from tweet_assets.tables.hive import HiveTable
+    from tweet_assets.tables.registry import REGISTRY, open_table
+
+    lake = open_lake("/tmp/not-created-by-this-test")
+    assert set(REGISTRY) == {"hive", "iceberg"}
+    assert isinstance(open_table("hive", lake, "brand/tweets"), HiveTable) and open_table("hive", lake, "brand/tweets").location.endswith("/brand/tweets")
+    assert isinstance(open_table("iceberg", lake, create=False), IcebergTable)
+    with pytest.raises(ValueError, match="table format='delta': use one of hive, iceberg"):
+        open_table("delta", lake)

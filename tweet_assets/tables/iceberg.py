@@ -34,6 +34,8 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
+    NoSuchIcebergTableError,
+    NoSuchPropertyException,
     NoSuchTableError,
     TableAlreadyExistsError,
     ValidationException,
@@ -212,7 +214,10 @@ class IcebergTable(PublishedTable):
                 continue
             tried.add(name)
             candidate = cls(opened, database, name, wanted, chosen or "embedded")
-            loaded = candidate.load()
+            try:
+                loaded = candidate.load()
+            except TableCommitError:  # a Hive table of that name (glue_table's): not this one
+                continue
             if loaded is not None and loaded.location().rstrip("/") == wanted:
                 return candidate
         return None
@@ -228,9 +233,9 @@ class IcebergTable(PublishedTable):
             return None
         try:
             return self.catalog.load_table(self.identifier)
-        except NoSuchTableError as exc:
-            if "not an iceberg table" in str(exc).lower() or type(exc).__name__ == "NoSuchIcebergTableError":
-                raise TableCommitError(self._not_iceberg()) from None
+        except (NoSuchIcebergTableError, NoSuchPropertyException):  # e.g. the Hive table glue_table registered under this name
+            raise TableCommitError(self._not_iceberg()) from None
+        except NoSuchTableError:
             return None
 
     def _not_iceberg(self) -> str:
@@ -294,7 +299,9 @@ class IcebergTable(PublishedTable):
                 schema = evolved or table.schema()
                 if written_for is None or schema.as_struct() != written_for:
                     _delete_files(table, [f for files in written.values() for f in files])
-                    written = {day: self._write_day(table, schema, day, rows()) for day, rows in days.items()}
+                    written = {}
+                    for day, rows in days.items():  # one day at a time: a failure leaves the days written so far to the finally
+                        written[day] = self._write_day(table, schema, day, rows())
                     written_for = schema.as_struct()
                 if before_commit is not None:
                     before_commit()
