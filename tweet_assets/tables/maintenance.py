@@ -24,25 +24,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Callable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.table import Table, TableProperties
 
 from tweet_assets import config
-from tweet_assets.tables.iceberg import (
-    COMMIT_ATTEMPTS_ENV,
-    DAYS_PROPERTY,
-    IcebergTable,
-    TableCommitError,
-    commit_attempts,
-    days_filter,
-    ordinal_day,
-)
+from tweet_assets.tables.iceberg import IcebergTable, TableCommitError, ordinal_day  # noqa: F401  (TableCommitError: compact raises it)
 
 RETENTION_ENV = "TWEET_ASSETS_ICEBERG_SNAPSHOT_RETENTION"
 GRACE_ENV = "TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S"
