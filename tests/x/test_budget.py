@@ -319,7 +319,18 @@ def test_x_api_usage_in_2159_shapes_without_a_cap_and_its_sensor(api, monkeypatc
         failed, _ = _observe(api, instance)
     assert not failed.success and "project_usage is 'nine'" in _failure(failed)
     assert usage.x_api_usage_sensor.minimum_interval_seconds == 6 * 3600
-    assert usage.x_api_usage_sensor(build_sensor_context()).run_key.startswith("x_api_usage ")
+    # the sensor observes by itself (no run: no slot of the run queue, no ECS task every 6 hours)
+    assert not usage.x_api_usage_sensor.targets
+    api.usage_as_integers, api.post_cap, api.posts_used, api.usage_data = False, 1000, 900, None
+    with DagsterInstance.ephemeral() as instance:
+        ticked = usage.x_api_usage_sensor(build_sensor_context(instance=instance, resources={"x_api": _source(api)}))
+    observed, checked = ticked.asset_events
+    assert not ticked.run_requests and observed.metadata["percent_used"].value == 90.0 and observed.metadata["project_cap"].value == 1000
+    assert checked.check_name == "post_cap_headroom" and not checked.passed and checked.severity.value == "WARN"
+    assert "90.0% of the monthly post cap used" in checked.description
+    with DagsterInstance.ephemeral() as instance:
+        skipped = usage.x_api_usage_sensor(build_sensor_context(instance=instance, resources={"x_api": _source(api, bearer_token=None)}))
+    assert "set X_BEARER_TOKEN" in skipped.skip_message
     assert x_api_configured({"TWEET_ASSETS_SOURCE": "x_api", "X_BEARER_TOKEN": "t"}) and not x_api_configured({"TWEET_ASSETS_SOURCE": "sample", "X_BEARER_TOKEN": "t"})
     assert not x_api_configured({"TWEET_ASSETS_SOURCE": "x_api"})
 

@@ -1,5 +1,7 @@
 """The X project's post cap in Dagit (#38 point 4): ``x_api_usage``, an observable source asset in
-group ``x_api``, observed by ``x_api_usage_sensor`` every 6 hours through ``x_api_usage_job``.
+group ``x_api``, observed every 6 hours by ``x_api_usage_sensor`` itself (no run: it records the
+observation and the check's evaluation as the sensor's asset events, Dagster docs "External assets":
+a sensor that observes), or on demand through ``x_api_usage_job`` (Dagit's "Observe sources").
 
 Each observation reads ``GET /2/usage/tweets`` (the ``x_api`` resource: ``X_BEARER_TOKEN``, app-only;
 :mod:`tweet_assets.x.usage`) and records, as numeric metadata Dagit plots across observations:
@@ -11,6 +13,10 @@ project without a cap (enterprise) passes, saying so.
 The sensor runs by default when the environment's source is the X API (``TWEET_ASSETS_SOURCE=x_api``
 and ``X_BEARER_TOKEN``); otherwise it is stopped (turn it on in Dagit for collections that search X).
 Reading usage reads no post: it costs nothing against the cap (50 requests per 15 minutes allowed).
+Observing from the sensor takes no run: no slot of the run queue (``max_concurrent_runs``) and no ECS
+task every 6 hours. A sensor's evaluation must end within Dagster's sensor timeout (60 s), so the
+sensor's request is bounded harder than a run's (:data:`SENSOR_BOUNDS`); a failed observation is the
+sensor tick's error in Dagit, naming the cause.
 """
 
 from __future__ import annotations
@@ -18,17 +24,20 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetSelection,
+    AssetObservation,
     AssetSpec,
     DataVersion,
     DefaultSensorStatus,
     MetadataValue,
     ObserveResult,
-    RunRequest,
     SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
     TableColumn,
     TableRecord,
     TableSchema,
@@ -38,6 +47,7 @@ from dagster import (
 )
 
 from tweet_assets.settings import x_api_configured
+from tweet_assets.sources.x_api import XApiSource
 from tweet_assets.x.usage import USAGE_DAYS, Usage
 
 GROUP = "x_api"
@@ -46,6 +56,9 @@ CHECK = "post_cap_headroom"
 #: Percent of the cap at which the check warns, and at which it fails.
 WARN_PERCENT, FAIL_PERCENT = 80.0, 95.0
 SENSOR_INTERVAL_S = 6 * 3600
+#: The sensor's request: one retry, no rate-limit wait, 20 s a try (at most ~42 s, inside Dagster's
+#: 60 s sensor timeout); the next tick tries again.
+SENSOR_BOUNDS = {"max_retries": 1, "max_rate_limit_waits": 0, "deadline_s": 20.0}
 DAILY_SCHEMA = TableSchema(columns=[TableColumn("date", "string", description="UTC day"), TableColumn("posts_read", "int", description="posts read that day")])
 
 
@@ -102,12 +115,25 @@ def x_api_usage(context):
 x_api_usage_job = define_asset_job("x_api_usage_job", selection=AssetSelection.assets(ASSET), description="Observe x_api_usage (the X project's post cap and usage) and evaluate post_cap_headroom.")
 
 
-@sensor(
-    job=x_api_usage_job, minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=DefaultSensorStatus.RUNNING if x_api_configured() else DefaultSensorStatus.STOPPED,
-    description="Observes x_api_usage every 6 hours; running by default when TWEET_ASSETS_SOURCE=x_api with X_BEARER_TOKEN, otherwise stopped.",
-)
-def x_api_usage_sensor(context: SensorEvaluationContext):
-    """One observation run per tick (ticks are 6 hours apart)."""
-    return RunRequest(run_key=f"x_api_usage {datetime.now(timezone.utc):%Y-%m-%dT%H:%M}")
+def observation_events(usage: Usage, today) -> list:
+    """What one observation records: the ``AssetObservation`` of ``x_api_usage`` (the plotted
+    numbers) and the ``AssetCheckEvaluation`` of ``post_cap_headroom``."""
+    check = headroom(usage, today)
+    return [
+        AssetObservation(asset_key=ASSET, metadata=usage_metadata(usage, today)),
+        AssetCheckEvaluation(asset_key=check.asset_key, check_name=CHECK, passed=check.passed, severity=check.severity,
+                             description=check.description, metadata=check.metadata),
+    ]
 
+
+@sensor(
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=DefaultSensorStatus.RUNNING if x_api_configured() else DefaultSensorStatus.STOPPED,
+    description="Observes x_api_usage every 6 hours and evaluates post_cap_headroom, in the sensor itself (no run); running by default when TWEET_ASSETS_SOURCE=x_api with X_BEARER_TOKEN, otherwise stopped.",
+)
+def x_api_usage_sensor(context: SensorEvaluationContext, x_api: XApiSource):
+    """One observation per tick (ticks are 6 hours apart), recorded as the tick's asset events."""
+    usage = x_api.model_copy(update=SENSOR_BOUNDS).usage(context.log)
+    if usage is None:
+        return SkipReason("x_api_usage reads GET /2/usage/tweets, which is app-only: set X_BEARER_TOKEN.")
+    return SensorResult(asset_events=observation_events(usage, datetime.now(timezone.utc).date()))
