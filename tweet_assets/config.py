@@ -100,6 +100,7 @@ NUMBERS: dict[str, Number] = {
         # leases (tweet_assets/lake/leases.py, docs/concurrency.md)
         Number("TWEET_ASSETS_LEASE_TTL_S", 6 * HOUR, "seconds", low=0, low_open=True, high=7 * 24 * HOUR, help="how long a day's lease lives without renewal"),
         Number("TWEET_ASSETS_LEASE_WAIT_S", HOUR, "seconds", low=0, high=7 * 24 * HOUR, help="how long the compliance job waits for a day's live lease"),
+        Number("TWEET_ASSETS_LEASE_HEARTBEAT_S", None, "seconds", low=0, low_open=True, high=7 * 24 * HOUR / 3, help="how often a run renews its day leases (unset: a sixth of the TTL)"),
         Number("TWEET_ASSETS_TEMPORARY_GRACE_S", HOUR, "seconds", low=0, high=30 * 24 * HOUR, help="age after which a temporary left at a key this run writes is removed"),
         # sources and partitions
         Number("TWEET_ASSETS_SAMPLE_POSTS", 200, "posts per day", low=0, high=10_000_000, integer=True, help="posts per day of the sample source"),
@@ -170,6 +171,28 @@ def _http_timeouts(env: Mapping[str, str]) -> str | None:
 #: Rules between settings: ``env -> error message or None``, checked by :func:`check` after each
 #: setting on its own passed.
 RULES: list[Callable[[Mapping[str, str]], str | None]] = [_http_timeouts]
+
+
+def heartbeat_s(env: Mapping[str, str] | None = None) -> float:
+    """Seconds between two renewals of a run's day leases: ``TWEET_ASSETS_LEASE_HEARTBEAT_S``, or
+    a sixth of ``TWEET_ASSETS_LEASE_TTL_S`` when unset (6 h: every hour; a 3 s test TTL: every 0.5 s)."""
+    beat = number("TWEET_ASSETS_LEASE_HEARTBEAT_S", env)
+    return float(beat) if beat is not None else float(number("TWEET_ASSETS_LEASE_TTL_S", env)) / 6
+
+
+def _heartbeat_inside_ttl(env: Mapping[str, str]) -> str | None:
+    """The lease heartbeat runs well inside the lease's lifetime: at most a third of the TTL, so a
+    renewal can fail twice and be late and the lease still stands (docs/concurrency.md)."""
+    beat, ttl = number("TWEET_ASSETS_LEASE_HEARTBEAT_S", env), number("TWEET_ASSETS_LEASE_TTL_S", env)
+    if beat is not None and beat * 3 > ttl:
+        return (
+            f"TWEET_ASSETS_LEASE_HEARTBEAT_S={beat:g} is not well inside TWEET_ASSETS_LEASE_TTL_S={ttl:g}: set it to at most "
+            f"a third of the TTL ({ttl / 3:g} s), or unset it (a sixth of the TTL)."
+        )
+    return None
+
+
+RULES.append(_heartbeat_inside_ttl)
 
 
 def check(env: Mapping[str, str] | None = None) -> None:
