@@ -1,7 +1,10 @@
 """A fault-injecting reverse proxy in front of the moto S3 server, on 127.0.0.1 only.
 
 It answers the first ``faults`` requests with an S3 error (503 SlowDown by default) and forwards
-every other request to the real server unchanged. Bounded: it serves until stopped.
+every other request to the real server unchanged. With :meth:`FaultProxy.hold`, it holds the first
+request that matches and every request after it (a client cut off from S3, but whose requests are
+delivered later), until :meth:`FaultProxy.release`: then they are forwarded one at a time, in the
+order they arrived. Bounded: it serves until stopped, and a held request waits at most ``HOLD_BOUND_S``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ import http.client
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
+
+#: A held request is forwarded after this long whatever happens (only stops a broken test hanging).
+HOLD_BOUND_S = 600
 
 
 class FaultProxy:
@@ -27,6 +33,15 @@ class FaultProxy:
         self.body_bytes = 0
         self.dropped: list[str] = []  # "METHOD path?query" of the requests cut off
         self.lock = threading.Lock()
+        self._hold_when = None  # (method, path, headers) -> bool
+        self.held = threading.Event()  # the first matching request arrived and is held
+        self.first_done = threading.Event()  # ... and, released, got its answer
+        self.first_status: int | None = None
+        self.held_requests: list[str] = []
+        self._released = threading.Event()
+        self._turn = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,6 +53,14 @@ class FaultProxy:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                ticket = proxy._take_ticket(self.command, self.path, self.headers)
+                try:
+                    self._answer(body, ticket)
+                finally:
+                    if ticket is not None:
+                        proxy._done(ticket)
+
+            def _answer(self, body: bytes, ticket):
                 with proxy.lock:
                     cut = proxy.cut_after_bytes is not None and proxy.body_bytes >= proxy.cut_after_bytes
                     if cut:
@@ -68,11 +91,14 @@ class FaultProxy:
                 conn.request(self.command, self.path, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
-                self.send_response(response.status)
+                if ticket == 0:
+                    proxy.first_status = response.status
+                self.send_response_only(response.status)  # the server's own Date (the storage's clock) passes through
                 for key, value in response.getheaders():
                     if key.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                # a HEAD answer has no body but the object's length (RFC 9110, 9.3.2)
+                self.send_header("Content-Length", response.getheader("Content-Length", "0") if self.command == "HEAD" else str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
@@ -84,10 +110,44 @@ class FaultProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    # --- holding
+    def hold(self, when) -> None:
+        """Hold the first request for which ``when(method, path, headers)`` is true, and every
+        request after it, until :meth:`release`."""
+        self._hold_when = when
+
+    def _take_ticket(self, method: str, path: str, headers) -> int | None:
+        with self._turn:
+            if self._released.is_set() and self._serving == self._next_ticket:
+                return None  # nothing held any more: straight through
+            if not self.held.is_set():
+                if self._hold_when is None or not self._hold_when(method, path, headers):
+                    return None
+                self.held.set()
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            self.held_requests.append(f"{method} {path}")
+            self._turn.wait_for(lambda: self._released.is_set() and self._serving == ticket, timeout=HOLD_BOUND_S)
+            return ticket
+
+    def _done(self, ticket: int) -> None:
+        with self._turn:
+            if ticket == 0:
+                self.first_done.set()
+            self._serving = ticket + 1
+            self._turn.notify_all()
+
+    def release(self) -> None:
+        """Forward the held requests, one at a time in their order of arrival."""
+        with self._turn:
+            self._released.set()
+            self._turn.notify_all()
+
     def __enter__(self) -> "FaultProxy":
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release()
         self.server.shutdown()
         self.server.server_close()
