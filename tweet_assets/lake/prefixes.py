@@ -24,5 +24,6 @@ def sub_lake(lake: Lake, prefix: str) -> Lake:
     if isinstance(lake, S3Lake):
         return S3Lake(f"{lake.url}/{prefix}", lake.client, lake.endpoint)
     if isinstance(lake, LocalLake):
-        return LocalLake(os.path.join(lake.root, *prefix.split("/")))
+        # the same lock folder as the parent: one file, one lock, whichever view writes it
+        return LocalLake(os.path.join(lake.root, *prefix.split("/")), lock_root=lake.lock_root)
     raise LakeError(f"cannot open {prefix!r} inside a {type(lake).__name__}")

@@ -12,6 +12,20 @@ the bucket (README, "Point at S3") is the backstop for uploads nobody reruns.
 
 Every storage failure is raised as :class:`LakeError` naming the bucket, key and endpoint and saying
 what to check; credentials are never part of a message.
+
+Fencing (docs/concurrency.md): a day's data objects are written with :meth:`Lake.write_file`,
+:meth:`Lake.write_bytes` and :meth:`Lake.copy_version`, each conditional on the version the writer
+expects (``If-None-Match: *`` for an absent object, ``If-Match: <ETag>`` for one it replaces) and
+carrying the writer's run id (S3 user metadata ``x-amz-meta-run-id``). The S3 operations that take
+a write condition (botocore 1.44's service model, S3 API Reference): **PutObject** (``If-Match``,
+``If-None-Match``), **CompleteMultipartUpload** (``If-Match``, ``If-None-Match``), **CopyObject**
+(``If-Match``, ``If-None-Match`` in the model since 2025, but a 501 under a bucket policy that enforces
+conditional writes per the User Guide, and absent from S3-compatible stores' lists: not relied on),
+**DeleteObject** (``If-Match``; never called). CreateMultipartUpload, UploadPart and UploadPartCopy
+take none (UploadPartCopy only ``x-amz-copy-source-if-match`` on its source). So a large object is a
+multipart upload whose CompleteMultipartUpload carries the condition, and a copy is UploadPartCopy
+(source pinned by ``x-amz-copy-source-if-match``) inside such an upload. A local lake compares the
+version and renames under the key's ``flock`` (:class:`LocalLake`).
 """
 
 from __future__ import annotations
@@ -19,10 +33,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import math
 import os
 import shutil
 import tempfile
-from typing import IO, Iterable, Iterator
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import IO, Callable, Iterable, Iterator
 from urllib.parse import urlparse
 
 
@@ -40,6 +62,59 @@ class PreconditionFailed(LakeError):
     longer the version read (``If-Match`` on its ETag). S3 answers 412 PreconditionFailed, or
     409 ConditionalRequestConflict while another conditional write to the key is in flight (S3
     User Guide, "Add preconditions to S3 operations with conditional requests"). Read again and retry."""
+
+
+class ObjectChanged(LakeError):
+    """An object read or copied by version (``If-Match`` on a read, ``x-amz-copy-source-if-match``
+    on a copy) is no longer that version: another writer replaced it since it was read."""
+
+
+#: ``expect`` of a conditional write: no condition at all (not used for a day's objects).
+ANY = object()
+#: The S3 user metadata (``x-amz-meta-*``) every fenced write carries: the Dagster run that wrote
+#: the object, and one id per write call (so a retried request can recognise its own earlier write).
+RUN_ID_META, WRITE_ID_META = "run-id", "write-id"
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version of an object: its ETag (quoted), size in bytes, when it was stored
+    (Unix seconds, the storage's clock: S3 ``Last-Modified``, a local file's mtime) and, when a
+    fenced write stored it, the writer's run id and write id (S3 ``x-amz-meta-run-id``/``write-id``)."""
+
+    etag: str
+    size: int
+    modified: float
+    run_id: str | None = None
+    write_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write stored, from the write's own answer: the new ETag (None when nothing was stored:
+    an empty day without object), the bytes sent, and the Parquet rows of those bytes when known
+    (the footer of the file sent, or of the source version copied)."""
+
+    etag: str | None
+    bytes: int
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """A small object read with its version and the storage's clock: ``data`` and ``etag`` (None when
+    absent), ``modified`` (its Last-Modified / mtime, Unix s) and ``now`` (the storage's time of the
+    answer: S3's ``Date`` header, a local lake's file-system clock)."""
+
+    data: bytes | None
+    etag: str | None
+    modified: float | None
+    now: float
+
+
+def new_write_id() -> str:
+    """A fresh id for one write call (stored as ``x-amz-meta-write-id``)."""
+    return uuid.uuid4().hex
 
 
 def refuse_control_characters(what: str, value: str) -> str:
@@ -126,6 +201,15 @@ class Lake:
         """
         return self._put_conditional(key, data, etag)
 
+    def put_record(self, key: str, data: bytes, etag: str | None) -> tuple[str, float]:
+        """:meth:`put_if_absent` (``etag`` None) or :meth:`put_if_match` of a small record (a
+        lease): ``(its new ETag, the storage's time of the answer)``.
+
+        Raises:
+            PreconditionFailed: the condition failed.
+        """
+        return self._put_conditional(key, data, etag), self.now()
+
     def put_file_if_match(self, key: str, path: str, etag: str | None) -> str:
         """Store the local file ``path`` at ``key`` only if the object there is still ``etag``
         (None: only if there is no object); one PutObject (S3 limit: 5 GB). Returns the new ETag.
@@ -138,11 +222,67 @@ class Lake:
     def _put_conditional(self, key: str, data: bytes, etag: str | None) -> str:
         raise NotImplementedError
 
-    def check_writable(self) -> str:
+    # --- fenced writes of a day's objects (tweet_assets.lake.fencing): conditional, named, answered
+    #: The storage clock's resolution, seconds (S3's Last-Modified and Date are whole seconds).
+    clock_resolution_s = 0.0
+
+    def head(self, key: str) -> Version | None:
+        """The object's current :class:`Version`, or None if there is none."""
+        raise NotImplementedError
+
+    def read_record(self, key: str) -> Record:
+        """A small object (a lease) with its ETag, Last-Modified and the storage's clock, in one request."""
+        raise NotImplementedError
+
+    def write_file(self, key: str, path: str, expect, meta: dict | None = None) -> Written:
+        """Store the local file ``path`` at ``key`` only if the object there is ``expect`` (an ETag;
+        None: only if there is none), with ``meta`` (:data:`RUN_ID_META`, :data:`WRITE_ID_META`).
+        S3: one PutObject up to :data:`S3Lake.MULTIPART_THRESHOLD`, else a multipart upload whose
+        CompleteMultipartUpload carries the condition. Returns the answer's ETag and the bytes sent.
+
+        Raises:
+            PreconditionFailed: the object is not ``expect`` (412, 409, or 404 for If-Match on a gone object).
+            LakeError: the write failed otherwise (a failed multipart upload is aborted).
+        """
+        raise NotImplementedError
+
+    def write_bytes(self, key: str, data: bytes, expect, meta: dict | None = None) -> Written:
+        """:meth:`write_file` for bytes in memory."""
+        raise NotImplementedError
+
+    def copy_version(self, source_key: str, source_etag: str | None, key: str, expect, meta: dict | None = None) -> Written:
+        """Copy version ``source_etag`` of ``source_key`` (None: whatever is there) to ``key``, only
+        if the object at ``key`` is ``expect``. S3: UploadPartCopy with ``x-amz-copy-source-if-match``
+        inside a multipart upload completed with the condition; no bytes pass through this process.
+
+        Raises:
+            ObjectChanged: the source is no longer ``source_etag``.
+            PreconditionFailed: the target is not ``expect``.
+        """
+        raise NotImplementedError
+
+    def open_version(self, key: str, etag: str | None) -> IO[bytes]:
+        """:meth:`open`, but only while the object is still version ``etag`` (None: any).
+
+        Raises:
+            ObjectChanged: it was replaced since ``etag`` was read.
+        """
+        return self.open(key)
+
+    def read_tail_version(self, key: str, nbytes: int, etag: str | None) -> bytes:
+        """:meth:`read_tail` of version ``etag`` only (None: any). Raises ObjectChanged."""
+        return self.read_tail(key, nbytes)
+
+    def now(self) -> float:
+        """The storage's clock, Unix seconds."""
+        return time.time()
+
+    def check_writable(self, run_id: str | None = None) -> str:
         """Write the tiny object ``_tweet_assets_check/write-check`` (the same bytes each time,
         overwriting the last check's): proves, before any work, that the location exists and
         takes writes. Returns its key. On S3 it stays (one ~25-byte object: the pipeline never
-        deletes: IAM grants no object deletion); a local lake removes it again.
+        deletes: IAM grants no object deletion, and PutObject only on that one key); a local lake
+        writes a file of its own per call instead (:meth:`LocalLake.check_writable`).
 
         Raises:
             LakeError: the bucket or directory is missing, or the write is refused (the message
@@ -160,8 +300,15 @@ class Lake:
 
 #: A local write goes to ``<folder>/.tmp-XXXX.part`` first, then is renamed over the target.
 TMP_PREFIX, TMP_SUFFIX = ".tmp-", ".part"
-#: The local lake's lock files for conditional writes (one per key, never listed as objects).
+#: The local lake's lock files for conditional writes (one per key, never listed as objects), its
+#: writers' records (who stored each object: ``writers/<sha1 of the path>.json``) and its clock file.
 LOCK_DIR = ".tweet_assets-locks"
+#: How long a conditional local write waits for the key's lock (held for a compare and a rename,
+#: milliseconds, unless its holder is stopped): past it the write fails naming the lock file.
+LOCK_WAIT_S = 120.0
+_ETAG_CACHE_SIZE = 4096
+_etag_cache: "OrderedDict[str, tuple[tuple, str]]" = OrderedDict()  # path -> (stat signature, ETag), this process
+_etag_guard = threading.Lock()
 
 
 def _md5_etag(handle) -> str:
@@ -171,12 +318,54 @@ def _md5_etag(handle) -> str:
     return f'"{digest.hexdigest()}"'
 
 
-class LocalLake(Lake):
-    """A directory on this machine (the embedded default)."""
+def _signature(st: os.stat_result) -> tuple:
+    """A file version's identity: every local write renames a new file (a new inode) over the
+    target, so (device, inode, size, mtime, ctime) changes with each write."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    def __init__(self, root: str):
+
+def _cached_etag(path: str, sig: tuple) -> str | None:
+    with _etag_guard:
+        hit = _etag_cache.get(path)
+        return hit[1] if hit is not None and hit[0] == sig else None
+
+
+def _cache_etag(path: str, sig: tuple, etag: str) -> None:
+    with _etag_guard:
+        _etag_cache[path] = (sig, etag)
+        _etag_cache.move_to_end(path)
+        while len(_etag_cache) > _ETAG_CACHE_SIZE:
+            _etag_cache.popitem(last=False)
+
+
+class _HashingWriter:
+    """A binary file wrapper that counts and MD5-hashes what is written through it."""
+
+    def __init__(self, out):
+        self.out, self.md5, self.size = out, hashlib.md5(), 0
+
+    def write(self, data) -> int:
+        self.md5.update(data)
+        self.size += len(data)
+        return self.out.write(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+class LocalLake(Lake):
+    """A directory on this machine (the embedded default).
+
+    ``lock_root`` is the directory whose ``.tweet_assets-locks/`` serialises conditional writes:
+    the lake's own root, or, for a collection's folder opened as a lake of its own
+    (:func:`tweet_assets.lake.prefixes.sub_lake`), the parent lake's, so both views of one file
+    take the same lock.
+    """
+
+    def __init__(self, root: str, lock_root: str | None = None):
         refuse_control_characters("lake directory", root)
         self.root = os.path.abspath(os.path.expanduser(root))
+        self.lock_root = os.path.abspath(lock_root) if lock_root else self.root
         self.url = self.root
 
     def _path(self, key: str) -> str:
@@ -185,25 +374,44 @@ class LocalLake(Lake):
     def uri(self, key: str) -> str:
         return self._path(key)
 
-    def _atomic(self, key: str, write) -> int:
+    def _stage(self, key: str, write) -> tuple[str, str, int]:
+        """Write a temporary file beside ``key``'s target: ``(its path, its ETag, its bytes)``."""
         target = self._path(key)
         tmp = None
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=TMP_PREFIX, suffix=TMP_SUFFIX)
             with os.fdopen(fd, "wb") as out:
-                write(out)
-            os.replace(tmp, target)
-            tmp = None
+                hashing = _HashingWriter(out)
+                write(hashing)
+            staged, tmp = tmp, None
+            return staged, f'"{hashing.md5.hexdigest()}"', hashing.size
         except OSError as exc:
             raise LakeError(f"cannot write {target}: {exc}. Check that the lake directory is writable.") from exc
         finally:
             if tmp is not None:  # the write failed: no temporary left beside the target
-                try:
-                    os.remove(tmp)
-                except OSError:
-                    pass
-        return os.path.getsize(target)
+                _remove_quietly(tmp)
+
+    def _commit(self, staged: str, key: str, etag: str) -> None:
+        """Rename the staged file over ``key``'s target and remember its ETag by its stat signature."""
+        target = self._path(key)
+        try:
+            fd = os.open(staged, os.O_RDONLY)
+        except OSError as exc:
+            raise LakeError(f"cannot write {target}: {exc}. Check that the lake directory is writable.") from exc
+        try:
+            os.replace(staged, target)
+            _cache_etag(target, _signature(os.fstat(fd)), etag)
+        except OSError as exc:
+            _remove_quietly(staged)
+            raise LakeError(f"cannot write {target}: {exc}. Check that the lake directory is writable.") from exc
+        finally:
+            os.close(fd)
+
+    def _atomic(self, key: str, write) -> int:
+        staged, etag, size = self._stage(key, write)
+        self._commit(staged, key, etag)
+        return size
 
     def remove_stale_temporaries(self, keys: Iterable[str], before: float) -> int:
         removed = 0
@@ -232,26 +440,107 @@ class LocalLake(Lake):
         return self._atomic(key, copy)
 
     # conditional writes: an exclusive flock per key (POSIX advisory lock on
-    # <root>/.tweet_assets-locks/<first 2 hex of sha1 of key>.lock, 256 files at most, taken by every conditional writer, threads and
-    # processes alike) around "compare the content hash, then write and rename"
+    # <lock root>/.tweet_assets-locks/<first 2 hex of sha1 of the path>.lock, 256 files at most, taken by every conditional writer,
+    # threads and processes alike) around "compare the version, then rename the staged file"
+    def _relative(self, key: str) -> str:
+        return os.path.relpath(self._path(key), self.lock_root).replace(os.sep, "/")
+
     @contextlib.contextmanager
     def _key_lock(self, key: str):
-        folder = os.path.join(self.root, LOCK_DIR)
+        folder = os.path.join(self.lock_root, LOCK_DIR)
         os.makedirs(folder, exist_ok=True)
-        fd = os.open(os.path.join(folder, hashlib.sha1(key.encode()).hexdigest()[:2] + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        path = os.path.join(folder, hashlib.sha1(self._relative(key).encode()).hexdigest()[:2] + ".lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            deadline = time.monotonic() + LOCK_WAIT_S
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LakeError(
+                            f"cannot write {self._path(key)}: its lock {path} has been held for over {LOCK_WAIT_S:g} s by another "
+                            "process (a stopped or hung run?); find it with `fuser` and end it, then run this again."
+                        ) from None
+                    time.sleep(0.005)
             yield
         finally:
             os.close(fd)
 
+    def _writer_path(self, key: str) -> str:
+        return os.path.join(self.lock_root, LOCK_DIR, "writers", hashlib.sha1(self._relative(key).encode()).hexdigest() + ".json")
+
+    def _record_writer(self, key: str, etag: str, meta: dict | None) -> None:
+        """Who stored ``key``'s version ``etag`` (the local stand-in for S3's ``x-amz-meta-*``), under the key's lock."""
+        import orjson
+
+        path = self._writer_path(key)
+        if not meta:
+            _remove_quietly(path)
+            return
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=TMP_PREFIX, suffix=TMP_SUFFIX)
+        with os.fdopen(fd, "wb") as out:
+            out.write(orjson.dumps({"etag": etag, **meta}))
+        os.replace(tmp, path)
+
+    def _writer(self, key: str, etag: str) -> dict:
+        import orjson
+
+        try:
+            with open(self._writer_path(key), "rb") as handle:
+                record = orjson.loads(handle.read())
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) and record.get("etag") == etag else {}
+
+    def _etag_of(self, handle) -> str:
+        """The ETag of an open file's version: cached by its stat signature, else its MD5."""
+        path = handle.name if isinstance(handle.name, str) else None
+        sig = _signature(os.fstat(handle.fileno()))
+        if path is not None:
+            hit = _cached_etag(path, sig)
+            if hit is not None:
+                return hit
+        etag = _md5_etag(handle)
+        handle.seek(0)
+        if path is not None:
+            _cache_etag(path, sig, etag)
+        return etag
+
     def etag(self, key: str) -> str | None:
-        """The MD5 of the file's bytes, quoted (S3's ETag of a single-part object), or None."""
+        """The MD5 of the file's bytes, quoted (S3's ETag of a single-part object), or None
+        (computed once per file version: remembered by its stat signature)."""
         try:
             with open(self._path(key), "rb") as handle:
-                return _md5_etag(handle)
+                return self._etag_of(handle)
         except FileNotFoundError:
             return None
+
+    def head(self, key: str) -> Version | None:
+        try:
+            with open(self._path(key), "rb") as handle:
+                st = os.fstat(handle.fileno())
+                etag = self._etag_of(handle)
+        except FileNotFoundError:
+            return None
+        writer = self._writer(key, etag)
+        return Version(etag, st.st_size, st.st_mtime, writer.get(RUN_ID_META), writer.get(WRITE_ID_META))
+
+    def now(self) -> float:
+        """The file system's clock: the mtime of ``.tweet_assets-locks/clock`` just touched (the
+        clock that stamped every object's mtime, also on a network file system)."""
+        folder = os.path.join(self.lock_root, LOCK_DIR)
+        path = os.path.join(folder, "clock")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(path, "ab"):
+                pass
+            os.utime(path)
+            return os.stat(path).st_mtime
+        except OSError as exc:
+            raise LakeError(f"cannot write {path}: {exc}. Check that the lake directory is writable.") from exc
 
     def read_with_etag(self, key: str) -> tuple[bytes | None, str | None]:
         try:
@@ -261,23 +550,81 @@ class LocalLake(Lake):
             return None, None
         return data, f'"{hashlib.md5(data).hexdigest()}"'
 
-    def _check(self, key: str, etag: str | None) -> None:
-        current = self.etag(key)
-        if current != etag:
-            said = "exists" if etag is None else ("is gone" if current is None else f"is {current}, not {etag}")
-            raise PreconditionFailed(f"conditional write to {self._path(key)} refused: the object {said} (another writer changed it since it was read).")
+    def read_record(self, key: str) -> Record:
+        now = self.now()
+        try:
+            with open(self._path(key), "rb") as handle:
+                modified = os.fstat(handle.fileno()).st_mtime
+                data = handle.read()
+        except FileNotFoundError:
+            return Record(None, None, None, now)
+        return Record(data, f'"{hashlib.md5(data).hexdigest()}"', modified, now)
+
+    def _refusal(self, key: str, expect, current: str | None) -> PreconditionFailed:
+        said = "exists" if expect is None else ("is gone" if current is None else f"is {current}, not {expect}")
+        return PreconditionFailed(f"conditional write to {self._path(key)} refused: the object {said} (another writer changed it since it was read).")
+
+    def _replace_if(self, key: str, staged: str, new_etag: str, expect, meta: dict | None) -> None:
+        """Under the key's lock: compare the current version with ``expect``, rename the staged file."""
+        try:
+            with self._key_lock(key):
+                if expect is not ANY:
+                    current = self.etag(key)
+                    if current != expect:
+                        raise self._refusal(key, expect, current)
+                self._commit(staged, key, new_etag)
+                staged = None
+                self._record_writer(key, new_etag, meta)
+        except OSError as exc:
+            raise LakeError(f"cannot write {self._path(key)}: {exc}. Check that the lake directory is writable.") from exc
+        finally:
+            if staged is not None:
+                _remove_quietly(staged)
 
     def _put_conditional(self, key: str, data: bytes, etag: str | None) -> str:
-        with self._key_lock(key):
-            self._check(key, etag)
-            self.put_bytes(key, data)
-        return f'"{hashlib.md5(data).hexdigest()}"'
+        return self.write_bytes(key, data, etag).etag
 
     def put_file_if_match(self, key: str, path: str, etag: str | None) -> str:
-        with self._key_lock(key):
-            self._check(key, etag)
-            self.put_file(key, path)
-            return self.etag(key)
+        return self.write_file(key, path, etag).etag
+
+    def write_file(self, key: str, path: str, expect, meta: dict | None = None) -> Written:
+        def copy(out):
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+
+        staged, etag, size = self._stage(key, copy)
+        self._replace_if(key, staged, etag, expect, meta)
+        return Written(etag, size)
+
+    def write_bytes(self, key: str, data: bytes, expect, meta: dict | None = None) -> Written:
+        staged, etag, size = self._stage(key, lambda out: out.write(data))
+        self._replace_if(key, staged, etag, expect, meta)
+        return Written(etag, size)
+
+    def copy_version(self, source_key: str, source_etag: str | None, key: str, expect, meta: dict | None = None) -> Written:
+        with self.open_version(source_key, source_etag) as src:
+            staged, etag, size = self._stage(key, lambda out: shutil.copyfileobj(src, out, 1 << 20))
+        self._replace_if(key, staged, etag, expect, meta)
+        return Written(etag, size)
+
+    def open_version(self, key: str, etag: str | None) -> IO[bytes]:
+        handle = self.open(key)
+        if etag is not None:
+            try:
+                current = self._etag_of(handle)
+            except BaseException:
+                handle.close()
+                raise
+            if current != etag:
+                handle.close()
+                raise ObjectChanged(f"{self._path(key)} changed since this run read it (ETag then {etag}, now {current}): another writer replaced it.")
+        return handle
+
+    def read_tail_version(self, key: str, nbytes: int, etag: str | None) -> bytes:
+        with self.open_version(key, etag) as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - nbytes))
+            return handle.read()
 
     def put_bytes(self, key: str, data: bytes) -> int:
         return self._atomic(key, lambda out: out.write(data))
@@ -294,10 +641,7 @@ class LocalLake(Lake):
         return os.path.getsize(path) if os.path.isfile(path) else None
 
     def read_tail(self, key: str, nbytes: int) -> bytes:
-        with self.open(key) as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - nbytes))
-            return handle.read()
+        return self.read_tail_version(key, nbytes, None)
 
     def copy(self, source_key: str, key: str) -> int:
         source = self._path(source_key)
@@ -316,19 +660,45 @@ class LocalLake(Lake):
                     found.append(rel.replace(os.sep, "/"))
         return iter(sorted(found))
 
-    def check_writable(self) -> str:
-        key = super().check_writable()
-        path = self._path(key)
-        try:  # a local lake keeps nothing of the check
-            os.remove(path)
-            os.rmdir(os.path.dirname(path))
-        except OSError:
-            pass
-        return key
+    def check_writable(self, run_id: str | None = None) -> str:
+        """Write and remove a file of this call's own in the lake's directory
+        (``.tmp-write-check-<run>-<pid>-XXXX.part``: never listed as an object, never shared), so two
+        runs or processes checking at once never remove each other's check (#36 point 7). Returns
+        its name."""
+        name = f"{TMP_PREFIX}write-check-{(run_id or 'run')[:8]}-{os.getpid()}-"
+        try:
+            os.makedirs(self.root, exist_ok=True)
+            fd, path = tempfile.mkstemp(dir=self.root, prefix=name, suffix=TMP_SUFFIX)
+        except OSError as exc:
+            raise LakeError(f"cannot write in {self.root}: {exc}. Check that the lake directory is writable.") from exc
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(CHECK_BODY)
+        except OSError as exc:
+            raise LakeError(f"cannot write {path}: {exc}. Check that the lake directory is writable.") from exc
+        finally:
+            _remove_quietly(path)
+        return os.path.basename(path)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 class S3Lake(Lake):
     """``s3://bucket/prefix`` through a boto3 S3 client (from dagster-aws's ``S3Resource``)."""
+
+    #: A fenced write above this many bytes is a multipart upload (boto3's own threshold, 8 MiB).
+    MULTIPART_THRESHOLD = 8 << 20
+    #: Part size of such an upload (at least 8 MiB; more for files over 80 GB: S3 takes 10,000 parts).
+    PART_BYTES = 8 << 20
+    #: A server-side copy goes in parts of this size above it (UploadPartCopy copies at most 5 GiB).
+    COPY_PART_BYTES = 5 << 30
+    UPLOAD_THREADS = 4
+    clock_resolution_s = 1.0
 
     def __init__(self, url: str, client, endpoint: str | None = None):
         parsed = urlparse(url)
@@ -362,6 +732,7 @@ class S3Lake(Lake):
                 "SignatureDoesNotMatch": "the AWS secret key does not match: check the credentials",
                 "NoSuchKey": "no object there: materialize the upstream asset for this partition first",
                 "404": "no object there: materialize the upstream asset for this partition first",
+                "NoSuchUpload": "the multipart upload was aborted meanwhile (another run took over this day's lease and removed it, or a lifecycle rule did)",
             }.get(code, "see the error code")
             return LakeError(f"{where} failed: {code} (HTTP {status}); {hint}.")
         if isinstance(exc, EndpointConnectionError):
@@ -415,30 +786,189 @@ class S3Lake(Lake):
         except Exception as exc:
             raise self._fail("get", key, exc) from exc
 
+    @staticmethod
+    def _condition(expect) -> dict:
+        if expect is ANY:
+            return {}
+        return {"IfNoneMatch": "*"} if expect is None else {"IfMatch": expect}
+
+    def _refused(self, key: str, expect, exc: Exception) -> Exception:
+        """``exc`` as :class:`PreconditionFailed` when S3 refused the write's condition: 412
+        PreconditionFailed, 409 ConditionalRequestConflict, or 404 NoSuchKey for ``If-Match`` on an
+        object that is gone (S3 User Guide, "conditional writes"); any other failure as LakeError."""
+        from botocore.exceptions import ClientError
+
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code")
+            gone = expect not in (None, ANY) and code in ("NoSuchKey", "404")
+            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409") or gone:
+                said = "exists" if expect is None else (f"is gone (not {expect})" if gone else f"is no longer {expect}")
+                return PreconditionFailed(f"conditional write to {self.uri(key)} refused ({code}): the object {said} (another writer changed it since it was read).")
+        return self._fail("put", key, exc)
+
+    @staticmethod
+    def _date(response: dict) -> float:
+        """The storage's clock: the answer's HTTP ``Date`` header (RFC 9110), Unix seconds (the host's
+        clock only if an endpoint sent none)."""
+        text = (response.get("ResponseMetadata", {}).get("HTTPHeaders") or {}).get("date")
+        try:
+            return parsedate_to_datetime(text).timestamp() if text else time.time()
+        except (TypeError, ValueError):
+            return time.time()
+
     def _conditional(self, key: str, body, etag: str | None) -> str:
         """One PutObject with ``IfNoneMatch="*"`` (``etag`` None) or ``IfMatch=etag`` (S3 API
         Reference, PutObject: 412 PreconditionFailed when the condition fails, 409
         ConditionalRequestConflict when a concurrent conditional write to the key wins)."""
-        from botocore.exceptions import ClientError
-
-        condition = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
         try:
-            return self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **condition)["ETag"]
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-                said = "exists" if etag is None else f"is no longer {etag}"
-                raise PreconditionFailed(f"conditional write to {self.uri(key)} refused ({code}): the object {said} (another writer changed it since it was read).") from exc
-            raise self._fail("put", key, exc) from exc
+            return self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, **self._condition(etag))["ETag"]
         except Exception as exc:
-            raise self._fail("put", key, exc) from exc
+            raise self._refused(key, etag, exc) from exc
 
     def _put_conditional(self, key: str, data: bytes, etag: str | None) -> str:
         return self._conditional(key, data, etag)
 
+    def put_record(self, key: str, data: bytes, etag: str | None) -> tuple[str, float]:
+        try:
+            answer = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **self._condition(etag))
+        except Exception as exc:
+            raise self._refused(key, etag, exc) from exc
+        return answer["ETag"], self._date(answer)
+
     def put_file_if_match(self, key: str, path: str, etag: str | None) -> str:
-        with open(path, "rb") as body:
-            return self._conditional(key, body, etag)
+        return self.write_file(key, path, etag).etag
+
+    def head(self, key: str) -> Version | None:
+        head = self._head(key)
+        if head is None:
+            return None
+        meta = head.get("Metadata") or {}
+        return Version(head["ETag"], head["ContentLength"], head["LastModified"].timestamp(), meta.get(RUN_ID_META), meta.get(WRITE_ID_META))
+
+    def read_record(self, key: str) -> Record:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return Record(response["Body"].read(), response["ETag"], response["LastModified"].timestamp(), self._date(response))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return Record(None, None, None, self._date(exc.response))
+            raise self._fail("get", key, exc) from exc
+        except Exception as exc:
+            raise self._fail("get", key, exc) from exc
+
+    def write_bytes(self, key: str, data: bytes, expect, meta: dict | None = None) -> Written:
+        try:
+            answer = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, Metadata=dict(meta or {}), **self._condition(expect))
+        except Exception as exc:
+            raise self._refused(key, expect, exc) from exc
+        return Written(answer["ETag"], len(data))
+
+    def write_file(self, key: str, path: str, expect, meta: dict | None = None) -> Written:
+        size = os.path.getsize(path)
+        if size <= self.MULTIPART_THRESHOLD:
+            try:
+                with open(path, "rb") as body:
+                    answer = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, Metadata=dict(meta or {}), **self._condition(expect))
+            except Exception as exc:
+                raise self._refused(key, expect, exc) from exc
+            return Written(answer["ETag"], size)
+        part = max(self.PART_BYTES, math.ceil(size / 10_000))
+        ranges = [(number, offset, min(part, size - offset)) for number, offset in enumerate(range(0, size, part), start=1)]
+
+        def upload(client, upload_id: str, number: int, offset: int, length: int) -> dict:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                body = handle.read(length)
+            return client.upload_part(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, Body=body)
+
+        return Written(self._multipart(key, expect, meta, ranges, upload, "upload to"), size)
+
+    def copy_version(self, source_key: str, source_etag: str | None, key: str, expect, meta: dict | None = None) -> Written:
+        from botocore.exceptions import ClientError
+
+        try:  # the source's size, of that version only
+            source = self.client.head_object(Bucket=self.bucket, Key=self._key(source_key), **({"IfMatch": source_etag} if source_etag else {}))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("412", "PreconditionFailed"):
+                raise self._changed(source_key, source_etag) from exc
+            raise self._fail(f"copy s3://{self.bucket}/{self._key(source_key)} to", key, exc) from exc
+        except Exception as exc:
+            raise self._fail(f"copy s3://{self.bucket}/{self._key(source_key)} to", key, exc) from exc
+        size = source["ContentLength"]
+        pinned = source_etag or source["ETag"]
+        if size == 0:  # UploadPartCopy needs at least one byte: an empty object is stored as such
+            return self.write_bytes(key, b"", expect, meta)
+        ranges = [(number, offset, min(self.COPY_PART_BYTES, size - offset)) for number, offset in enumerate(range(0, size, self.COPY_PART_BYTES), start=1)]
+        copy_source = {"Bucket": self.bucket, "Key": self._key(source_key)}
+
+        def copy(client, upload_id: str, number: int, offset: int, length: int) -> dict:
+            extra = {} if len(ranges) == 1 else {"CopySourceRange": f"bytes={offset}-{offset + length - 1}"}
+            try:
+                answer = client.upload_part_copy(
+                    Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, PartNumber=number, CopySource=copy_source, CopySourceIfMatch=pinned, **extra
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("412", "PreconditionFailed"):
+                    raise self._changed(source_key, pinned) from exc
+                raise
+            return {"ETag": answer["CopyPartResult"]["ETag"], **{k: v for k, v in answer["CopyPartResult"].items() if k.startswith("Checksum")}}
+
+        return Written(self._multipart(key, expect, meta, ranges, copy, f"copy s3://{self.bucket}/{self._key(source_key)} to"), size)
+
+    def _changed(self, key: str, etag: str | None) -> ObjectChanged:
+        return ObjectChanged(f"{self.uri(key)} changed since this run read it (ETag then {etag}): another writer replaced it.")
+
+    def _multipart(self, key: str, expect, meta: dict | None, ranges: list, send: Callable, action: str) -> str:
+        """One multipart upload of ``ranges`` (``(part number, offset, length)``, each sent by
+        ``send(client, upload id, number, offset, length)``), completed only if the object at ``key``
+        is ``expect`` (CompleteMultipartUpload ``If-Match``/``If-None-Match``); returns its ETag.
+        Aborted at once if anything fails (an abort that cannot get through is left to the rerun's
+        sweep and the bucket's lifecycle rule)."""
+        try:
+            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key), Metadata=dict(meta or {}))["UploadId"]
+        except Exception as exc:
+            raise self._fail(action, key, exc) from exc
+        try:
+            with ThreadPoolExecutor(max_workers=min(self.UPLOAD_THREADS, len(ranges)), thread_name_prefix="lake-upload") as pool:
+                answers = list(pool.map(lambda r: send(self.client, upload_id, *r), ranges))
+            parts = [
+                {"PartNumber": number, "ETag": answer["ETag"], **{k: v for k, v in answer.items() if k.startswith("Checksum") and k != "ChecksumType"}}
+                for (number, _, _), answer in zip(ranges, answers)
+            ]
+            try:
+                return self.client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, MultipartUpload={"Parts": parts}, **self._condition(expect)
+                )["ETag"]
+            except Exception as exc:
+                raise self._refused(key, expect, exc) from exc
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id)
+            if isinstance(exc, LakeError):
+                raise
+            if isinstance(exc, Exception):
+                raise self._fail(action, key, exc) from exc
+            raise
+
+    def open_version(self, key: str, etag: str | None) -> IO[bytes]:
+        return self._get(key, etag, {})["Body"]
+
+    def read_tail_version(self, key: str, nbytes: int, etag: str | None) -> bytes:
+        return self._get(key, etag, {"Range": f"bytes=-{nbytes}"}, "get the end of")["Body"].read()
+
+    def _get(self, key: str, etag: str | None, extra: dict, action: str = "get") -> dict:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key), **({"IfMatch": etag} if etag else {}), **extra)
+        except ClientError as exc:
+            if etag and exc.response.get("Error", {}).get("Code") in ("412", "PreconditionFailed"):
+                raise self._changed(key, etag) from exc
+            raise self._fail(action, key, exc) from exc
+        except Exception as exc:
+            raise self._fail(action, key, exc) from exc
 
     def open(self, key: str) -> IO[bytes]:
         try:
