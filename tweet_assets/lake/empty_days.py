@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from isal import igzip
 
 from tweet_assets.lake.values import SpooledPages, SpooledTable, StoredPages, StoredTable
-from tweet_assets.lake.store import Lake
+from tweet_assets.lake.store import ANY, Lake, Written
 from tweet_assets.lake.parquet import SORTED_BY
 from tweet_assets.schema import PUBLISHED_SCHEMA
 
@@ -88,16 +88,21 @@ def is_empty(value) -> bool:
     return isinstance(value, EmptyTable)
 
 
-def store_empty(lake: Lake, key: str, fmt: str) -> int:
-    """Store an empty day at ``key``: nothing when no object is there (returns 0), else the smallest
-    valid empty object of ``fmt`` over the old one (returns its bytes).
+def store_empty(lake: Lake, key: str, fmt: str, expect=None, meta: dict | None = None) -> Written:
+    """Store an empty day at ``key`` where the object is expected to be ``expect`` (an ETag, None
+    for none: tweet_assets.lake.fencing): nothing when none is expected (``Written(None, 0)``), else
+    the smallest valid empty object of ``fmt`` over that version (a conditional write).
 
     Raises:
-        LakeError: the lake cannot be read or written.
+        PreconditionFailed: the object is not ``expect``.
+        LakeError: the lake cannot be written.
     """
-    if lake.size(key) is None:
-        return 0
-    return lake.put_bytes(key, empty_gzip() if fmt == "jsonl.gz" else empty_parquet())
+    if expect is ANY:  # an unpartitioned asset: no lease, no condition
+        expect = ANY if lake.size(key) is not None else None
+    if expect is None:
+        return Written(None, 0, 0)
+    written = lake.write_bytes(key, empty_gzip() if fmt == "jsonl.gz" else empty_parquet(), expect, meta)
+    return Written(written.etag, written.bytes, 0)
 
 
 def recorded_empty(instance, asset_key, partitions: Iterable[str]) -> set[str]:

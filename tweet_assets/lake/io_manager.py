@@ -27,18 +27,19 @@ from typing import Iterable, Mapping
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import AssetMaterialization, ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
 from tweet_assets import config
-from tweet_assets.lake.store import Lake, LakeError, open_lake
+from tweet_assets.lake.store import ANY, Lake, LakeError, ObjectChanged, Written, open_lake
 from tweet_assets.lake.parquet import write_parquet
 from tweet_assets.lake.spools import owning_spool_dir, remove_run_spool_dirs, remove_spool_dir
 from tweet_assets.lake.values import SpooledPages, SpooledTable, StoredPages, StoredTable
 from tweet_assets.lake.empty_days import is_empty, read_days, recorded_empty, store_empty
-from tweet_assets.lake import lineage
-from tweet_assets.lake.leases import DayLeases, Lease, dagster_run_finished
+from tweet_assets.lake import fencing, lineage
+from tweet_assets.lake.leases import DayLeases, Lease, dagster_run_finished, forget_run
 from tweet_assets.lake.prefixes import sub_lake
 
 PART = "part-00000"
@@ -214,22 +215,35 @@ class LakeIOManager(ConfigurableIOManager):
         total = 0
         started = last_report = time.monotonic()
         stored: list[tuple[str, dict]] = []
+        leases = _leases(zone, run_id, zone_table, instance) if days else None
         try:
             for done, (partition_key, value) in enumerate(items, start=1):
                 key = self.key(table, fmt, partition_key)
                 began = time.monotonic()
-                size = self._write(lake, key, fmt, value)
+                payload = self._payload(table, key, fmt, value)
+                try:
+                    if partition_key is None:
+                        written = payload(lake, key, ANY, None)  # no partition, no lease: as _write
+                    else:  # fenced: this run's live lease and the version it expects (tweet_assets.lake.fencing)
+                        zone_key = _in_zone(table, key)
+                        written = fencing.store(zone, leases, partition_key, zone_key, lambda expect, meta: payload(zone, zone_key, expect, meta), context.log)
+                finally:
+                    payload.cleanup()
+                size = written.bytes
                 total += size
+                metadata = {"uri": lake.uri(key), "bytes": size}
+                if written.rows is not None:  # the rows of the object as written (its footer), never what was meant
+                    metadata["dagster/row_count"] = written.rows
                 if partition_key is not None:
-                    self._record_lineage(zone, zone_table, _in_zone(table, key), partition_key, run_id, context.step_key)
-                    stored.append((partition_key, {"uri": lake.uri(key), "bytes": size}))
+                    self._record_lineage(zone, zone_table, _in_zone(table, key), partition_key, run_id, context.step_key, written.etag)
+                    stored.append((partition_key, metadata))
                 if len(items) <= LOG_EACH_UP_TO:
                     context.log.info(f"wrote {lake.uri(key)} ({size:,} bytes, {time.monotonic() - began:.2f}s)")
                 elif time.monotonic() - last_report >= PROGRESS_EVERY_S:
                     last_report = time.monotonic()
                     context.log.info(f"stored {done:,} of {len(items):,} objects ({total:,} bytes) under {lake.uri(table)}")
                 if partition_key is not None:
-                    context.step_context.add_asset_metadata({"uri": lake.uri(key), "bytes": size}, asset_key=context.asset_key, partition_key=partition_key)
+                    context.step_context.add_asset_metadata(metadata, asset_key=context.asset_key, partition_key=partition_key)
         except BaseException:
             # a multi-day write failed part-way: the days already overwritten get their
             # materialization recorded now (Dagster records none for a failed step)
@@ -239,7 +253,7 @@ class LakeIOManager(ConfigurableIOManager):
                         asset_key=context.asset_key,
                         partition=partition_key,
                         description=f"stored before the step failed on a later day (run {run_id})",
-                        metadata={**metadata, **self._pending_metadata(context, partition_key), "stored_before_step_failed": True},
+                        metadata={**self._pending_metadata(context, partition_key), **metadata, "stored_before_step_failed": True},
                     )
                 )
             raise
@@ -258,9 +272,10 @@ class LakeIOManager(ConfigurableIOManager):
         except Exception:
             return {}
 
-    def _record_lineage(self, lake: Lake, table: str, key: str, day: str, run_id: str, step_key: str) -> None:
-        """The day's lineage entry for ``table``: the object's ETag, the run, what it was computed from."""
-        entry = {"key": key, "etag": lake.etag(key), "run_id": run_id}
+    def _record_lineage(self, lake: Lake, table: str, key: str, day: str, run_id: str, step_key: str, etag: str | None) -> None:
+        """The day's lineage entry for ``table``: the ETag the write answered (never a later read,
+        which could see another writer's object), the run, what it was computed from."""
+        entry = {"key": key, "etag": etag, "run_id": run_id}
         with _guard:
             read = _inputs_read.pop((lake.url, run_id, day, step_key), None)
             source = _claimed_sources.pop((lake.url, run_id, day), None)
@@ -271,22 +286,42 @@ class LakeIOManager(ConfigurableIOManager):
         lineage.record(lake, day, table, entry)
 
     def _write(self, lake: Lake, key: str, fmt: str, value) -> int:
+        """Store one value at ``key`` unconditionally (no lease: an unpartitioned asset's output);
+        returns the bytes stored."""
+        payload = self._payload("", key, fmt, value)
+        try:
+            return payload(lake, key, ANY, None).bytes
+        finally:
+            payload.cleanup()
+
+    def _payload(self, table: str, key: str, fmt: str, value) -> "_Payload":
+        """What to store for one partition, prepared once (a retried fenced write sends it again):
+        a local file, the source version of a copy, or an empty day. ``rows``: the Parquet rows of
+        exactly those bytes (the file's footer, or the footer of the source version copied)."""
         if is_empty(value):  # a day without posts: no object (tweet_assets.lake.empty_days)
-            return store_empty(lake, key, fmt)
+            return _Payload(lambda lake, k, expect, meta: store_empty(lake, k, fmt, expect, meta))
         if fmt == "jsonl.gz":
             if not isinstance(value, SpooledPages):
                 raise TypeError(f"{key}: jsonl.gz objects are written from SpooledPages, got {type(value).__name__}")
-            try:
-                return lake.put_file(key, value.path)
-            finally:
-                _remove_file(value.path)
-        if isinstance(value, StoredTable):  # an object of this lake, published as it is
-            return lake.copy(value.key, key)
+            return _Payload.of_file(value.path, rows=None)
+        if isinstance(value, StoredTable):  # an object of this lake, published as it is: a server-side copy of the version read
+            rows = value.metadata().num_rows
+            source = _in_zone(table, value.key)
+
+            def copy(lake: Lake, k: str, expect, meta) -> Written:
+                origin = source if lake is not self.lake() else value.key
+                try:
+                    written = lake.copy_version(origin, value.etag, k, expect, meta)
+                except ObjectChanged as exc:
+                    raise LakeError(
+                        f"{exc} This run read {value.uri} (ETag {value.etag}, {rows:,} rows) and would have published another "
+                        f"version of it: refused. Materialize {table} for this day again from its upstream assets."
+                    ) from exc
+                return Written(written.etag, written.bytes, rows)
+
+            return _Payload(copy)
         if isinstance(value, SpooledTable):
-            try:
-                return lake.put_file(key, value.path)
-            finally:
-                _remove_file(value.path)
+            return _Payload.of_file(value.path, rows=True)
         if isinstance(value, pl.DataFrame):
             value = value.to_arrow()
         if not isinstance(value, pa.Table):
@@ -295,9 +330,10 @@ class LakeIOManager(ConfigurableIOManager):
         os.close(fd)
         try:
             write_parquet(value, tmp)
-            return lake.put_file(key, tmp)
-        finally:
+        except BaseException:
             os.remove(tmp)
+            raise
+        return _Payload.of_file(tmp, rows=True)
 
     def teardown_after_execution(self, context) -> None:
         """The end of the step (or run): remove what is left of the run's spool directories in
@@ -305,6 +341,7 @@ class LakeIOManager(ConfigurableIOManager):
         run = getattr(context, "run", None)
         if run is not None:
             remove_run_spool_dirs(run.run_id)
+            forget_run(run.run_id)  # its leases' heartbeat in this process ends with the step (tweet_assets.lake.leases)
 
     # --- input
     def load_input(self, context: InputContext):
@@ -314,14 +351,17 @@ class LakeIOManager(ConfigurableIOManager):
         if not context.has_asset_partitions:
             return self._read(lake, self.key(table, fmt, None), fmt)
         keys = {pk: self.key(table, fmt, pk) for pk in context.asset_partition_keys}
-        self._check_lineage(context, lake, table, keys)
-        # a missing object is an empty day when its materialization recorded bytes: 0
-        return read_days(lake, keys, fmt, lambda days: recorded_empty(context.instance, context.asset_key, days), self._read)
+        versions = self._check_lineage(context, lake, table, keys)
+        by_key = {keys[day]: etag for day, etag in versions.items()}
+        # a missing object is an empty day when its materialization recorded bytes: 0; every read is
+        # of the version the lineage check saw (StoredTable/StoredPages ``etag``)
+        return read_days(lake, keys, fmt, lambda days: recorded_empty(context.instance, context.asset_key, days), lambda lk, key, f: self._read(lk, key, f, by_key.get(key)))
 
-    def _check_lineage(self, context: InputContext, lake: Lake, table: str, keys: Mapping[str, str]) -> None:
+    def _check_lineage(self, context: InputContext, lake: Lake, table: str, keys: Mapping[str, str]) -> dict[str, str | None]:
         """Hold the days' leases (no other run writes them while this step reads), refuse an input
         whose zones come from different runs (:func:`tweet_assets.lake.lineage.input_problem`), and
-        remember the ETags read, recorded with this step's output (:meth:`_record_lineage`)."""
+        remember the ETags read, recorded with this step's output (:meth:`_record_lineage`);
+        returns them (``{day: ETag or None}``)."""
         step = context.step_context
         lake, table_in_zone = zone_of(lake, table)  # a collection's leases and lineage are its own
         keys = {day: _in_zone(table, key) for day, key in keys.items()}
@@ -331,16 +371,44 @@ class LakeIOManager(ConfigurableIOManager):
         if problems:
             more = f" (and {len(problems) - 1} more day(s))" if len(problems) > 1 else ""
             raise LakeError(problems[0] + more)
+        versions = {day: lake.etag(key) for day, key in keys.items()}
         with _guard:
             for day, key in keys.items():
-                _inputs_read.setdefault((lake.url, step.run_id, day, step.step.key), {})[table] = {"key": key, "etag": lake.etag(key)}
+                _inputs_read.setdefault((lake.url, step.run_id, day, step.step.key), {})[table] = {"key": key, "etag": versions[day]}
+        return versions
 
-    def _read(self, lake: Lake, key: str, fmt: str):
+    def _read(self, lake: Lake, key: str, fmt: str, etag: str | None = None):
         if fmt == "jsonl.gz":
             if lake.size(key) is None:
                 raise LakeError(f"no object at {lake.uri(key)}: materialize raw_tweets for this partition first.")
-            return StoredPages(lake, key, lake.uri(key))
-        return StoredTable(lake, key, lake.uri(key))
+            return StoredPages(lake, key, lake.uri(key), etag)
+        return StoredTable(lake, key, lake.uri(key), etag)
+
+
+class _Payload:
+    """One partition's value ready to store: ``send(lake, key, expect, meta) -> Written`` (called
+    again when a fenced write replaces a stale write), ``cleanup()`` after the last call."""
+
+    def __init__(self, send, cleanup=None):
+        self.send, self._cleanup = send, cleanup
+
+    def __call__(self, lake: Lake, key: str, expect, meta) -> Written:
+        return self.send(lake, key, expect, meta)
+
+    def cleanup(self) -> None:
+        if self._cleanup is not None:
+            self._cleanup()
+
+    @classmethod
+    def of_file(cls, path: str, rows) -> "_Payload":
+        """A local file sent as it is; ``rows`` True: its Parquet footer's row count is the object's."""
+        count = pq.read_metadata(path).num_rows if rows is True else None
+
+        def send(lake: Lake, key: str, expect, meta) -> Written:
+            written = lake.write_file(key, path, expect, meta) if expect is not ANY else Written(None, lake.put_file(key, path))
+            return Written(written.etag, written.bytes, count)
+
+        return cls(send, lambda: _remove_file(path))
 
 
 def _remove_file(path: str) -> None:

@@ -189,19 +189,25 @@ def spool_table(chunks: Iterable[pa.Table], directory: str, name: str, schema: p
 
 @dataclass(frozen=True)
 class StoredTable:
-    """A day's Parquet object in the lake, read on demand (``clean_tweets`` as an input)."""
+    """A day's Parquet object in the lake, read on demand (``clean_tweets`` as an input).
+
+    ``etag``: the version loaded (the one the step's lineage check saw); every read is of that
+    version only (S3 ``GetObject`` ``If-Match``), so a step never mixes two writers' objects. None: any.
+    """
 
     lake: Lake
     key: str
     uri: str
+    etag: str | None = None
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """The rows as Arrow (only ``columns`` if given).
 
         Raises:
             LakeError: no object at ``uri`` (materialize the upstream partition first).
+            ObjectChanged: it is no longer version ``etag``.
         """
-        with self.lake.open(self.key) as handle:
+        with self.lake.open_version(self.key, self.etag) as handle:
             source = handle if handle.seekable() else pa.BufferReader(handle.read())  # S3 bodies stream
             return pq.read_table(source, columns=columns)
 
@@ -212,7 +218,7 @@ class StoredTable:
             LakeError: no object at ``uri``, or it is not Parquet.
         """
         try:
-            return read_footer(lambda n: self.lake.read_tail(self.key, n))
+            return read_footer(lambda n: self.lake.read_tail_version(self.key, n, self.etag))
         except ValueError as exc:
             raise LakeError(f"{self.uri}: {exc}; rematerialize this partition.") from exc
 
@@ -222,7 +228,7 @@ class StoredTable:
 
     def batches(self, rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
         """The rows, ``rows`` at a time, read as they are needed."""
-        with self.lake.open(self.key) as handle:
+        with self.lake.open_version(self.key, self.etag) as handle:
             source = handle if handle.seekable() else pa.BufferReader(handle.read())
             parquet = pq.ParquetFile(source)
             empty = True
@@ -237,12 +243,14 @@ class StoredTable:
 class StoredPages:
     """A day's landed pages in the lake, read lazily (the ``raw_tweets`` value as an input).
 
-    ``uri`` is where they are; :meth:`lines` streams them without holding the day in memory.
+    ``uri`` is where they are; :meth:`lines` streams them without holding the day in memory, of
+    version ``etag`` only when given (as :class:`StoredTable`).
     """
 
     lake: Lake
     key: str
     uri: str
+    etag: str | None = None
 
     def size(self) -> int | None:
         """Stored (gzip) bytes of the pages, or None if the object is not there."""
@@ -250,7 +258,7 @@ class StoredPages:
 
     def lines(self) -> Iterator[tuple[str, bytes]]:
         """``(location, page bytes)`` per page, location ``<uri>:<line number>``; empty lines skipped."""
-        with self.lake.open(self.key) as raw, igzip.GzipFile(fileobj=raw, mode="rb") as unzipped, io.BufferedReader(unzipped, READ_BUFFER_BYTES) as handle:
+        with self.lake.open_version(self.key, self.etag) as raw, igzip.GzipFile(fileobj=raw, mode="rb") as unzipped, io.BufferedReader(unzipped, READ_BUFFER_BYTES) as handle:
             for number, line in enumerate(handle, start=1):
                 line = line.rstrip(b"\r\n")
                 if line:

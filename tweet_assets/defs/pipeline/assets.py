@@ -24,6 +24,7 @@ from tweet_assets.transform.day_workers import WORKERS, day_groups, flatten_days
 from tweet_assets.transform.flatten import finalize_days
 from tweet_assets.transform.pages import PAGE_REASONS, count_quarantined
 from tweet_assets.lake.io_manager import LakeResource, hold_days_for_source, zone_of
+from tweet_assets.lake.leases import lost_lease
 from tweet_assets.lake.values import SpooledPages, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
 from tweet_assets.partitions import backfill_policy_from_env, daily_partitions, projection_start_date, start_date
 from tweet_assets.lake.parquet import SORTED_BY, is_sorted_by
@@ -62,14 +63,15 @@ def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: La
     start, end = context.partition_time_window
     # before the first request to the source (the live API spends quota): a missing bucket or a
     # denied write fails now, naming bucket, key and endpoint (tweet_assets.lake.store.Lake.check_writable)
-    lake.lake().check_writable()
+    lake.lake().check_writable(context.run.run_id)
     # spend follows intent: a run that would overrun the post cap or its limit is refused before its
     # first post request; its expected posts are reserved in the lake's cap ledger (tweet_assets.sources.budget)
     budget = guard_run(source, lake.lake(), run_id=context.run.run_id, collection="/".join(context.asset_key.path[:-1]) or "tweets",
                        start=start, end=end, log=context.log, run_finished=dagster_run_finished(context.instance))
     # one writer per day, and one source per landed day (tweet_assets.lake.leases, docs/concurrency.md)
     raw_table = str(context.assets_def.metadata_by_key[context.asset_key].get("lake/table", "raw_tweets"))
-    hold_days_for_source(zone_of(lake.lake(), raw_table)[0], days, context.run.run_id, source.source_name, context.instance)
+    zone = zone_of(lake.lake(), raw_table)[0]
+    hold_days_for_source(zone, days, context.run.run_id, source.source_name, context.instance)
     spool_dir = open_spool_dir("raw_tweets", context.run.run_id)  # removed by the IO manager once stored, or at the step's end
     with SpoolSet(spool_dir, days) as spools:  # compressed on a worker thread as pages arrive
         stats = {day: Counter() for day in days}
@@ -78,6 +80,9 @@ def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: La
         context.log.info(f"fetching {len(days)} day(s) {days[0]}…{days[-1]} from {source.describe()}")
         started = last_report = time.monotonic()
         for page in budget.pages(source.pages(start, end, context.log)):
+            lost = lost_lease(zone.url, context.run.run_id)  # found by the leases' heartbeat: stop fetching (and spending quota) now
+            if lost is not None:
+                raise lost
             if page.day not in spools.spools:
                 raise RuntimeError(f"source {source.source_name} yielded a page for {page.day}, outside the run's {days[0]}…{days[-1]} ({page.location})")
             spools.write(page.day, page.body)
