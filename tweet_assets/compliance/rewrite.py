@@ -17,8 +17,8 @@ published rows name the removed id, which are rewritten too):
   holds only the referenced id (``quoted_id``/``replied_to_id``, ``referenced_tweets``), never
   the removed post's content, whose copy in ``includes.tweets`` is removed.
 
-What it removes (:func:`remove_from_day`, per UTC day, each object rewritten atomically by one
-PutObject at the same key, as the IO manager writes; no delete call is made):
+What it removes (:func:`remove_from_day`, per UTC day, each object rewritten atomically at the same
+key, as the IO manager writes: a conditional PutObject or multipart upload; no delete call is made):
 
 - ``tweets/dt=<day>/part-00000.parquet`` (published) and ``clean_tweets/dt=<day>/...``: the rows
   whose ``id`` or ``retweeted_id`` is in the ledger;
@@ -41,11 +41,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tweet_assets.compliance.ledger import CLEAN_TABLE, PUBLISHED_TABLE, RAW_TABLE, put_table
+from tweet_assets.compliance.ledger import CLEAN_TABLE, PUBLISHED_TABLE, RAW_TABLE
 from tweet_assets.lake.io_manager import LakeIOManager
+from tweet_assets.lake.leases import DayLeases
 from tweet_assets.lake.values import PageSpool, StoredPages, StoredTable
-from tweet_assets.lake.store import Lake, LakeError, PreconditionFailed
-from tweet_assets.lake.parquet import SORTED_BY
+from tweet_assets.lake.store import RUN_ID_META, WRITE_ID_META, Lake, LakeError, ObjectChanged, PreconditionFailed, new_write_id
+from tweet_assets.lake.parquet import SORTED_BY, write_parquet
 from tweet_assets.schema import PUBLISHED_SCHEMA
 
 def published_days(lake: Lake, first: str | None = None, last: str | None = None) -> list[str]:
@@ -102,6 +103,8 @@ class DayRemoval:
     raw_unreadable_lines_dropped: int = 0
     raw_objects_rewritten: list[str] = field(default_factory=list)
     published_rows: int | None = None
+    #: the ETag each rewritten object's write answered (key -> ETag), for the day's lineage
+    etags: dict[str, str] = field(default_factory=dict)
 
     @property
     def removed_ids(self) -> set[int]:
@@ -112,22 +115,60 @@ class DayRemoval:
 MAX_CONFLICTS = 20
 
 
-def _rewrite_table(lake: Lake, key: str, ids: pa.Array, sorted_by) -> tuple[list[int], int | None]:
+@dataclass
+class Fence:
+    """The compliance run's hold on a day (tweet_assets.lake.fencing): its lease, checked before each
+    rewrite is stored (``check``) and renewed at once when a rewrite's condition fails (``force``:
+    another writer stored the object, so either a stale write landed or this run's lease is gone).
+    ``None`` fences: a caller without leases (tests of the filtering alone)."""
+
+    leases: DayLeases | None
+    day: str
+
+    def check(self, force: bool = False) -> None:
+        if self.leases is not None:
+            self.leases.check(self.day, force=force)
+
+    def meta(self) -> dict:
+        return {} if self.leases is None else {RUN_ID_META: self.leases.run_id, WRITE_ID_META: new_write_id()}
+
+
+def _store_file(lake: Lake, key: str, path: str, etag: str, fence: Fence) -> str:
+    """Store ``path`` at ``key`` only if the object is still ``etag`` and this run holds the day's
+    lease; returns the ETag the write answered."""
+    fence.check()
+    return lake.write_file(key, path, etag, fence.meta()).etag
+
+
+def _rewrite_table(lake: Lake, key: str, ids: pa.Array, sorted_by, fence: Fence | None = None) -> tuple[list[int], int | None, str | None]:
     """Read the table with its ETag, drop the rows of ``ids``, store it back only if it is still that
-    version (``If-Match``); on a conflict read the new version and filter it again, so what another
-    run stored meanwhile is filtered, never overwritten by an older copy."""
+    version (``If-Match``) and the day's lease is held; on a conflict renew the lease (LeaseLost when
+    another run took the day) and read and filter the new version, so what another run stored
+    meanwhile is filtered, never overwritten by an older copy. Returns (ids removed, rows kept, the
+    new ETag or None when nothing was stored)."""
+    fence = fence or Fence(None, "")
     for _ in range(MAX_CONFLICTS):
         etag = lake.etag(key)
         if etag is None:
-            return [], None
-        table = StoredTable(lake, key, lake.uri(key)).read()
+            return [], None, None
+        try:
+            table = StoredTable(lake, key, lake.uri(key), etag).read()
+        except ObjectChanged:
+            continue  # replaced between the ETag and the read: read again
         kept, removed = without_ids(table, ids)
-        if len(removed):
-            try:
-                put_table(lake, key, kept.cast(PUBLISHED_SCHEMA), sorted_by, if_match=etag)
-            except PreconditionFailed:
-                continue
-        return removed.to_pylist(), kept.num_rows
+        if not len(removed):
+            return [], kept.num_rows, None
+        fd, tmp = tempfile.mkstemp(suffix=".parquet")
+        os.close(fd)
+        try:
+            write_parquet(kept.cast(PUBLISHED_SCHEMA), tmp, PUBLISHED_SCHEMA, sorted_by)
+            new = _store_file(lake, key, tmp, etag, fence)
+        except PreconditionFailed:
+            fence.check(force=True)
+            continue
+        finally:
+            os.remove(tmp)
+        return removed.to_pylist(), kept.num_rows, new
     raise LakeError(f"could not rewrite {lake.uri(key)}: {MAX_CONFLICTS} conditional writes in a row lost to other writers; run compliance_job again.")
 
 
@@ -181,27 +222,32 @@ def _clean_page(line: bytes, ids: set[str]) -> tuple[bytes | None, int, bool]:
     return orjson.dumps(page), removed, True
 
 
-def _rewrite_pages(lake: Lake, key: str, wanted: set[str], day: str) -> tuple[int, int, int]:
+def _rewrite_pages(lake: Lake, key: str, wanted: set[str], day: str, fence: Fence | None = None) -> tuple[int, int, int, str | None]:
     """Rewrite one gzip JSON-lines object of pages or stream messages without the posts in
-    ``wanted``: ``(posts removed, pages rewritten or dropped, unreadable lines dropped)``; the
-    object is stored again only when one of its lines named such a post, and only if it is still
-    the version read (``If-Match``; on a conflict the new version is read and filtered again)."""
+    ``wanted``: ``(posts removed, pages rewritten or dropped, unreadable lines dropped, new ETag or
+    None)``; the object is stored again only when one of its lines named such a post, and only if it
+    is still the version read (``If-Match``) while the day's lease is held (on a conflict the lease is
+    renewed and the new version read and filtered again)."""
+    fence = fence or Fence(None, day)
     for _ in range(MAX_CONFLICTS):
         etag = lake.etag(key)
         if etag is None:
-            return 0, 0, 0
+            return 0, 0, 0, None
         try:
-            return _rewrite_pages_once(lake, key, wanted, day, etag)
+            return _rewrite_pages_once(lake, key, wanted, day, etag, fence)
+        except ObjectChanged:
+            continue
         except PreconditionFailed:
+            fence.check(force=True)
             continue
     raise LakeError(f"could not rewrite {lake.uri(key)}: {MAX_CONFLICTS} conditional writes in a row lost to other writers; run compliance_job again.")
 
 
-def _rewrite_pages_once(lake: Lake, key: str, wanted: set[str], day: str, etag: str) -> tuple[int, int, int]:
+def _rewrite_pages_once(lake: Lake, key: str, wanted: set[str], day: str, etag: str, fence: Fence) -> tuple[int, int, int, str | None]:
     spool_dir = tempfile.mkdtemp(prefix="compliance-raw-")
     spool = PageSpool(spool_dir, day)
     posts = pages = unreadable = 0
-    for _, line in StoredPages(lake, key, lake.uri(key)).lines():
+    for _, line in StoredPages(lake, key, lake.uri(key), etag).lines():
         new, removed, touched = _clean_page(line, wanted)
         if touched:
             if new is None and removed == 0:
@@ -212,30 +258,41 @@ def _rewrite_pages_once(lake: Lake, key: str, wanted: set[str], day: str, etag: 
         if new is not None:
             spool.write(new)
     stored = spool.close()
+    new = None
     try:
         if pages or unreadable:
-            lake.put_file_if_match(key, stored.path, etag)
+            new = _store_file(lake, key, stored.path, etag, fence)
     finally:
         os.remove(stored.path)
         os.rmdir(spool_dir)
-    return posts, pages, unreadable
+    return posts, pages, unreadable, new
 
 
-def remove_from_day(lake: Lake, day: str, ids: pa.Array, stream_prefix: str | None = None) -> DayRemoval:
+def remove_from_day(lake: Lake, day: str, ids: pa.Array, stream_prefix: str | None = None, leases: DayLeases | None = None) -> DayRemoval:
     """Rewrite ``day``'s published, clean and raw objects without the posts in ``ids`` (int64),
     and with ``stream_prefix`` (``raw_stream``) the filtered stream's landed segments of the day
     too (``<stream_prefix>/dt=<day>/*.jsonl.gz``: a message holding such a post is dropped). Each
-    object is read, filtered and stored again at its key by one PutObject (a local lake: written
-    to a temporary name and renamed), and only when it held one of them.
+    object is read, filtered and stored again at its key by one conditional write (a local lake:
+    written to a temporary name and renamed under its lock), and only when it held one of them.
+    With ``leases`` (the run's, holding ``day``), every write is fenced by the day's lease too
+    (tweet_assets.lake.fencing) and carries the run's id.
 
-    Returns: what was removed (:class:`DayRemoval`).
+    Returns: what was removed (:class:`DayRemoval`), with the ETag of each object written.
     Raises:
+        LeaseLost: another run took the day over from this run.
         LakeError: an object could not be read or stored (the others may already be rewritten:
             rerun, the rewrite is idempotent).
     """
     out = DayRemoval(day)
-    out.published, out.published_rows = _rewrite_table(lake, LakeIOManager.key(PUBLISHED_TABLE, "parquet", day), ids, SORTED_BY)
-    out.clean, _ = _rewrite_table(lake, LakeIOManager.key(CLEAN_TABLE, "parquet", day), ids, SORTED_BY)
+    fence = Fence(leases, day)
+    for table, into in ((PUBLISHED_TABLE, "published"), (CLEAN_TABLE, "clean")):
+        key = LakeIOManager.key(table, "parquet", day)
+        removed, rows, etag = _rewrite_table(lake, key, ids, SORTED_BY, fence)
+        setattr(out, into, removed)
+        if into == "published":
+            out.published_rows = rows
+        if etag is not None:
+            out.etags[key] = etag
     wanted = {str(i) for i in ids.to_pylist()}
     raw_keys = [LakeIOManager.key(RAW_TABLE, "jsonl.gz", day)]
     if stream_prefix:
@@ -243,7 +300,9 @@ def remove_from_day(lake: Lake, day: str, ids: pa.Array, stream_prefix: str | No
     for key in raw_keys:
         if lake.size(key) is None:
             continue
-        posts, pages, unreadable = _rewrite_pages(lake, key, wanted, day)
+        posts, pages, unreadable, etag = _rewrite_pages(lake, key, wanted, day, fence)
+        if etag is not None:
+            out.etags[key] = etag
         out.raw_posts += posts
         out.raw_pages_rewritten += pages
         out.raw_unreadable_lines_dropped += unreadable

@@ -45,17 +45,24 @@ def record(lake: Lake, day: str, zone: str, entry: dict) -> dict:
     return _update(lake, day, lambda current: current.__setitem__(zone, entry))
 
 
-def refresh_after_rewrite(lake: Lake, day: str, run_id: str) -> dict:
+def refresh_after_rewrite(lake: Lake, day: str, run_id: str, etags: dict[str, str] | None = None) -> dict:
     """After the compliance job rewrote ``day``'s zones together (the same posts removed from each):
-    every entry's ETags are the objects' new ones, ``rewritten_by`` names the run. Call it only when
-    the zones agreed before the rewrite (:func:`input_problem` None for each), or a mix would be hidden."""
+    every entry's ETags are the objects' new ones, ``rewritten_by`` names the run. ``etags``: the ETag
+    each rewrite's write answered (key -> ETag; a key not in it kept its version); None: read them
+    now (a later read could see another writer's object: pass them). Call it only when the zones
+    agreed before the rewrite (:func:`input_problem` None for each), or a mix would be hidden."""
+
+    def now(key: str, recorded):
+        if etags is None:
+            return lake.etag(key)
+        return etags.get(key, recorded)
 
     def refresh(current: dict) -> None:
         for entry in current.values():
-            entry["etag"] = lake.etag(entry["key"])
+            entry["etag"] = now(entry["key"], entry.get("etag"))
             entry["rewritten_by"] = run_id
             for seen in (entry.get("read") or {}).values():
-                seen["etag"] = lake.etag(seen["key"])
+                seen["etag"] = now(seen["key"], seen.get("etag"))
 
     return _update(lake, day, refresh)
 

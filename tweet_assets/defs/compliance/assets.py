@@ -213,9 +213,10 @@ def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger
         leases.acquire_one(day, wait_s=lease_wait_s())
         try:
             agreed = all(lineage.input_problem(store, day, zone) is None for zone in ("clean_tweets", "tweets"))
-            removal = remove_from_day(store, day, ids, stream_prefix)
+            removal = remove_from_day(store, day, ids, stream_prefix, leases)  # every write fenced by the day's lease
             if agreed and (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
-                lineage.refresh_after_rewrite(store, day, context.run.run_id)
+                leases.check(day)  # no record after the lease is lost
+                lineage.refresh_after_rewrite(store, day, context.run.run_id, removal.etags)
         finally:
             leases.release([day])
         out[day] = removal
