@@ -362,3 +362,95 @@ def test_point14_days_overwritten_before_a_failure_get_their_materialization(tmp
         record = shared_instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("s3_parquet"), asset_partitions=[day]), limit=1).records[0]
         assert record.asset_materialization.metadata["dagster/row_count"].value == in_lake, day
     assert [len(rows(lake_url, "tweets", d)) for d in days] == [50, 50, 100]
+
+
+# --- #36: a stalled run never overwrites a newer day (fencing) -----------------------------------
+# Two runs of one day, each a process of its own (tests/lake/fencing_run.py, fencing_cases.py): run
+# A (50 posts, a 2 s lease TTL) is paused past its lease by SIGSTOP at a chosen point, or by its S3
+# requests held in the tests' proxy; run B (80 posts, 79+ of them not A's) takes the day over; A
+# resumes at the chosen moment. Counted by reading the objects. The same cases on the code before
+# fencing left A's 50 posts in every zone after B reported success (cases 1, 2) and a record of 50
+# rows for an object of 80 (case 8): `python -m tests.lake.fencing_run measure [--s3] --code <old tree>`.
+
+from tests.lake import fencing_cases  # noqa: E402
+from tests.lake.strict_s3 import strict_s3  # noqa: E402,F401 - fixture
+from tweet_assets.lake import lineage  # noqa: E402
+
+
+@pytest.fixture(params=["local", "s3"])
+def place(request, tmp_path):
+    """Where a case runs: a local lake, or moto S3 as strict as S3 on conditions (tests/lake/strict_s3.py)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    if request.param == "local":
+        return fencing_cases.Place(str(tmp_path / "lake"), None, str(home))
+    request.getfixturevalue("strict_s3")
+    url = request.getfixturevalue("s3_lake")
+    return fencing_cases.Place(url, os.environ["AWS_ENDPOINT_URL"], str(home))
+
+
+def _b_holds_the_day(out: dict, place) -> None:
+    b = out["B"]["run_id"]
+    assert out["B"]["success"], out["B"]["failure"]
+    assert not out["A"]["success"], "the stalled run A succeeded"
+    assert {z: (out[z], out[f"{z}_is"]) for z in ("raw", "clean", "published")} == {z: (80, "B") for z in ("raw", "clean", "published")}
+    assert out["b_posts_lost"] == 0 and out["record_rows"] == 80
+    raw = lineage.read_lineage(place.open(), fencing_cases.DAY)["raw_tweets"]
+    assert raw["run_id"] == b and raw["etag"] == place.open().etag(raw["key"])  # lineage names the writer of the object there
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["1", "1b", "2", "2-fetch"])
+def test_cases_1_2_a_stalled_run_never_overwrites_the_day_of_the_run_that_took_it_over(place, name):
+    """1: A's held raw write is sent after B stored its raw object; 1b: after B took the day over but
+    before B's own write (A's write lands: its condition still holds; B then replaces it); 2: after B
+    finished and released the day; 2-fetch: A was stopped during its fetch until B finished."""
+    out = fencing_cases.case(place, name)
+    _b_holds_the_day(out, place)
+    a, b, day = out["A"]["run_id"], out["B"]["run_id"], fencing_cases.DAY
+    failure = out["A"]["failure"]
+    if name in ("1", "2"):
+        assert f"LeaseLost: {day} was written by run {b} after this run's lease lapsed; nothing of this run was kept for {day}" in failure, failure
+    elif name == "1b":
+        assert f"run {a}'s write of {place.open().uri(f'raw_tweets/dt={day}/part-00000.jsonl.gz')} landed after its lease of {day} lapsed: a stale write, which run {b} replaces" in failure, failure
+        assert any(f"holds a stale write by run {a}" in w and f"Run {b} replaces it" in w for w in out["B"]["warnings"]), out["B"]["warnings"]
+    else:
+        assert f"LeaseLost: run {a} lost its lease of {day} to run {b}, which has finished with it" in failure, failure
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("held", ["create", "complete"])
+def test_case3_a_stalled_multipart_upload_never_lands_over_the_new_holders_day(strict_s3, s3_lake, aws_env, tmp_path, held):
+    """A's raw object is a multipart upload (threshold lowered to 1 KiB); A's requests are held from
+    its CreateMultipartUpload (the upload then starts after B's takeover, so B's sweep of stale
+    uploads cannot see it) or from its CompleteMultipartUpload (B's sweep aborts it). Either way B's
+    day stands, A fails naming B, and no upload is left incomplete."""
+    from urllib.parse import unquote
+
+    from tests.s3_fault_proxy import FaultProxy
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    place = fencing_cases.Place(s3_lake, aws_env, str(home))
+    fencing_cases.A_ENV["FENCING_TEST_MULTIPART_BYTES"] = "1024"
+    try:
+        with FaultProxy(aws_env) as proxy:
+            query = "?uploads" if held == "create" else "?uploadId="
+            proxy.hold(lambda method, path, headers: method == "POST" and query in path and "/raw_tweets/dt=" in unquote(path))
+            out = fencing_cases.case(place, "2", proxy=proxy)
+    finally:
+        fencing_cases.A_ENV.pop("FENCING_TEST_MULTIPART_BYTES")
+    _b_holds_the_day(out, place)
+    assert out["B"]["run_id"] in out["A"]["failure"] and "lease" in out["A"]["failure"], out["A"]["failure"]
+    bucket = s3_lake[5:].split("/")[0]
+    assert boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1").list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.slow
+def test_case8_a_stalled_copy_never_records_rows_of_another_object(place):
+    """A stopped at s3_parquet's copy after reading its clean object's footer (50 rows) until B
+    finished the day (80): A's copy is pinned to the clean version it read, so it fails instead of
+    publishing B's clean object under a record of 50 rows; the latest record says 80, as the object."""
+    out = fencing_cases.case(place, "8")
+    _b_holds_the_day(out, place)
+    assert "changed since this run read it" in out["A"]["failure"] and "refused" in out["A"]["failure"], out["A"]["failure"]

@@ -452,7 +452,7 @@ def test_case1_a_stale_write_landing_before_the_new_holder_writes_is_replaced_by
     assert fencing.expected_version(b_lake, lease, KEY, log) is None  # B read the day before A's write landed
     release()
     writer.join()
-    assert isinstance(writer.error, LeaseLost) and "landed after its lease lapsed: a stale write, which run run-b replaces" in str(writer.error)
+    assert isinstance(writer.error, LeaseLost) and f"landed after its lease of {DAY} lapsed: a stale write, which run run-b replaces" in str(writer.error)
     assert b_lake.head(KEY).run_id == "run-a"  # A's stale write is there now
     written = _write(b_lake, b, b"B's 80 posts", log)
     assert b_lake.read_bytes(KEY) == b"B's 80 posts" and b_lake.head(KEY).run_id == "run-b" and written.etag == b_lake.etag(KEY)

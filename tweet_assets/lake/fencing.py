@@ -96,9 +96,10 @@ def store(lake: Lake, leases: DayLeases, day: str, key: str, write: Callable[[ob
                 by = writer if writer and writer != leases.run_id else lost.holder.get("run_id", "?")
                 raise LeaseLost(
                     f"{day} was written by run {by} after this run's lease lapsed; nothing of this run was kept for {day} "
-                    f"({lake.uri(key)} is not the version run {leases.run_id} expected: {refused}). {lost}",
+                    f"({lake.uri(key)} is not the version run {leases.run_id} expected): {lost.why or lost}.",
                     day,
                     lost.holder,
+                    lost.why,
                 ) from refused
             if log is not None:
                 if writer == leases.run_id:
@@ -112,7 +113,7 @@ def store(lake: Lake, leases: DayLeases, day: str, key: str, write: Callable[[ob
             try:
                 leases.check(day, force=True)
             except LeaseLost as lost:
-                raise LeaseLost(f"{lost} (its write of {lake.uri(key)} failed: {failed})", day, lost.holder) from failed
+                raise LeaseLost(f"{lost} (Its write of {lake.uri(key)} failed: {failed})", day, lost.holder, lost.why) from failed
             raise
     else:
         raise LakeError(f"could not store {lake.uri(key)}: {MAX_REPLACEMENTS} stale writes of other runs replaced in a row; run this again.")
@@ -122,9 +123,10 @@ def store(lake: Lake, leases: DayLeases, day: str, key: str, write: Callable[[ob
     except LeaseLost as lost:
         holder = lost.holder.get("run_id", "?")
         raise LeaseLost(
-            f"{lost} Its write of {lake.uri(key)} landed after its lease lapsed: a stale write, which run {holder} replaces; "
-            f"nothing of this run is kept for {day}.",
+            f"run {leases.run_id}'s write of {lake.uri(key)} landed after its lease of {day} lapsed: a stale write, which run {holder} "
+            f"replaces; nothing of this run is kept for {day}: {lost.why or lost}.",
             day,
             lost.holder,
+            lost.why,
         ) from None
     return written

@@ -83,10 +83,12 @@ class LeaseLost(LakeError):
     run was stopped, or its requests were held up) and another run took the day over. ``holder`` is
     the lease record now (``run_id``: the other run). The run must stop writing the day."""
 
-    def __init__(self, message: str, day: str, holder: dict):
+    def __init__(self, message: str, day: str, holder: dict, why: str = ""):
         super().__init__(message)
         self.day = day
         self.holder = holder
+        #: how it was lost, for a caller's own message: "its lease was not renewed within ... and run R took the day over (lease ...)"
+        self.why = why
 
 
 @dataclass(eq=False)
@@ -228,13 +230,16 @@ class DayLeases:
         holder = record.get("run_id", "?")
         state = "has finished with it" if record.get("released") else f"holds it ({record.get('purpose', '?')})"
         since = f" since {_utc(read.modified)} UTC" if read is not None and read.modified is not None else ""
+        why = (
+            f"its lease was not renewed within {self.ttl_s:g} s ({TTL_ENV}: the run was stopped, or its requests were held up) "
+            f"and run {holder} took the day over (lease {self.lake.uri(lease_key(day))})"
+        )
         lost = LeaseLost(
-            f"run {self.run_id} lost its lease of {day} to run {holder}, which {state}{since} (lease {self.lake.uri(lease_key(day))}): "
-            f"this run's lease lapsed, not renewed within {self.ttl_s:g} s ({TTL_ENV}; the run was stopped, or its requests held up), "
-            f"and run {holder} took the day over. Run {self.run_id} stops here and writes nothing more for {day}; "
-            f"the day is run {holder}'s.",
+            f"run {self.run_id} lost its lease of {day} to run {holder}, which {state}{since}: {why}. Run {self.run_id} stops here "
+            f"and writes nothing more for {day}; the day is run {holder}'s.",
             day,
             record,
+            why,
         )
         with _guard:
             _lost[(self.lake.url, self.run_id, day)] = lost
