@@ -489,5 +489,5 @@ def test_case2_a_stale_write_after_the_holder_finished_and_released_is_refused(t
     b.release([DAY])
     release()
     writer.join()
-    assert isinstance(writer.error, LeaseLost) and "which has finished with it" in str(writer.error)
+    assert isinstance(writer.error, LeaseLost) and "run run-b took the day over and has finished with it" in str(writer.error)
     assert b_lake.read_bytes(KEY) == b"B's 80 posts"

@@ -230,9 +230,10 @@ class DayLeases:
         holder = record.get("run_id", "?")
         state = "has finished with it" if record.get("released") else f"holds it ({record.get('purpose', '?')})"
         since = f" since {_utc(read.modified)} UTC" if read is not None and read.modified is not None else ""
+        done = " and has finished with it" if record.get("released") else ""
         why = (
             f"its lease was not renewed within {self.ttl_s:g} s ({TTL_ENV}: the run was stopped, or its requests were held up) "
-            f"and run {holder} took the day over (lease {self.lake.uri(lease_key(day))})"
+            f"and run {holder} took the day over{done} (lease {self.lake.uri(lease_key(day))})"
         )
         lost = LeaseLost(
             f"run {self.run_id} lost its lease of {day} to run {holder}, which {state}{since}: {why}. Run {self.run_id} stops here "
