@@ -193,13 +193,14 @@ def case(place: Place, name: str, proxy=None) -> dict:
     - ``2``: A's raw write is sent after B finished the day and released it;
     - ``2-fetch``: A stopped during its fetch until B finished the day;
     - ``3``: (S3, ``proxy`` holding A's CreateMultipartUpload of its raw object) as 2, a multipart upload;
-    - ``8``: A stopped at s3_parquet's copy, after reading its clean object's footer, until B finished.
+    - ``8``: A stopped at s3_parquet's copy, after reading its clean object's footer, until B finished;
+    - ``8b``: as 8, but B materializes raw_tweets and clean_tweets only (nothing published by B).
     With ``proxy``, A's pause is its requests held in the proxy (A's endpoint) instead of SIGSTOP.
     """
-    stop = {"1": "raw-write", "1b": "raw-write", "2": "raw-write", "2-fetch": "fetch", "3": None, "8": "copy"}[name]
+    stop = {"1": "raw-write", "1b": "raw-write", "2": "raw-write", "2-fetch": "fetch", "3": None, "8": "copy", "8b": "copy"}[name]
     a = Run("A", place, A_POSTS, A_SEED, stop=None if proxy is not None else stop, env=dict(A_ENV), endpoint=proxy.url if proxy is not None else None)
     b_stop = {"1": "after-raw", "1b": "raw-write"}.get(name)
-    b = Run("B", place, B_POSTS, B_SEED, stop=b_stop)
+    b = Run("B", place, B_POSTS, B_SEED, stop=b_stop, select="raw_tweets,clean_tweets" if name == "8b" else "")
     try:
         a.start()
         if proxy is not None:
@@ -240,7 +241,7 @@ def measure(argv: list[str]) -> int:
     """``[--s3] [--code PATH] [cases...]``: run the cases on a fresh lake each and print one line per case."""
     use_s3 = "--s3" in argv
     code = argv[argv.index("--code") + 1] if "--code" in argv else ""
-    names = [a for a in argv if a in ("1", "1b", "2", "2-fetch", "8")] or ["1", "2", "2-fetch"]
+    names = [a for a in argv if a in ("1", "1b", "2", "2-fetch", "8", "8b")] or ["1", "2", "2-fetch"]
     server = None
     if use_s3:
         from moto.server import ThreadedMotoServer
