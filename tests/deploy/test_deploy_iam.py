@@ -162,8 +162,10 @@ def test_policy_allows_every_call_the_pipeline_makes(rendered, pipeline_calls):
     # each store first looks for incomplete uploads an interrupted run left at its keys
     assert checks == {f"{PREFIX}/_tweet_assets_check/write-check"}
     assert "ListMultipartUploads" in operations
-    # the published object is a server-side copy of clean_tweets' object
-    copies = {(c["params"]["CopySource"], c["params"]["Key"]) for c in pipeline_calls if c["operation"] == "CopyObject"}
+    # the published object is a server-side copy of clean_tweets' object: UploadPartCopy inside a
+    # multipart upload completed conditionally (docs/concurrency.md), never CopyObject
+    copies = {(c["params"]["CopySource"], c["params"]["Key"]) for c in pipeline_calls if c["operation"] in ("CopyObject", "UploadPartCopy")}
+    assert "CopyObject" not in operations
     assert copies == {(f"{BUCKET}/{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet", f"{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet")}
     denied = [
         str(request)
