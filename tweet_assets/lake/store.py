@@ -1,8 +1,9 @@
 """The lake's storage: a local directory or an S3 prefix, behind one small interface.
 
 Writes are whole-object and atomic: a local file is written to a temporary name and renamed; an S3
-object is written by one ``PutObject`` or one multipart upload (boto3's ``upload_file``), which
-becomes visible only when complete. So a reader never sees half an object at a published key.
+object is written by one ``PutObject`` or one multipart upload (boto3's ``upload_file`` for the
+unconditional writes, this module's own for the fenced ones below), which becomes visible only when
+complete. So a reader never sees half an object at a published key.
 
 What a failed or killed write can leave behind: a local ``.tmp-*.part`` file beside the target,
 or an incomplete S3 multipart upload (invisible, but billed). A failed upload is aborted at once
@@ -988,7 +989,8 @@ class S3Lake(Lake):
             raise self._fail("get the end of", key, exc) from exc
 
     def copy(self, source_key: str, key: str) -> int:
-        # boto3's managed copy: server-side CopyObject, multipart above its threshold (objects > 5 GB)
+        # unconditional (tests, tools): boto3's managed copy, CopyObject, multipart above its threshold
+        # (objects > 5 GB). A day's published object is copied by copy_version, fenced.
         try:
             self.client.copy({"Bucket": self.bucket, "Key": self._key(source_key)}, self.bucket, self._key(key))
             return self.client.head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"]

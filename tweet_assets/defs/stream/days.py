@@ -19,7 +19,10 @@ check, and the sensor that closes a day once it has ended.
   requests ``tweets_daily_job`` for a UTC day once ``day end + grace`` has passed
   (``TWEET_ASSETS_STREAM_GRACE_MIN``, default 15 minutes: one 5-minute segment roll plus the
   delivery delay of posts created just before midnight) and the day has segments. Each day is
-  requested once (run key ``stream:<day>``), looking back ``LOOKBACK_DAYS`` days.
+  requested once (run key ``stream:<day>``), looking back ``LOOKBACK_DAYS`` days. The closed day's
+  objects are written by that run through the lake IO manager, fenced like every day's objects
+  (tweet_assets.lake.fencing, docs/concurrency.md): a run paused past its lease never overwrites
+  the day of the run that took it over; it fails naming that run, and its run key is spent.
 """
 
 from __future__ import annotations
