@@ -88,10 +88,29 @@ def is_empty(value) -> bool:
     return isinstance(value, EmptyTable)
 
 
-def store_empty(lake: Lake, key: str, fmt: str, expect=None, meta: dict | None = None) -> Written:
+def store_empty(lake: Lake, key: str, fmt: str) -> int:
+    """Store an empty day at ``key``: nothing when no object is there (returns 0), else the smallest
+    valid empty object of ``fmt`` over the old one (returns its bytes). Unconditional: a day's object
+    in a pipeline run goes through :func:`store_empty_fenced`.
+
+    Raises:
+        LakeError: the lake cannot be read or written.
+    """
+    if lake.size(key) is None:
+        return 0
+    return lake.put_bytes(key, empty_object(fmt))
+
+
+def empty_object(fmt: str) -> bytes:
+    """The smallest valid empty object of ``fmt`` (``jsonl.gz`` or ``parquet``)."""
+    return empty_gzip() if fmt == "jsonl.gz" else empty_parquet()
+
+
+def store_empty_fenced(lake: Lake, key: str, fmt: str, expect, meta: dict | None = None) -> Written:
     """Store an empty day at ``key`` where the object is expected to be ``expect`` (an ETag, None
-    for none: tweet_assets.lake.fencing): nothing when none is expected (``Written(None, 0)``), else
-    the smallest valid empty object of ``fmt`` over that version (a conditional write).
+    for none: tweet_assets.lake.fencing; ``ANY``: whatever is there, unconditionally): nothing when
+    none is expected (``Written(None, 0, 0)``), else the smallest valid empty object of ``fmt`` over
+    that version (a conditional write).
 
     Raises:
         PreconditionFailed: the object is not ``expect``.
@@ -101,7 +120,7 @@ def store_empty(lake: Lake, key: str, fmt: str, expect=None, meta: dict | None =
         expect = ANY if lake.size(key) is not None else None
     if expect is None:
         return Written(None, 0, 0)
-    written = lake.write_bytes(key, empty_gzip() if fmt == "jsonl.gz" else empty_parquet(), expect, meta)
+    written = lake.write_bytes(key, empty_object(fmt), expect, meta)
     return Written(written.etag, written.bytes, 0)
 
 

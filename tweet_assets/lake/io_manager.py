@@ -37,7 +37,7 @@ from tweet_assets.lake.store import ANY, Lake, LakeError, ObjectChanged, Written
 from tweet_assets.lake.parquet import write_parquet
 from tweet_assets.lake.spools import owning_spool_dir, remove_run_spool_dirs, remove_spool_dir
 from tweet_assets.lake.values import SpooledPages, SpooledTable, StoredPages, StoredTable
-from tweet_assets.lake.empty_days import is_empty, read_days, recorded_empty, store_empty
+from tweet_assets.lake.empty_days import is_empty, read_days, recorded_empty, store_empty_fenced
 from tweet_assets.lake import fencing, lineage
 from tweet_assets.lake.leases import DayLeases, Lease, dagster_run_finished, forget_run
 from tweet_assets.lake.prefixes import sub_lake
@@ -299,7 +299,7 @@ class LakeIOManager(ConfigurableIOManager):
         a local file, the source version of a copy, or an empty day. ``rows``: the Parquet rows of
         exactly those bytes (the file's footer, or the footer of the source version copied)."""
         if is_empty(value):  # a day without posts: no object (tweet_assets.lake.empty_days)
-            return _Payload(lambda lake, k, expect, meta: store_empty(lake, k, fmt, expect, meta))
+            return _Payload(lambda lake, k, expect, meta: store_empty_fenced(lake, k, fmt, expect, meta))
         if fmt == "jsonl.gz":
             if not isinstance(value, SpooledPages):
                 raise TypeError(f"{key}: jsonl.gz objects are written from SpooledPages, got {type(value).__name__}")

@@ -260,9 +260,10 @@ def _remove_iceberg(context: AssetExecutionContext, store: Lake, table: IcebergT
 
     def zones(day: str) -> None:  # the day's clean and raw objects (and any Hive object left), under the held lease
         agreed = all(lineage.input_problem(store, day, zone) is None for zone in ("clean_tweets", "tweets"))
-        others[day] = removal = remove_from_day(store, day, ids, stream_prefix)
+        others[day] = removal = remove_from_day(store, day, ids, stream_prefix, leases)  # fenced by the held lease
         if agreed and (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
-            lineage.refresh_after_rewrite(store, day, context.run.run_id)
+            leases.check(day)
+            lineage.refresh_after_rewrite(store, day, context.run.run_id, removal.etags)
 
     done = remove_posts(table, ids, named, leases, lease_wait_s(), per_day=zones, log=context.log.info)
     out = {}
