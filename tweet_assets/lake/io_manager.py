@@ -11,6 +11,11 @@ dagster-aws's ``S3Resource`` (region, ``endpoint_url`` and credentials from its 
 standard AWS environment). An asset's table folder and format come from its definition metadata
 (``lake/table``, ``lake/format``); the folder defaults to the asset key.
 
+A day's object is written fenced (:mod:`tweet_assets.lake.fencing`): under the run's live day lease
+and conditional on the version the run expects, carrying the run's id; its materialization records
+the ETag, bytes and (Parquet) row count of the object as written, and a step reads its inputs at the
+versions its lineage check saw.
+
 Partitioned values are mappings ``{partition_key: value}`` both ways: the assets carry
 ``BackfillPolicy.single_run()``, so one run may hold one day or a year. ``handle_output`` writes
 each day's object; ``load_input`` returns the upstream days of the run, lazily for raw pages.
