@@ -29,7 +29,7 @@ def main() -> int:
 
     from tests.tables.rows import rows
     from tweet_assets.lake import leases as leases_module
-    from tweet_assets.lake.leases import DayLeases, LeaseConflict
+    from tweet_assets.lake.leases import DayLeases, LeaseConflict, LeaseLost
     from tweet_assets.lake.store import open_lake
     from tweet_assets.tables.iceberg import IcebergTable, renew_leases
     from tweet_assets.tables.removal import remove_posts
@@ -70,7 +70,7 @@ def main() -> int:
 
         try:
             commit = table.publish({day: (lambda d=day: iter([rows(d, spec["days"][d], retweets)])) for day in days}, run_id, before_commit=before_commit)
-        except LeaseConflict as exc:
+        except (LeaseConflict, LeaseLost) as exc:  # LeaseLost: its lease lapsed and another run took the day
             say(f"REFUSED {exc}")
             return 3
         leases.release(days)

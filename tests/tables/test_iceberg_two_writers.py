@@ -11,6 +11,7 @@ import copy
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -154,13 +155,21 @@ def test_two_runs_of_one_day_the_second_is_refused_naming_the_first(backend):
 def test_a_run_paused_past_its_lease_commits_nothing(backend):
     url, env = backend
     _table(url).publish({"2024-05-02": day_rows(rows("2024-05-02", [1]))}, "seed")
-    a = Writer({"mode": "publish", "lake": url, "run_id": "run-a", "days": {"2024-05-02": [2]}, "hold": ["commit"]}, env)
+    a = Writer({"mode": "publish", "lake": url, "run_id": "run-a", "days": {"2024-05-02": [2]}, "hold": ["commit"]}, {**env, "TWEET_ASSETS_LEASE_TTL_S": "2"})
     a.expect("HELD commit")
-    # while A is paused, its lease expires (seen from run B's clock, 7 h on) and B takes the day over
-    DayLeases(_lake(url), "run-b", "raw_tweets", clock=lambda: time.time() + 7 * 3600).acquire(["2024-05-02"])
+    # A is paused (SIGSTOP: its lease heartbeat too); once its lease has lapsed by the storage's clock
+    # (host clocks do not decide expiry: tweet_assets.lake.leases), B takes the day over
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    lake = _lake(url)
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while not DayLeases(lake, "observer", "x")._dead(json.loads((read := lake.read_record("clean_tweets/_leases/dt=2024-05-02.json")).data), read):
+        assert time.monotonic() < deadline, "run A's lease never lapsed"
+        time.sleep(0.05)
+    DayLeases(lake, "run-b", "raw_tweets").acquire(["2024-05-02"])
+    os.kill(a.proc.pid, signal.SIGCONT)
     a.go()
     refused = a.expect("REFUSED")
-    assert a.finish() == 3 and "is being written by Dagster run run-b" in refused
+    assert a.finish() == 3 and "run run-a lost its lease of 2024-05-02 to run run-b" in refused
     assert _ids(url) == [1] and len(_table(url).load().snapshots()) == 1
     # A's data file for its lost commit is gone again: the table location holds the seed's file only
     assert sorted(parquet_ids(_table(url).load()).column("id").to_pylist()) == [1]
