@@ -21,6 +21,9 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter, instance_for_test, materialize
 
 from tests.helpers import resources, run
+from tests.lake import fencing_cases
+from tests.lake.strict_s3 import strict_s3  # noqa: F401 - a fixture
+from tweet_assets.lake import lineage
 from tweet_assets.compliance.api import ComplianceApi
 from tweet_assets.compliance.ledger import LEDGER_KEY
 from tweet_assets.defs.compliance.assets import compliance_ledger
@@ -371,11 +374,6 @@ def test_point14_days_overwritten_before_a_failure_get_their_materialization(tmp
 # resumes at the chosen moment. Counted by reading the objects. The same cases on the code before
 # fencing left A's 50 posts in every zone after B reported success (cases 1, 2) and a record of 50
 # rows for an object of 80 (case 8): `python -m tests.lake.fencing_run measure [--s3] --code <old tree>`.
-
-from tests.lake import fencing_cases  # noqa: E402
-from tests.lake.strict_s3 import strict_s3  # noqa: E402,F401 - fixture
-from tweet_assets.lake import lineage  # noqa: E402
-
 
 @pytest.fixture(params=["local", "s3"])
 def place(request, tmp_path):
