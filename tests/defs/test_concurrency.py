@@ -373,7 +373,8 @@ def test_point14_days_overwritten_before_a_failure_get_their_materialization(tmp
 # requests held in the tests' proxy; run B (80 posts, 79+ of them not A's) takes the day over; A
 # resumes at the chosen moment. Counted by reading the objects. The same cases on the code before
 # fencing left A's 50 posts in every zone after B reported success (cases 1, 2) and a record of 50
-# rows for an object of 80 (case 8): `python -m tests.lake.fencing_run measure [--s3] --code <old tree>`.
+# rows for an object of 80 (case 8): `python -m tests.lake.fencing_run measure [--s3] --code <old tree>`;
+# FENCING_RUNS_CODE=<old tree> runs these tests' processes on that code (they fail there).
 
 @pytest.fixture(params=["local", "s3"])
 def place(request, tmp_path):

@@ -53,7 +53,9 @@ class Place:
     lake: str
     endpoint: str | None
     home: str
-    code: str = ""  # PYTHONPATH of the code to run (default: this checkout)
+    #: PYTHONPATH of the code the runs execute (default: this checkout; FENCING_RUNS_CODE=<an older
+    #: tree> runs the same cases against it, to watch them fail there)
+    code: str = field(default_factory=lambda: os.environ.get("FENCING_RUNS_CODE", ""))
 
     def open(self):
         from tweet_assets.lake.store import open_lake
