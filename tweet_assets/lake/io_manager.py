@@ -41,7 +41,7 @@ from tweet_assets import config
 from tweet_assets.lake.store import ANY, Lake, LakeError, ObjectChanged, Written, open_lake
 from tweet_assets.lake.parquet import write_parquet
 from tweet_assets.lake.spools import owning_spool_dir, remove_run_spool_dirs, remove_spool_dir
-from tweet_assets.lake.values import SpooledPages, SpooledTable, StoredPages, StoredTable
+from tweet_assets.lake.values import NotLanded, SpooledPages, SpooledTable, StoredPages, StoredTable
 from tweet_assets.lake.empty_days import is_empty, read_days, recorded_empty, store_empty_fenced
 from tweet_assets.lake import fencing, lineage
 from tweet_assets.lake.leases import DayLeases, Lease, dagster_run_finished, forget_run
@@ -193,7 +193,7 @@ class LakeIOManager(ConfigurableIOManager):
             self._store(context, table, fmt, items)
         finally:  # stored or not, the spooled files and their directory go now
             for _, value in items:
-                if isinstance(value, (SpooledPages, SpooledTable)):
+                if isinstance(value, (SpooledPages, SpooledTable, NotLanded)) and value.path:
                     _remove_file(value.path)
                     remove_spool_dir(owning_spool_dir(value.path))
 
@@ -302,7 +302,12 @@ class LakeIOManager(ConfigurableIOManager):
     def _payload(self, table: str, key: str, fmt: str, value) -> "_Payload":
         """What to store for one partition, prepared once (a retried fenced write sends it again):
         a local file, the source version of a copy, or an empty day. ``rows``: the Parquet rows of
-        exactly those bytes (the file's footer, or the footer of the source version copied)."""
+        exactly those bytes (the file's footer, or the footer of the source version copied).
+
+        Raises:
+            the error of a :class:`NotLanded` day (nothing of it is stored)."""
+        if isinstance(value, NotLanded):
+            raise value.error
         if is_empty(value):  # a day without posts: no object (tweet_assets.lake.empty_days)
             return _Payload(lambda lake, k, expect, meta: store_empty_fenced(lake, k, fmt, expect, meta))
         if fmt == "jsonl.gz":

@@ -160,12 +160,28 @@ class SpoolSet:
                 spool.suspend()
 
 
+class RawDay:
+    """What ``raw_tweets`` hands the IO manager for one day: :class:`SpooledPages`, or
+    :class:`NotLanded` when the day could not be finished (the asset's output type)."""
+
+
 @dataclass(frozen=True)
-class SpooledPages:
+class SpooledPages(RawDay):
     """A day's pages in a local gzip JSON-lines file, ready to be stored (the ``raw_tweets`` value)."""
 
     path: str
     pages: int
+
+
+@dataclass(frozen=True)
+class NotLanded(RawDay):
+    """A day the step could not finish (e.g. the X API's post cap ran out while it was read): the
+    IO manager stores the run's days in order and, at this one, raises ``error`` instead of writing:
+    the days before it are stored and recorded, this day and its zone keep what they held, and the
+    step fails naming it. ``path`` is its partial spool file (or None), removed, never stored."""
+
+    path: str | None
+    error: Exception
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Callable, Iterator, Mapping
 
 from tweet_assets import config
 from tweet_assets.lake.store import Lake
-from tweet_assets.lake.values import SpooledPages
+from tweet_assets.lake.values import NotLanded, RawDay, SpooledPages
 from tweet_assets.sources.base import SourcePage
 from tweet_assets.sources.cap_ledger import CapLedger, Reservation
 from tweet_assets.x.problems import UsageCapExceeded, XApiError
@@ -190,24 +190,6 @@ def plan_report(plan: SpendPlan, limits: Limits, others: list[Reservation] | tup
     }
 
 
-class NotLanded(SpooledPages):
-    """The value of a day the run could not finish (the cap ran out while it was read): storing it
-    fails with ``error`` (the IO manager reads a value's ``pages`` first), so the days before it
-    are stored and recorded, and the step fails naming this day. ``path`` is its partial spool
-    file, removed with the run's spools; it is never written to the lake."""
-
-    def __init__(self, path: str, error: Exception):
-        object.__setattr__(self, "path", path)
-        object.__setattr__(self, "error", error)
-
-    @property
-    def pages(self) -> int:  # type: ignore[override]
-        raise self.error
-
-    def __repr__(self) -> str:
-        return f"NotLanded({self.path!r})"
-
-
 class RunBudget:
     """One run's spending: its plan, its reservation in the ledger (None when nothing was reserved),
     what it read, and the cap hit that stopped it, if one did.
@@ -240,7 +222,7 @@ class RunBudget:
             reservation, self.reservation = self.reservation, None
             self.ledger.release(reservation.run_id)
 
-    def landed(self, spooled: dict[str, SpooledPages]) -> dict[str, SpooledPages]:
+    def landed(self, spooled: dict[str, SpooledPages]) -> dict[str, RawDay]:
         """The run's days to store: all of ``spooled`` when no cap was hit; otherwise the days
         before the day in progress as they are, that day and the later ones as :class:`NotLanded`
         (all days when the source cannot tell which were finished: timelines)."""

@@ -15,7 +15,6 @@ the patch can go once pyiceberg keeps them.
 
 from __future__ import annotations
 
-import pyarrow as pa
 from pyiceberg.io.pyarrow import ArrowProjectionVisitor
 
 _original_list = ArrowProjectionVisitor.list

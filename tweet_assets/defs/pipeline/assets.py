@@ -24,21 +24,19 @@ from tweet_assets.transform.day_workers import WORKERS, day_groups, flatten_days
 from tweet_assets.transform.flatten import finalize_days
 from tweet_assets.transform.pages import PAGE_REASONS, count_quarantined
 from tweet_assets.lake.io_manager import LakeResource, hold_days_for_source, zone_of
-from tweet_assets.lake.leases import lost_lease
-from tweet_assets.lake.values import SpooledPages, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
-from tweet_assets.partitions import backfill_policy_from_env, daily_partitions, projection_start_date, start_date
+from tweet_assets.lake.values import RawDay, SpooledTable, SpoolSet, StoredPages, StoredTable, spool_table
+from tweet_assets.partitions import backfill_policy_from_env, projection_start_date
 from tweet_assets.lake.parquet import SORTED_BY, is_sorted_by
 from tweet_assets.schema import PUBLISHED_SCHEMA
 from tweet_assets.warehouses.athena import dagster_table_schema
 from tweet_assets.sources.base import PostSource
 from tweet_assets.sources.budget import guard_run
-from tweet_assets.lake.leases import dagster_run_finished
 from tweet_assets.warehouses import DIALECTS
 from tweet_assets.warehouses import ddl as warehouse_ddl
 from tweet_assets.schema import DEFAULT_TABLE
 from tweet_assets.lake.spools import open_spool_dir
 from tweet_assets.defs.pipeline.layout import ENVIRONMENT, PipelineLayout, with_resource_key
-from tweet_assets.lake.leases import DayLeases, dagster_run_finished
+from tweet_assets.lake.leases import DayLeases, dagster_run_finished, lost_lease
 from tweet_assets.tables.iceberg import IcebergTable, renew_leases
 
 # BackfillPolicy is marked beta in Dagster 1.13; it is the documented way to run a range in one run.
@@ -56,7 +54,7 @@ PUBLISHED_TABLE = "tweets"
 TABLE_FORMAT_METADATA = "tweet_assets/table_format"
 
 
-def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeResource) -> dict[str, SpooledPages]:
+def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: LakeResource) -> dict[str, RawDay]:
     """Check the lake takes writes, then stream the window's pages from the source into one spool
     file per day."""
     days = list(context.partition_keys)

@@ -209,7 +209,7 @@ def raw_posts_match_api_count(context: AssetCheckExecutionContext):
         )
     if without:
         reasons = {d: latest.get(d, {}).get("api_post_count_skipped") or latest.get(d, {}).get("api_post_count_error") or "no api_post_count recorded" for d in without}
-        context.log.info(f"not compared (no X API count), shown as Skipped: " + "; ".join(f"{d}: {r}" for d, r in list(reasons.items())[:10]))
+        context.log.info("not compared (no X API count), shown as Skipped: " + "; ".join(f"{d}: {r}" for d, r in list(reasons.items())[:10]))
     tolerance = f"max({COUNT_TOLERANCE_POSTS} posts, {COUNT_TOLERANCE_FRACTION:.0%} of the count)"
     results = {}
     for day in days:
