@@ -54,3 +54,16 @@ def test_the_s3_kind_tag_only_on_an_s3_lake(monkeypatch):
 
     assert kinds(local) == {"parquet", "athena"}
     assert kinds(on_s3) == {"parquet", "athena", "s3"}
+
+
+def test_the_iceberg_tables_kind_tags_follow_the_lake_too(monkeypatch):
+    from tweet_assets.defs.pipeline.assets import iceberg_asset
+    from tweet_assets.defs.pipeline.layout import PipelineLayout
+
+    def kinds(assets_def):
+        return {k.split("/", 2)[-1] for k in assets_def.specs_by_key[assets_def.key].tags if k.startswith("dagster/kind/")}
+
+    monkeypatch.setenv("TWEET_ASSETS_LAKE_URL", "lake")
+    assert kinds(iceberg_asset(PipelineLayout(table_format="iceberg"))) == {"iceberg", "parquet"}
+    monkeypatch.setenv("TWEET_ASSETS_LAKE_URL", "s3://bucket/prefix")
+    assert kinds(iceberg_asset(PipelineLayout(table_format="iceberg"))) == {"iceberg", "parquet", "s3"}

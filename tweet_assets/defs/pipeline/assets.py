@@ -335,20 +335,32 @@ def clean_tweets_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition
     )(flatten_clean_tweets)
 
 
+def _lake_kind() -> list[str]:
+    """Dagit's ``s3`` kind tag, only on an ``s3://`` lake (issue #39: kinds follow the configured lake)."""
+    return ["s3"] if os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip().startswith("s3://") else []
+
+
+def _published(layout: PipelineLayout) -> dict:
+    """What the published table's asset is, in either format: key, input, partitions, group, owners."""
+    return {
+        "name": layout.published_name,
+        "key_prefix": layout.key_prefix,
+        "ins": {"clean_tweets": AssetIn(key=layout.key("clean_tweets"))},
+        "partitions_def": layout.partitions_def,
+        "backfill_policy": BACKFILL_POLICY,
+        "group_name": layout.group,
+        "owners": OWNERS,
+    }
+
+
 def s3_parquet_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition:
     """The published table of ``layout``'s collection (``s3_parquet``, or ``[<collection>, tweets]``),
     in its table format (Hive files, or an Iceberg table: :func:`iceberg_asset`)."""
     if layout.table_format == "iceberg":
         return iceberg_asset(layout)
     return asset(
-        name=layout.published_name,
-        key_prefix=layout.key_prefix,
-        ins={"clean_tweets": AssetIn(key=layout.key("clean_tweets"))},
-        partitions_def=layout.partitions_def,
-        backfill_policy=BACKFILL_POLICY,
-        group_name=layout.group,
-        owners=OWNERS,
-        kinds={"parquet", "athena", *(["s3"] if os.environ.get("TWEET_ASSETS_LAKE_URL", "").strip().startswith("s3://") else [])},  # S3 only on an s3:// lake
+        **_published(layout),
+        kinds={"parquet", "athena", *_lake_kind()},
         metadata={
             "lake/table": layout.table(PUBLISHED_TABLE),
             "lake/format": "parquet",
@@ -364,19 +376,12 @@ def s3_parquet_asset(layout: PipelineLayout = ENVIRONMENT) -> AssetsDefinition:
     )(publish_s3_parquet)
 
 
-
 def iceberg_asset(layout: PipelineLayout) -> AssetsDefinition:
     """The published table of ``layout``'s collection as an Iceberg table (same key, group and
     partitions as the Hive one; no IO manager: the asset commits itself)."""
     return asset(
-        name=layout.published_name,
-        key_prefix=layout.key_prefix,
-        ins={"clean_tweets": AssetIn(key=layout.key("clean_tweets"))},
-        partitions_def=layout.partitions_def,
-        backfill_policy=BACKFILL_POLICY,
-        group_name=layout.group,
-        owners=OWNERS,
-        kinds={"iceberg", "parquet", "s3"},
+        **_published(layout),
+        kinds={"iceberg", "parquet", *_lake_kind()},
         metadata={
             "lake/table": layout.table(PUBLISHED_TABLE),
             TABLE_FORMAT_METADATA: "iceberg",
