@@ -107,20 +107,30 @@ def requests_for_call(service: str, operation: str, params: dict, *, region: str
             Request("s3:GetObject", f"arn:aws:s3:::{source}"),
             Request("s3:PutObject", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"),
         ]
-    if service == "glue" and operation in GLUE_TABLE_OPERATIONS:
+    if service == "s3" and operation == "DeleteObjects":
+        # S3 reference: DeleteObjects is authorized as s3:DeleteObject on each key it names
+        return [Request("s3:DeleteObject", f"arn:aws:s3:::{params['Bucket']}/{key}") for key in params["Keys"]]
+    if service == "glue" and operation in GLUE_OPERATIONS:
         # Glue docs, "Specifying AWS Glue resource ARNs": a table operation is authorized on the
-        # catalog, the database and the table; a database operation on the catalog and the database
-        database = params["Name"] if operation == "GetDatabase" else params["DatabaseName"]
+        # catalog, the database and the table; a database operation on the catalog and the database.
+        # GetTables names no table: it is authorized on the catalog and the database, and answers
+        # only the tables the caller may GetTables on (Glue's IAM examples, "Filter tables by
+        # GetTables permission"), which a test checks separately.
+        if operation in GLUE_DATABASE_OPERATIONS:
+            database = params["DatabaseInput"]["Name"] if "DatabaseInput" in params else params["Name"]
+        else:
+            database = params["DatabaseName"]
         base = f"arn:aws:glue:{region}:{account}"
         resources = [f"{base}:catalog", f"{base}:database/{database}"]
-        if operation != "GetDatabase":
+        if operation not in GLUE_DATABASE_OPERATIONS and operation != "GetTables":
             table = params["TableInput"]["Name"] if "TableInput" in params else params.get("TableName") or params["Name"]
             resources.append(f"{base}:table/{database}/{table}")
         return [Request(f"glue:{operation}", resource) for resource in resources]
     return [request_for_call(service, operation, params, region=region, account=account)]
 
 
-GLUE_TABLE_OPERATIONS = ("GetDatabase", "GetTable", "CreateTable", "UpdateTable", "DeleteTable", "BatchCreatePartition")
+GLUE_DATABASE_OPERATIONS = ("GetDatabase", "CreateDatabase", "DeleteDatabase")
+GLUE_OPERATIONS = (*GLUE_DATABASE_OPERATIONS, "GetTable", "GetTables", "CreateTable", "UpdateTable", "DeleteTable", "BatchCreatePartition")
 
 
 def request_for_call(service: str, operation: str, params: dict, *, region: str, account: str) -> Request:
