@@ -21,6 +21,11 @@
 # RESULTS_BUCKET, RESULTS_PREFIX). glue-catalog-policy.json (what `tweet-assets catalog` and the
 # glue_table asset need: Get/Create/UpdateTable on the one table) is rendered when GLUE_DATABASE is
 # set; GLUE_TABLE defaults to tweets.
+# iceberg-policy.json only when TABLE_FORMAT=iceberg (the deployment's TWEET_ASSETS_TABLE_FORMAT;
+# default hive), with GLUE_DATABASE (and GLUE_TABLE): what the Iceberg table format adds to
+# policy.json: s3:DeleteObject under the table's data/ and metadata/ folders only (snapshot expiry
+# and the orphan sweep delete the files no live snapshot reaches, so that a deleted post leaves
+# storage), and the Glue calls of pyiceberg's GlueCatalog on the one database and table.
 # ecs-launcher-policy.json (what dagster-aws's EcsRunLauncher in dagster-daemon needs: RunTask of
 # the project's task families in one cluster, RegisterTaskDefinition of the families it derives
 # from its task_definition_prefix, Describe/StopTask there, PassRole of the two task roles to ECS,
@@ -45,6 +50,20 @@ need() {
 }
 
 for name in LAKE_BUCKET REGION ACCOUNT_ID KMS_KEY_ID; do need "$name"; done
+table_format="${TABLE_FORMAT:-hive}"
+case "$table_format" in
+  hive) ;;
+  iceberg)
+    if [[ -z "${GLUE_DATABASE:-}" ]]; then
+      echo "render-policies.sh: TABLE_FORMAT=iceberg needs GLUE_DATABASE (the Glue database of the Iceberg table, TWEET_ASSETS_GLUE_DATABASE)" >&2
+      exit 2
+    fi
+    ;;
+  *)
+    echo "render-policies.sh: TABLE_FORMAT must be hive or iceberg (TWEET_ASSETS_TABLE_FORMAT), got '$table_format'" >&2
+    exit 2
+    ;;
+esac
 for name in ssm_parameter pg_password_parameter; do
   if [[ ! "${!name}" =~ ^/[A-Za-z0-9_./-]+$ ]]; then
     echo "render-policies.sh: ${name^^} must be a full name starting with /, got '${!name}'" >&2
@@ -129,5 +148,8 @@ if [[ -n "${GLUE_DATABASE:-}" ]]; then
     exit 2
   fi
   render "$here/glue-catalog-policy.json" "$out/glue-catalog-policy.json"
+  if [[ "$table_format" == iceberg ]]; then
+    render "$here/iceberg-policy.json" "$out/iceberg-policy.json"
+  fi
 fi
 echo "wrote the policies to $out" >&2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from deploy_helpers import DEPLOY, HERE, clean_env, require_project, venv_bin
@@ -196,8 +197,10 @@ def test_policy_allows_reading_the_token_through_ssm_only(rendered):
         Request("s3:GetObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets_private/x.parquet"),
         Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/dagster/compute_logs/x.out"),
         Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}"),
-        # nothing deletes lake objects (a rerun overwrites with PutObject)
+        # the pipeline policy deletes nothing (a rerun overwrites with PutObject; the Iceberg
+        # table's deletes are iceberg-policy.json's)
         Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/data/created_at_day=2024-01-01/00000-0-a.parquet"),
         Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/tweet_assets/dagster/compute_logs/run/x.out"),
         # compute logs: only their prefix, only the compute log bucket
         Request("s3:PutObject", f"arn:aws:s3:::{BUCKET}/tweet_assets/dagster/other/x.out"),
@@ -380,20 +383,53 @@ LAKE_KEY_ID = "abcd1234-0000-4000-8000-1234567890ab"
 LAKE_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{LAKE_KEY_ID}"
 
 
-def test_no_code_deletes_lake_objects_so_none_is_granted(rendered):
-    """s3:DeleteObject is not granted, and nothing in the package calls a delete (grep, as the
-    issue asks; the Lake.delete helper was removed with the grant)."""
+#: Every way the package could delete a lake object: boto3's delete_object(s), a pyiceberg FileIO's
+#: or Transaction's delete, a pyarrow filesystem's delete_file/delete_dir(_contents), a Lake.delete.
+DELETE_CALLS = r"delete_objects?\(|\.delete\(|def delete\(|\"DeleteObjects?\"|\.delete_file\(|\.delete_dir(_contents)?\("
+#: Where the package deletes, and what: the Iceberg table's own files only (issue #37).
+ICEBERG_DELETERS = {
+    "tweet_assets/tables/iceberg.py": "a run's uncommitted data files (table.io.delete) and row-level deletes (tx.delete)",
+    "tweet_assets/tables/maintenance.py": "files only expired snapshots reached (table.io.delete) and orphans (fs.delete_file)",
+}
+
+
+def test_deletes_only_in_the_iceberg_code_and_granted_only_by_the_iceberg_policy(tmp_path, rendered):
+    """The Hive path and the lake zones delete nothing: a grep of the package finds deletes only
+    in tweet_assets/tables/'s Iceberg modules (snapshot expiry, the orphan sweep, a run's
+    uncommitted files, row-level deletes), none in tables/hive.py, lake/, compliance/ or the
+    stream. And of every policy render-policies.sh writes, only iceberg-policy.json grants a delete:
+    s3:DeleteObject, on the table's data/ and metadata/ folders and nothing else."""
     from deploy_helpers import REPO
 
-    proc = subprocess.run(
-        ["grep", "-rnE", r"delete_objects?\(|\.delete\(|def delete\(|\"DeleteObjects?\"", str(REPO / "tweet_assets")],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert proc.returncode == 1 and proc.stdout == "", proc.stdout
-    actions = {a for s in rendered["policy.json"]["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert not any(a.lower().startswith("s3:delete") for a in actions), actions
+    proc = subprocess.run(["grep", "-rnE", DELETE_CALLS, str(REPO / "tweet_assets")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    hits: dict[str, list[str]] = {}
+    for line in proc.stdout.splitlines():
+        path, _, text = line.partition(":")
+        hits.setdefault(str(Path(path).relative_to(REPO)), []).append(text)
+    assert set(hits) == set(ICEBERG_DELETERS), {k: v for k, v in hits.items() if k not in ICEBERG_DELETERS}
+    assert all(path.startswith("tweet_assets/tables/") and path != "tweet_assets/tables/hive.py" for path in hits)
+    # every policy, with every optional one rendered (KMS, ECS, Athena, Glue, Iceberg)
+    everything = {
+        **rendered,
+        **render(tmp_path / "all", TABLE_FORMAT="iceberg", LAKE_KMS_KEY_ID=LAKE_KEY_ID, ECS_CLUSTER="c", ECS_TASK_ROLE="t", ECS_EXECUTION_ROLE="e"),
+    }
+    assert {"policy.json", "iceberg-policy.json", "glue-catalog-policy.json", "athena-reader-policy.json", "lake-kms-policy.json", "ecs-launcher-policy.json"} <= set(everything)
+    granting = {
+        name: [(a, sorted(_as_list(s["Resource"]))) for s in policy["Statement"] for a in _as_list(s.get("Action", [])) if a.lower().startswith("s3:delete")]
+        for name, policy in everything.items()
+    }
+    assert {name for name, grants in granting.items() if grants} == {"iceberg-policy.json"}, granting
+    assert granting["iceberg-policy.json"] == [
+        ("s3:DeleteObject", [f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/data/*", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/metadata/*"])
+    ]
+    actions = {a for s in rendered["policy.json"]["Statement"] for a in _as_list(s["Action"])}
     # AbortMultipartUpload stays: boto3's managed upload aborts a failed multipart upload
     assert "s3:AbortMultipartUpload" in actions
+
+
+def _as_list(value) -> list:
+    return [value] if isinstance(value, str) else list(value)
 
 
 def test_policy_allows_the_dagster_database_password_and_compute_logs(tmp_path, rendered):
@@ -489,3 +525,245 @@ def test_ecs_launcher_policy_runs_one_family_in_one_cluster(tmp_path):
     assert [str(r) for r in allowed if not is_allowed(policy, r)] == []
     assert [str(r) for r in denied if is_allowed(policy, r)] == []
     assert "ecs-launcher-policy.json" not in render(tmp_path / "none")
+
+
+# ------------------------------------------------------------------------------------------------
+# issue #37: the Iceberg table format (iceberg-policy.json, with TABLE_FORMAT=iceberg)
+
+GLUE = f"arn:aws:glue:{REGION}:{ACCOUNT}"
+ICEBERG_GLUE_OPERATIONS = {"GetDatabase", "CreateDatabase", "GetTable", "GetTables", "CreateTable", "UpdateTable"}
+
+
+@pytest.fixture
+def rendered_iceberg(tmp_path):
+    return render(tmp_path, TABLE_FORMAT="iceberg")
+
+
+def iceberg_deployment(rendered: dict) -> dict:
+    """What an Iceberg deployment's role carries: the pipeline policy and the Iceberg policy."""
+    return {"Version": "2012-10-17", "Statement": rendered["policy.json"]["Statement"] + rendered["iceberg-policy.json"]["Statement"]}
+
+
+@pytest.fixture(scope="module")
+def iceberg_calls(tmp_path_factory):
+    """Every request moto's S3 and Glue server (127.0.0.1) received from the Iceberg deployment's
+    work (record_iceberg_calls.py: three runs of tweets_daily_job publishing two days, compliance_job
+    deleting two posts with expiry, iceberg_maintenance_job, the orphan sweep)."""
+    require_project()
+    home = tmp_path_factory.mktemp("home")
+    env = clean_env(
+        TWEET_ASSETS_LAKE_URL=f"s3://{BUCKET}/{PREFIX}",
+        TWEET_ASSETS_START_DATE="2024-01-01",
+        TWEET_ASSETS_TABLE_FORMAT="iceberg",
+        TWEET_ASSETS_ICEBERG_CATALOG="glue",
+        PYICEBERG_CATALOG__GLUE__TYPE="glue",
+        TWEET_ASSETS_GLUE_DATABASE="tweets_db",
+        PYICEBERG_HOME=str(home),
+        HOME=str(home),
+        AWS_DEFAULT_REGION=REGION,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        DAGSTER_HOME=str(tmp_path_factory.mktemp("dagster_home")),
+        TMPDIR=str(tmp_path_factory.mktemp("tmp")),
+    )
+    env = {k: v for k, v in env.items() if not k.startswith("PYICEBERG_") or k in ("PYICEBERG_HOME", "PYICEBERG_CATALOG__GLUE__TYPE")}
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "record_iceberg_calls.py"), "2024-01-01"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=env["TMPDIR"],
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+
+
+def _requests(calls) -> list[Request]:
+    return [r for c in calls for r in requests_for_call(c["service"], c["operation"], c["params"], region=REGION, account=ACCOUNT)]
+
+
+def test_iceberg_policy_is_rendered_only_for_an_iceberg_deployment(tmp_path, rendered, rendered_iceberg):
+    assert "iceberg-policy.json" not in rendered
+    assert "iceberg-policy.json" not in render(tmp_path / "hive", TABLE_FORMAT="hive")
+    assert parliament(rendered_iceberg["iceberg-policy.json"]) == []
+    for statement in rendered_iceberg["iceberg-policy.json"]["Statement"]:
+        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        assert all("*" not in a for a in _as_list(statement["Action"])), statement
+        assert all(r != "*" and not r.endswith(("/", ":::" + BUCKET + "/*")) for r in _as_list(statement["Resource"])), statement
+    # a lake at the bucket's root, another table name
+    root = render(tmp_path / "root", TABLE_FORMAT="iceberg", LAKE_PREFIX="", GLUE_TABLE="posts")["iceberg-policy.json"]
+    assert root["Statement"][0]["Resource"] == [f"arn:aws:s3:::{BUCKET}/tweets/data/*", f"arn:aws:s3:::{BUCKET}/tweets/metadata/*"]
+    assert f"{GLUE}:table/tweets_db/posts" in root["Statement"][1]["Resource"]
+    # refusals name what to set
+    for values, says in (({"TABLE_FORMAT": "iceberg", "GLUE_DATABASE": "", "ATHENA_WORKGROUP": ""}, "GLUE_DATABASE"), ({"TABLE_FORMAT": "delta"}, "TABLE_FORMAT must be hive or iceberg")):
+        env = clean_env(**{**PLACEHOLDER_ENV, **values})
+        proc = subprocess.run(["bash", str(DEPLOY / "iam" / "render-policies.sh"), str(tmp_path / "bad")], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and says in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_iceberg_deployment_allows_every_call_its_code_makes(rendered, rendered_iceberg, iceberg_calls):
+    """Publish, compliance delete with expiry, maintenance and the orphan sweep, on moto's S3 and
+    Glue: every request is allowed by the pipeline policy plus the Iceberg policy; every delete is
+    under the table's data/ or metadata/ folder; the Hive deployment's policy alone denies each
+    delete and each Glue call."""
+    policy = iceberg_deployment(rendered_iceberg)
+    by_phase: dict[str, set[str]] = {}
+    for call in iceberg_calls:
+        by_phase.setdefault(call["phase"], set()).add(call["operation"])
+    # the recording really covers each phase's work
+    assert set(by_phase) == {"publish", "compliance", "maintenance", "orphans"}, by_phase
+    assert {"CreateDatabase", "CreateTable", "UpdateTable", "PutObject", "CompleteMultipartUpload"} <= by_phase["publish"]
+    assert {"DeleteObject", "UpdateTable", "GetTables", "ListObjectsV2"} <= by_phase["compliance"]
+    assert {"DeleteObject", "UpdateTable", "GetTables", "ListObjectsV2"} <= by_phase["maintenance"]
+    assert "DeleteObject" in by_phase["orphans"]
+    assert not any(op.startswith("UNKNOWN") for ops in by_phase.values() for op in ops), by_phase
+    glue = {c["operation"] for c in iceberg_calls if c["service"] == "glue"}
+    assert glue == ICEBERG_GLUE_OPERATIONS, glue
+    # the deletes: the Iceberg table's own files, never raw, clean, leases, lineage or a Hive object
+    deleted = [c["params"]["Key"] for c in iceberg_calls if c["operation"] in ("DeleteObject", "DeleteObjects")]
+    assert deleted and all(k.startswith((f"{PREFIX}/tweets/data/", f"{PREFIX}/tweets/metadata/")) for k in deleted), deleted
+    assert any(k.endswith(".parquet") and "/data/created_at_day=2024-01-01/" in k for k in deleted)  # the rewritten day's old data file
+    assert any(k.endswith(".avro") for k in deleted)  # manifests and manifest lists of expired snapshots
+    requests = _requests(iceberg_calls)
+    assert [str(r) for r in requests if not is_allowed(policy, r)] == []
+    # GetTables answers only the tables the role may GetTables on: the one table
+    assert is_allowed(policy, Request("glue:GetTables", f"{GLUE}:table/tweets_db/tweets"))
+    assert not is_allowed(policy, Request("glue:GetTables", f"{GLUE}:table/tweets_db/other"))
+    # the Hive deployment's policy (policy.json, without iceberg-policy.json) grants none of it
+    hive = rendered["policy.json"]
+    extra = [r for r in requests if r.action == "s3:DeleteObject" or r.action.startswith("glue:")]
+    assert extra and not any(is_allowed(hive, r) for r in extra)
+    # and every S3 call but the deletes is the pipeline policy's already
+    assert [str(r) for r in requests if r.action.startswith("s3:") and r.action != "s3:DeleteObject" and not is_allowed(hive, r)] == []
+
+
+@pytest.mark.slow
+def test_every_grant_of_the_iceberg_policy_is_needed(rendered_iceberg, iceberg_calls):
+    """Least privilege both ways: dropping any one action or any one resource of iceberg-policy.json
+    denies a call the Iceberg code made (e.g. UpdateTable: every commit; metadata/*: snapshot expiry)."""
+    requests = _requests(iceberg_calls)
+    iceberg = rendered_iceberg["iceberg-policy.json"]
+    pipeline = rendered_iceberg["policy.json"]["Statement"]
+    assert all(is_allowed(iceberg_deployment(rendered_iceberg), r) for r in requests)
+    for i, statement in enumerate(iceberg["Statement"]):
+        for field in ("Action", "Resource"):
+            for dropped in _as_list(statement[field]):
+                narrower = [dict(s) for s in iceberg["Statement"]]
+                narrower[i][field] = [v for v in _as_list(statement[field]) if v != dropped]
+                policy = {"Statement": pipeline + [s for s in narrower if s[field]]}
+                assert not all(is_allowed(policy, r) for r in requests), f"{statement['Sid']}: {dropped} is granted but never used"
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        # deletes outside the Iceberg table's two folders: the lake zones, the day leases and
+        # lineage, the compliance ledger, the Hive objects, the table's root, a sibling folder
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/raw_tweets/dt=2024-01-01/part-00000.jsonl.gz"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/raw_stream/dt=2024-01-01/segment.jsonl.gz"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/clean_tweets/dt=2024-01-01/part-00000.parquet"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/clean_tweets/_leases/dt=2024-01-01.json"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/clean_tweets/_lineage/dt=2024-01-01.json"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/clean_tweets/_compliance_ledger/part-00000.parquet"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/dt=2024-01-01/part-00000.parquet"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/data"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/database/x.parquet"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/{PREFIX}/_tweet_assets_check/write-check"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/tweets/data/x.parquet"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::other-bucket/{PREFIX}/tweets/data/x.parquet"),
+        Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/tweet_assets/dagster/compute_logs/run/x.out"),
+        # a version's permanent deletion (the lifecycle rule expires noncurrent versions), bucket settings
+        Request("s3:DeleteObjectVersion", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/data/created_at_day=2024-01-01/a.parquet"),
+        Request("s3:PutLifecycleConfiguration", f"arn:aws:s3:::{BUCKET}"),
+        Request("s3:PutBucketVersioning", f"arn:aws:s3:::{BUCKET}"),
+        # Glue: no drop, no other table or database, no other region or account
+        Request("glue:DeleteTable", f"{GLUE}:table/tweets_db/tweets"),
+        Request("glue:DeleteDatabase", f"{GLUE}:database/tweets_db"),
+        Request("glue:UpdateDatabase", f"{GLUE}:database/tweets_db"),
+        Request("glue:UpdateTable", f"{GLUE}:table/tweets_db/other"),
+        Request("glue:GetTable", f"{GLUE}:table/tweets_db/other"),
+        Request("glue:GetTables", f"{GLUE}:table/tweets_db/other"),
+        Request("glue:CreateTable", f"{GLUE}:table/other_db/tweets"),
+        Request("glue:CreateDatabase", f"{GLUE}:database/other_db"),
+        Request("glue:CreateTable", f"{GLUE}:database/other_db"),
+        Request("glue:BatchCreatePartition", f"{GLUE}:table/tweets_db/tweets"),
+        Request("glue:DeleteTableVersion", f"{GLUE}:table/tweets_db/tweets"),
+        Request("glue:UpdateTable", f"arn:aws:glue:us-east-1:{ACCOUNT}:table/tweets_db/tweets"),
+        Request("glue:UpdateTable", f"arn:aws:glue:{REGION}:999999999999:table/tweets_db/tweets"),
+    ],
+    ids=str,
+)
+def test_iceberg_deployment_denies_everything_else(rendered_iceberg, request_):
+    assert not is_allowed(iceberg_deployment(rendered_iceberg), request_)
+
+
+# --- the recorder names each HTTP request by its operation as botocore serializes it (the S3 and
+# Glue APIs' own request shapes), so the policy is judged on the operations really made
+
+S3_SHAPES = {
+    "GetObject": {"Key": "lake/v1/tweets/metadata/00001-a.metadata.json"},
+    "HeadObject": {"Key": "lake/v1/tweets/data/created_at_day=2024-01-01/a b+c.parquet"},
+    "PutObject": {"Key": "lake/v1/tweets/metadata/", "Body": b""},
+    "DeleteObject": {"Key": "lake/v1/tweets/data/created_at_day=2024-01-01/a.parquet"},
+    "DeleteObjects": {"Delete": {"Objects": [{"Key": "lake/v1/tweets/data/a.parquet"}, {"Key": "lake/v1/tweets/metadata/b.avro"}]}},
+    "ListObjectsV2": {"Prefix": "lake/v1/tweets/metadata/", "Delimiter": "/"},
+    "ListObjects": {"Prefix": "lake/v1/tweets/"},
+    "ListMultipartUploads": {"Prefix": "lake/v1/clean_tweets/"},
+    "HeadBucket": {},
+    "GetBucketLocation": {},
+    "CreateMultipartUpload": {"Key": "lake/v1/tweets/data/a.parquet"},
+    "UploadPart": {"Key": "lake/v1/tweets/data/a.parquet", "UploadId": "u", "PartNumber": 1, "Body": b"x"},
+    "UploadPartCopy": {"Key": "lake/v1/tweets/dt=2024-01-01/part-00000.parquet", "UploadId": "u", "PartNumber": 1, "CopySource": f"{BUCKET}/lake/v1/clean_tweets/dt=2024-01-01/part-00000.parquet"},
+    "CompleteMultipartUpload": {"Key": "lake/v1/tweets/data/a.parquet", "UploadId": "u", "MultipartUpload": {"Parts": [{"ETag": "e", "PartNumber": 1}]}},
+    "AbortMultipartUpload": {"Key": "lake/v1/tweets/data/a.parquet", "UploadId": "u"},
+    "CopyObject": {"Key": "lake/v1/tweets/a", "CopySource": f"{BUCKET}/lake/v1/clean_tweets/a"},
+    "ListParts": {"Key": "lake/v1/tweets/data/a.parquet", "UploadId": "u"},
+}
+GLUE_SHAPES = {
+    "GetDatabase": {"Name": "tweets_db"},
+    "CreateDatabase": {"DatabaseInput": {"Name": "tweets_db"}},
+    "GetTable": {"DatabaseName": "tweets_db", "Name": "tweets"},
+    "GetTables": {"DatabaseName": "tweets_db"},
+    "CreateTable": {"DatabaseName": "tweets_db", "TableInput": {"Name": "tweets"}},
+    "UpdateTable": {"DatabaseName": "tweets_db", "TableInput": {"Name": "tweets"}, "VersionId": "3"},
+}
+
+
+class _Sent(Exception):
+    pass
+
+
+def _as_sent(service: str, operation: str, params: dict) -> dict:
+    """The HTTP request botocore serializes for ``operation``, in moto's recorder's shape."""
+    import base64
+
+    import boto3
+    from botocore import xform_name
+
+    client = boto3.client(service, region_name=REGION, endpoint_url="http://127.0.0.1:9", aws_access_key_id="testing", aws_secret_access_key="testing")
+    seen = {}
+
+    def capture(request, **_):
+        body = request.body if isinstance(request.body, bytes) else (request.body or "").encode() if isinstance(request.body, str) else b""
+        headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+        seen.update(method=request.method, url=request.url, headers=headers, body=base64.b64encode(body).decode(), body_encoded=True)
+        raise _Sent
+
+    client.meta.events.register("before-send", capture)
+    with pytest.raises(_Sent):
+        getattr(client, xform_name(operation))(**({"Bucket": BUCKET} if service == "s3" else {}), **params)
+    return seen
+
+
+@pytest.mark.parametrize("service,name", [*(("s3", n) for n in S3_SHAPES), *(("glue", n) for n in GLUE_SHAPES)])
+def test_the_recorder_names_each_request_as_botocore_serializes_it(service, name):
+    from record_iceberg_calls import operation
+
+    params = (S3_SHAPES if service == "s3" else GLUE_SHAPES)[name]
+    call = operation(_as_sent(service, name, params))
+    assert (call["service"], call["operation"]) == (service, name)
+    if service == "s3":
+        assert call["params"]["Bucket"] == BUCKET
+        assert call["params"].get("Key") == params.get("Key")
+        assert call["params"].get("Prefix") == params.get("Prefix")
+        assert call["params"].get("CopySource") == params.get("CopySource")
+        if name == "DeleteObjects":
+            assert call["params"]["Keys"] == [o["Key"] for o in params["Delete"]["Objects"]]
