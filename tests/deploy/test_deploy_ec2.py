@@ -10,6 +10,7 @@ metadata stub.
 from __future__ import annotations
 
 import hashlib
+import json
 import http.server
 import os
 import re
@@ -147,6 +148,22 @@ def test_settings_that_an_env_file_cannot_hold_are_refused_before_installing(tmp
 
 
 @pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"TWEET_ASSETS_TABLE_FORMAT": "delta"}, "TWEET_ASSETS_TABLE_FORMAT must be hive or iceberg, got 'delta'"),
+        ({"TWEET_ASSETS_TABLE_FORMAT": "iceberg", "TWEET_ASSETS_GLUE_DATABASE": "tweets_db"}, "needs an s3:// TWEET_ASSETS_LAKE_URL"),
+        ({"TWEET_ASSETS_TABLE_FORMAT": "iceberg", "TWEET_ASSETS_LAKE_URL": "s3://lake/tweet_assets"}, "needs TWEET_ASSETS_GLUE_DATABASE"),
+        ({"TWEET_ASSETS_TABLE_FORMAT": "iceberg", "TWEET_ASSETS_LAKE_URL": "s3://lake/tweet_assets", "TWEET_ASSETS_GLUE_DATABASE": "Tweets-DB"}, "got 'Tweets-DB'"),
+    ],
+    ids=["unknown format", "iceberg on a local lake", "iceberg without a Glue database", "iceberg with a bad Glue name"],
+)
+def test_table_format_settings_are_refused_before_installing(tmp_path, settings, message):
+    proc = run_user_data(tmp_path / "root", **settings)
+    assert proc.returncode != 0 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "root" / "opt").exists()
+
+
+@pytest.mark.parametrize(
     ("name", "message"),
     [
         ("ubuntu-22.04", "Ubuntu 22.04 is not supported"),
@@ -256,6 +273,9 @@ def test_install_writes_units_config_and_instance(installed):
     assert env["X_QUERY"] == X_QUERY
     # the ECS shape's settings are passed on when given, and only then
     assert env["TWEET_ASSETS_ECS_CLUSTER"] == "tweet-assets" and "DAGSTER_CURRENT_IMAGE" not in env
+    # the table format (issue #37): Hive by default; the names the ECS launcher copies are written empty
+    assert (env["TWEET_ASSETS_TABLE_FORMAT"], env["TWEET_ASSETS_ICEBERG_CATALOG"], env["TWEET_ASSETS_GLUE_DATABASE"]) == ("hive", "", "")
+    assert not any(k.startswith("PYICEBERG_") for k in env)
     # a shell sourcing the same file (the Airflow DAG's TWEET_ASSETS_ENV_FILE) reads the same value
     sourced = subprocess.run(
         ["bash", "-c", 'set -a; . "$1"; printf %s "$X_QUERY"', "-", str(root / "etc/tweet_assets/tweet_assets.env")],
@@ -426,7 +446,7 @@ def moto_ssm():
 
 
 SHOW_TOKEN_DIGEST = (
-    "import hashlib, os; print(hashlib.sha256(os.environ['X_BEARER_TOKEN'].encode()).hexdigest(), os.environ['AWS_REGION'])"
+    "import hashlib, os; print(hashlib.sha256(os.environ['X_BEARER_TOKEN'].encode()).hexdigest(), os.environ['AWS_REGION'], os.environ['AWS_DEFAULT_REGION'])"
 )
 
 
@@ -449,7 +469,8 @@ def test_launcher_reads_the_token_from_ssm_with_the_region_from_imdsv2(installed
     launcher = str(root / "opt/tweet_assets/bin/tweet-assets-run")
     proc = subprocess.run([launcher, sys.executable, "-c", SHOW_TOKEN_DIGEST], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [hashlib.sha256(secret.encode()).hexdigest(), _Imds.region]
+    # boto3's default region too (AWS_DEFAULT_REGION: pyiceberg's GlueCatalog is given none)
+    assert proc.stdout.split() == [hashlib.sha256(secret.encode()).hexdigest(), _Imds.region, _Imds.region]
     assert secret not in proc.stdout + proc.stderr
     # IMDSv2: a session token first, and no metadata read without it
     assert seen[0][:2] == ("PUT", "/latest/api/token")
@@ -532,3 +553,45 @@ def test_stream_unit_runs_the_consumer_through_the_launcher_and_stops_gracefully
     if os.path.exists(analyze):
         proc = subprocess.run([analyze, "verify", str(root / "etc/systemd/system/tweet-assets-stream.service")], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0 and "tweet-assets-stream" not in proc.stderr, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_an_iceberg_install_configures_the_glue_catalog_for_every_service(tmp_path, postgres_server):
+    """TWEET_ASSETS_TABLE_FORMAT=iceberg: the env file names pyiceberg's catalog "glue" and configures
+    it (PYICEBERG_CATALOG__GLUE__TYPE=glue), with the database; the installed code location, loaded
+    with that file as the services load it, opens a pyiceberg GlueCatalog for the s3:// lake (no
+    SQLite refusal) and has the compliance and Iceberg maintenance jobs (iceberg-policy.json is what
+    they need: deploy/README.md, "Iceberg")."""
+    require_project()
+    root = tmp_path / "root"
+    pg = postgres_server.dagster_env(postgres_server.create_database("ec2_iceberg"))
+    proc = run_user_data(
+        root, TWEET_ASSETS_TABLE_FORMAT="iceberg", TWEET_ASSETS_GLUE_DATABASE="tweets_db", TWEET_ASSETS_LAKE_URL="s3://scratch-lake/tweet_assets",
+        **pg, DAGSTER_PG_PASSWORD_PARAMETER="", AWS_REGION="eu-west-1", TWEET_ASSETS_COMPUTE_LOG_BUCKET="scratch-compute-logs",
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    env = environment_file(root / "etc/tweet_assets/tweet_assets.env")
+    assert {k: env.get(k) for k in ("TWEET_ASSETS_TABLE_FORMAT", "TWEET_ASSETS_ICEBERG_CATALOG", "PYICEBERG_CATALOG__GLUE__TYPE", "TWEET_ASSETS_GLUE_DATABASE")} == {
+        "TWEET_ASSETS_TABLE_FORMAT": "iceberg", "TWEET_ASSETS_ICEBERG_CATALOG": "glue", "PYICEBERG_CATALOG__GLUE__TYPE": "glue", "TWEET_ASSETS_GLUE_DATABASE": "tweets_db",
+    }
+    probe = (
+        "import json\n"
+        "from tweet_assets.settings import lake_from_env\n"
+        "from tweet_assets.tables.catalogs import open_catalog, database_name\n"
+        "from tweet_assets.definitions import defs\n"
+        "catalog = open_catalog(lake_from_env().lake())\n"
+        "print(json.dumps({'catalog': type(catalog).__name__, 'name': catalog.name, 'database': database_name(), 'region': catalog.glue.meta.region_name,\n"
+        "                  'jobs': sorted(j.name for j in defs.resolve_all_job_defs())}))\n"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    # through the services' launcher: boto3's default region (the Glue client is given none) is AWS_REGION's
+    out = subprocess.run(
+        [str(root / "opt/tweet_assets/bin/tweet-assets-run"), str(root / "opt/tweet_assets/venv/bin/python"), "-c", probe],
+        env={**clean_env(**env, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing"), "HOME": str(home), "PYICEBERG_HOME": str(home)},
+        capture_output=True, text=True, timeout=300, cwd=home,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (seen["catalog"], seen["name"], seen["database"], seen["region"]) == ("GlueCatalog", "glue", "tweets_db", "eu-west-1")
+    assert {"compliance_job", "iceberg_maintenance_job", "tweets_daily_job"} <= set(seen["jobs"]), seen["jobs"]
