@@ -16,6 +16,7 @@ moto does not run the containers: the runs are launched, not executed, here.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -45,6 +46,14 @@ ECS_ENV = {
     "TWEET_ASSETS_ECS_LOG_GROUP": "/tweet_assets/runs",
     "TWEET_ASSETS_ECS_X_TOKEN_PARAMETER_ARN": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/x_bearer_token",
     "TWEET_ASSETS_ECS_PG_PASSWORD_PARAMETER_ARN": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/dagster_pg_password",
+}
+
+#: What deploy/ec2/user-data.sh writes for TWEET_ASSETS_TABLE_FORMAT=iceberg (the daemon's environment).
+ICEBERG_ENV = {
+    "TWEET_ASSETS_TABLE_FORMAT": "iceberg",
+    "TWEET_ASSETS_ICEBERG_CATALOG": "glue",
+    "TWEET_ASSETS_GLUE_DATABASE": "tweets_db",
+    "PYICEBERG_CATALOG__GLUE__TYPE": "glue",
 }
 
 LAUNCH_BACKFILL = """
@@ -91,6 +100,21 @@ def test_ecs_yaml_is_the_production_yaml_plus_the_ecs_run_launcher(tmp_path):
     launcher = ecs.pop("run_launcher")
     assert ecs == yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
     assert (launcher["module"], launcher["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
+
+
+def test_the_run_tasks_get_every_table_format_setting_user_data_writes():
+    """The EcsRunLauncher copies env_vars from the daemon's environment (refusing an unset one):
+    each table-format setting deploy/ec2/user-data.sh writes is copied, so a run task publishes the
+    format of the code location that launched it (test_deploy_ec2 checks that a Hive install's env
+    file holds each copied name too); the catalog's type is a constant of the file."""
+    launcher = yaml.safe_load((DEPLOY / "ecs" / "dagster.yaml").read_text())["run_launcher"]["config"]
+    copied = dict(v.split("=", 1) if "=" in v else (v, None) for v in launcher["env_vars"])
+    script = (DEPLOY / "ec2" / "user-data.sh").read_text()
+    written = set(re.findall(r"^\s*setting ((?:TWEET_ASSETS_(?:TABLE_FORMAT|GLUE_DATABASE|ICEBERG_CATALOG)|PYICEBERG_\w+)) ", script, flags=re.M))
+    assert written == set(ICEBERG_ENV), written
+    assert {name: copied.get(name, "missing") for name in ICEBERG_ENV} == {
+        "TWEET_ASSETS_TABLE_FORMAT": None, "TWEET_ASSETS_ICEBERG_CATALOG": None, "TWEET_ASSETS_GLUE_DATABASE": None, "PYICEBERG_CATALOG__GLUE__TYPE": "glue",
+    }
 
 
 @pytest.fixture
@@ -143,6 +167,7 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
         TWEET_ASSETS_LAKE_URL="s3://lake-bucket/tweet_assets", TWEET_ASSETS_SOURCE="x_api", X_QUERY="#dagster -is:retweet",
         X_BEARER_TOKEN="not-used-by-the-daemon", TWEET_ASSETS_START_DATE="2024-01-01",
         TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN="2", DAGSTER_DISABLE_TELEMETRY="1", PYTHONUNBUFFERED="1",
+        **ICEBERG_ENV,
     )
     proc = subprocess.run([venv_bin("dagster"), "instance", "migrate"], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -222,6 +247,9 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
                  "TWEET_ASSETS_COMPUTE_LOG_BUCKET", "TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN", "X_QUERY"):
         assert environment[name] == env[name], name
     assert "DAGSTER_PG_PASSWORD" not in environment and "X_BEARER_TOKEN" not in environment
+    # the table format reaches the run task: it publishes to the same Iceberg table in Glue as the
+    # code location that launched it (issue #37)
+    assert {name: environment.get(name) for name in ICEBERG_ENV} == ICEBERG_ENV
 
     # --- RunTask: Fargate in the cluster (lastStatus aside, moto keeps each call's request), the run's command as the override of the container "run"
     run_ids = {r["id"] for r in runs}
