@@ -358,6 +358,9 @@ def test_bucket_database_instance_ecs_and_log_group(aws, full_stack):
     assert exports["TWEET_ASSETS_ECS_EXECUTION_ROLE_ARN"].endswith(":role/" + physical(stack, "RunTaskExecutionRole"))
     assert exports["TWEET_ASSETS_ECS_LOG_GROUP"] == physical(stack, "LogGroup") and exports["DAGSTER_CURRENT_IMAGE"] == IMAGE
     assert exports["TWEET_ASSETS_ECS_PG_PASSWORD_PARAMETER_ARN"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/dagster_pg_password"
+    # the table format: Hive by default, no Glue database (that would add the glue_table assets)
+    assert (exports["TWEET_ASSETS_TABLE_FORMAT"], exports["TWEET_ASSETS_GLUE_DATABASE"]) == ("hive", "")
+    assert "IcebergPolicy" not in stack["resources"] and "IcebergTable" not in stack["outputs"]
     ecs_yaml = DEPLOY / "ecs" / "dagster.yaml"
     if ecs_yaml.exists():
         wanted = set(re.findall(r"env: (TWEET_ASSETS_ECS_\w+)", ecs_yaml.read_text()))
@@ -389,8 +392,10 @@ def test_bucket_database_instance_ecs_and_log_group(aws, full_stack):
     assert props["ExecutionRoleArn"] == {"Fn::GetAtt": ["RunTaskExecutionRole", "Arn"]}
     (container,) = task["containerDefinitions"]
     assert container["name"] == "run" and container["image"] == IMAGE and container["user"] == "10001:10001"
-    env = {e["name"]: e["value"] for e in container["environment"]}
+    # (an !If's AWS::NoValue in a list: CloudFormation drops the item, moto keeps it as null)
+    env = {e["name"]: e["value"] for e in container["environment"] if e is not None}
     assert env["DAGSTER_PG_HOST"] == db["Endpoint"]["Address"] and env["TWEET_ASSETS_LAKE_URL"] == f"s3://{bucket}/lake/v1"
+    assert env["TWEET_ASSETS_TABLE_FORMAT"] == "hive" and not {"TWEET_ASSETS_ICEBERG_CATALOG", "TWEET_ASSETS_GLUE_DATABASE"} & set(env)
     assert {s["name"]: s["valueFrom"] for s in container["secrets"]} == {
         "X_BEARER_TOKEN": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/x_bearer_token",
         "DAGSTER_PG_PASSWORD": f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/tweet_assets/dagster_pg_password",
@@ -402,3 +407,53 @@ def test_bucket_database_instance_ecs_and_log_group(aws, full_stack):
 
     (group,) = logs.describe_log_groups(logGroupNamePrefix=physical(stack, "LogGroup"))["logGroups"]
     assert group["retentionInDays"] == 365
+
+
+# ------------------------------------------------------------------------------------------------
+# issue #37: TableFormat=iceberg
+
+
+@pytest.mark.slow
+def test_iceberg_stack_attaches_the_iceberg_policy_to_both_roles_and_configures_the_glue_catalog(aws, tmp_path):
+    """TableFormat=iceberg: the instance role and the run task role (every job runs as one of them:
+    the daily runs, compliance_job, iceberg_maintenance_job) carry exactly policy.json and
+    iceberg-policy.json rendered for the stack's names; the instance's user data and the run task
+    definition set the format, the catalog named glue (PYICEBERG_CATALOG__GLUE__TYPE=glue) and the
+    database."""
+    stack = create_stack(aws, "ice", TableFormat="iceberg", GlueDatabaseName="tweets_db", ContainerImage=IMAGE)
+    iam, ec2, ecs = aws("iam"), aws("ec2"), aws("ecs")
+    bucket = physical(stack, "LakeBucket")
+    rendered = render_policies(tmp_path, LAKE_BUCKET=bucket, LAKE_PREFIX="lake/v1", TABLE_FORMAT="iceberg", GLUE_DATABASE="tweets_db")
+    expected = sorted([rendered["policy.json"], rendered["iceberg-policy.json"]], key=json.dumps)
+    for role in (physical(stack, "InstanceRole"), physical(stack, "RunTaskRole")):
+        attached = iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]
+        assert sorted((managed_policy_document(iam, p["PolicyArn"]) for p in attached), key=json.dumps) == expected, role
+    user_data = base64.b64decode(ec2.describe_instance_attribute(InstanceId=physical(stack, "Instance"), Attribute="userData")["UserData"]["Value"]).decode()
+    exports = dict(re.findall(r"^export (\w+)='([^']*)'$", user_data, flags=re.M))
+    assert (exports["TWEET_ASSETS_TABLE_FORMAT"], exports["TWEET_ASSETS_GLUE_DATABASE"]) == ("iceberg", "tweets_db")
+    task = ecs.describe_task_definition(taskDefinition=stack["outputs"]["RunTaskDefinitionArn"])["taskDefinition"]
+    (container,) = task["containerDefinitions"]
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert {k: env.get(k) for k in ("TWEET_ASSETS_TABLE_FORMAT", "TWEET_ASSETS_ICEBERG_CATALOG", "PYICEBERG_CATALOG__GLUE__TYPE", "TWEET_ASSETS_GLUE_DATABASE")} == {
+        "TWEET_ASSETS_TABLE_FORMAT": "iceberg", "TWEET_ASSETS_ICEBERG_CATALOG": "glue", "PYICEBERG_CATALOG__GLUE__TYPE": "glue", "TWEET_ASSETS_GLUE_DATABASE": "tweets_db",
+    }
+    assert stack["outputs"]["IcebergTable"] == f"tweets_db.tweets at s3://{bucket}/lake/v1/tweets"
+
+
+def test_the_iceberg_policy_in_the_template_is_the_rendered_file(tmp_path):
+    """Without moto: the template's IcebergPolicy, its !Sub values filled with a stack's names, is
+    iceberg-policy.json rendered with the same names (the slow test above checks the created stack)."""
+    names = {"LakeBucket": "some-lake", "LakePrefix": "lake/v1", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "GlueDatabaseName": "tweets_db"}
+
+    def filled(value):
+        if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+            return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], value["Fn::Sub"])
+        if isinstance(value, list):
+            return [filled(v) for v in value]
+        if isinstance(value, dict):
+            return {k: filled(v) for k, v in value.items()}
+        return value
+
+    document = filled(template()["Resources"]["IcebergPolicy"]["Properties"]["PolicyDocument"])
+    rendered = render_policies(tmp_path, LAKE_BUCKET="some-lake", LAKE_PREFIX="lake/v1", TABLE_FORMAT="iceberg", GLUE_DATABASE="tweets_db")
+    assert document == rendered["iceberg-policy.json"]
