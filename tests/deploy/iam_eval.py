@@ -129,6 +129,16 @@ def requests_for_call(service: str, operation: str, params: dict, *, region: str
     return [request_for_call(service, operation, params, region=region, account=account)]
 
 
+def requests_for_answer(service: str, operation: str, params: dict, status: int | None) -> list[Request]:
+    """What else the answer a call got needs: S3 answers a GetObject or HeadObject of a missing key
+    with 404 only when the caller may also s3:ListBucket the bucket, else with 403 AccessDenied (S3
+    API reference, HeadObject and GetObject, "Permissions"). That permission is judged for the
+    object request, which names no prefix: modelled as s3:ListBucket without an s3:prefix key."""
+    if service == "s3" and operation in ("GetObject", "HeadObject") and status == 404:
+        return [Request("s3:ListBucket", f"arn:aws:s3:::{params['Bucket']}")]
+    return []
+
+
 GLUE_DATABASE_OPERATIONS = ("GetDatabase", "CreateDatabase", "DeleteDatabase")
 GLUE_OPERATIONS = (*GLUE_DATABASE_OPERATIONS, "GetTable", "GetTables", "CreateTable", "UpdateTable", "DeleteTable", "BatchCreatePartition")
 

@@ -1,12 +1,14 @@
 """Run the Iceberg deployment's work against moto's S3 and Glue (one server on 127.0.0.1, as
 production's endpoints) and print every request the server received, as JSON lines
-``{"phase", "service", "operation", "params"}`` (bodies left out).
+``{"phase", "service", "operation", "params", "status", "client"}`` (bodies left out).
 
-The requests are recorded by the server (moto's recorder), not by patching boto3: pyiceberg's
-FileIO writes and deletes the table's files through pyarrow's S3 filesystem (the AWS SDK for C++),
-which no botocore hook sees. Each HTTP request is named by its S3 or Glue operation
-(:func:`operation`, following the S3 and Glue API references; tests/deploy/test_deploy_iam.py checks
-it against botocore's own serialization of each operation).
+The requests are recorded at the server (:class:`Recording`, a WSGI middleware in front of moto's
+app), not by patching boto3: pyiceberg's FileIO writes and deletes the table's files through
+pyarrow's S3 filesystem (the AWS SDK for C++), which no botocore hook sees. Each HTTP request is
+named by its S3 or Glue operation (:func:`operation`, following the S3 and Glue API references;
+tests/deploy/test_deploy_iam.py checks it against botocore's own serialization of each operation),
+with the status moto answered (a 404 for a missing key is S3's answer only to a caller that may
+list the bucket) and the client that sent it (``pyarrow`` or ``boto3``, from its User-Agent).
 
 What runs, with the deployment's settings (TWEET_ASSETS_TABLE_FORMAT=iceberg, the Glue catalog of
 PYICEBERG_CATALOG__GLUE__TYPE=glue, TWEET_ASSETS_GLUE_DATABASE) read at import time as in production:
@@ -27,9 +29,11 @@ not recorded. Used by test_deploy_iam.py in a subprocess:
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
@@ -101,6 +105,60 @@ def operation(entry: dict) -> dict:
     return {"service": "s3", "operation": name or f"UNKNOWN {method} {','.join(sub)}", "params": params}
 
 
+class Recording:
+    """A WSGI middleware in front of moto's app: while ``on``, each request's method, raw URL,
+    headers, body (Glue's and DeleteObjects', put back for moto) and the status moto answered,
+    in ``entries`` (appended as each request is answered; threads serialized by a lock)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.on = False
+        self.entries: list[dict] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        if not self.on:
+            return self.app(environ, start_response)
+        # the body only of Glue's JSON requests and S3's DeleteObjects (the others' bodies are file
+        # data, often aws-chunked: their stream is left to moto as it came)
+        body = b""
+        if "HTTP_X_AMZ_TARGET" in environ or environ.get("QUERY_STRING", "").split("&")[0] == "delete":
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+        headers = {key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")}
+        answered = {}
+
+        def recording_start(status, response_headers, exc_info=None):
+            answered["status"] = int(status.split()[0])
+            return start_response(status, response_headers, exc_info)
+
+        result = self.app(environ, recording_start)
+        uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ["PATH_INFO"]
+        entry = {"method": environ["REQUEST_METHOD"], "url": uri, "headers": headers, "body": base64.b64encode(body).decode(), "body_encoded": True, "status": answered.get("status")}
+        with self.lock:
+            self.entries.append(entry)
+        return result
+
+
+def serve(ip: str = "127.0.0.1"):
+    """moto's app behind :class:`Recording` on ``ip``, a free port, in a thread (as moto's
+    ThreadedMotoServer serves it): ``(endpoint, recording, server)``."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    recording = Recording(DomainDispatcherApplication(create_backend_app))
+    server = make_server(ip, 0, recording, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}", recording, server
+
+
+def client(entry: dict) -> str:
+    """``pyarrow`` (pyiceberg's FileIO: the AWS SDK for C++), ``boto3`` or ``other``, from the User-Agent."""
+    agent = {k.lower(): v for k, v in entry["headers"].items()}.get("user-agent", "")
+    return "pyarrow" if "aws-sdk-cpp" in agent.lower() else "boto3" if "botocore" in agent.lower() else "other"
+
+
 def _service(headers: dict, query: dict) -> str:
     """The service a SigV4 request was signed for (its credential scope: ``key/date/region/service/aws4_request``)."""
     credential = headers.get("authorization", "").partition("Credential=")[2].split(",")[0] or (query.get("X-Amz-Credential") or [""])[0]
@@ -115,16 +173,9 @@ def _body(entry: dict) -> bytes:
 
 def main(first_day: str) -> None:
     os.environ.setdefault("TWEET_ASSETS_SAMPLE_POSTS", "50")
-    recording = Path(os.environ.get("TMPDIR", "/tmp")) / f"moto-recording-{os.getpid()}.jsonl"
-    os.environ["MOTO_RECORDER_FILEPATH"] = str(recording)  # read when moto's recorder is created
     import boto3
-    import requests
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    endpoint, recording, server = serve()
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     region = os.environ["AWS_DEFAULT_REGION"]
     os.environ.setdefault("AWS_REGION", region)
@@ -133,13 +184,12 @@ def main(first_day: str) -> None:
     phases: list[tuple[str, int]] = []
 
     def record(on: bool) -> None:
-        requests.post(f"{endpoint}/moto-api/recorder/{'start' if on else 'stop'}-recording", timeout=30).raise_for_status()
+        recording.on = on
 
     def phase(name: str) -> None:
-        phases.append((name, _lines(recording)))
+        phases.append((name, len(recording.entries)))
 
     try:
-        requests.post(f"{endpoint}/moto-api/recorder/reset-recording", timeout=30).raise_for_status()
         # the deployer's steps (deploy/README.md, "Iceberg"; the CloudFormation stack): bucket and Glue database
         boto3.client("s3").create_bucket(Bucket=lake_url.netloc, CreateBucketConfiguration={"LocationConstraint": region})
         boto3.client("glue").create_database(DatabaseInput={"Name": database})
@@ -209,21 +259,16 @@ def main(first_day: str) -> None:
             swept = remove_orphan_files(table.load(), now=time.time() + 7 * 24 * 3600)
             assert swept.deleted == 2, swept
             record(False)
-        entries = [json.loads(line) for line in recording.read_text().splitlines() if line.strip()]
+        entries = list(recording.entries)
     finally:
-        server.stop()
-        recording.unlink(missing_ok=True)
+        server.shutdown()
     bounds = [*phases[1:], ("end", len(entries))]
     for (name, start), (_, end) in zip(phases, bounds):
         for entry in entries[start:end]:
             call = operation(entry)
             if call["params"].get("Bucket") == skip_bucket:  # X's storage behind the signed URLs: not ours
                 continue
-            print(json.dumps({"phase": name, **call}))
-
-
-def _lines(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
+            print(json.dumps({"phase": name, **call, "status": entry["status"], "client": client(entry)}))
 
 
 if __name__ == "__main__":

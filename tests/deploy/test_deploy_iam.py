@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from deploy_helpers import DEPLOY, HERE, clean_env, require_project, venv_bin
-from iam_eval import Request, is_allowed, request_for_call, requests_for_call
+from iam_eval import Request, is_allowed, request_for_call, requests_for_answer, requests_for_call
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -576,7 +576,15 @@ def iceberg_calls(tmp_path_factory):
 
 
 def _requests(calls) -> list[Request]:
-    return [r for c in calls for r in requests_for_call(c["service"], c["operation"], c["params"], region=REGION, account=ACCOUNT)]
+    """Each call's own requests, and what the answer pyiceberg's FileIO relied on needs: pyarrow's S3
+    filesystem takes only a 404 for a missing file (each commit's new metadata file is probed
+    first: create(overwrite=False)) and raises on the 403 S3 gives a caller that may not list."""
+    return [
+        r
+        for c in calls
+        for r in (*requests_for_call(c["service"], c["operation"], c["params"], region=REGION, account=ACCOUNT),
+                  *(requests_for_answer(c["service"], c["operation"], c["params"], c["status"]) if c["client"] == "pyarrow" else ()))
+    ]
 
 
 def test_iceberg_policy_is_rendered_only_for_an_iceberg_deployment(tmp_path, rendered, rendered_iceberg):
@@ -584,13 +592,14 @@ def test_iceberg_policy_is_rendered_only_for_an_iceberg_deployment(tmp_path, ren
     assert "iceberg-policy.json" not in render(tmp_path / "hive", TABLE_FORMAT="hive")
     assert parliament(rendered_iceberg["iceberg-policy.json"]) == []
     for statement in rendered_iceberg["iceberg-policy.json"]["Statement"]:
-        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        assert statement["Effect"] == "Allow" and ("Condition" not in statement or statement["Action"] == "s3:ListBucket")
         assert all("*" not in a for a in _as_list(statement["Action"])), statement
         assert all(r != "*" and not r.endswith(("/", ":::" + BUCKET + "/*")) for r in _as_list(statement["Resource"])), statement
     # a lake at the bucket's root, another table name
-    root = render(tmp_path / "root", TABLE_FORMAT="iceberg", LAKE_PREFIX="", GLUE_TABLE="posts")["iceberg-policy.json"]
-    assert root["Statement"][0]["Resource"] == [f"arn:aws:s3:::{BUCKET}/tweets/data/*", f"arn:aws:s3:::{BUCKET}/tweets/metadata/*"]
-    assert f"{GLUE}:table/tweets_db/posts" in root["Statement"][1]["Resource"]
+    root = {s["Sid"]: s for s in render(tmp_path / "root", TABLE_FORMAT="iceberg", LAKE_PREFIX="", GLUE_TABLE="posts")["iceberg-policy.json"]["Statement"]}
+    assert root["DeleteIcebergFilesNoLiveSnapshotReaches"]["Resource"] == [f"arn:aws:s3:::{BUCKET}/tweets/data/*", f"arn:aws:s3:::{BUCKET}/tweets/metadata/*"]
+    assert root["AnswerNotFoundForTheNextIcebergMetadataFile"]["Condition"] == {"StringLikeIfExists": {"s3:prefix": ["tweets", "tweets/*"]}}
+    assert f"{GLUE}:table/tweets_db/posts" in root["ReadAndCommitTheIcebergTableInGlue"]["Resource"]
     # refusals name what to set
     for values, says in (({"TABLE_FORMAT": "iceberg", "GLUE_DATABASE": "", "ATHENA_WORKGROUP": ""}, "GLUE_DATABASE"), ({"TABLE_FORMAT": "delta"}, "TABLE_FORMAT must be hive or iceberg")):
         env = clean_env(**{**PLACEHOLDER_ENV, **values})
@@ -624,15 +633,19 @@ def test_iceberg_deployment_allows_every_call_its_code_makes(rendered, rendered_
     assert any(k.endswith(".avro") for k in deleted)  # manifests and manifest lists of expired snapshots
     requests = _requests(iceberg_calls)
     assert [str(r) for r in requests if not is_allowed(policy, r)] == []
+    # each commit first probes its new metadata file (pyarrow: HeadObject, 404): S3 answers 404, not
+    # the 403 pyarrow would raise, only to a role that may list the bucket
+    probes = [c["params"]["Key"] for c in iceberg_calls if c["client"] == "pyarrow" and c["status"] == 404]
+    assert probes and all(k.startswith(f"{PREFIX}/tweets/metadata/") and k.endswith(".metadata.json") for k in probes), probes
     # GetTables answers only the tables the role may GetTables on: the one table
     assert is_allowed(policy, Request("glue:GetTables", f"{GLUE}:table/tweets_db/tweets"))
     assert not is_allowed(policy, Request("glue:GetTables", f"{GLUE}:table/tweets_db/other"))
     # the Hive deployment's policy (policy.json, without iceberg-policy.json) grants none of it
     hive = rendered["policy.json"]
-    extra = [r for r in requests if r.action == "s3:DeleteObject" or r.action.startswith("glue:")]
+    extra = [r for r in requests if r.action == "s3:DeleteObject" or r.action.startswith("glue:") or (r.action == "s3:ListBucket" and not r.context)]
     assert extra and not any(is_allowed(hive, r) for r in extra)
-    # and every S3 call but the deletes is the pipeline policy's already
-    assert [str(r) for r in requests if r.action.startswith("s3:") and r.action != "s3:DeleteObject" and not is_allowed(hive, r)] == []
+    # and every other S3 call is the pipeline policy's already
+    assert [str(r) for r in requests if r.action.startswith("s3:") and r not in extra and not is_allowed(hive, r)] == []
 
 
 @pytest.mark.slow
@@ -670,6 +683,12 @@ def test_every_grant_of_the_iceberg_policy_is_needed(rendered_iceberg, iceberg_c
         Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/tweets/data/x.parquet"),
         Request("s3:DeleteObject", f"arn:aws:s3:::other-bucket/{PREFIX}/tweets/data/x.parquet"),
         Request("s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/tweet_assets/dagster/compute_logs/run/x.out"),
+        # listing: the whole bucket, another prefix, a sibling of the table's folder, another bucket
+        # (a request without s3:prefix, as S3 judges a missing key's 404, is the one allowed)
+        Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": ""}),
+        Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": "other/"}),
+        Request("s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": f"{PREFIX}/tweets_private/"}),
+        Request("s3:ListBucket", "arn:aws:s3:::other-bucket", {}),
         # a version's permanent deletion (the lifecycle rule expires noncurrent versions), bucket settings
         Request("s3:DeleteObjectVersion", f"arn:aws:s3:::{BUCKET}/{PREFIX}/tweets/data/created_at_day=2024-01-01/a.parquet"),
         Request("s3:PutLifecycleConfiguration", f"arn:aws:s3:::{BUCKET}"),
