@@ -1,5 +1,6 @@
 """Run tweets_daily_job for one partition against an in-process moto S3 and print every AWS call
-the pipeline made, as JSON lines ``{"service", "operation", "params"}`` (bodies left out).
+the pipeline made, as JSON lines ``{"service", "operation", "params", "status"}`` (bodies left out;
+``status``: the HTTP status of the answer, 200 unless botocore raised it as an error).
 
 Used by test_iam.py in a subprocess, so the lake settings are read at import time as in production:
     TWEET_ASSETS_LAKE_URL=s3://bucket/prefix python record_aws_calls.py 2024-01-01
@@ -14,6 +15,7 @@ from urllib.parse import urlparse
 
 import boto3
 import botocore.client
+import botocore.exceptions
 from moto import mock_aws
 
 
@@ -26,8 +28,13 @@ def main(partition: str) -> None:
         if isinstance(api_params.get("CopySource"), dict):  # boto3's managed copy passes a dict
             source = api_params["CopySource"]
             params["CopySource"] = f"{source['Bucket']}/{source['Key']}"
-        calls.append({"service": self.meta.service_model.service_name, "operation": operation_name, "params": params})
-        return original(self, operation_name, api_params)
+        call = {"service": self.meta.service_model.service_name, "operation": operation_name, "params": params, "status": 200}
+        calls.append(call)
+        try:
+            return original(self, operation_name, api_params)
+        except botocore.exceptions.ClientError as exc:  # the answer's status: a 404 for a missing key needs s3:ListBucket (iam_eval.requests_for_answer)
+            call["status"] = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            raise
 
     os.environ.setdefault("TWEET_ASSETS_SAMPLE_POSTS", "50")
     url = urlparse(os.environ["TWEET_ASSETS_LAKE_URL"])

@@ -728,7 +728,7 @@ class S3Lake(Lake):
             hint = {
                 "NoSuchBucket": f"bucket {self.bucket!r} does not exist: create it, or fix TWEET_ASSETS_LAKE_URL",
                 "AccessDenied": "access denied: check the IAM policy (deploy/iam/policy.json) covers this bucket and prefix",
-                "403": "access denied, or no object there (S3 answers 403 for a missing key when listing is limited to prefixes): check the IAM policy, and that the upstream partition was materialized",
+                "403": "access denied, or no object there (S3 answers 403 for a missing key to a role without s3:ListBucket on the bucket; deploy/iam/policy.json grants it for that): check the IAM policy, and that the upstream partition was materialized",
                 "InvalidAccessKeyId": "the AWS access key is not valid: check the credentials in the environment or instance profile",
                 "SignatureDoesNotMatch": "the AWS secret key does not match: check the credentials",
                 "NoSuchKey": "no object there: materialize the upstream asset for this partition first",
