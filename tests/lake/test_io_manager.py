@@ -341,7 +341,7 @@ def test_the_write_check_overwrites_one_key_on_s3_and_leaves_nothing_locally(s3_
         (403, "InvalidAccessKeyId", "put", "the AWS access key is not valid: check the credentials in the environment or instance profile"),
         (403, "SignatureDoesNotMatch", "put", "the AWS secret key does not match: check the credentials"),
         (404, "NoSuchKey", "get", "no object there: materialize the upstream asset for this partition first"),
-        (403, "403", "head", "access denied, or no object there (S3 answers 403 for a missing key when listing is limited to prefixes): check the IAM policy, and that the upstream partition was materialized"),
+        (403, "403", "head", "access denied, or no object there (S3 answers 403 for a missing key to a role without s3:ListBucket on the bucket; deploy/iam/policy.json grants it for that): check the IAM policy, and that the upstream partition was materialized"),
         (400, "SomethingNew", "put", "see the error code"),
     ],
 )
