@@ -12,7 +12,10 @@ out of logs.
   deadline** (:data:`DEFAULT_DEADLINE_S`, ``X_HTTP_DEADLINE_S``) covering connect, headers and
   body. When it passes, a watchdog timer shuts the request's socket down (a blocked ``recv``
   returns at once) and the request raises :class:`DeadlineExceeded`, a ``requests.Timeout``
-  retried like any timeout (:mod:`.retry`). Neither requests nor urllib3 has a total timeout
+  retried like any timeout (:mod:`.retry`). The socket is recorded as the request uses it, so an
+  answer sent with ``Connection: close`` (whose socket http.client moves from the connection to
+  the response) is covered too; and an answer whose read ended after the deadline passed is never
+  returned (a body without ``Content-Length`` ends at the EOF the watchdog made: it is cut short). Neither requests nor urllib3 has a total timeout
   (urllib3's ``Timeout(total=)`` only shortens the per-read timeout); a connect in progress ends
   at its own connect timeout, so a request overruns its deadline by at most that much. A
   ``stream=True`` request (the filtered stream) has no deadline: its caller reads the body.
@@ -83,13 +86,19 @@ class DeadlineExceeded(requests.Timeout):
 
 
 class _Deadline:
-    """One request's total deadline: a timer that, when it fires, shuts down the socket of every
-    connection the request used, so a ``recv`` blocked on a trickling answer returns at once."""
+    """One request's total deadline: a timer that, when it fires, shuts down every socket the
+    request used, so a ``recv`` blocked on a trickling answer returns at once.
+
+    The sockets are recorded as the request uses them (connect, send, before reading the answer),
+    not looked up on the connection when the timer fires: for an answer with ``Connection: close``
+    http.client hands the socket to the response inside ``getresponse()`` and sets the
+    connection's ``sock`` to None, so the connection no longer knows it."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.expired = False
-        self._connections: list = []
+        self._done = False
+        self._sockets: list = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
@@ -99,24 +108,34 @@ class _Deadline:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+        self.finish()
 
-    def watch(self, connection) -> None:
-        """Shut ``connection`` down when the deadline passes (at once if it has passed)."""
+    def watch(self, sock) -> None:
+        """Shut ``sock`` down when the deadline passes (at once if it has passed)."""
+        if sock is None:
+            return
         with self._lock:
-            if connection not in self._connections:
-                self._connections.append(connection)
+            if not any(s is sock for s in self._sockets):
+                self._sockets.append(sock)
             expired = self.expired
         if expired:
-            _shut(getattr(connection, "sock", None))
+            _shut(sock)
+
+    def finish(self) -> bool:
+        """Stop the watchdog; True when the deadline passed while the request ran (its sockets
+        shut: a body without a length may have been cut short, so the answer must not be used)."""
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            return self.expired
 
     def _expire(self) -> None:
-        # the sockets as they are now: once the first is shut, the request may fail, be retried and
-        # reconnect the same connection object with a new socket, which is not this deadline's
         with self._lock:
+            if self._done:
+                return
             self.expired = True
-            sockets = {id(s): s for s in (getattr(c, "sock", None) for c in self._connections) if s is not None}
-        for sock in sockets.values():
+            sockets = list(self._sockets)
+        for sock in sockets:
             _shut(sock)
 
 
@@ -132,12 +151,12 @@ _running = threading.local()  # .deadline: the _Deadline of the request this thr
 
 
 class _Watched:
-    """A urllib3 connection that puts itself under the running request's deadline, if any."""
+    """A urllib3 connection that puts its socket under the running request's deadline, if any."""
 
     def _watch(self) -> None:
         deadline = getattr(_running, "deadline", None)
         if deadline is not None:
-            deadline.watch(self)
+            deadline.watch(getattr(self, "sock", None))
 
     def connect(self):
         super().connect()
@@ -146,6 +165,10 @@ class _Watched:
     def request(self, *args, **kwargs):
         self._watch()  # a pooled connection, reused
         return super().request(*args, **kwargs)
+
+    def getresponse(self, *args, **kwargs):
+        self._watch()  # the socket the answer is read from (the connection forgets it for Connection: close)
+        return super().getresponse(*args, **kwargs)
 
 
 @functools.lru_cache(maxsize=None)
@@ -205,19 +228,27 @@ class ApiSession(requests.Session):
             url = self.base_url + url[len(TWEEPY_HOST):]
         if self.deadline_s is None or kwargs.get("stream"):
             return super().request(method, url, *args, **kwargs)
-        with _Deadline(self.deadline_s) as deadline:
+        deadline = _Deadline(self.deadline_s)
+        with deadline:
             _running.deadline = deadline
             try:
-                return super().request(method, url, *args, **kwargs)
+                response = super().request(method, url, *args, **kwargs)
             except requests.RequestException as exc:
-                if deadline.expired:
-                    raise DeadlineExceeded(
-                        f"{method} {url.split('?')[0]}: no complete answer within the total deadline of {self.deadline_s:g} s "
-                        f"(connect, headers and body; X_HTTP_DEADLINE_S)", request=exc.request, response=exc.response,
-                    ) from exc
+                if deadline.finish():
+                    raise self._exceeded(method, url, exc.request, exc.response) from exc
                 raise
             finally:
                 _running.deadline = None
+            if deadline.finish():  # the body was read to an EOF the watchdog made: cut short, not an answer
+                response.close()
+                raise self._exceeded(method, url, response.request, None)
+            return response
+
+    def _exceeded(self, method: str, url: str, request, response) -> DeadlineExceeded:
+        return DeadlineExceeded(
+            f"{method} {url.split('?')[0]}: no complete answer within the total deadline of {self.deadline_s:g} s "
+            f"(connect, headers and body; X_HTTP_DEADLINE_S)", request=request, response=response,
+        )
 
 
 def api_client(
