@@ -390,3 +390,35 @@ def test_plan_of_timelines_says_what_it_cannot_know_and_a_cap_hit_when_it_resets
     assert summary.startswith(f"plan {day}: unknown posts expected; cap 1,000, used 1,000 (100%)") and "the cap resets on " in summary
     assert "a run would be refused: refused before any post was read" in summary and "reads an unknown number of posts" in summary
     assert api.post_requests() == [] and [s.endpoint for s in api.seen] == ["usage"]
+
+
+# --- the guard's own requests: bounded rate-limit waits, and what a failed count or usage read means
+
+
+def _used_up(seconds: int) -> dict:
+    """A 429's headers: the window used up, resetting ``seconds`` from now."""
+    return {"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(datetime.now(timezone.utc).timestamp()) + seconds)}
+
+
+def _sleeps() -> list:
+    from tweet_assets.sources import x_api
+
+    return x_api._sleep  # the fixture's recorder (monkeypatched): what the run would have slept
+
+
+def test_the_guard_and_the_pages_share_one_rate_limit_ceiling(api, tmp_path, instance):
+    """TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S=1000: the usage request (the guard's) waits ~502 s for its
+    window's reset, then a page request would wait ~502 s more: past the run's ceiling, the run fails
+    naming it. The old code bounded only the pages' waits, from a fresh budget: it slept both
+    (~1,004 s; a guard's request alone could wait 20 × 15 min) and succeeded."""
+    day = _days(2)[0]
+    _synthetic(api, day, 150, 1)
+    api.fault("http", "usage", status=429, headers=_used_up(500), body=xd.TOO_MANY)
+    api.fault("http", "search_recent", status=429, headers=_used_up(500), body=xd.TOO_MANY)
+    result = _run(api, tmp_path / "lake", _source(api, max_rate_limit_wait_s=1000), day, day, instance)
+    assert not result.success
+    message = _failure(result)
+    assert f"GET /2/tweets/search/recent {_key(day)} page 1" in message and "TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S=1000" in message
+    assert "s waited so far" in message and "resets at" in message
+    assert sum(_sleeps()) <= 1000 and len(_sleeps()) == 1
+    assert _data_files(tmp_path / "lake") == []

@@ -55,7 +55,8 @@ expand to and each ``errors`` entry once), each with the ``__twarc`` key.
   (twarc: 10 s) and retry; 429 with nothing remaining: sleep until ``x-rate-limit-reset`` plus a
   margin (at most 15 min); a 429 whose problem ``type`` is ``.../problems/usage-capped`` (the
   project's monthly post cap is used up) fails at once with :class:`UsageCapExceeded`;
-- all rate-limit waits of a run together stay within ``TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S`` (1 h):
+- all rate-limit waits of a run together (the budget guard's usage and counts requests and the pages')
+  stay within ``TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S`` (1 h):
   a wait that would pass it fails the run, saying when the limit resets;
 - pagination ends: a ``next_token`` the API already gave for the same query and window fails the
   day, naming the token (the pages would loop: A→B→A); so does a day (or an account's timeline)
@@ -214,7 +215,7 @@ class XApiSource(PostSource):
     _day_metadata: dict = PrivateAttr(default_factory=dict)
     _last_archive_request: list = PrivateAttr(default_factory=lambda: [0.0])
     _speaking: list = PrivateAttr(default_factory=lambda: [None, False])  # [vocabulary in use, switched already]
-    _waits: WaitBudget = PrivateAttr(default_factory=WaitBudget)  # this run's rate-limit waits
+    _waits: WaitBudget | None = PrivateAttr(default=None)  # this run's rate-limit waits (:meth:`_run_waits`)
     _planned: dict = PrivateAttr(default_factory=dict)  # day -> (posts, counts endpoint) counted by spend_plan, used once
 
     @classmethod
@@ -487,7 +488,6 @@ class XApiSource(PostSource):
             UsageCapExceeded: the project's monthly post cap is used up.
         """
         self._day_metadata = {}
-        self._waits = WaitBudget(self.max_rate_limit_wait_s)  # one budget for every request of this run
         client = self.client()
         if self.mode == "search" and not self.query.strip():
             raise XApiError("mode search needs a query: set X_QUERY (or the source's query).")
@@ -823,8 +823,17 @@ class XApiSource(PostSource):
         return RetryPolicy(
             max_retries=self.max_retries, backoff_s=self.backoff_s, max_rate_limit_waits=self.max_rate_limit_waits,
             rate_limit_margin_s=self.rate_limit_margin_s, throttle_wait_s=self.throttle_wait_s, sleep=self._sleep, now=self._now,
-            budget=self._waits,
+            budget=self._run_waits(),
         )
+
+    def _run_waits(self) -> WaitBudget:
+        """The run's one :class:`~tweet_assets.x.retry.WaitBudget` (``max_rate_limit_wait_s``),
+        made at its first request and shared by all that follow: the guard's (:meth:`usage`,
+        :meth:`expected_posts`) and the pages'. Dagster builds a fresh resource for each run, so an
+        instance is one run."""
+        if self._waits is None:
+            self._waits = WaitBudget(self.max_rate_limit_wait_s)
+        return self._waits
 
     # --- provenance and secrets
     def _provenance(self, response) -> dict:
