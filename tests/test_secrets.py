@@ -26,6 +26,8 @@ from tests.x.test_x_api import CHAIN_URL, Clock, _chain, _serve_chain
 from tweet_assets.sources import x_api
 from tweet_assets.sources.x_api import XApiSource
 
+USAGE_URL = "https://api.x.com/2/usage/tweets"
+
 TOKEN = "AAAAAAAAcanaryBearerToken7f3e9d1c5b"
 AWS_KEY = "AKIACANARYACCESSKEY1"
 AWS_SECRET = "canarySecretAccessKey/7f3e9d1c5b+0123456789"
@@ -95,6 +97,7 @@ def test_canary_secrets_appear_nowhere(x_api_v2, canary_env, tmp_path, capfd):
     pages = _chain(x_api_v2)
     callback, _ = _serve_chain(pages, faults=[(503, {})])
     responses.add_callback(responses.GET, CHAIN_URL, callback=callback)
+    responses.add(responses.GET, USAGE_URL, json={"data": {"project_usage": "0"}})  # the budget guard's read: no cap (enterprise), so the failing counts refuse nothing
 
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
     s3.create_bucket(Bucket="canary-bucket")
@@ -118,7 +121,8 @@ def test_canary_secrets_appear_nowhere(x_api_v2, canary_env, tmp_path, capfd):
 def test_canaries_absent_when_the_api_answers_401(canary_env, tmp_path, capfd):
     responses.add_passthru(canary_env)
     # the API's 401 body as documented; a server that echoes the credential back (some proxies do)
-    responses.add(responses.GET, CHAIN_URL, status=401, json={"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": f"Unauthorized: Bearer {TOKEN}"})
+    for url in (USAGE_URL, CHAIN_URL):  # the budget guard's usage read is the first to be refused
+        responses.add(responses.GET, url, status=401, json={"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": f"Unauthorized: Bearer {TOKEN}"})
     boto3.client("s3", endpoint_url=canary_env, region_name="us-east-1").create_bucket(Bucket="canary-401")
     source = XApiSource.from_env({"X_BEARER_TOKEN": TOKEN, "X_QUERY": "q"})
     home = tmp_path / "home"

@@ -422,3 +422,90 @@ def test_the_guard_and_the_pages_share_one_rate_limit_ceiling(api, tmp_path, ins
     assert "s waited so far" in message and "resets at" in message
     assert sum(_sleeps()) <= 1000 and len(_sleeps()) == 1
     assert _data_files(tmp_path / "lake") == []
+
+
+UNAVAILABLE = {"title": "Service Unavailable", "detail": "Service Unavailable", "type": "about:blank", "status": 503}
+FORBIDDEN = {"title": "Client Forbidden", "detail": "This request must be made using an approved developer account that is enrolled in the requested endpoint.",
+             "type": "https://api.twitter.com/2/problems/client-forbidden", "reason": "client-not-enrolled"}
+
+
+@pytest.mark.parametrize("endpoint", ["usage", "counts_recent"])
+def test_a_guard_request_past_the_rate_limit_ceiling_refuses_the_run_naming_it(api, tmp_path, instance, endpoint):
+    """The usage or counts request is answered 429 with the reset ~900 s away; the run may wait
+    600 s: the guard fails, naming TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S and the reset, before any post
+    request and without sleeping. The old code waited ~902 s (no ceiling on the guard's requests)."""
+    day = _days(2)[0]
+    _synthetic(api, day, 150, 1)
+    api.fault("http", endpoint, status=429, headers=_used_up(900), body=xd.TOO_MANY)
+    result = _run(api, tmp_path / "lake", _source(api, max_rate_limit_wait_s=600), day, day, instance)
+    assert not result.success
+    message = _failure(result)
+    assert message.startswith("refused before any post was read: ") and "\n" not in message
+    assert "TWEET_ASSETS_MAX_RATE_LIMIT_WAIT_S=600" in message and "the rate limit resets at" in message
+    assert api.post_requests() == [] and _sleeps() == []
+
+
+def test_counts_failing_after_retries_refuse_a_run_with_a_per_run_limit(api, tmp_path, instance):
+    """The counts request answers 503 twice (max_retries=1): the run's posts cannot be counted, so
+    TWEET_ASSETS_MAX_POSTS_PER_RUN cannot be checked: refused in one line, zero post requests. The
+    old code logged a warning, reserved 0 posts and read the whole day."""
+    day = _days(2)[0]
+    _synthetic(api, day, 150, 1)
+    for _ in range(2):
+        api.fault("http", "counts_recent", status=503, body=UNAVAILABLE)
+    lake = tmp_path / "lake"
+    result = _run(api, lake, _source(api, max_posts_per_run=100, max_retries=1), day, day, instance)
+    assert not result.success
+    message = _failure(result)
+    assert message.startswith(f"refused before any post was read: {_key(day)} could not be counted (GET /2/tweets/counts/recent {_key(day)} page 1: gave up after 2 failure(s)")
+    assert "HTTP 503" in message and "so TWEET_ASSETS_MAX_POSTS_PER_RUN=100 and the cap left cannot be checked" in message
+    assert "Run again when the X API answers" in message and "\n" not in message
+    assert api.post_requests() == [] and len(api.requests_to("counts_recent")) == 2
+    assert _data_files(lake) == [] and _live_reservations(lake) == []
+
+
+def test_counts_failing_refuse_a_run_under_a_cap_and_a_failed_usage_read_too(api, tmp_path, instance):
+    day = _days(2)[0]
+    _synthetic(api, day, 150, 1)
+    for _ in range(2):
+        api.fault("http", "counts_recent", status=503, body=UNAVAILABLE)
+    result = _run(api, tmp_path / "lake", _source(api, max_retries=1), day, day, instance)  # no per-run limit; the cap applies
+    assert "could not be counted" in _failure(result) and "so the cap left cannot be checked" in _failure(result)
+    assert api.post_requests() == []
+    for _ in range(2):
+        api.fault("http", "usage", status=503, body=UNAVAILABLE)
+    result = _run(api, tmp_path / "lake", _source(api, max_retries=1), day, day, instance)
+    message = _failure(result)
+    assert message.startswith(f"refused before any post was read: {_key(day)}: the project's post cap could not be read (GET /2/usage/tweets project usage: gave up after 2 failure(s)")
+    assert "so the cap left cannot be checked" in message and "\n" not in message
+    assert api.post_requests() == []
+
+
+def test_a_403_from_counts_or_usage_is_said_once_and_the_run_goes_on(api, tmp_path, instance):
+    """An access level without the counts endpoints (403): said once in the log; the per-run limit
+    cannot apply, the cap still does (it has room), and the run lands its day. Likewise a 403 from
+    the usage endpoint: the cap is unknown, the per-run limit applies."""
+    day = _days(2)[0]
+    _synthetic(api, day, 150, 1)
+    api.fault("http", "counts_recent", status=403, body=FORBIDDEN)
+    result = _run(api, tmp_path / "lake", _source(api, max_posts_per_run=100), day, day, instance)
+    assert result.success
+    said = [e.user_message for e in instance.all_logs(result.run_id) if "not open to this access level" in (e.user_message or "")]
+    assert len(said) == 1 and "HTTP 403" in said[0] and "TWEET_ASSETS_MAX_POSTS_PER_RUN cannot be checked" in said[0]
+    api.fault("http", "usage", status=403, body=FORBIDDEN)
+    refused = _run(api, tmp_path / "lake2", _source(api, max_posts_per_run=100), day, day, instance)
+    assert "more than TWEET_ASSETS_MAX_POSTS_PER_RUN=100" in _failure(refused)
+    said = [e.user_message for e in instance.all_logs(refused.run_id) if "not open to this access level" in (e.user_message or "")]
+    assert len(said) == 1 and "GET /2/usage/tweets" in said[0]
+
+
+def test_without_a_cap_and_a_limit_a_count_that_failed_refuses_nothing(api, tmp_path, instance):
+    day = _days(2)[0]
+    _synthetic(api, day, 150, 1)
+    api.post_cap = None  # enterprise: nothing to check the count against
+    for _ in range(2):
+        api.fault("http", "counts_recent", status=503, body=UNAVAILABLE)
+    result = _run(api, tmp_path / "lake", _source(api, max_retries=1), day, day, instance)
+    assert result.success
+    said = [e.user_message for e in instance.all_logs(result.run_id) if "could not be counted" in (e.user_message or "")]
+    assert len(said) == 1

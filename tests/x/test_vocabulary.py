@@ -25,6 +25,7 @@ from tweet_assets.transform.pages import decode_pages
 LOG = logging.getLogger("test")
 SEARCH = "https://api.x.com/2/tweets/search/recent"
 COUNTS = "https://api.x.com/2/tweets/counts/recent"
+USAGE = "https://api.x.com/2/usage/tweets"
 
 
 # --- answers: post names (2.167) → the same rows as tweet names (2.159)
@@ -200,7 +201,8 @@ def test_an_unrelated_400_does_not_switch():
 
 
 def _enforcing(mock, version: str, pages):
-    """A search + counts server enforcing one spec's vocabulary, answering in its names."""
+    """A search + counts server enforcing one spec's vocabulary, answering in its names (and the
+    usage endpoint the budget guard reads, in that spec's shapes)."""
     own, foreign = ("post.fields", "tweet.fields") if version == "2.167" else ("tweet.fields", "post.fields")
     by_token = {None: pages[0]}
     for previous, page in zip(pages, pages[1:]):
@@ -217,6 +219,8 @@ def _enforcing(mock, version: str, pages):
     counts = {"data": [{**bucket, "post_count": 500}], "meta": {"total_post_count": 500}} if version == "2.167" else {"data": [{**bucket, "tweet_count": 500}], "meta": {"total_tweet_count": 500}}
     mock.add_callback(responses.GET, SEARCH, callback=search)
     mock.add(responses.GET, COUNTS, json=counts)
+    usage = {"project_cap": "1000000", "project_usage": "0"} if version == "2.167" else {"project_cap": 1000000, "project_usage": 0}
+    mock.add(responses.GET, USAGE, json={"data": {**usage, "cap_reset_day": 10}})
 
 
 def test_a_dagster_run_against_either_spec_publishes_the_same_rows(x_api_v2, tmp_path, instance, monkeypatch):

@@ -60,6 +60,9 @@ class SpendPlan:
         usage: the project's usage (``GET /2/usage/tweets``), or None when it could not be read.
         unknown: what could not be known, one phrase each (said by ``plan`` and logged by the guard).
         endpoints: the counts endpoints asked.
+        usage_error: why the usage request failed (after retries, or past the run's rate-limit
+            ceiling; not a 403), one line; None when it did not fail.
+        counts_error: why the counts requests failed (likewise), one line; None when they did not.
     """
 
     first: str
@@ -68,6 +71,8 @@ class SpendPlan:
     usage: Usage | None = None
     unknown: tuple[str, ...] = ()
     endpoints: tuple[str, ...] = ()
+    usage_error: str | None = None
+    counts_error: str | None = None
 
     @property
     def total(self) -> int | None:
@@ -124,10 +129,15 @@ def refusal(plan: SpendPlan, limits: Limits, others: list[Reservation] | tuple =
     """Why a run of ``plan`` may not start (one line), or None when it may.
 
     Refused when its expected posts exceed ``limits.max_posts``, or the cap's :func:`room` (the cap
-    left, minus the reserve and ``others``' reservations); a run of unknown size (timelines) only
-    when the cap has no room at all. A run expecting no post is never refused.
+    left, minus the reserve and ``others``' reservations); a run of unknown size (timelines, an
+    access level without the counts endpoints) only when the cap has no room at all. A run
+    expecting no post is never refused. Refused too when a request the check needs failed
+    (:func:`_unchecked`): the usage request, or the counts requests under a per-run limit or a cap.
     """
     today = today or datetime.now(timezone.utc).date()
+    unchecked = _unchecked(plan, limits)
+    if unchecked:
+        return unchecked
     total = plan.total
     if total is not None and limits.max_posts is not None and total > limits.max_posts:
         return (
@@ -151,6 +161,24 @@ def refusal(plan: SpendPlan, limits: Limits, others: list[Reservation] | tuple =
     )
 
 
+def _unchecked(plan: SpendPlan, limits: Limits) -> str | None:
+    """The refusal of a run whose limits cannot be checked because a request failed: the usage
+    request (a cap may apply: every project but an enterprise one has one), or the counts requests
+    when a per-run limit is set or the usage reports a cap. None otherwise."""
+    cap_applies = plan.usage_error is not None or room(plan.usage, limits.reserve_percent) is not None
+    uncounted = plan.counts_error is not None and (limits.max_posts is not None or cap_applies)
+    if plan.usage_error is None and not uncounted:
+        return None
+    counts = f"could not be counted ({plan.counts_error})" if uncounted else ""
+    cap = f"the project's post cap could not be read ({plan.usage_error})" if plan.usage_error is not None else ""
+    why = f"{counts} and {cap}" if counts and cap else (counts or f": {cap}")
+    checks = ([f"{limits.setting}={limits.max_posts:,}"] if uncounted and limits.max_posts is not None else []) + (["the cap left"] if cap_applies else [])
+    return (
+        f"refused before any post was read: {plan.days}{'' if why.startswith(':') else ' '}{why}, so {' and '.join(checks)} cannot be checked. "
+        f"Run again when the X API answers (tweet-assets plan --from {plan.first} --to {plan.last} shows it)."
+    )
+
+
 def plan_report(plan: SpendPlan, limits: Limits, others: list[Reservation] | tuple = (), today: date | None = None) -> dict:
     """``tweet-assets plan``'s answer as plain data (its ``--json``): the days' expected posts,
     the total, the cap, the usage, other runs' reservations, the reserve, what the run would leave,
@@ -161,7 +189,8 @@ def plan_report(plan: SpendPlan, limits: Limits, others: list[Reservation] | tup
     ``percent_used``, ``reserve`` (posts) and ``reserve_percent``, ``reserved_by_running_runs``
     (``[{run_id, collection, posts, first, last}]``), ``left_after_run`` (posts, None when unknown),
     ``cap_resets_on`` (``YYYY-MM-DD`` or None), ``cap_reset_day``, ``max_posts_per_run`` and its
-    ``max_posts_setting``, ``unknown`` (phrases), ``refused`` (one line or None).
+    ``max_posts_setting``, ``unknown`` (phrases), ``usage_error`` and ``counts_error`` (why those
+    requests failed, or None), ``refused`` (one line or None).
     """
     today = today or datetime.now(timezone.utc).date()
     usage = plan.usage or Usage()
@@ -186,6 +215,8 @@ def plan_report(plan: SpendPlan, limits: Limits, others: list[Reservation] | tup
         "max_posts_per_run": limits.max_posts,
         "max_posts_setting": limits.setting,
         "unknown": list(plan.unknown),
+        "usage_error": plan.usage_error,
+        "counts_error": plan.counts_error,
         "refused": refusal(plan, limits, others, today),
     }
 
@@ -254,8 +285,8 @@ def guard_run(
     Returns the run's :class:`RunBudget` (a plain one for sources that read no posts from X).
 
     Raises:
-        BudgetRefused: the run would overrun a limit (one line).
-        XApiError: the run's posts could not be counted (the counts or usage requests failed).
+        BudgetRefused: the run would overrun a limit, or a request the check needs failed (one line).
+        XApiError: a day the access cannot serve.
         LakeError: the ledger cannot be read or written.
     """
     plan = source.spend_plan(start, end, log)
@@ -264,6 +295,8 @@ def guard_run(
     limits = source.spend_limits()
     for phrase in plan.unknown:
         log.info(phrase)
+    if plan.counts_error is not None and plan.usage_error is None and room(plan.usage, limits.reserve_percent) is None and limits.max_posts is None:
+        log.warning(f"{plan.days} could not be counted ({plan.counts_error}); no per-run limit and no post cap to check it against: the run goes on")
     space = room(plan.usage, limits.reserve_percent)
     if space is None:
         log.info(f"no post cap reported by GET /2/usage/tweets (an enterprise project?): only the per-run limit applies ({limits.setting}={limits.max_posts if limits.max_posts is not None else 'unset'})")

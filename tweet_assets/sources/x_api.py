@@ -99,7 +99,7 @@ from tweet_assets.sources.base import PostSource, SourcePage, created_at_range, 
 from tweet_assets.sources.day_split import split_by_day
 from tweet_assets.x import session as http
 from tweet_assets.x.fields import FIELDS, POSTS, TWEETS, Vocabulary
-from tweet_assets.x.problems import UsageCapExceeded, XApiError, describe, problem, usage_capped
+from tweet_assets.x.problems import AccessDenied, UsageCapExceeded, XApiError, describe, problem, usage_capped
 from tweet_assets.x.provenance import append_twarc, twarc_record
 from tweet_assets.x.retry import THROTTLE_WAIT_S, Attempts, RetryPolicy, WaitBudget, retryable
 from tweet_assets.x.session import API_HOST, TRANSIENT_ERRORS, TWARC_TIMEOUT
@@ -337,9 +337,14 @@ class XApiSource(PostSource):
         """The run's :class:`~tweet_assets.sources.budget.SpendPlan`: per day the posts the counts
         endpoints expect (search; timelines cannot count), and the project's usage. Reads no post.
 
+        A usage or counts request that failed (after retries, or past the run's rate-limit ceiling)
+        is in the plan (``usage_error``, ``counts_error``: the refusal decides); a 403 (the access
+        level has no such endpoint) or a missing bearer token only makes the cap or the count
+        unknown (``unknown``).
+
         Raises:
-            XApiError: a day the access cannot serve (as :meth:`pages` would), or the counts
-                requests failed. A usage request that fails is logged and the plan has no usage.
+            XApiError: a day the access cannot serve (as :meth:`pages` would), before any request.
+            UsageCapExceeded: the counts endpoint answered ``usage-capped``.
         """
         from tweet_assets.sources.budget import SpendPlan
 
@@ -348,31 +353,37 @@ class XApiSource(PostSource):
             for day in days:
                 self._search_method(day)  # what the access cannot serve is refused before any request
         unknown: list[str] = []
+        usage = usage_error = None
         try:
             usage = self.usage(log)
+        except AccessDenied as exc:
+            unknown.append(f"{USAGE_ENDPOINT} is not open to this access level ({_one_line(exc)}): the post cap is unknown, only the per-run limit applies")
         except XApiError as exc:
-            log.warning(f"{USAGE_ENDPOINT}: the project's post cap could not be read ({exc}); only the per-run limit is checked")
-            usage = None
-        if usage is None:
-            unknown.append(f"{USAGE_ENDPOINT} was not read" + ("" if self.bearer_token else " (app-only: set X_BEARER_TOKEN)") + ": the post cap is unknown")
+            usage_error = _one_line(exc)
+        if usage is None and usage_error is None and not self.bearer_token:
+            unknown.append(f"{USAGE_ENDPOINT} was not read (app-only: set X_BEARER_TOKEN): the post cap is unknown")
         if self.mode == "timeline":
             unknown.append(
                 f"user timelines have no counts endpoint: the posts a run of {len(self.accounts)} account(s) reads cannot be known before it "
                 f"(at most {TIMELINE_LIMIT:,} per account, the endpoint's reach)"
             )
-            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown))
+            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown), usage_error=usage_error)
         if not self.bearer_token:
             unknown.append("the counts endpoints are app-only (set X_BEARER_TOKEN): the run's posts cannot be counted before it")
-            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown))
+            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown), usage_error=usage_error)
         try:
             expected, endpoints = self.expected_posts(days, log)
         except UsageCapExceeded:
             raise
-        except XApiError as exc:  # e.g. an access level without the counts endpoints (403)
-            log.warning(f"the run's posts could not be counted before it: {exc}")
-            unknown.append(f"the counts endpoints failed ({str(exc)[:200]}): the run's posts cannot be counted before it")
-            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown))
-        return SpendPlan(days[0], days[-1], expected, usage, tuple(unknown), endpoints)
+        except AccessDenied as exc:  # an access level without the counts endpoints
+            unknown.append(
+                f"the counts endpoints are not open to this access level ({_one_line(exc)}): the run's posts cannot be counted before it"
+                + (f", so {self.max_posts_setting} cannot be checked" if self.max_posts_per_run is not None else "")
+            )
+            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown), usage_error=usage_error)
+        except XApiError as exc:  # failed after retries, or past the run's rate-limit ceiling
+            return SpendPlan(days[0], days[-1], None, usage, tuple(unknown), usage_error=usage_error, counts_error=_one_line(exc))
+        return SpendPlan(days[0], days[-1], expected, usage, tuple(unknown), endpoints, usage_error=usage_error)
 
     def usage(self, log: logging.Logger) -> Usage | None:
         """The project's :class:`~tweet_assets.x.usage.Usage` (``GET /2/usage/tweets``, app-only),
@@ -801,7 +812,7 @@ class XApiSource(PostSource):
             var = "X_BEARER_TOKEN" if self.bearer_token else "X_CONSUMER_KEY/X_CONSUMER_SECRET/X_ACCESS_TOKEN/X_ACCESS_TOKEN_SECRET"
             raise XApiError(self._redact(f"{endpoint} {where}: {describe(exc)}: the X API rejected the credential in {var}; check it is current (regenerate it in the developer portal).")) from None
         except http.Forbidden as exc:
-            raise XApiError(self._redact(f"{endpoint} {where}: {describe(exc)}: your access level or authentication does not allow this endpoint.")) from None
+            raise AccessDenied(self._redact(f"{endpoint} {where}: {describe(exc)}: your access level or authentication does not allow this endpoint.")) from None
         except http.TooManyRequests as exc:
             if usage_capped(exc):
                 raise UsageCapExceeded(self._redact(
@@ -854,6 +865,11 @@ def _utcnow() -> datetime:
 
 def _sleep(seconds: float) -> None:
     time.sleep(seconds)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line (for a refusal or a log line)."""
+    return " ".join(str(exc).split())
 
 
 def _rfc3339(moment: datetime) -> str:

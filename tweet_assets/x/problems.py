@@ -19,6 +19,12 @@ class XApiError(RuntimeError):
     with the API's problem ``title``, ``detail`` and ``type``."""
 
 
+class AccessDenied(XApiError):
+    """403: the project's access level or the authentication used does not allow the endpoint
+    (X API v2 "Error and problem types": ``client-forbidden``, ``unsupported-authentication``);
+    asking again cannot help."""
+
+
 class UsageCapExceeded(XApiError):
     """429 with problem type ``https://api.twitter.com/2/problems/usage-capped``: the project's
     monthly post cap is used up; retrying cannot help before the cap resets."""
