@@ -509,3 +509,70 @@ def test_without_a_cap_and_a_limit_a_count_that_failed_refuses_nothing(api, tmp_
     assert result.success
     said = [e.user_message for e in instance.all_logs(result.run_id) if "could not be counted" in (e.user_message or "")]
     assert len(said) == 1
+
+
+# --- the reservation ends with the run's fetch, however it ends
+
+
+def test_no_reservation_is_left_when_the_days_cannot_be_held(api, tmp_path, instance):
+    """Another live run holds the day's lease: the run fails with LeaseConflict, and leaves no
+    reservation in the cap ledger (it is planned only once the days are held). The old code
+    reserved first, and the reservation stayed (no page loop ever ran to release it)."""
+    from tweet_assets.lake.leases import DayLeases, forget_run
+    from tweet_assets.lake.store import LocalLake
+
+    day = _days(2)[0]
+    _synthetic(api, day, 150, 1)
+    lake = tmp_path / "lake"
+    DayLeases(LocalLake(str(lake)), "other-run", "raw_tweets").acquire([_key(day)])
+    try:
+        result = _run(api, lake, _source(api), day, day, instance)
+    finally:
+        forget_run("other-run")
+    assert not result.success and "other-run" in _failure(result)
+    assert _live_reservations(lake) == [] and api.post_requests() == []
+
+
+class _StrayPage(XApiSource):
+    """The X source yielding, after the day's pages, one page of a day outside the run's window."""
+
+    def pages(self, start, end, log):
+        from tweet_assets.sources.base import SourcePage
+
+        yield from super().pages(start, end, log)
+        yield SourcePage("1999-01-01", b"{}", "a stray page", posts=0)
+
+
+def test_the_reservation_is_released_when_the_fetch_loop_fails(api, tmp_path, instance, monkeypatch):
+    """The loop over the pages raises (a page outside the run's window; the day's lease found lost):
+    the run's reservation is released as the step fails, not whenever the suspended page generator
+    is collected. The test keeps a reference to that generator (as a kept traceback would): the
+    old code released only in the generator's ``finally``, so the reservation stayed."""
+    from tweet_assets.defs.pipeline import assets
+    from tweet_assets.lake.leases import LeaseLost
+    from tweet_assets.sources.budget import RunBudget
+
+    kept: list = []
+    original = RunBudget.pages
+
+    def keeping(self, pages):
+        generator = original(self, pages)
+        kept.append(generator)
+        return generator
+
+    monkeypatch.setattr(RunBudget, "pages", keeping)
+    day = _days(2)[0]
+    _synthetic(api, day, 150, 1)
+    lake = tmp_path / "lake"
+    stray = _StrayPage(**_source(api).model_dump(exclude_unset=True))
+    result = _run(api, lake, stray, day, day, instance)
+    assert "outside the run's" in _failure(result)
+    assert _live_reservations(lake) == []
+
+    lost = LeaseLost(f"the lease of {_key(day)} was lost to run other-run", _key(day), {"run_id": "other-run"})
+    monkeypatch.setattr(assets, "lost_lease", lambda url, run_id: lost)  # what the heartbeat reports when another run took the day
+    result = _run(api, tmp_path / "lake2", _source(api), day, day, instance)
+    assert "was lost to run other-run" in _failure(result)
+    assert _live_reservations(tmp_path / "lake2") == []
+    assert len(kept) == 2
+    kept.clear()

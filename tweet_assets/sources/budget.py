@@ -225,13 +225,21 @@ class RunBudget:
     """One run's spending: its plan, its reservation in the ledger (None when nothing was reserved),
     what it read, and the cap hit that stopped it, if one did.
 
-    Use :meth:`pages` around the source's pages and :meth:`landed` on the run's spooled days.
+    Use it as a context manager around the fetch (its exit releases the reservation, however the
+    fetch ends: a generator's ``finally`` would wait for the generator to be collected), :meth:`pages`
+    around the source's pages and :meth:`landed` on the run's spooled days.
     """
 
     def __init__(self, plan: SpendPlan | None = None, ledger: CapLedger | None = None, reservation: Reservation | None = None, log: logging.Logger | None = None):
         self.plan, self.ledger, self.reservation, self.log = plan, ledger, reservation, log
         self.read = 0
         self.capped: UsageCapExceeded | None = None
+
+    def __enter__(self) -> "RunBudget":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     def pages(self, pages: Iterator[SourcePage]) -> Iterator[SourcePage]:
         """``pages`` as they come, the reservation renewed on the way and released at their end;

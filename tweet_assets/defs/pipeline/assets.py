@@ -62,16 +62,17 @@ def land_raw_tweets(context: AssetExecutionContext, source: PostSource, lake: La
     # before the first request to the source (the live API spends quota): a missing bucket or a
     # denied write fails now, naming bucket, key and endpoint (tweet_assets.lake.store.Lake.check_writable)
     lake.lake().check_writable(context.run.run_id)
-    # spend follows intent: a run that would overrun the post cap or its limit is refused before its
-    # first post request; its expected posts are reserved in the lake's cap ledger (tweet_assets.sources.budget)
-    budget = guard_run(source, lake.lake(), run_id=context.run.run_id, collection="/".join(context.asset_key.path[:-1]) or "tweets",
-                       start=start, end=end, log=context.log, run_finished=dagster_run_finished(context.instance))
     # one writer per day, and one source per landed day (tweet_assets.lake.leases, docs/concurrency.md)
     raw_table = str(context.assets_def.metadata_by_key[context.asset_key].get("lake/table", "raw_tweets"))
     zone = zone_of(lake.lake(), raw_table)[0]
     hold_days_for_source(zone, days, context.run.run_id, source.source_name, context.instance)
+    # spend follows intent: a run that would overrun the post cap or its limit is refused before its
+    # first post request; its expected posts are reserved in the lake's cap ledger until the fetch
+    # ends, however it ends (tweet_assets.sources.budget)
+    budget = guard_run(source, lake.lake(), run_id=context.run.run_id, collection="/".join(context.asset_key.path[:-1]) or "tweets",
+                       start=start, end=end, log=context.log, run_finished=dagster_run_finished(context.instance))
     spool_dir = open_spool_dir("raw_tweets", context.run.run_id)  # removed by the IO manager once stored, or at the step's end
-    with SpoolSet(spool_dir, days) as spools:  # compressed on a worker thread as pages arrive
+    with budget, SpoolSet(spool_dir, days) as spools:  # compressed on a worker thread as pages arrive
         stats = {day: Counter() for day in days}
         spans: dict[str, list[str]] = {day: [] for day in days}
         damaged: dict[str, list[str]] = {day: [] for day in days}  # damaged input files (their unreadable rest lands here)
