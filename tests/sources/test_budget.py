@@ -7,7 +7,7 @@ check the behaviour, the race forced by an event)."""
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, datetime, timezone
 
 import boto3
 import orjson
@@ -124,7 +124,7 @@ def test_s3_ledger_writes_are_conditional_as_s3_documents():
     stub.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404, expected_params={"Bucket": "bucket-x", "Key": key})
     stub.add_response("put_object", {"ETag": '"e1"'}, {"Bucket": "bucket-x", "Key": key, "Body": ANY, "IfNoneMatch": "*"})
     body = orjson.dumps({"reservations": [{"run_id": "r1", "collection": "brand", "posts": 5, "first": "2026-11-01", "last": "2026-11-01", "reserved_at": 1.0, "expires_at": 4e9}]})
-    stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body)), "ETag": '"e1"', "ContentLength": len(body)}, {"Bucket": "bucket-x", "Key": key})
+    stub.add_response("get_object", {"Body": StreamingBody(io.BytesIO(body), len(body)), "ETag": '"e1"', "ContentLength": len(body), "LastModified": datetime.now(timezone.utc)}, {"Bucket": "bucket-x", "Key": key})
     stub.add_response("put_object", {"ETag": '"e2"'}, {"Bucket": "bucket-x", "Key": key, "Body": ANY, "IfMatch": '"e1"'})
     with stub:
         ledger = CapLedger(lake, ttl_s=3600)
@@ -145,20 +145,20 @@ def lake(request, tmp_path):
 
 
 def test_reservations_are_reserved_renewed_and_released(lake):
-    clock = [1000.0]
+    mono = [1000.0]
     finished = set()
-    ledger = CapLedger(lake, run_finished=lambda run_id: run_id in finished, ttl_s=100, clock=lambda: clock[0])
+    ledger = CapLedger(lake, run_finished=lambda run_id: run_id in finished, ttl_s=100, monotonic=lambda: mono[0])
     a, _ = ledger.reserve(Reservation("A", "brand", 500, "2026-11-01", "2026-11-02"), lambda others: None)
     seen = []
     b, problem = ledger.reserve(Reservation("B", "news", 300, "2026-11-03", "2026-11-03"), lambda others: seen.append(others) or None)
-    assert problem is None and [r.run_id for r in seen[0]] == ["A"] and a.expires_at == 1100
+    assert problem is None and [r.run_id for r in seen[0]] == ["A"] and a.expires_at == a.reserved_at + 100
     assert {r.run_id for r in ledger.live()} == {"A", "B"}
-    clock[0] = 1040.0
-    assert ledger.renew(a) == a  # not yet half its life
-    clock[0] = 1060.0
-    a = ledger.renew(a)
-    assert a.expires_at == 1160
-    clock[0] = 1120.0  # B expired (1100), A renewed
+    mono[0] = 1040.0
+    assert ledger.renew(a) == a  # not yet half its life (this process's monotonic clock): no request
+    mono[0] = 1060.0
+    renewed = ledger.renew(a)
+    assert renewed.expires_at >= a.expires_at and renewed.reserved_at == a.reserved_at
+    _age(lake, "B", 200)  # B expired by the storage's clock; A renewed
     assert [r.run_id for r in ledger.live()] == ["A"]
     finished.add("A")  # A's run is over for Dagster: its reservation is dead too
     assert ledger.live() == []
@@ -202,3 +202,67 @@ def test_two_runs_deciding_at_once_the_second_sees_the_first(lake):
     assert reads == [[], ["A"]]  # B's first decision was on an empty ledger; its write lost; it read again
     assert outcome["b"] == (None, "refused: run A (collection brand, 2026-11-01: 600 posts)")
     assert [r.run_id for r in a_ledger.live()] == ["A"]
+
+
+# --- the ledger judges expiry by the storage's clock
+
+
+def test_a_host_clock_far_ahead_does_not_drop_another_runs_live_reservation(tmp_path, monkeypatch):
+    """Run A reserves for an hour; run B's host clock is 7 hours ahead. B must still see A's
+    reservation (the storage's clock, a local lake's file-system clock, says A's hour has not
+    passed) and be refused. The old ledger judged expiry by the host's time.time(): B dropped A's
+    reservation and both read past the cap. A reservation past its expiry by the storage's clock is
+    dropped whatever the host says."""
+    import time
+
+    from tweet_assets.sources import cap_ledger
+
+    lake = LocalLake(str(tmp_path / "lake"))
+    a, _ = CapLedger(lake, ttl_s=3600).reserve(Reservation("A", "brand", 600, "2026-11-01", "2026-11-01"), lambda others: None)
+    real = time.time
+    monkeypatch.setattr(cap_ledger.time, "time", lambda: real() + 7 * 3600)  # this host's clock 7 h ahead
+    b_ledger = CapLedger(lake, ttl_s=3600)
+    assert [r.run_id for r in b_ledger.live()] == ["A"]
+    b, problem = b_ledger.reserve(Reservation("B", "news", 600, "2026-11-02", "2026-11-02"), lambda others: f"refused: {others[0].describe()}" if others else None)
+    assert (b, problem) == (None, "refused: run A (collection brand, 2026-11-01: 600 posts)")
+    # by the storage's clock A's reservation expired (its expires_at an hour behind the storage's now)
+    monkeypatch.setattr(cap_ledger.time, "time", lambda: real() - 7 * 3600)  # and a host clock behind does not keep it alive
+    _age(lake, "A", 2 * 3600)
+    assert b_ledger.live() == []
+    b, problem = b_ledger.reserve(Reservation("B", "news", 600, "2026-11-02", "2026-11-02"), lambda others: "refused" if others else None)
+    assert problem is None and [r["run_id"] for r in orjson.loads(lake.read_bytes(LEDGER_KEY))["reservations"]] == ["B"]
+
+
+def _age(lake, run_id: str, seconds: float) -> None:
+    """Make ``run_id``'s reservation ``seconds`` older in the ledger (as if stored that long ago)."""
+    data, etag = lake.read_with_etag(LEDGER_KEY)
+    body = orjson.loads(data)
+    for entry in body["reservations"]:
+        if entry["run_id"] == run_id:
+            entry["reserved_at"] -= seconds
+            entry["expires_at"] -= seconds
+    lake.put_if_match(LEDGER_KEY, orjson.dumps(body), etag)
+
+
+def test_s3_ledger_judges_expiry_by_the_answers_date():
+    """On S3 the storage's clock is the answer's Date header (RFC 9110): a reservation expiring
+    100 s after it is live whatever this host's clock says (the host here is 25 years later), also
+    at its expiry (the header has a one-second resolution), and dead a second later."""
+    import io
+    from email.utils import formatdate
+
+    from botocore.response import StreamingBody
+
+    lake, stub = _stubbed_lake()
+    key = f"lake/{LEDGER_KEY}"
+    stored_at = 1_000_000_000.0  # 2001: this host's clock is 25 years past it
+    body = orjson.dumps({"reservations": [{"run_id": "A", "collection": "brand", "posts": 5, "first": "2026-11-01", "last": "2026-11-01", "reserved_at": stored_at, "expires_at": stored_at + 100}]})
+    for date in (stored_at + 99, stored_at + 100, stored_at + 101):
+        answer = {"Body": StreamingBody(io.BytesIO(body), len(body)), "ETag": '"e1"', "ContentLength": len(body), "LastModified": datetime.fromtimestamp(stored_at, timezone.utc),
+                  "ResponseMetadata": {"HTTPHeaders": {"date": formatdate(date, usegmt=True)}}}
+        stub.add_response("get_object", answer, {"Bucket": "bucket-x", "Key": key})
+    with stub:
+        ledger = CapLedger(lake, ttl_s=3600)
+        assert [r.run_id for r in ledger.live()] == ["A"]
+        assert [r.run_id for r in ledger.live()] == ["A"]  # at expiry: within the Date header's resolution
+        assert ledger.live() == []
