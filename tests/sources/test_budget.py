@@ -266,3 +266,56 @@ def test_s3_ledger_judges_expiry_by_the_answers_date():
         assert [r.run_id for r in ledger.live()] == ["A"]
         assert [r.run_id for r in ledger.live()] == ["A"]  # at expiry: within the Date header's resolution
         assert ledger.live() == []
+
+
+# --- a released reservation: its reads must be in the usage the next decision reads
+
+
+class _Source:
+    """A source whose plan expects ``posts`` on one day and whose usage endpoint answers what
+    ``project["used"]`` says when asked (``asked`` counts the readings)."""
+
+    def __init__(self, posts: int, project: dict):
+        self.posts, self.project, self.asked = posts, project, 0
+
+    def usage(self, log) -> Usage:
+        self.asked += 1
+        return Usage(project_cap=1000, project_usage=self.project["used"], cap_reset_day=10)
+
+    def spend_plan(self, start, end, log) -> SpendPlan:
+        return SpendPlan("2026-11-20", "2026-11-20", {"2026-11-20": self.posts}, self.usage(log))
+
+    def spend_limits(self) -> Limits:
+        return Limits(reserve_percent=10)
+
+
+def test_a_decision_after_another_runs_release_reads_the_usage_again(tmp_path):
+    """Run A reserves 500 of a cap leaving 900. Run B plans (its usage reading: 0 used); right after
+    that reading, A reads its 500 posts and releases its reservation; then B reads the ledger (no
+    reservation) and decides. B must count A's reads: the usage is read again after the ledger read
+    (500 used: 400 left for B's 500: refused). The old guard decided on the plan's reading: no
+    reservation and 0 used: allowed, 1,000 posts against a cap leaving 900."""
+    import logging
+
+    from tweet_assets.sources.budget import BudgetRefused, guard_run
+
+    log = logging.getLogger("test")
+    project = {"used": 0}
+    lake = LocalLake(str(tmp_path / "lake"))
+    a = guard_run(_Source(500, project), lake, run_id="A", collection="brand", start=None, end=None, log=log, today=TODAY)
+    assert [r["run_id"] for r in orjson.loads(lake.read_bytes(LEDGER_KEY))["reservations"]] == ["A"]
+
+    class B(_Source):
+        def spend_plan(self, start, end, log):
+            plan = super().spend_plan(start, end, log)
+            project["used"] += 500  # A reads its posts...
+            a.release()  # ...and releases, after B's plan read the usage and before B reads the ledger
+            return plan
+
+    b_source = B(500, project)
+    with pytest.raises(BudgetRefused) as info:
+        guard_run(b_source, lake, run_id="B", collection="news", start=None, end=None, log=log, today=TODAY)
+    message = str(info.value)
+    assert "project cap 1,000, used 500, reserve 100 (TWEET_ASSETS_CAP_RESERVE=10%): 400 left" in message and "reserved by" not in message
+    assert b_source.asked == 2  # the plan's reading, and the one after the ledger read
+    assert orjson.loads(lake.read_bytes(LEDGER_KEY))["reservations"] == []

@@ -270,6 +270,43 @@ def test_two_collections_cannot_overrun_the_shared_cap_together(api, tmp_path, m
     assert api.posts_used == 500 and _live_reservations(tmp_path / "lake") == []
 
 
+def test_a_run_deciding_after_another_released_counts_what_that_run_read(api, tmp_path, monkeypatch, shared_instance):
+    """news's run reads the usage (0 used) and is held at its counts request. Meanwhile brand's run
+    reserves its 500, reads them and releases its reservation. Released, news decides: the ledger
+    holds no reservation and its usage reading said 0 used, yet brand's 500 reads must count: the
+    usage is read again inside the reserve step (after the ledger was read): 500 used, 400 left
+    after the reserve: refused. The old guard decided on its first reading and read 500 more
+    (1,000 posts against a cap leaving 900)."""
+    day_a, day_b = _days(3, 2)
+    _synthetic(api, day_a, 500, 1)
+    _synthetic(api, day_b, 500, 100_000)
+    api.post_cap = 1000
+    defs = _collections(tmp_path, api, monkeypatch)
+    arrived, release = api.hold("counts_recent")
+    outcome: dict = {}
+
+    def news():
+        try:
+            outcome["news"] = defs.resolve_job_def("news_daily_job").execute_in_process(instance=shared_instance, partition_key=_key(day_b), raise_on_error=False)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            outcome["news"] = exc
+
+    thread = threading.Thread(target=news, name="run-news", daemon=True)
+    thread.start()
+    try:
+        assert arrived.wait(HOLD_BOUND_S), "news's run never asked for its counts"
+        assert [s.endpoint for s in api.seen] == ["usage", "counts_recent"] and api.posts_used == 0  # news read the usage: 0 used
+        brand = defs.resolve_job_def("brand_daily_job").execute_in_process(instance=shared_instance, partition_key=_key(day_a), raise_on_error=False)
+        assert brand.success and api.posts_used == 500 and _live_reservations(tmp_path / "lake") == []  # brand read its 500 and released
+    finally:
+        release.set()
+        thread.join(HOLD_BOUND_S)
+    assert not isinstance(outcome["news"], BaseException) and not outcome["news"].success
+    message = _failure(outcome["news"])
+    assert message.startswith(f"refused before any post was read: {_key(day_b)} is expected to hold 500 posts") and "used 500, reserve 100" in message and ": 400 left" in message
+    assert api.posts_used == 500 and [s.params["query"] for s in api.post_requests()] == ["dagster"] * len(api.post_requests())
+
+
 # --- point 4: x_api_usage
 
 

@@ -14,7 +14,11 @@ X meters the v2 API by **posts read** (``GET /2/usage/tweets``: ``project_cap`` 
    no cap reported (an enterprise project) only the per-run limit applies, said once in the log.
 3. **Reserve** (:class:`~tweet_assets.sources.cap_ledger.CapLedger`): the check and the run's
    reservation are one conditional read-modify-write of the lake's ledger, released when the run's
-   pages end (:meth:`RunBudget.pages`).
+   fetch ends (:class:`RunBudget`'s exit). The usage is read again inside that step, after the
+   ledger was read: a run whose reservation is gone from the ledger read its posts before it
+   released, so that reading counts them (a run deciding on a reading older than another run's
+   release would count neither its reservation nor its reads); a release between the read and the
+   write changes the ledger, so the write loses and the decision is made again.
 4. **A cap hit mid-run** (:meth:`RunBudget.landed`): the days the run finished keep their pages (the
    IO manager stores them and records their materializations, its partial-write rule); the day in
    progress, and any after it, are :class:`NotLanded`: storing one fails the step naming that day
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Callable, Iterator, Mapping
 
@@ -311,14 +315,31 @@ def guard_run(
     total = plan.total
     if total is not None:
         log.info(f"{plan.days}: {total:,} posts expected (counts endpoints)" + (f"; the cap leaves {space.left:,} after the {limits.reserve_percent:g}% reserve" if space else ""))
+    problem = refusal(plan, limits, (), today)  # others' reservations and a newer usage reading (same month) only take room away
+    if problem:
+        raise BudgetRefused(problem)
     if space is None:  # nothing shared to reserve
-        problem = refusal(plan, limits, (), today)
-        if problem:
-            raise BudgetRefused(problem)
         return RunBudget(plan, log=log)
     ledger = CapLedger(lake, run_finished)
     wanted = Reservation(run_id, collection, total or 0, plan.first, plan.last)
-    reservation, problem = ledger.reserve(wanted, lambda others: refusal(plan, limits, others, today))
+    decided = [plan]
+
+    def decide(others: list[Reservation]) -> str | None:
+        # the usage read again now, after the ledger was read: a run that released its reservation
+        # before that read had read its posts before it released, so this reading counts them
+        decided[0] = _usage_again(source, plan, log)
+        return refusal(decided[0], limits, others, today)
+
+    reservation, problem = ledger.reserve(wanted, decide)
     if problem:
         raise BudgetRefused(problem)
-    return RunBudget(plan, ledger, reservation, log)
+    return RunBudget(decided[0], ledger, reservation, log)
+
+
+def _usage_again(source, plan: SpendPlan, log: logging.Logger) -> SpendPlan:
+    """``plan`` with the project's usage read again (``source.usage``), or with ``usage_error``
+    when that read failed (the run is then refused: the cap left cannot be checked)."""
+    try:
+        return replace(plan, usage=source.usage(log))
+    except XApiError as exc:
+        return replace(plan, usage=None, usage_error=" ".join(str(exc).split()))
