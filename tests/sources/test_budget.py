@@ -55,11 +55,34 @@ def test_usage_reads_both_specs_shapes_and_missing_fields():
 @pytest.mark.parametrize(
     ("today", "reset_day", "reset"),
     [(date(2026, 11, 20), 10, date(2026, 12, 10)), (date(2026, 11, 5), 10, date(2026, 11, 10)), (date(2026, 11, 10), 10, date(2026, 12, 10)),
-     (date(2026, 12, 31), 10, date(2027, 1, 10)), (date(2027, 1, 31), 31, date(2027, 2, 28))],
+     (date(2026, 12, 31), 10, date(2027, 1, 10)), (date(2027, 1, 31), 31, date(2027, 2, 28)),
+     # the reset day past a short month's end: on its last day the reset is next month's, not today
+     (date(2027, 2, 28), 31, date(2027, 3, 31)), (date(2027, 2, 27), 31, date(2027, 2, 28)), (date(2026, 4, 30), 31, date(2026, 5, 31)),
+     (date(2028, 2, 29), 30, date(2028, 3, 30)), (date(2028, 2, 28), 30, date(2028, 2, 29))],
 )
 def test_cap_reset_day_is_a_day_of_the_month(today, reset_day, reset):
     assert Usage(cap_reset_day=reset_day).reset_date(today) == reset
     assert Usage(cap_reset_day=reset_day).days_to_reset(today) == (reset - today).days
+
+
+def test_the_reset_is_always_after_today_on_its_day_or_its_months_last():
+    """Every day of 2026-2028 and every cap_reset_day 1-31: the reset is on or after tomorrow,
+    within a month, on the reset day or (in a shorter month) that month's last day, and no reset
+    day of the months between is skipped."""
+    import calendar
+    from datetime import timedelta
+
+    day = date(2026, 1, 1)
+    while day < date(2029, 1, 1):
+        for reset_day in range(1, 32):
+            reset = Usage(cap_reset_day=reset_day).reset_date(day)
+            assert day < reset <= day + timedelta(days=31), (day, reset_day, reset)
+            assert reset.day == min(reset_day, calendar.monthrange(reset.year, reset.month)[1]), (day, reset_day, reset)
+            between = day + timedelta(days=1)
+            while between < reset:  # no earlier reset day after today
+                assert between.day != min(reset_day, calendar.monthrange(between.year, between.month)[1]), (day, reset_day, reset)
+                between += timedelta(days=1)
+        day += timedelta(days=1)
 
 
 # --- the refusal

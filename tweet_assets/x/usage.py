@@ -70,13 +70,18 @@ class Usage:
 
     def reset_date(self, today: date) -> date | None:
         """The next day the cap resets, on or after tomorrow: day ``cap_reset_day`` of this month if
-        still ahead, else of next month (the last day of a shorter month). None when not reported."""
+        still ahead, else of next month; in a month shorter than ``cap_reset_day``, its last day
+        (so on that last day the next reset is next month's). None when not reported."""
         if not self.cap_reset_day:
             return None
-        year, month = today.year, today.month
-        if today.day >= self.cap_reset_day:
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        return date(year, month, min(self.cap_reset_day, calendar.monthrange(year, month)[1]))
+
+        def in_month(year: int, month: int) -> date:
+            return date(year, month, min(self.cap_reset_day, calendar.monthrange(year, month)[1]))
+
+        reset = in_month(today.year, today.month)
+        if reset <= today:
+            reset = in_month(today.year + 1, 1) if today.month == 12 else in_month(today.year, today.month + 1)
+        return reset
 
     def days_to_reset(self, today: date) -> int | None:
         """Whole days from ``today`` to :meth:`reset_date` (None when not reported)."""
