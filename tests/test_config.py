@@ -36,6 +36,31 @@ def test_the_lease_ttl_is_positive_and_bounded(text):
     assert config.number("TWEET_ASSETS_LEASE_TTL_S", {"TWEET_ASSETS_LEASE_TTL_S": "0.5"}) == 0.5  # short TTLs stay usable in tests
 
 
+@pytest.mark.parametrize("name", sorted(config.NUMBERS))
+def test_the_bounds_an_error_names_are_values_the_setting_accepts(name):
+    """What an error tells the user to set can be set as written: each bound (and the default) in
+    the message parses with the setting's own parser, inclusive bounds are accepted, an exclusive
+    one is refused only for its range. Integer settings showed "<= 1e+07" before, which the integer
+    parser refuses."""
+    import re
+
+    setting = config.NUMBERS[name]
+    message = str(pytest.raises(config.SettingError, config.number, name, {name: "nan"}).value)
+    shown = re.findall(r"(>=|<=|>) (\S+?)(?= and|\s*\(|,|$)", message)
+    assert len(shown) == (setting.low is not None) + (setting.high is not None), message
+    for op, text in shown:
+        assert re.fullmatch(r"[0-9]+(\.[0-9]+)?", text), f"{name}: bound {text!r} is not written as a plain number ({message})"
+        if op == ">":
+            with pytest.raises(config.SettingError, match="set it to"):
+                setting.parse(text)
+        else:
+            assert setting.parse(text) == (setting.low if op == ">=" else setting.high)
+    default = re.search(r"\(default (\S+)\)", message)
+    assert (default is None) == (setting.default is None)
+    if default:
+        assert setting.parse(default.group(1)) == setting.default
+
+
 def test_whole_numbers_refuse_fractions():
     with pytest.raises(config.SettingError, match="a whole number of partitions >= 1"):
         config.number("TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN", {"TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN": "2.5"})

@@ -56,9 +56,9 @@ class Number:
         kind = f"a whole number of {self.unit}" if self.integer else f"a number of {self.unit}"
         bounds = []
         if self.low is not None:
-            bounds.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+            bounds.append(f"{'>' if self.low_open else '>='} {_plain(self.low)}")
         if self.high is not None:
-            bounds.append(f"<= {self.high:g}")
+            bounds.append(f"<= {_plain(self.high)}")
         return kind + (" " + " and ".join(bounds) if bounds else "")
 
     def parse(self, text: str) -> float | int:
@@ -67,7 +67,7 @@ class Number:
         Raises:
             SettingError: not a plain finite number, not whole when it must be, or out of range.
         """
-        default = "" if self.default is None else f" (default {self.default:g})"
+        default = "" if self.default is None else f" (default {_plain(self.default)})"
         wrong = SettingError(f"{self.env}={text!r}: set it to {self.allowed()}{default}, or unset it.")
         if not (_INTEGER if self.integer else _DECIMAL).fullmatch(text):
             raise wrong
@@ -89,6 +89,12 @@ class Number:
         env = os.environ if env is None else env
         text = (env.get(self.env) or "").strip()
         return self.default if not text else self.parse(text)
+
+
+def _plain(value: float | int) -> str:
+    """``value`` as a user can set it: whole numbers in plain digits (``10000000``, never ``1e+07``,
+    which the whole-number parser refuses), others as ``repr`` gives them (``0.5``)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 HOUR = 3600.0
