@@ -85,6 +85,31 @@ def test_demo_before_the_start_date_or_after_yesterday_names_the_setting(monkeyp
     assert late.value.code == 2 and "after the last complete UTC day" in capsys.readouterr().err
 
 
+def test_a_failed_check_run_fails_the_demo(tmp_path, monkeypatch, capsys):
+    """The demo's materialization succeeds but its check-only run (s3_parquet's freshness_check,
+    left out of the job) fails: the demo says so on stderr and exits 1. It exited 0 before. The
+    runs are stand-ins (the exit status is what is tested; the real runs are in the slow tests)."""
+    from types import SimpleNamespace
+
+    from tweet_assets import cli
+    from tweet_assets.cli import demo
+
+    for key, value in _env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("TWEET_ASSETS_SOURCE", raising=False)
+    run = SimpleNamespace(success=True, run_id="run-1", job_def=None)
+    monkeypatch.setattr(demo, "run_job", lambda *args, **kwargs: run)
+    monkeypatch.setattr(demo, "left_out_checks", lambda job: {"freshness_check"})
+    checked = SimpleNamespace(success=False, run_id="check-run-1", all_events=[], get_asset_check_evaluations=lambda: [])
+    monkeypatch.setattr(demo, "evaluate_checks", lambda checks, verbose=False: checked)
+    monkeypatch.setattr(demo, "read_back", lambda lake_url: "(the table)")
+    assert cli.main(["demo"]) == 1
+    out, err = capsys.readouterr()
+    assert "the check run check-run-1 failed" in err and "(the table)" in out
+    checked.success = True
+    assert cli.main(["demo"]) == 0
+
+
 @pytest.mark.slow
 def test_a_failed_demo_run_ends_with_one_readable_error_not_a_traceback(tmp_path, moto_server):
     env = _env(tmp_path, AWS_ENDPOINT_URL=moto_server, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1")

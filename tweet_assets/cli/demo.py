@@ -66,8 +66,10 @@ def run(args, command: argparse.ArgumentParser) -> int:
     for evaluation in checked.get_asset_check_evaluations() if checked else ():
         outcome = "passed" if evaluation.passed else f"FAILED ({evaluation.severity.value})"
         print(f"{evaluation.asset_key.to_user_string()} {evaluation.check_name}: {outcome}: {first_lines(evaluation.description or '', 1)}")
-    if checked is not None and not checked.success:
-        print(f"the check run {checked.run_id} failed: {'; '.join(run_failures(checked))}", file=sys.stderr)
+    status = 0
+    if checked is not None and not checked.success:  # the table is still shown; the exit status says it failed
+        print(f"the check run {checked.run_id} failed: {'; '.join(run_failures(checked)) or f'its log is in the Dagster instance at {home}'}", file=sys.stderr)
+        status = 1
     print()
     if (getattr(collection, "table_format", None) or table_format()) == "iceberg":  # tweet_assets.tables
         name = (collection.table or collection.name) if collection else (os.environ.get("TWEET_ASSETS_GLUE_TABLE", "").strip() or DEFAULT_TABLE)
@@ -76,12 +78,12 @@ def run(args, command: argparse.ArgumentParser) -> int:
         print(text)
         print("\nthe command itself: . .venv/bin/activate, then tweet-assets --help (README.md, docs/)")
         print("next: make dagit (each partition's snapshot in its materialization); query: docs/warehouses.md (pyiceberg, polars.scan_iceberg, Athena)")
-        return 0
+        return status
     print("the published table, read back as Athena reads it (hive-partitioned Parquet, DuckDB):\n")
     print(read_back(f"{lake_url.rstrip('/')}/{args.collection}" if args.collection else lake_url))  # a collection's folder holds its tweets/
     print("\nthe command itself: . .venv/bin/activate, then tweet-assets --help (README.md, docs/)")
     print(f"next: make dagit (Dagit on http://127.0.0.1:3000: the run, each day's checks, the lineage); query: duckdb -c \"SELECT count(*) FROM read_parquet('{lake_url}/tweets/dt=*/*.parquet', hive_partitioning=true)\"")
-    return 0
+    return status
 
 
 def read_back(lake_url: str, limit: int = 5) -> str:
