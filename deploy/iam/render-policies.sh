@@ -20,7 +20,8 @@
 # that key id); athena-reader-policy.json only when ATHENA_WORKGROUP is set (with GLUE_DATABASE,
 # RESULTS_BUCKET, RESULTS_PREFIX). glue-catalog-policy.json (what `tweet-assets catalog` and the
 # glue_table asset need: Get/Create/UpdateTable on the one table) is rendered when GLUE_DATABASE is
-# set; GLUE_TABLE defaults to tweets.
+# set and TABLE_FORMAT is hive (an Iceberg deployment has no glue_table asset; iceberg-policy.json
+# holds its Glue calls); GLUE_TABLE defaults to tweets.
 # iceberg-policy.json only when TABLE_FORMAT=iceberg (the deployment's TWEET_ASSETS_TABLE_FORMAT;
 # default hive), with GLUE_DATABASE (and GLUE_TABLE): what the Iceberg table format adds to
 # policy.json: s3:DeleteObject under the table's data/ and metadata/ folders only (snapshot expiry
@@ -147,9 +148,10 @@ if [[ -n "${GLUE_DATABASE:-}" ]]; then
     echo "render-policies.sh: GLUE_DATABASE and GLUE_TABLE must be lowercase Glue names ([a-z0-9_]), got '$GLUE_DATABASE' '${GLUE_TABLE:-tweets}'" >&2
     exit 2
   fi
-  render "$here/glue-catalog-policy.json" "$out/glue-catalog-policy.json"
   if [[ "$table_format" == iceberg ]]; then
     render "$here/iceberg-policy.json" "$out/iceberg-policy.json"
+  else  # the Hive table's glue_table/glue_partitions assets and `tweet-assets catalog`: no Iceberg deployment has them
+    render "$here/glue-catalog-policy.json" "$out/glue-catalog-policy.json"
   fi
 fi
 echo "wrote the policies to $out" >&2

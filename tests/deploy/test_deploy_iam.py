@@ -594,6 +594,8 @@ def _requests(calls) -> list[Request]:
 
 def test_iceberg_policy_is_rendered_only_for_an_iceberg_deployment(tmp_path, rendered, rendered_iceberg):
     assert "iceberg-policy.json" not in rendered
+    # and the Hive catalog's policy only for a Hive deployment (an Iceberg one has no glue_table asset)
+    assert "glue-catalog-policy.json" in rendered and "glue-catalog-policy.json" not in render(tmp_path / "iceberg", TABLE_FORMAT="iceberg")
     assert "iceberg-policy.json" not in render(tmp_path / "hive", TABLE_FORMAT="hive")
     assert parliament(rendered_iceberg["iceberg-policy.json"]) == []
     for statement in rendered_iceberg["iceberg-policy.json"]["Statement"]:
