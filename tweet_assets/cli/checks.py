@@ -10,11 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import tweet_assets.partitions as partitions  # the module: daily_partitions is built on first use, after the source is set
 from tweet_assets import config
+from tweet_assets.config import SettingError  # the one error of a wrong setting, importable here too
 from tweet_assets.partitions import DAY_FORMAT, START_DATE_ENV, start_date
-
-
-class SettingError(ValueError):
-    """A setting (variable or option) that would fail a run: one line saying what to set."""
 
 
 def default_range(days: int = 3) -> tuple[str, str]:

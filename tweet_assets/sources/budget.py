@@ -227,16 +227,15 @@ def plan_report(plan: SpendPlan, limits: Limits, others: list[Reservation] | tup
 
 class RunBudget:
     """One run's spending: its plan, its reservation in the ledger (None when nothing was reserved),
-    what it read, and the cap hit that stopped it, if one did.
+    and the cap hit that stopped it, if one did.
 
     Use it as a context manager around the fetch (its exit releases the reservation, however the
     fetch ends: a generator's ``finally`` would wait for the generator to be collected), :meth:`pages`
     around the source's pages and :meth:`landed` on the run's spooled days.
     """
 
-    def __init__(self, plan: SpendPlan | None = None, ledger: CapLedger | None = None, reservation: Reservation | None = None, log: logging.Logger | None = None):
-        self.plan, self.ledger, self.reservation, self.log = plan, ledger, reservation, log
-        self.read = 0
+    def __init__(self, plan: SpendPlan | None = None, ledger: CapLedger | None = None, reservation: Reservation | None = None):
+        self.plan, self.ledger, self.reservation = plan, ledger, reservation
         self.capped: UsageCapExceeded | None = None
 
     def __enter__(self) -> "RunBudget":
@@ -250,7 +249,6 @@ class RunBudget:
         a ``usage-capped`` refusal ends them (kept in :attr:`capped` for :meth:`landed`)."""
         try:
             for page in pages:
-                self.read += page.posts
                 if self.reservation is not None and self.ledger is not None:
                     self.reservation = self.ledger.renew(self.reservation)
                 yield page
@@ -319,7 +317,7 @@ def guard_run(
     if problem:
         raise BudgetRefused(problem)
     if space is None:  # nothing shared to reserve
-        return RunBudget(plan, log=log)
+        return RunBudget(plan)
     ledger = CapLedger(lake, run_finished)
     wanted = Reservation(run_id, collection, total or 0, plan.first, plan.last)
     decided = [plan]
@@ -333,7 +331,7 @@ def guard_run(
     reservation, problem = ledger.reserve(wanted, decide)
     if problem:
         raise BudgetRefused(problem)
-    return RunBudget(decided[0], ledger, reservation, log)
+    return RunBudget(decided[0], ledger, reservation)
 
 
 def _usage_again(source, plan: SpendPlan, log: logging.Logger) -> SpendPlan:

@@ -20,7 +20,6 @@ seed gives the same bytes as before.
 
 from __future__ import annotations
 
-
 import functools
 import hashlib
 import logging

@@ -151,18 +151,25 @@ class RetryPolicy:
             remaining = exc.response.headers.get("x-rate-limit-remaining", "")
             if remaining.isdigit() and int(remaining) > 0:  # the per-second throttle, not the window
                 return self.throttle_wait_s, f"throttled with {remaining} requests left in the window"
-            reset = exc.response.headers.get("x-rate-limit-reset", "")
-            seconds = (int(reset) - self.now().timestamp() if reset.isdigit() else 60.0) + self.rate_limit_margin_s
+            reset = reset_time(exc)
+            seconds = (reset.timestamp() - self.now().timestamp() if reset is not None else 60.0) + self.rate_limit_margin_s
             return min(max(seconds, 1.0), MAX_RESET_WAIT_S + self.rate_limit_margin_s), "rate limit window used up, waiting for x-rate-limit-reset"
         return min(self.backoff_s * 2 ** (failed - 1), MAX_BACKOFF_S), "backing off"
 
 
 def reset_time(exc: BaseException) -> datetime | None:
     """When a 429's rate-limit window resets: its ``x-rate-limit-reset`` header (epoch seconds) in
-    UTC, or None when absent."""
+    UTC, or None when absent or not a time (X API v2 "Rate limits": the header gives "the
+    remaining window before the rate limit resets, in UTC epoch seconds"). The one reading of the
+    header (:meth:`RetryPolicy.wait_for` waits by it, :class:`OverBudget` names it)."""
     response = getattr(exc, "response", None)
     reset = response.headers.get("x-rate-limit-reset", "") if response is not None else ""
-    return datetime.fromtimestamp(int(reset), timezone.utc) if reset.isdigit() else None
+    if not (reset.isascii() and reset.isdigit()):
+        return None
+    try:
+        return datetime.fromtimestamp(int(reset), timezone.utc)
+    except (OverflowError, OSError, ValueError):  # past year 9999: not a time
+        return None
 
 
 __all__ = ["Attempts", "OverBudget", "RetryPolicy", "WaitBudget", "reset_time", "retryable", "describe"]
