@@ -1,4 +1,5 @@
 -- dialect: athena iceberg (Amazon Athena engine v3: an Apache Iceberg v2 table in the Glue Data Catalog)
+-- Posts from the X API v2, one row per post, partitioned by the UTC day of created_at (tweet_assets).
 -- Timestamps are microseconds, UTC (Athena's Iceberg DDL has timestamp without time zone only; the values are UTC).
 CREATE TABLE `default`.`tweets` (
   `id` bigint COMMENT 'Post id.',
@@ -85,7 +86,6 @@ CREATE TABLE `default`.`tweets` (
   `retrieved_at` timestamp COMMENT 'When the page holding this copy of the post was retrieved from the API, UTC, ms (twarc2\'s __twarc.retrieved_at; the live source records its own). Counts (metrics, followers) are as of this time: of several copies in the day, the newest copy\'s. Null when not recorded.',
   `request_url` string COMMENT 'The API request that returned that copy (__twarc.url: endpoint and query parameters; no credentials).'
 )
-COMMENT 'Posts from the X API v2, one row per post, partitioned by the UTC day of created_at (tweet_assets)'
 PARTITIONED BY (day(`created_at`))
 LOCATION 's3://YOUR-BUCKET/tweet_assets/tweets/'
 TBLPROPERTIES (

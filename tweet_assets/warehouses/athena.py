@@ -191,7 +191,10 @@ def iceberg_ddl(location: str, *, table: str = DEFAULT_TABLE, database: str = DE
     table; Athena's Iceberg DDL takes only ``timestamp`` (without time zone, microseconds): the values
     are UTC, and the pipeline writes UTC into such a table (tweet_assets.tables.iceberg_schema).
     Partitioned like the table the pipeline creates; no ``dt`` column (Iceberg's partitions come from
-    its manifests: partition projection does not apply). Ends in ``;``.
+    its manifests: partition projection does not apply). No table ``COMMENT`` clause: Athena's
+    documented Iceberg syntax (``CREATE TABLE … (col data_type [COMMENT col_comment], …)
+    [PARTITIONED BY …] LOCATION … TBLPROPERTIES (…)``) has none, unlike its Hive ``CREATE EXTERNAL
+    TABLE``; the table's description is a ``--`` line above the statement. Ends in ``;``.
 
     Raises:
         ValueError: ``table`` or ``database`` is not a plain identifier (:mod:`.names`).
@@ -200,9 +203,9 @@ def iceberg_ddl(location: str, *, table: str = DEFAULT_TABLE, database: str = DE
     location = location.rstrip("/") + "/"
     column_list = ",\n".join(f"  `{c.name}` {athena_type(c.type)} COMMENT {_sql_string(c.description)}" for c in columns)
     text = (
+        "-- Posts from the X API v2, one row per post, partitioned by the UTC day of created_at (tweet_assets).\n"
         "-- Timestamps are microseconds, UTC (Athena's Iceberg DDL has timestamp without time zone only; the values are UTC).\n"
         f"CREATE TABLE `{database}`.`{table}` (\n{column_list}\n)\n"
-        f"COMMENT 'Posts from the X API v2, one row per post, partitioned by the UTC day of created_at (tweet_assets)'\n"
         f"PARTITIONED BY (day(`created_at`))\n"
         f"LOCATION {_sql_string(location)}\n"
         f"TBLPROPERTIES (\n  'table_type'='ICEBERG',\n  'format'='parquet',\n  'write_compression'='zstd'\n);\n"
