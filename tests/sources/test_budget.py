@@ -342,3 +342,20 @@ def test_a_decision_after_another_runs_release_reads_the_usage_again(tmp_path):
     assert "project cap 1,000, used 500, reserve 100 (TWEET_ASSETS_CAP_RESERVE=10%): 400 left" in message and "reserved by" not in message
     assert b_source.asked == 2  # the plan's reading, and the one after the ledger read
     assert orjson.loads(lake.read_bytes(LEDGER_KEY))["reservations"] == []
+
+
+def test_a_failed_release_never_hides_the_fetchs_own_error():
+    from tweet_assets.lake.store import LakeError
+    from tweet_assets.sources.budget import RunBudget
+
+    class Down:
+        def release(self, run_id):
+            raise LakeError("the ledger cannot be written")
+
+    reservation = Reservation("A", "brand", 5, "2026-11-01", "2026-11-01")
+    with pytest.raises(RuntimeError, match="lease lost"):
+        with RunBudget(None, Down(), reservation):
+            raise RuntimeError("lease lost")
+    with pytest.raises(LakeError, match="cannot be written"):
+        with RunBudget(None, Down(), reservation):
+            pass

@@ -36,7 +36,7 @@ from datetime import date, datetime, timezone
 from typing import Callable, Iterator, Mapping
 
 from tweet_assets import config
-from tweet_assets.lake.store import Lake
+from tweet_assets.lake.store import Lake, LakeError
 from tweet_assets.lake.values import NotLanded, RawDay, SpooledPages
 from tweet_assets.sources.base import SourcePage
 from tweet_assets.sources.cap_ledger import CapLedger, Reservation
@@ -241,8 +241,14 @@ class RunBudget:
     def __enter__(self) -> "RunBudget":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.release()
+        except LakeError:
+            if exc is None:
+                raise
+            # the fetch's own error is the one to report; the reservation is dead anyway once Dagster
+            # marks the run finished (or at its expiry): never hide the first error behind this one
 
     def pages(self, pages: Iterator[SourcePage]) -> Iterator[SourcePage]:
         """``pages`` as they come, the reservation renewed on the way and released at their end;
