@@ -189,3 +189,14 @@ def test_glue_table_is_requested_when_missing_and_again_when_the_schema_changes(
     changed = glue_table.map_asset_specs(lambda spec: spec.replace_attributes(code_version="schema-with-a-new-column"))
     after = evaluate_automation_conditions(defs=Definitions(assets=[changed], resources=resources), instance=instance, cursor=settled.cursor)
     assert after.total_requested == 1
+
+
+def test_catalog_refuses_an_iceberg_deployment_in_one_line(monkeypatch, capsys):
+    """On an Iceberg deployment the table is in Glue through its commits: registering the Hive
+    table of the same name beside it is refused before any call, naming the setting."""
+    monkeypatch.setenv("TWEET_ASSETS_TABLE_FORMAT", "iceberg")
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["catalog", "--location", "s3://b/p/tweets/", "--dry-run"])
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "TWEET_ASSETS_TABLE_FORMAT=iceberg" in err and "Unset TWEET_ASSETS_TABLE_FORMAT" in err

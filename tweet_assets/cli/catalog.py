@@ -31,6 +31,16 @@ def run(args, command: argparse.ArgumentParser) -> int:
     stop = check_table_options(args, command, NAME)
     if stop is not None:
         return stop
+    from tweet_assets.tables import FORMAT_ENV, table_format
+
+    try:
+        iceberg = table_format() == "iceberg"
+    except ValueError as exc:
+        command.exit(2, f"tweet-assets {NAME}: {exc}\n")
+    if iceberg:  # a Hive table of the same name would shadow the Iceberg one in Glue (and Athena)
+        command.exit(2, f"tweet-assets {NAME}: {FORMAT_ENV}=iceberg: the Iceberg table is registered in Glue by its own commits "
+                        "(TWEET_ASSETS_ICEBERG_CATALOG), so this command, which registers the Hive table, would put a second table "
+                        f"of that name beside it. Unset {FORMAT_ENV} to register a Hive table.\n")
     days = day_range(command, args.days) if args.days else []
     from tweet_assets.warehouses.glue import CatalogError, GlueCatalogResource, table_input
 
