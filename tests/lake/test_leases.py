@@ -103,3 +103,66 @@ def test_point15_enospc_in_the_spool_names_the_directory_and_tmpdir(tmp_path):
     with pytest.raises(OSError) as raised:
         spool_table([pa.table({"id": list(range(100_000))})], str(tmp_path), "day")
     assert str(tmp_path) in str(raised.value) and "TMPDIR" in str(raised.value)
+
+
+# --- review of the fencing work (notes/review_lake.md) ---------------------------------------------
+
+
+@pytest.fixture
+def _forget_leases():
+    from tweet_assets.lake import leases as leases_module
+
+    yield
+    for run in ("run-a", "run-b", "run-c"):
+        leases_module.forget_run(run)
+    leases_module._lost.clear()
+
+
+def test_review1_a_waiting_taker_polls_until_its_wait_ends_and_says_so(tmp_path, monkeypatch, _forget_leases):
+    """A taker waiting for a live holder (the compliance job, ``wait_s`` = TWEET_ASSETS_LEASE_WAIT_S)
+    polls until its wait ends, not for 50 polls (~25 s): each poll of a live holder is no lost race.
+    The wait runs on an injected clock that each poll's sleep advances."""
+    from tweet_assets.lake import leases as leases_module
+
+    lake = LocalLake(str(tmp_path))
+    DayLeases(lake, "run-a", "raw_tweets").acquire(["2024-01-02"])  # live: its heartbeat renews it
+    now = [0.0]
+    polls = []
+
+    def sleep(seconds):
+        polls.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(leases_module, "_sleep", sleep)
+    b = DayLeases(lake, "run-b", "compliance_job rewrite", clock=lambda: now[0])
+    with pytest.raises(LeaseConflict) as refused:
+        b.acquire_one("2024-01-02", wait_s=3600)
+    assert now[0] == pytest.approx(3600) and len(polls) == 7200  # every 0.5 s for the hour
+    assert "this run waited 3600 s for run run-a to finish (TWEET_ASSETS_LEASE_WAIT_S)" in str(refused.value) and "or raise TWEET_ASSETS_LEASE_WAIT_S" in str(refused.value)
+    assert "being written by Dagster run run-a" in str(refused.value)
+
+
+def test_review1_a_waiting_taker_takes_the_day_once_the_holder_releases_it(tmp_path, monkeypatch, _forget_leases):
+    from tweet_assets.lake import leases as leases_module
+
+    lake = LocalLake(str(tmp_path))
+    a = DayLeases(lake, "run-a", "raw_tweets")
+    a.acquire(["2024-01-02"])
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+        if now[0] >= 1800:  # half an hour on: run-a finishes with the day
+            a.release(["2024-01-02"])
+
+    monkeypatch.setattr(leases_module, "_sleep", sleep)
+    b = DayLeases(lake, "run-b", "compliance_job rewrite", clock=lambda: now[0])
+    assert b.acquire_one("2024-01-02", wait_s=3600).run_id == "run-b" and now[0] == pytest.approx(1800)
+
+
+def test_review1_only_lost_races_count_against_the_race_bound(tmp_path, monkeypatch, _forget_leases):
+    """50 conditional writes lost in a row (another writer each time) still end the take."""
+    lake = LocalLake(str(tmp_path))
+    monkeypatch.setattr(LocalLake, "put_record", lambda self, key, data, etag: (_ for _ in ()).throw(PreconditionFailed("lost")))
+    with pytest.raises(LakeError, match="50 conditional writes in a row lost to other writers"):
+        DayLeases(lake, "run-b", "x").acquire_one("2024-01-02", wait_s=3600)

@@ -215,13 +215,14 @@ class DayLeases:
             return _utc(read.modified + float(record.get("ttl_s", 0) or 0))
         return _utc(float(record.get("expires_at", 0)))
 
-    def _conflict(self, day: str, lease: dict, read: Record | None = None) -> LeaseConflict:
+    def _conflict(self, day: str, lease: dict, read: Record | None = None, waited_s: float = 0.0) -> LeaseConflict:
         holder = lease.get("run_id", "?")
+        waited = f"; this run waited {waited_s:g} s for run {holder} to finish ({WAIT_ENV})" if waited_s > 0 else ""
         return LeaseConflict(
             f"{day} is being written by Dagster run {holder} ({lease.get('purpose', '?')}; lease {self.lake.uri(lease_key(day))} taken "
-            f"{_utc(float(lease.get('acquired_at', 0)))} UTC, expires {self._expires(lease, read)} UTC): run {self.run_id} "
+            f"{_utc(float(lease.get('acquired_at', 0)))} UTC, expires {self._expires(lease, read)} UTC{waited}): run {self.run_id} "
             f"({self.purpose}) writes nothing for {day}. Two runs may not write one day at once; wait for run {holder} to finish "
-            "(or terminate it in Dagit), then launch this run again.",
+            f"(or terminate it in Dagit), then launch this run again{f', or raise {WAIT_ENV}' if waited_s > 0 else ''}.",
             day,
             lease,
         )
@@ -257,10 +258,13 @@ class DayLeases:
         (renewed when past its renewal point).
 
         Args:
-            wait_s: how long to wait for a live holder (polling every ``poll_s``) before failing.
+            wait_s: how long (s, this lease's ``clock``) to wait for a live holder, polling every
+                ``poll_s``, before failing; the compliance job passes :data:`WAIT_ENV`.
         Raises:
-            LeaseConflict: another live run holds it (after ``wait_s``).
+            LeaseConflict: another live run still holds it when ``wait_s`` has passed (the message
+                says how long it waited and names :data:`WAIT_ENV`).
             LeaseLost: this run held it and another run took it over.
+            LakeError: :data:`MAX_RACES` conditional writes in a row lost to other takers.
         """
         cache = (self.lake.url, self.run_id, day)
         with _guard:
@@ -272,7 +276,8 @@ class DayLeases:
             return self.check(day)
         key = lease_key(day)
         deadline = self.clock() + wait_s
-        for _ in range(MAX_RACES):
+        races = 0  # conditional writes lost in a row; a poll of a live holder is none (it waits until the deadline)
+        while True:
             record, read = self._read(day)
             sent = self.clock()
             try:
@@ -288,9 +293,10 @@ class DayLeases:
                 elif self.run_id in (record.get("previous") or []):
                     raise self._lost_error(day, record, read)  # it was ours, and another run has taken it since
                 elif not self._dead(record, read):
-                    if self.clock() >= deadline:
-                        raise self._conflict(day, record, read)
-                    _sleep(poll_s)  # a waiting taker (compliance): bounded by the holder's lease and wait_s
+                    left = deadline - self.clock()
+                    if left <= 0:
+                        raise self._conflict(day, record, read, waited_s=wait_s)
+                    _sleep(min(poll_s, left))  # a waiting taker (compliance): until wait_s has passed
                     continue
                 else:
                     holder = record.get("run_id")
@@ -299,13 +305,15 @@ class DayLeases:
                     lease.etag, lease.taken_at = self.lake.put_record(key, self._body(lease), read.etag)
                     if holder:
                         lease.took_over_at, lease.took_over_from = lease.taken_at, str(holder)
-            except PreconditionFailed:
-                continue  # another taker wrote between our read and our write: read again
+            except PreconditionFailed:  # another taker wrote between our read and our write: read again
+                races += 1
+                if races >= MAX_RACES:
+                    raise LakeError(f"could not take the lease {self.lake.uri(key)}: {MAX_RACES} conditional writes in a row lost to other writers.") from None
+                continue
             with _guard:
                 _held[cache] = lease
             self._beat()
             return lease
-        raise LakeError(f"could not take the lease {self.lake.uri(key)}: {MAX_RACES} conditional writes in a row lost to other writers.")
 
     def acquire(self, days: Iterable[str], wait_s: float = 0.0) -> dict[str, Lease]:
         """Hold the leases of every day of ``days`` (a range: each day, in order), or none.
