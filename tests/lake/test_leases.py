@@ -166,3 +166,93 @@ def test_review1_only_lost_races_count_against_the_race_bound(tmp_path, monkeypa
     monkeypatch.setattr(LocalLake, "put_record", lambda self, key, data, etag: (_ for _ in ()).throw(PreconditionFailed("lost")))
     with pytest.raises(LakeError, match="50 conditional writes in a row lost to other writers"):
         DayLeases(lake, "run-b", "x").acquire_one("2024-01-02", wait_s=3600)
+
+
+def _released(lake, day="2024-01-02") -> bool:
+    import orjson
+
+    data, _ = lake.read_with_etag(lease_key(day))
+    return bool(orjson.loads(data)["released"])
+
+
+def test_review3_a_renewal_in_flight_during_a_release_never_brings_the_lease_back(tmp_path, _forget_leases):
+    """The heartbeat picked the lease to renew; the run's last step releases it before the renewal
+    is stored: the renewal must not store the lease again (released: false), which would block
+    every other run until it expired. The interleaving: the renewal runs after the release."""
+    from tweet_assets.lake import leases as leases_module
+
+    lake = LocalLake(str(tmp_path))
+    a = DayLeases(lake, "run-a", "raw_tweets")
+    a.acquire(["2024-01-02"])
+    lease = leases_module._held[(lake.url, "run-a", "2024-01-02")]  # what the heartbeat holds in hand
+    a.release(["2024-01-02"])
+    a._renew(lease)  # the heartbeat's renewal, after the release
+    assert _released(lake)
+    assert DayLeases(lake, "run-b", "raw_tweets").acquire(["2024-01-02"])["2024-01-02"].run_id == "run-b"
+
+
+def test_review3_a_release_by_another_process_of_the_run_is_not_undone_by_a_renewal(tmp_path, _forget_leases):
+    """Another process of run-a (its s3_parquet step) released the day; this process's renewal
+    finds its ETag gone and the record run-a's own, released: it leaves it released and forgets the
+    lease here (a later check of the day takes it as any take would)."""
+    from tweet_assets.lake import leases as leases_module
+
+    lake = LocalLake(str(tmp_path))
+    a = DayLeases(lake, "run-a", "raw_tweets")
+    a.acquire(["2024-01-02"])
+    lease = leases_module._held[(lake.url, "run-a", "2024-01-02")]
+    other_process = DayLeases(lake, "run-a", "tweets")
+    lake.put_record(lease_key("2024-01-02"), other_process._body(None, released=True), lease.etag)
+    a._renew(lease)
+    assert _released(lake) and (lake.url, "run-a", "2024-01-02") not in leases_module._held
+    assert DayLeases(lake, "run-b", "raw_tweets").acquire(["2024-01-02"])["2024-01-02"].run_id == "run-b"
+
+
+def test_review_heartbeat_storage_errors_are_logged_once_per_problem(tmp_path, monkeypatch, caplog, _forget_leases):
+    """The heartbeat's renewal errors were counted in a field nobody read: now a warning names the
+    lease and the error once per problem, and an info line says when renewals get through again.
+    The heartbeat's renewal is called directly (no thread, no wait)."""
+    import logging
+
+    from tweet_assets.lake import leases as leases_module
+
+    lake = LocalLake(str(tmp_path))
+    a = DayLeases(lake, "run-a", "raw_tweets", ttl_s=60, heartbeat_s=10)
+    a.acquire(["2024-01-02"])
+    lease = leases_module._held[(lake.url, "run-a", "2024-01-02")]
+    beat = leases_module._Heartbeat(a)
+    real = LocalLake.put_record
+    errors = iter([LakeError("connection refused")] * 3 + [LakeError("throttled")] + [None])
+
+    def put_record(self, key, data, etag):
+        error = next(errors)
+        if error is not None:
+            raise error
+        return real(self, key, data, etag)
+
+    monkeypatch.setattr(LocalLake, "put_record", put_record)
+    with caplog.at_level(logging.INFO, logger="tweet_assets.lake.leases"):
+        assert [beat.renew(lease) for _ in range(5)] == [False, False, False, False, True]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and "connection refused" in warnings[0] and "throttled" in warnings[1]
+    assert "could not renew" in warnings[0] and lease_key("2024-01-02") in warnings[0] and "TWEET_ASSETS_LEASE_TTL_S" in warnings[0]
+    assert any("renews again" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+
+
+def test_review_forget_run_forgets_the_leases_it_found_lost_and_a_later_step_finds_them_again(tmp_path, _forget_leases):
+    from tweet_assets.lake import leases as leases_module
+    from tweet_assets.lake.leases import LeaseLost
+
+    lake = LocalLake(str(tmp_path))
+    finished = set()
+    a = DayLeases(lake, "run-a", "raw_tweets")
+    a.acquire(["2024-01-02"])
+    finished.add("run-a")  # the instance says run-a is over (it is not: it was paused)
+    DayLeases(lake, "run-b", "raw_tweets", run_finished=lambda r: r in finished).acquire(["2024-01-02"])
+    with pytest.raises(LeaseLost):
+        a.check("2024-01-02", force=True)
+    assert leases_module.lost_lease(lake.url, "run-a") is not None
+    leases_module.forget_run("run-a")  # the step's end: no memory kept in a long-lived process
+    assert leases_module.lost_lease(lake.url, "run-a") is None
+    with pytest.raises(LeaseLost, match="to run run-b"):
+        DayLeases(lake, "run-a", "clean_tweets").acquire(["2024-01-02"])  # the record still says so

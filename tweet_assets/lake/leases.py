@@ -40,6 +40,7 @@ day, the version the run expects to find (``versions``: :mod:`tweet_assets.lake.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -53,15 +54,15 @@ import orjson
 from tweet_assets import config
 from tweet_assets.lake.store import Lake, LakeError, PreconditionFailed, Record
 
+logger = logging.getLogger(__name__)
+
 LEASE_PREFIX = "clean_tweets/_leases"
 #: Seconds a lease lives without renewal (the heartbeat renews it). Env override.
 TTL_ENV = "TWEET_ASSETS_LEASE_TTL_S"
-DEFAULT_TTL_S = config.NUMBERS[TTL_ENV].default
 #: Seconds between renewals (default a sixth of the TTL; at most a third: config.RULES).
 HEARTBEAT_ENV = "TWEET_ASSETS_LEASE_HEARTBEAT_S"
 #: Seconds a waiting taker (the compliance job) waits for a live holder before failing.
 WAIT_ENV = "TWEET_ASSETS_LEASE_WAIT_S"
-DEFAULT_WAIT_S = config.NUMBERS[WAIT_ENV].default
 #: Conditional-write races lost in a row before giving up (each loss means another writer progressed).
 MAX_RACES = 50
 #: Previous holders kept in a lease record.
@@ -98,7 +99,8 @@ class Lease:
     (``taken_at``, the storage's clock, Unix s) and, when it was taken over from another run's lease,
     when and from whom (``took_over_at``, storage clock: what that run left half-written before then
     is provably dead). ``versions``: the version (ETag, None for absent) this run expects at each key
-    of the day it writes (tweet_assets.lake.fencing)."""
+    of the day it writes (tweet_assets.lake.fencing). ``lock``: held while the lease object is
+    renewed or released, so a renewal never stores a lease this run has released (``released``)."""
 
     day: str
     run_id: str
@@ -112,12 +114,7 @@ class Lease:
     versions: dict = field(default_factory=dict)
     owner: "DayLeases | None" = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def expires_at(self) -> float:
-        """When the lease lapses without renewal, by this host's clock (for messages only)."""
-        ttl = self.owner.ttl_s if self.owner else DEFAULT_TTL_S
-        return time.time() + (self.renewed_mono + ttl - time.monotonic())
+    released: bool = False
 
 
 def lease_key(day: str) -> str:
@@ -339,9 +336,13 @@ class DayLeases:
         point (one heartbeat interval after its last renewal was sent), otherwise renewed now
         (``force``: renewed now in any case).
 
+        A lease this process does not hold (never taken here, forgotten at a step's end, or
+        released by another process of this run) is taken as :meth:`acquire_one` takes it.
+
         Raises:
             LeaseLost: another run took the day over (named in the message).
-            LakeError: the lease was never taken by this run in this process, or cannot be renewed.
+            LeaseConflict: this process did not hold it and another live run does.
+            LakeError: the lease cannot be renewed (:data:`MAX_RACES` lost races).
         """
         cache = (self.lake.url, self.run_id, day)
         with _guard:
@@ -353,14 +354,30 @@ class DayLeases:
             return self.acquire_one(day)
         if not force and self.clock() < lease.renewed_mono + self.heartbeat_s:
             return lease
-        return self._renew(lease)
+        lease = self._renew(lease)
+        return self.acquire_one(day) if lease.released else lease
 
     def _renew(self, lease: Lease) -> Lease:
         """Renew ``lease`` (``If-Match`` on the ETag this run stored last). Another process of the
-        same run may have renewed it meanwhile: its ETag is adopted. Anyone else's means it is lost."""
+        same run may have renewed it meanwhile: its ETag is adopted. Anyone else's means it is lost.
+
+        A lease this process released, or no longer holds (forgotten; this object replaced by a
+        newer take), is not renewed: the renewal runs under ``lease.lock``, as :meth:`release`
+        does, so a renewal the heartbeat had in hand never stores a released lease again. One that
+        another process of this run released is marked ``released`` and forgotten here.
+
+        Raises:
+            LeaseLost: another run holds the day now.
+            LakeError: :data:`MAX_RACES` conditional writes in a row lost to other writers.
+        """
         key = lease_key(lease.day)
+        cache = (self.lake.url, self.run_id, lease.day)
         with lease.lock:
             for _ in range(MAX_RACES):
+                with _guard:
+                    current = _held.get(cache)
+                if lease.released or current is not lease:
+                    return lease
                 sent = self.clock()
                 try:
                     lease.etag, _ = self.lake.put_record(key, self._body(lease), lease.etag)
@@ -369,20 +386,18 @@ class DayLeases:
                 except PreconditionFailed:
                     record, read = self._read(lease.day)
                     if record is not None and record.get("run_id") == self.run_id:
+                        if record.get("released"):  # another process of this run finished with the day
+                            lease.released = True
+                            with _guard:
+                                if _held.get(cache) is lease:
+                                    del _held[cache]
+                            return lease
                         lease.etag = read.etag  # another process of this run renewed it
-                        lease.versions = {**dict(record.get("versions") or {}), **lease.versions}
+                        for known, etag in (record.get("versions") or {}).items():  # in place: the step thread may be recording one
+                            lease.versions.setdefault(known, etag)
                         continue
                     raise self._lost_error(lease.day, record or {"run_id": "?"}, read) from None
         raise LakeError(f"could not renew the lease {self.lake.uri(key)}: {MAX_RACES} conditional writes in a row lost to other writers.")
-
-    def lost(self, days: Iterable[str] | None = None) -> LeaseLost | None:
-        """The first lease of ``days`` (default: any) this process found lost for this run, or None
-        (no request: what the heartbeat learnt)."""
-        with _guard:
-            for (url, run, day), lost in _lost.items():
-                if url == self.lake.url and run == self.run_id and (days is None or day in days):
-                    return lost
-        return None
 
     def _beat(self) -> None:
         """Start this run's heartbeat in this process, unless it runs already."""
@@ -396,23 +411,30 @@ class DayLeases:
     # --- give back
     def release(self, days: Iterable[str]) -> None:
         """Release this run's leases of ``days`` (``If-Match`` on the ETag: a lease another run took
-        over meanwhile is left alone)."""
+        over meanwhile is left alone). Under each held lease's ``lock``: a renewal in flight
+        finishes first, and none is stored after (:meth:`_renew`)."""
         for day in sorted(set(days)):
             with _guard:
                 lease = _held.pop((self.lake.url, self.run_id, day), None)
-            etag = lease.etag if lease is not None else None
-            previous, versions = (lease.previous, lease.versions) if lease is not None else ([], {})
-            for _ in range(MAX_RACES):
-                if etag is None:
-                    record, read = self._read(day)
-                    if record is None or record.get("run_id") != self.run_id:
-                        break
-                    etag, previous, versions = read.etag, list(record.get("previous") or []), dict(record.get("versions") or {})
-                try:
-                    self.lake.put_record(lease_key(day), self._body(None, released=True, previous=previous, versions=versions), etag)
-                    break
-                except PreconditionFailed:
-                    etag = None  # read again: another process of this run, or taken over (left alone)
+            if lease is None:
+                self._release(day, None, [], {})
+                continue
+            with lease.lock:
+                lease.released = True
+                self._release(day, lease.etag, lease.previous, dict(lease.versions))
+
+    def _release(self, day: str, etag: str | None, previous: list, versions: dict) -> None:
+        for _ in range(MAX_RACES):
+            if etag is None:
+                record, read = self._read(day)
+                if record is None or record.get("run_id") != self.run_id:
+                    return
+                etag, previous, versions = read.etag, list(record.get("previous") or []), dict(record.get("versions") or {})
+            try:
+                self.lake.put_record(lease_key(day), self._body(None, released=True, previous=previous, versions=versions), etag)
+                return
+            except PreconditionFailed:
+                etag = None  # read again: another process of this run, or taken over (left alone)
 
     def forget(self) -> None:
         """Drop this process's memory of the run's leases and stop its heartbeat (the lease objects
@@ -427,10 +449,14 @@ class DayLeases:
 
 def forget_run(run_id: str) -> None:
     """The end of a step or run in this process (the IO manager's teardown): forget the run's
-    cached leases and stop its heartbeats. The lease objects stay; a later step renews them."""
+    cached leases, the leases it found lost, and stop its heartbeats. The lease objects stay; a
+    later step renews them (and finds a lost one lost again: the record names the run in
+    ``previous``)."""
     with _guard:
         for cache in [c for c in _held if c[1] == run_id]:
             del _held[cache]
+        for cache in [c for c in _lost if c[1] == run_id]:
+            del _lost[cache]
         beats = [_beats.pop(k) for k in [k for k in _beats if k[1] == run_id]]
     for beat in beats:
         beat.stop.set()
@@ -451,14 +477,36 @@ class _Heartbeat(threading.Thread):
     """Renews every lease one run holds in this process (through one lake) when it reaches its
     renewal point; stops when the run holds none here any more or is told to. A renewal that finds
     the lease taken over records :class:`LeaseLost` (raised at the run's next check); one that
-    cannot reach the storage is tried again a quarter interval later."""
+    cannot reach the storage is tried again a quarter interval later, and logged (a warning once per
+    problem, an info line when renewals get through again)."""
 
     def __init__(self, leases: DayLeases):
         super().__init__(name=f"lease-heartbeat-{leases.run_id[:8]}", daemon=True)
         self.leases = leases
         self.key = (leases.lake.url, leases.run_id)
         self.stop = threading.Event()
-        self.failures = 0
+        self.problem: str | None = None  # the last renewal error logged, until a renewal gets through
+
+    def renew(self, lease: Lease) -> bool:
+        """Renew one due lease; False when the storage could not be reached (logged once per problem)."""
+        try:
+            (lease.owner or self.leases)._renew(lease)
+        except LeaseLost:
+            return True  # recorded in _lost: the run stops at its next check
+        except Exception as exc:  # noqa: BLE001 - the storage is unreachable now: tried again soon
+            problem = f"{type(exc).__name__}: {exc}"
+            if problem != self.problem:
+                self.problem = problem
+                logger.warning(
+                    "run %s: the lease heartbeat could not renew %s (tried again every %.3g s; the lease lapses %g s after its "
+                    "last renewal, %s): %s", self.leases.run_id, self.leases.lake.uri(lease_key(lease.day)), max(self.leases.heartbeat_s, 0.01) / 4,
+                    self.leases.ttl_s, TTL_ENV, problem,
+                )
+            return False
+        if self.problem is not None:
+            logger.info("run %s: the lease heartbeat renews again (after %s)", self.leases.run_id, self.problem)
+            self.problem = None
+        return True
 
     def run(self) -> None:
         interval = max(self.leases.heartbeat_s, 0.01)
@@ -477,13 +525,7 @@ class _Heartbeat(threading.Thread):
             for lease in due:
                 if self.stop.is_set():
                     return
-                try:
-                    (lease.owner or self.leases)._renew(lease)
-                    self.failures = 0
-                except LeaseLost:
-                    pass  # recorded in _lost: the run stops at its next check
-                except Exception:  # noqa: BLE001 - the storage is unreachable now: try again soon
-                    self.failures += 1
+                if not self.renew(lease):
                     self.stop.wait(interval / 4)
 
 
