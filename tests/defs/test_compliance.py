@@ -423,3 +423,46 @@ def test_a_post_named_raw_page_loses_the_removed_post_from_data_and_includes_pos
     assert included not in {p["id"] for p in out["includes"]["posts"]} and original not in {p["id"] for p in out["includes"]["posts"]}
     assert retweet["id"] not in {p["id"] for p in out["data"]}
     assert len(out["data"]) < len(posted["data"])
+
+
+def test_review4_a_compliance_rewrite_whose_lease_was_taken_over_records_no_lineage(tmp_path, instance, monkeypatch):
+    """The compliance job rewrites a day under its lease, then refreshes the day's lineage. Paused
+    between the two past its lease (its cached lease still inside its renewal point), with run-b
+    having taken the day and recorded its own entry: the refresh must not overwrite run-b's entry."""
+    from types import SimpleNamespace
+
+    from tweet_assets.defs.compliance import assets as compliance_assets
+    from tweet_assets.lake import lineage
+    from tweet_assets.lake.leases import DayLeases, LeaseLost, forget_run
+    from tweet_assets.lake.store import LocalLake
+    from tweet_assets.sources import SampleSource
+
+    day = "2024-03-05"
+    root = str(tmp_path / "lake")
+    assert run(resources(root, SampleSource(posts_per_day=20)), day, instance=instance).success
+    lake = LocalLake(root)
+    published = StoredTable(lake, f"tweets/dt={day}/part-00000.parquet", "").read(["id", "created_at"])
+    ledger = pa.table(
+        {"id": published.column("id").slice(0, 2), "action": ["delete"] * 2, "reason": ["deleted"] * 2, "created_at": published.column("created_at").slice(0, 2).cast(LEDGER_SCHEMA.field("created_at").type),
+         "redacted_at": pa.nulls(2, LEDGER_SCHEMA.field("redacted_at").type), "checked_at": [datetime(2024, 4, 1)] * 2, "job_id": ["j"] * 2},
+        schema=LEDGER_SCHEMA,
+    )
+    real = compliance_assets.remove_from_day
+
+    def remove_from_day(store, d, ids, stream_prefix=None, leases=None):
+        removal = real(store, d, ids, stream_prefix, leases)  # run-c's fenced rewrites; then it pauses past its lease
+        b = DayLeases(store, "run-b", "raw_tweets", run_finished=lambda r: r == leases.run_id)
+        b.acquire([d])
+        lineage.record(store, d, "tweets", {"key": f"tweets/dt={d}/part-00000.parquet", "etag": "run-b's", "run_id": "run-b", "read": {}})
+        return removal
+
+    monkeypatch.setattr(compliance_assets, "remove_from_day", remove_from_day)
+    context = SimpleNamespace(run=SimpleNamespace(run_id="run-c"), instance=instance, log=logging.getLogger("test"), log_event=lambda event: None)
+    try:
+        with pytest.raises(LeaseLost, match="to run run-b"):
+            compliance_assets._remove(context, lake, [day], ledger, None)
+    finally:
+        forget_run("run-c")
+        forget_run("run-b")
+    entry = lineage.read_lineage(lake, day)["tweets"]
+    assert entry["run_id"] == "run-b" and "rewritten_by" not in entry

@@ -491,3 +491,40 @@ def test_case2_a_stale_write_after_the_holder_finished_and_released_is_refused(t
     writer.join()
     assert isinstance(writer.error, LeaseLost) and "run run-b took the day over and has finished with it" in str(writer.error)
     assert b_lake.read_bytes(KEY) == b"B's 80 posts"
+
+
+# --- review (notes/review_lake.md) 4: lineage writes fenced by the lease ---------------------------
+
+
+def test_review4_a_run_that_lost_its_lease_after_its_write_records_no_lineage(tmp_path, instance, monkeypatch):
+    """A real raw_tweets materialization (local lake) whose day is taken over by run-b right after
+    its fenced write returned (run-a paused there, its cached lease still inside its renewal point):
+    run-a must not overwrite run-b's lineage entry; it fails naming run-b."""
+    from dagster import materialize
+
+    from tests.helpers import resources
+    from tweet_assets.defs.pipeline import assets
+    from tweet_assets.lake import lineage
+    from tweet_assets.sources import SampleSource
+
+    root = str(tmp_path / "lake")
+    real_store = fencing.store
+
+    def store(lake, leases, day, key, write, log=None):
+        written = real_store(lake, leases, day, key, write, log)
+        if key.startswith("raw_tweets/"):  # run-a pauses here; its lease lapses and run-b takes the day
+            b = DayLeases(lake, "run-b", "raw_tweets", run_finished=lambda run: run == leases.run_id)
+            b.acquire([day])
+            mine = real_store(lake, b, day, key, lambda expect, meta: lake.write_bytes(key, b"B's pages", expect, meta))
+            lineage.record(lake, day, "raw_tweets", {"key": key, "etag": mine.etag, "run_id": "run-b", "source": "sample"})
+        return written
+
+    monkeypatch.setattr(fencing, "store", store)
+    result = materialize([assets.raw_tweets], resources=resources(root, SampleSource(posts_per_day=20)), instance=instance, partition_key=DAY, raise_on_error=False)
+    lake = LocalLake(root)
+    assert lineage.read_lineage(lake, DAY)["raw_tweets"]["run_id"] == "run-b"
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    while failure.cause is not None:  # Dagster's handle-output error wraps the IO manager's
+        failure = failure.cause
+    assert failure.cls_name == "LeaseLost" and "to run run-b" in failure.message

@@ -205,7 +205,8 @@ class LakeIOManager(ConfigurableIOManager):
         run_id = context.run_id
         instance = context.step_context.instance if days else None
         # one writer per day: this run's leases (taken by raw_tweets already, renewed here)
-        held = _leases(zone, run_id, zone_table, instance).acquire(days) if days else {}
+        leases = _leases(zone, run_id, zone_table, instance) if days else None
+        held = leases.acquire(days) if leases is not None else {}
         now = time.time()
         cutoffs = {}  # a temporary is dead when older than the grace period, or older than our takeover of a dead lease
         for pk, key in zip([pk for pk, _ in items], keys):
@@ -220,7 +221,6 @@ class LakeIOManager(ConfigurableIOManager):
         total = 0
         started = last_report = time.monotonic()
         stored: list[tuple[str, dict]] = []
-        leases = _leases(zone, run_id, zone_table, instance) if days else None
         try:
             for done, (partition_key, value) in enumerate(items, start=1):
                 key = self.key(table, fmt, partition_key)
@@ -240,7 +240,7 @@ class LakeIOManager(ConfigurableIOManager):
                 if written.rows is not None:  # the rows of the object as written (its footer), never what was meant
                     metadata["dagster/row_count"] = written.rows
                 if partition_key is not None:
-                    self._record_lineage(zone, zone_table, _in_zone(table, key), partition_key, run_id, context.step_key, written.etag)
+                    self._record_lineage(zone, zone_table, _in_zone(table, key), partition_key, leases, context.step_key, written.etag)
                     stored.append((partition_key, metadata))
                 if len(items) <= LOG_EACH_UP_TO:
                     context.log.info(f"wrote {lake.uri(key)} ({size:,} bytes, {time.monotonic() - began:.2f}s)")
@@ -262,8 +262,8 @@ class LakeIOManager(ConfigurableIOManager):
                     )
                 )
             raise
-        if zone_table == RELEASE_AFTER_TABLE and days:
-            _leases(zone, run_id, zone_table, instance).release(days)
+        if zone_table == RELEASE_AFTER_TABLE and leases is not None:
+            leases.release(days)
         if len(items) > LOG_EACH_UP_TO:
             context.log.info(f"wrote {len(items):,} objects ({total:,} bytes) under {lake.uri(table)} in {time.monotonic() - started:.1f}s")
         if not context.has_asset_partitions:
@@ -277,9 +277,12 @@ class LakeIOManager(ConfigurableIOManager):
         except Exception:
             return {}
 
-    def _record_lineage(self, lake: Lake, table: str, key: str, day: str, run_id: str, step_key: str, etag: str | None) -> None:
+    def _record_lineage(self, lake: Lake, table: str, key: str, day: str, leases: DayLeases, step_key: str, etag: str | None) -> None:
         """The day's lineage entry for ``table``: the ETag the write answered (never a later read,
-        which could see another writer's object), the run, what it was computed from."""
+        which could see another writer's object), the run, what it was computed from. Written right
+        after a forced check of ``leases``' lease of ``day`` (a run paused past it fails with
+        ``LeaseLost`` instead of overwriting the new holder's entry)."""
+        run_id = leases.run_id
         entry = {"key": key, "etag": etag, "run_id": run_id}
         with _guard:
             read = _inputs_read.pop((lake.url, run_id, day, step_key), None)
@@ -288,7 +291,7 @@ class LakeIOManager(ConfigurableIOManager):
             entry["read"] = read
         if source is not None and read is None:
             entry["source"] = source
-        lineage.record(lake, day, table, entry)
+        lineage.record(lake, day, table, entry, fence=lambda: leases.check(day, force=True))
 
     def _write(self, lake: Lake, key: str, fmt: str, value) -> int:
         """Store one value at ``key`` unconditionally (no lease: an unpartitioned asset's output);

@@ -1,7 +1,9 @@
 """Lineage between the zones of a day: which raw object a day's clean table was computed from.
 
 One JSON object per day, written by the day's lease holder (:mod:`tweet_assets.lake.leases`) with
-conditional writes (read, change, ``If-Match``; retried when another writer won)::
+conditional writes (read, change, ``If-Match``; retried when another writer won), each right after
+a forced check of the writer's lease (``fence``: a run paused past its lease fails there instead of
+overwriting the new holder's entry)::
 
     <lake>/clean_tweets/_lineage/dt=YYYY-MM-DD.json
     {"raw_tweets":   {"key": "raw_tweets/dt=…/part-00000.jsonl.gz", "etag": "…", "run_id": "…", "source": "replay"},
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import orjson
 
+from typing import Callable
+
 from tweet_assets.lake.store import Lake, LakeError, PreconditionFailed
 
 LINEAGE_PREFIX = "clean_tweets/_lineage"
@@ -35,22 +39,26 @@ def read_lineage(lake: Lake, day: str) -> dict:
     return orjson.loads(data) if data else {}
 
 
-def record(lake: Lake, day: str, zone: str, entry: dict) -> dict:
+def record(lake: Lake, day: str, zone: str, entry: dict, fence: Callable[[], object] | None = None) -> dict:
     """Set ``zone``'s entry of the day's record (a conditional read-modify-write, retried on
     conflict: another zone's entry written meanwhile is kept); returns the record written.
+    ``fence``: called right before each write, e.g. ``lambda: leases.check(day, force=True)``
+    (the writer's lease renewed now: a lost lease raises and nothing is written).
 
     Raises:
+        LeaseLost: from ``fence``: the writer's lease of ``day`` was taken over.
         LakeError: the record could not be stored.
     """
-    return _update(lake, day, lambda current: current.__setitem__(zone, entry))
+    return _update(lake, day, lambda current: current.__setitem__(zone, entry), fence)
 
 
-def refresh_after_rewrite(lake: Lake, day: str, run_id: str, etags: dict[str, str] | None = None) -> dict:
+def refresh_after_rewrite(lake: Lake, day: str, run_id: str, etags: dict[str, str] | None = None, fence: Callable[[], object] | None = None) -> dict:
     """After the compliance job rewrote ``day``'s zones together (the same posts removed from each):
     every entry's ETags are the objects' new ones, ``rewritten_by`` names the run. ``etags``: the ETag
     each rewrite's write answered (key -> ETag; a key not in it kept its version); None: read them
     now (a later read could see another writer's object: pass them). Call it only when the zones
-    agreed before the rewrite (:func:`input_problem` None for each), or a mix would be hidden."""
+    agreed before the rewrite (:func:`input_problem` None for each), or a mix would be hidden.
+    ``fence``: as for :func:`record`."""
 
     def now(key: str, recorded):
         if etags is None:
@@ -64,16 +72,18 @@ def refresh_after_rewrite(lake: Lake, day: str, run_id: str, etags: dict[str, st
             for seen in (entry.get("read") or {}).values():
                 seen["etag"] = now(seen["key"], seen.get("etag"))
 
-    return _update(lake, day, refresh)
+    return _update(lake, day, refresh, fence)
 
 
-def _update(lake: Lake, day: str, change) -> dict:
+def _update(lake: Lake, day: str, change, fence: Callable[[], object] | None = None) -> dict:
     key = lineage_key(day)
     for _ in range(MAX_RACES):
         data, etag = lake.read_with_etag(key)
         current = orjson.loads(data) if data else {}
         change(current)
         body = orjson.dumps(current, option=orjson.OPT_SORT_KEYS)
+        if fence is not None:
+            fence()  # the lease, renewed now: a run paused past it stops here
         try:
             if etag is None:
                 lake.put_if_absent(key, body)

@@ -212,11 +212,7 @@ def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger
             continue
         leases.acquire_one(day, wait_s=lease_wait_s())
         try:
-            agreed = all(lineage.input_problem(store, day, zone) is None for zone in ("clean_tweets", "tweets"))
-            removal = remove_from_day(store, day, ids, stream_prefix, leases)  # every write fenced by the day's lease
-            if agreed and (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
-                leases.check(day)  # no record after the lease is lost
-                lineage.refresh_after_rewrite(store, day, context.run.run_id, removal.etags)
+            removal = _rewrite_day(store, day, ids, stream_prefix, leases)
         finally:
             leases.release([day])
         out[day] = removal
@@ -246,6 +242,18 @@ def _remove(context: AssetExecutionContext, store: Lake, days: list[str], ledger
     return out
 
 
+def _rewrite_day(store: Lake, day: str, ids: pa.Array, stream_prefix: str | None, leases: DayLeases) -> DayRemoval:
+    """Rewrite ``day``'s objects without ``ids`` (:func:`~tweet_assets.compliance.rewrite.remove_from_day`,
+    every write fenced by the day's held lease) and, when the zones agreed before, refresh the day's
+    lineage with the ETags the writes answered, right after a forced check of the lease (a run paused
+    past it fails with ``LeaseLost`` instead of overwriting the new holder's entries)."""
+    agreed = all(lineage.input_problem(store, day, zone) is None for zone in ("clean_tweets", "tweets"))
+    removal = remove_from_day(store, day, ids, stream_prefix, leases)
+    if agreed and (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
+        lineage.refresh_after_rewrite(store, day, leases.run_id, removal.etags, fence=lambda: leases.check(day, force=True))
+    return removal
+
+
 def _remove_iceberg(context: AssetExecutionContext, store: Lake, table: IcebergTable, ledger: pa.Table, stream_prefix: str | None, published_key: AssetKey) -> tuple[dict, Counter]:
     """Remove the ledger's posts (and retweets of them) from a collection's Iceberg table in one
     commit under the affected days' leases, the same days' clean and raw objects as today, then
@@ -259,11 +267,7 @@ def _remove_iceberg(context: AssetExecutionContext, store: Lake, table: IcebergT
     others: dict[str, DayRemoval] = {}
 
     def zones(day: str) -> None:  # the day's clean and raw objects (and any Hive object left), under the held lease
-        agreed = all(lineage.input_problem(store, day, zone) is None for zone in ("clean_tweets", "tweets"))
-        others[day] = removal = remove_from_day(store, day, ids, stream_prefix, leases)  # fenced by the held lease
-        if agreed and (removal.removed_ids or removal.raw_posts or removal.raw_unreadable_lines_dropped):
-            leases.check(day)
-            lineage.refresh_after_rewrite(store, day, context.run.run_id, removal.etags)
+        others[day] = _rewrite_day(store, day, ids, stream_prefix, leases)
 
     done = remove_posts(table, ids, named, leases, lease_wait_s(), per_day=zones, log=context.log.info)
     out = {}
