@@ -839,3 +839,82 @@ def test_background_spooling_uses_one_worker_thread_bounded_and_stopped(tmp_path
     (tmp_path / "p").mkdir()
     plain.write(days[1], b"{}")
     assert _spool_threads() == [] and plain.close()[days[1]].pages == 1
+
+
+# --- review (notes/review_lake.md) 5: an input is read at the version its lineage check saw -------
+
+
+def _pipeline_day(tmp_path, instance, day="2024-03-05"):
+    root = str(tmp_path / "lake")
+    assert run(resources(root, SampleSource(posts_per_day=30)), day, instance=instance).success
+    return root, LocalLake(root)
+
+
+def test_review5_an_input_replaced_right_after_its_lineage_check_is_never_published(tmp_path, instance, monkeypatch):
+    """s3_parquet checks the clean object's lineage (a HEAD), then a stale writer replaces it: the
+    step must read (copy) the version it checked, so it fails rather than publish the replacement.
+    Before, it HEADed the object again and pinned the read to whatever was there then."""
+    from tweet_assets.defs.pipeline import assets
+    from tweet_assets.lake.values import StoredTable
+
+    day = "2024-03-05"
+    root, lake = _pipeline_day(tmp_path, instance, day)
+    key = f"clean_tweets/dt={day}/part-00000.parquet"
+    clean = StoredTable(lake, key, "").read()
+    import pyarrow.parquet as pq
+
+    pq.write_table(clean.slice(0, 3), str(tmp_path / "stale.parquet"))
+    stale = (tmp_path / "stale.parquet").read_bytes()
+    real = LocalLake.etag
+    replaced = []
+
+    def etag(self, k):
+        seen = real(self, k)
+        if k == key and not replaced:  # the lineage check's HEAD; the stale write lands right after
+            replaced.append(True)
+            LocalLake(root).put_bytes(key, stale)
+        return seen
+
+    monkeypatch.setattr(LocalLake, "etag", etag)
+    result = run(resources(root, SampleSource(posts_per_day=30)), day, instance=instance, selection=[assets.s3_parquet], raise_on_error=False)
+    assert replaced and not result.success
+    published = pq.read_table(tmp_path / "lake" / "tweets" / f"dt={day}" / "part-00000.parquet")
+    assert published.num_rows == 30  # still the first run's: the 3-row replacement was not published
+    failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    assert "changed since this run read it" in str(failure.to_string())
+
+
+def test_review5_each_input_object_is_headed_once_per_step(tmp_path, instance, monkeypatch):
+    """clean_tweets reading a raw day: one HEAD of the raw object (the lineage check's), reused by
+    the read; before, three (the check, the version to pin, the missing-day test, the pages' size)."""
+    from tweet_assets.defs.pipeline import assets
+    from tweet_assets.lake.io_manager import LakeIOManager
+
+    day = "2024-03-05"
+    root, lake = _pipeline_day(tmp_path, instance, day)
+    raw = f"raw_tweets/dt={day}/part-00000.jsonl.gz"
+    heads = []
+    loading = []
+    for name in ("etag", "size", "head"):
+        real = getattr(LocalLake, name)
+
+        def counted(self, k, _real=real, _name=name):
+            if k == raw and loading:
+                heads.append(_name)
+            return _real(self, k)
+
+        monkeypatch.setattr(LocalLake, name, counted)
+    real_load = LakeIOManager.load_input
+
+    def load_input(self, context):
+        if context.asset_key.path[-1] != "raw_tweets":  # (the checks of clean_tweets HEAD it as clean's upstream: their own step)
+            return real_load(self, context)
+        loading.append(True)
+        try:
+            return real_load(self, context)
+        finally:
+            loading.pop()
+
+    monkeypatch.setattr(LakeIOManager, "load_input", load_input)
+    assert run(resources(root, SampleSource(posts_per_day=30)), day, instance=instance, selection=[assets.clean_tweets]).success
+    assert len(heads) == 1, heads

@@ -151,11 +151,15 @@ def recorded_empty(instance, asset_key, partitions: Iterable[str]) -> set[str]:
     return empty
 
 
-def read_days(lake: Lake, keys: Mapping[str, str], fmt: str, recorded: Callable[[list[str]], set[str]], read: Callable[[Lake, str, str], object]) -> dict:
+def read_days(
+    lake: Lake, keys: Mapping[str, str], fmt: str, recorded: Callable[[list[str]], set[str]], read: Callable[[Lake, str, str], object], versions: Mapping[str, str | None] | None = None
+) -> dict:
     """``{day: value}`` for the IO manager's load: ``read(lake, key, fmt)`` where an object is
     there; :class:`EmptyPages`/:class:`EmptyTable` where none is and ``recorded(missing days)``
-    says the day was stored empty; otherwise ``read`` too (which fails for a day never stored)."""
-    missing = [day for day, key in keys.items() if lake.size(key) is None]
+    says the day was stored empty; otherwise ``read`` too (which fails for a day never stored).
+    ``versions``: ``{day: ETag or None}`` already read (None: no object), so no HEAD is made;
+    without it, each key is HEADed."""
+    missing = [day for day, key in keys.items() if (versions[day] if versions is not None else lake.size(key)) is None]
     empty = recorded(missing) if missing else set()
     kind = EmptyPages if fmt == "jsonl.gz" else EmptyTable
     return {day: kind(lake, key, lake.uri(key)) if day in empty else read(lake, key, fmt) for day, key in keys.items()}

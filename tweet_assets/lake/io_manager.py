@@ -366,33 +366,40 @@ class LakeIOManager(ConfigurableIOManager):
         keys = {pk: self.key(table, fmt, pk) for pk in context.asset_partition_keys}
         versions = self._check_lineage(context, lake, table, keys)
         by_key = {keys[day]: etag for day, etag in versions.items()}
-        # a missing object is an empty day when its materialization recorded bytes: 0; every read is
-        # of the version the lineage check saw (StoredTable/StoredPages ``etag``)
-        return read_days(lake, keys, fmt, lambda days: recorded_empty(context.instance, context.asset_key, days), lambda lk, key, f: self._read(lk, key, f, by_key.get(key)))
+        # a missing object (none when checked) is an empty day when its materialization recorded
+        # bytes: 0; every read is of the version the lineage check saw (StoredTable/StoredPages
+        # ``etag``), with no other HEAD of the object
+        return read_days(
+            lake, keys, fmt, lambda days: recorded_empty(context.instance, context.asset_key, days), lambda lk, key, f: self._read(lk, key, f, by_key.get(key)), versions
+        )
 
     def _check_lineage(self, context: InputContext, lake: Lake, table: str, keys: Mapping[str, str]) -> dict[str, str | None]:
         """Hold the days' leases (no other run writes them while this step reads), refuse an input
         whose zones come from different runs (:func:`tweet_assets.lake.lineage.input_problem`), and
         remember the ETags read, recorded with this step's output (:meth:`_record_lineage`);
-        returns them (``{day: ETag or None}``)."""
+        returns them (``{day: ETag or None}``): those the check saw (one HEAD per object), so the
+        step reads exactly the versions it checked."""
         step = context.step_context
         lake, table_in_zone = zone_of(lake, table)  # a collection's leases and lineage are its own
         keys = {day: _in_zone(table, key) for day, key in keys.items()}
         table = table_in_zone
         _leases(lake, step.run_id, f"reads {table}", step.instance).acquire(keys)
-        problems = [p for p in (lineage.input_problem(lake, day, table) for day in keys) if p]
+        checked = {day: lineage.check_input(lake, day, table, key) for day, key in keys.items()}
+        problems = [problem for problem, _ in checked.values() if problem]
         if problems:
             more = f" (and {len(problems) - 1} more day(s))" if len(problems) > 1 else ""
             raise LakeError(problems[0] + more)
-        versions = {day: lake.etag(key) for day, key in keys.items()}
+        versions = {day: etag for day, (_, etag) in checked.items()}
         with _guard:
             for day, key in keys.items():
                 _inputs_read.setdefault((lake.url, step.run_id, day, step.step.key), {})[table] = {"key": key, "etag": versions[day]}
         return versions
 
     def _read(self, lake: Lake, key: str, fmt: str, etag: str | None = None):
+        """The object at ``key`` as an input value, of version ``etag`` only (None: any, and for
+        pages a HEAD first: no object is an error saying what to materialize)."""
         if fmt == "jsonl.gz":
-            if lake.size(key) is None:
+            if etag is None and lake.size(key) is None:
                 raise LakeError(f"no object at {lake.uri(key)}: materialize raw_tweets for this partition first.")
             return StoredPages(lake, key, lake.uri(key), etag)
         return StoredTable(lake, key, lake.uri(key), etag)

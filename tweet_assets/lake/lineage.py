@@ -101,24 +101,37 @@ def input_problem(lake: Lake, day: str, table: str) -> str | None:
     since. A day or zone without a record (a lake older than lineage, a landing zone) may be read.
 
     Entries are ``{"key", "etag", "run_id", "read": {table: {"key", "etag"}}}`` (:func:`record`)."""
+    return _check(lake, day, table, None)[0]
+
+
+def check_input(lake: Lake, day: str, table: str, key: str) -> tuple[str | None, str | None]:
+    """``(problem, etag)``: :func:`input_problem`'s answer for ``table``'s object of ``day`` at
+    ``key``, and the ETag of that object as this check saw it (None: no object), HEADed once. A
+    reader pins its read to that ETag (``GetObject If-Match``), so it reads the version checked,
+    never one that replaced it after the check."""
+    return _check(lake, day, table, key)
+
+
+def _check(lake: Lake, day: str, table: str, key: str | None) -> tuple[str | None, str | None]:
     entries = read_lineage(lake, day)
     entry = entries.get(table)
     if not entry or "read" not in entry:
-        return None
+        return None, (lake.etag(key) if key is not None else None)
     now = lake.etag(entry["key"])
+    seen = now if key is None or key == entry["key"] else lake.etag(key)
     if now != entry.get("etag"):
         return (
             f"{lake.uri(entry['key'])} is not the object run {entry.get('run_id')} wrote (ETag now {now}, recorded {entry.get('etag')}): "
             f"another writer replaced it. Materialize {table} for {day} again, then its downstream assets."
-        )
-    for upstream, seen in sorted(entry["read"].items()):
-        up_now = lake.etag(seen["key"])
-        if up_now != seen.get("etag"):
+        ), seen
+    for upstream, seen_then in sorted(entry["read"].items()):
+        up_now = lake.etag(seen_then["key"])
+        if up_now != seen_then.get("etag"):
             other = entries.get(upstream) or {}
             by = f"run {other.get('run_id')}" + (f" (source {other['source']})" if other.get("source") else "") if other.get("etag") == up_now else "a writer that recorded no lineage"
             return (
-                f"{lake.uri(seen['key'])} changed since run {entry.get('run_id')} computed {table} for {day} from it "
-                f"(ETag then {seen.get('etag')}, now {up_now}, written by {by}): using {table} now would mix two runs' zones. "
+                f"{lake.uri(seen_then['key'])} changed since run {entry.get('run_id')} computed {table} for {day} from it "
+                f"(ETag then {seen_then.get('etag')}, now {up_now}, written by {by}): using {table} now would mix two runs' zones. "
                 f"Materialize {table} for {day} again, then its downstream assets."
-            )
-    return None
+            ), seen
+    return None, seen
