@@ -918,3 +918,34 @@ def test_review5_each_input_object_is_headed_once_per_step(tmp_path, instance, m
     monkeypatch.setattr(LakeIOManager, "load_input", load_input)
     assert run(resources(root, SampleSource(posts_per_day=30)), day, instance=instance, selection=[assets.clean_tweets]).success
     assert len(heads) == 1, heads
+
+
+def test_review6_a_failed_multipart_upload_sends_no_queued_part_and_is_aborted_after_the_last(tmp_path, monkeypatch):
+    """Part 1 of 20 fails: the parts still queued are not sent (leaving the pool waited for every
+    one of them before the abort), and the abort comes after the last part sent."""
+    from tweet_assets.lake.store import S3Lake
+
+    calls = []
+
+    class Client:
+        def create_multipart_upload(self, **kwargs):
+            calls.append(("create", None))
+            return {"UploadId": "u1"}
+
+        def upload_part(self, **kwargs):
+            calls.append(("part", kwargs["PartNumber"]))
+            if kwargs["PartNumber"] == 1:
+                raise ConnectionError("connection reset")
+            return {"ETag": f'"p{kwargs["PartNumber"]}"'}
+
+        def abort_multipart_upload(self, **kwargs):
+            calls.append(("abort", kwargs["UploadId"]))
+
+    monkeypatch.setattr(S3Lake, "MULTIPART_THRESHOLD", 10)
+    monkeypatch.setattr(S3Lake, "PART_BYTES", 10)
+    monkeypatch.setattr(S3Lake, "UPLOAD_THREADS", 1)
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * 200)
+    with pytest.raises(LakeError, match="connection reset"):
+        S3Lake("s3://bucket-x/lake", Client()).write_file("k", str(path), None, {})
+    assert calls == [("create", None), ("part", 1), ("abort", "u1")]

@@ -689,6 +689,10 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
+class _NotSent(Exception):
+    """A part of a failed multipart upload that was never sent (another part failed first)."""
+
+
 class S3Lake(Lake):
     """``s3://bucket/prefix`` through a boto3 S3 client (from dagster-aws's ``S3Resource``)."""
 
@@ -925,15 +929,37 @@ class S3Lake(Lake):
         """One multipart upload of ``ranges`` (``(part number, offset, length)``, each sent by
         ``send(client, upload id, number, offset, length)``), completed only if the object at ``key``
         is ``expect`` (CompleteMultipartUpload ``If-Match``/``If-None-Match``); returns its ETag.
-        Aborted at once if anything fails (an abort that cannot get through is left to the rerun's
-        sweep and the bucket's lifecycle rule)."""
+        Aborted as soon as anything fails: the parts still queued are not sent, those in flight end
+        first (S3 User Guide: a part uploaded during an abort may survive it), then the abort (one
+        that cannot get through is left to the rerun's sweep and the bucket's lifecycle rule)."""
         try:
             upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key), Metadata=dict(meta or {}))["UploadId"]
         except Exception as exc:
             raise self._fail(action, key, exc) from exc
+        failed = threading.Event()
+
+        def part(r):
+            if failed.is_set():  # a part a worker took after another failed: not sent
+                raise _NotSent()
+            try:
+                return send(self.client, upload_id, *r)
+            except BaseException:
+                failed.set()
+                raise
+
+        pool = ThreadPoolExecutor(max_workers=min(self.UPLOAD_THREADS, len(ranges)), thread_name_prefix="lake-upload")
         try:
-            with ThreadPoolExecutor(max_workers=min(self.UPLOAD_THREADS, len(ranges)), thread_name_prefix="lake-upload") as pool:
-                answers = list(pool.map(lambda r: send(self.client, upload_id, *r), ranges))
+            futures = [pool.submit(part, r) for r in ranges]
+            try:
+                answers = [future.result() for future in futures]
+            except BaseException:
+                failed.set()
+                pool.shutdown(wait=True, cancel_futures=True)  # the queued parts cancelled; those in flight end before the abort
+                first = next((f.exception() for f in futures if not f.cancelled() and f.done() and f.exception() is not None and not isinstance(f.exception(), _NotSent)), None)
+                if first is not None:
+                    raise first from None  # the part that failed, not one skipped after it
+                raise
+            pool.shutdown()
             parts = [
                 {"PartNumber": number, "ETag": answer["ETag"], **{k: v for k, v in answer.items() if k.startswith("Checksum") and k != "ChecksumType"}}
                 for (number, _, _), answer in zip(ranges, answers)
