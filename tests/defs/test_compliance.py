@@ -466,3 +466,32 @@ def test_review4_a_compliance_rewrite_whose_lease_was_taken_over_records_no_line
         forget_run("run-b")
     entry = lineage.read_lineage(lake, day)["tweets"]
     assert entry["run_id"] == "run-b" and "rewritten_by" not in entry
+
+
+@pytest.mark.parametrize("failure", ["mid-stream", "changed at open"])
+def test_review8_a_raw_rewrite_that_fails_reading_leaves_no_temporary(tmp_path, monkeypatch, failure):
+    """The raw rewrite spools the kept pages to a compliance-raw-* directory: a read that fails
+    (a LakeError mid-stream; ObjectChanged at open, retried MAX_CONFLICTS times) leaves none behind,
+    and no spool file open."""
+    import tempfile
+
+    from tweet_assets.compliance import rewrite
+    from tweet_assets.lake.store import LakeError, LocalLake, ObjectChanged
+
+    spool_root = tmp_path / "tmp"
+    spool_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_root))
+    lake = LocalLake(str(tmp_path / "lake"))
+    key = "raw_tweets/dt=2024-03-05/part-00000.jsonl.gz"
+    lake.put_bytes(key, gzip.compress(b'{"data": [{"id": "1"}]}\n{"data": [{"id": "2"}]}\n'))
+
+    def lines(self):
+        if failure == "changed at open":
+            raise ObjectChanged("replaced")
+        yield f"{self.uri}:1", b'{"data": [{"id": "1"}]}'
+        raise LakeError("connection reset while reading")
+
+    monkeypatch.setattr(rewrite.StoredPages, "lines", lines)
+    with pytest.raises(LakeError):
+        rewrite._rewrite_pages(lake, key, {"1"}, "2024-03-05")
+    assert list(spool_root.iterdir()) == []

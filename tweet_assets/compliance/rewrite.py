@@ -31,8 +31,10 @@ key, as the IO manager writes: a conditional PutObject or multipart upload; no d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
@@ -244,27 +246,30 @@ def _rewrite_pages(lake: Lake, key: str, wanted: set[str], day: str, fence: Fenc
 
 
 def _rewrite_pages_once(lake: Lake, key: str, wanted: set[str], day: str, etag: str, fence: Fence) -> tuple[int, int, int, str | None]:
+    """One pass of :func:`_rewrite_pages` over version ``etag``; its spool directory is removed
+    whatever happens (a read that fails mid-stream, a refused store)."""
     spool_dir = tempfile.mkdtemp(prefix="compliance-raw-")
     spool = PageSpool(spool_dir, day)
     posts = pages = unreadable = 0
-    for _, line in StoredPages(lake, key, lake.uri(key), etag).lines():
-        new, removed, touched = _clean_page(line, wanted)
-        if touched:
-            if new is None and removed == 0:
-                unreadable += 1
-            else:
-                pages += 1
-            posts += removed
-        if new is not None:
-            spool.write(new)
-    stored = spool.close()
     new = None
     try:
+        for _, line in StoredPages(lake, key, lake.uri(key), etag).lines():
+            new_line, removed, touched = _clean_page(line, wanted)
+            if touched:
+                if new_line is None and removed == 0:
+                    unreadable += 1
+                else:
+                    pages += 1
+                posts += removed
+            if new_line is not None:
+                spool.write(new_line)
+        stored = spool.close()
         if pages or unreadable:
             new = _store_file(lake, key, stored.path, etag, fence)
     finally:
-        os.remove(stored.path)
-        os.rmdir(spool_dir)
+        with contextlib.suppress(OSError):  # the original error is the one to see
+            spool.suspend()  # no spool file left open after a failure
+        shutil.rmtree(spool_dir, ignore_errors=True)
     return posts, pages, unreadable, new
 
 
