@@ -81,3 +81,96 @@ def test_a_collection_with_table_format_iceberg_brings_the_maintenance_job(monke
     (tmp_path / "brand" / "defs.yaml").write_text("type: tweet_assets.TweetCollection\nattributes: {name: brand, sample: {posts_per_day: 5}, table_format: Iceberg}\n")
     monkeypatch.setattr(maintenance, "DEFS", tmp_path)
     assert maintenance.iceberg_used() and maintenance.maintenance().jobs
+
+
+# --- review (notes/review_lake.md) 2: the orphan sweep and a live writer's uncommitted files -------
+
+
+def _age(paths, seconds: float) -> None:
+    for path in paths:
+        os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+
+def test_review2_a_sweep_during_a_long_publish_leaves_the_live_writers_files(lake_url):
+    """A backfill holds its days' leases and has written their data files two hours ago (past the
+    orphan grace period); before it commits, the compliance job removes posts of another day and
+    sweeps orphans. The backfill's uncommitted files must survive and its commit read back whole;
+    a really orphaned old file of a day nobody holds still goes (deleted posts leave)."""
+    import pyarrow as pa
+
+    from tweet_assets.tables.iceberg import renew_leases
+    from tweet_assets.tables.removal import remove_posts
+
+    lake = open_lake(lake_url)
+    table = IcebergTable.open(lake, "tweets", "tweets")
+    table.publish({"2024-06-01": day_rows(rows("2024-06-01", [1, 2]))}, "run-1")
+    data = table.location[len("file://") :] + "/data"
+    orphan = f"{data}/created_at_day=2024-06-01/orphan-old.parquet"
+    with open(orphan, "wb") as out:
+        out.write(b"PAR1 left by a killed writer")
+    _age([orphan], 2 * 3600)
+    backfill = DayLeases(lake, "backfill-run", "raw_tweets")
+    days = ["2024-06-02", "2024-06-03"]
+    backfill.acquire(days)
+    swept, said = [], []
+
+    def before_commit():
+        renew_leases(backfill, days)
+        if swept:  # a later attempt (the compliance commit expired the snapshot this one had planned on)
+            return
+        written = [p for p, _ in files_under(table.load(), "data") if "created_at_day=2024-06-0" in p and "2024-06-01" not in p]
+        assert len(written) == 2
+        _age(written, 2 * 3600)  # written two hours ago: a long backfill
+        done = remove_posts(table, pa.array([2], pa.int64()), [], DayLeases(lake, "compliance-run", "compliance_job delete"), wait_s=0)
+        swept.append(done.sweep)
+
+    commit = table.publish({d: day_rows(rows(d, [10 + i])) for i, d in enumerate(days)}, "backfill-run", before_commit=before_commit, log=said.append)
+    backfill.release(days)
+    [sweep] = swept
+    assert sweep.held == 2 and sweep.held_by == ["backfill-run"]
+    assert sorted(table.load().scan().to_arrow().column("id").to_pylist()) == [1, 10, 11] and commit.snapshot_id
+    assert not os.path.exists(orphan)
+    # its first plan read the snapshot the compliance job expired meanwhile (its manifest list deleted): planned again
+    assert commit.attempts == 2 and "the table changed while it was planned" in said[0]
+
+
+def test_review2_publish_verifies_its_files_before_it_commits(lake_url):
+    """Files of a run removed before its commit (a sweep that did not see its lease): the commit is
+    refused in one line naming a missing file and what removes them; nothing is committed."""
+    from tweet_assets.tables.iceberg import TableCommitError
+
+    lake = open_lake(lake_url)
+    table = IcebergTable.open(lake, "tweets", "tweets")
+    table.publish({"2024-06-01": day_rows(rows("2024-06-01", [1]))}, "run-1")
+
+    def swept():
+        for path, _ in files_under(table.load(), "data"):
+            if "created_at_day=2024-06-02" in path:
+                os.remove(path)
+
+    with pytest.raises(TableCommitError, match=r"1 data file\(s\) this run wrote are gone before its commit \(.*created_at_day=2024-06-02/.*TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S") as refused:
+        table.publish({"2024-06-02": day_rows(rows("2024-06-02", [2]))}, "run-2", before_commit=swept)
+    assert "\n" not in str(refused.value)
+    assert len(table.load().snapshots()) == 1 and table.load().scan().to_arrow().column("id").to_pylist() == [1]
+
+
+def test_review2_old_metadata_orphans_wait_while_any_day_is_held(lake_url):
+    """A commit's manifests name no day: an old unreferenced one is kept while any run holds a day
+    of the lake (it may be a paused writer's commit in progress), and goes once none does."""
+    from tweet_assets.tables.maintenance import remove_orphan_files
+
+    lake = open_lake(lake_url)
+    table = IcebergTable.open(lake, "tweets", "tweets")
+    table.publish({"2024-06-01": day_rows(rows("2024-06-01", [1]))}, "run-1")
+    manifest = table.location[len("file://") :] + "/metadata/left-by-a-writer-m0.avro"
+    with open(manifest, "wb") as out:
+        out.write(b"Obj\x01")
+    _age([manifest], 2 * 3600)
+    writer = DayLeases(lake, "writer-run", "raw_tweets")
+    writer.acquire(["2024-07-09"])
+    sweeper = DayLeases(lake, "maintenance-run", "iceberg_maintenance compaction")
+    sweep = remove_orphan_files(table.load(), leases=sweeper)
+    assert (sweep.held, sweep.held_by, sweep.deleted) == (1, ["writer-run"], 0) and os.path.exists(manifest)
+    writer.release(["2024-07-09"])
+    sweep = remove_orphan_files(table.load(), leases=sweeper)
+    assert (sweep.held, sweep.deleted) == (0, 1) and not os.path.exists(manifest)

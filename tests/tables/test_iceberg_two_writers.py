@@ -224,6 +224,7 @@ def test_glue_update_table_carries_the_version_id_it_read(glue_backend):
     table = _table(url)
     stubber = Stubber(table.catalog.glue)
     stubber.add_response("get_table", version("17"), where)  # the table loaded for the publish
+    stubber.add_response("get_table", version("17"), where)  # and again once its data files are written
     stubber.add_response("get_table", version("17"), where)  # the commit reads the current version
     stubber.add_response("get_database", plain_database, {"Name": database})
     stubber.add_client_error("update_table", "ConcurrentModificationException", "another writer", expected_params={"DatabaseName": database, "TableInput": ANY, "SkipArchive": ANY, "VersionId": "17"})

@@ -399,6 +399,27 @@ class DayLeases:
                     raise self._lost_error(lease.day, record or {"run_id": "?"}, read) from None
         raise LakeError(f"could not renew the lease {self.lake.uri(key)}: {MAX_RACES} conditional writes in a row lost to other writers.")
 
+    # --- who writes
+    def holder(self, day: str) -> str | None:
+        """The run holding ``day``'s lease now, or None: a lease that is not dead (released, expired
+        by the storage's clock, or its run finished by ``run_finished``) holds. One read."""
+        record, read = self._read(day)
+        if record is None or self._dead(record, read):
+            return None
+        return str(record.get("run_id") or "?")
+
+    def holders(self) -> dict[str, str]:
+        """``{day: run}`` of every day whose lease is held now (:meth:`holder`): one listing of the
+        lease folder and one read per lease object there (one per day ever written)."""
+        out = {}
+        for key in self.lake.list(f"{LEASE_PREFIX}/"):
+            name = key.rsplit("/", 1)[-1]
+            if name.startswith("dt=") and name.endswith(".json"):
+                run = self.holder(name[len("dt=") : -len(".json")])
+                if run is not None:
+                    out[name[len("dt=") : -len(".json")]] = run
+        return out
+
     def _beat(self) -> None:
         """Start this run's heartbeat in this process, unless it runs already."""
         key = (self.lake.url, self.run_id)

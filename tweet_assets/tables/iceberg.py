@@ -272,16 +272,20 @@ class IcebergTable(PublishedTable):
         """Replace exactly ``days`` with their rows in one commit (one ``overwrite`` snapshot).
 
         The data files are written once, before the first attempt (again only if the table's
-        schema changed under them); each attempt reloads the table, adds any column ``schema.py``
-        declares and the table lacks (``update_schema``), calls ``before_commit`` (the run's day
-        leases: a run that lost one raises there and commits nothing), finds the days' current
-        data files and commits. A commit that still fails after pyiceberg's own retries (4, the table
-        reloaded each time) is planned again, up to :data:`COMMIT_ATTEMPTS_ENV` times.
+        schema changed under them); each attempt reloads the table (also right after the files were
+        written: a backfill writes for hours, while other runs commit and expire snapshots), adds
+        any column ``schema.py`` declares and the table lacks (``update_schema``), calls
+        ``before_commit`` (the run's day leases: a run that lost one raises there and commits
+        nothing), checks that every data file it wrote is still there, finds the days' current
+        data files and commits. A commit that still fails after pyiceberg's own retries (4, the
+        table reloaded each time), or whose plan read a snapshot expired meanwhile, is planned
+        again, up to :data:`COMMIT_ATTEMPTS_ENV` times.
 
         Returns: the :class:`~tweet_assets.tables.base.Commit` (snapshot id, per-day files and records).
         Raises:
             SchemaChangeRefused: schema.py changed a column in a way Iceberg cannot evolve (names it).
-            TableCommitError: every attempt lost to other writers (names the setting to raise).
+            TableCommitError: every attempt lost to other writers (names the setting to raise), or a
+                data file this run wrote is gone before its commit (an orphan sweep removed it).
             ValueError: a day's rows hold a created_at outside that UTC day.
         """
         say = log or logger.info
@@ -303,9 +307,22 @@ class IcebergTable(PublishedTable):
                     for day, rows in days.items():  # one day at a time: a failure leaves the days written so far to the finally
                         written[day] = self._write_day(table, schema, day, rows())
                     written_for = schema.as_struct()
+                    table = self.ensure()  # the table as it is now, after the writing
+                    target = conform(iceberg_arrow_schema(), table.schema())
+                    evolved = evolution(table, target)
+                    if (evolved or table.schema()).as_struct() != written_for:
+                        last = TableCommitError("the table's schema changed while this run wrote its data files")
+                        say(f"{self.qualified_name}: commit attempt {attempt} of {attempts}: {last}; writing them again")
+                        continue
                 if before_commit is not None:
                     before_commit()
-                old = self.day_files(table, list(days))
+                self._check_written(table, written)
+                try:
+                    old = self.day_files(table, list(days))
+                except FileNotFoundError as exc:  # a snapshot expired (its files deleted) since the table was loaded
+                    last = exc
+                    say(f"{self.qualified_name}: commit attempt {attempt} of {attempts}: the table changed while it was planned ({exc}); planning again")
+                    continue
                 added = sorted(set(evolved.column_names) - set(table.schema().column_names)) if evolved is not None else []
                 try:
                     snapshot_id = self._commit(table, target if evolved is not None else None, written, old, run_id)
@@ -335,6 +352,22 @@ class IcebergTable(PublishedTable):
             f"{self.qualified_name}: {attempts} commit attempts of {len(days)} day(s) lost to other writers (last: {type(last).__name__}: "
             f"{str(last)[:200]}); nothing of this run was committed. Run it again, or raise {COMMIT_ATTEMPTS_ENV} (now {attempts})."
         )
+
+    def _check_written(self, table: Table, written: dict[str, list[DataFile]]) -> None:
+        """Every data file this run wrote is still in storage (one HEAD each), right before the
+        commit that references them: an orphan sweep keeps a file of a day whose lease a run holds
+        (tweet_assets.tables.maintenance), and this is the check that it did.
+
+        Raises:
+            TableCommitError: one or more are gone (one line: how many, one of them, what removes them)."""
+        missing = [f.file_path for files in written.values() for f in files if not table.io.new_input(f.file_path).exists()]
+        if missing:
+            raise TableCommitError(
+                f"{self.qualified_name}: {len(missing)} data file(s) this run wrote are gone before its commit ({missing[0]}): an orphan sweep "
+                "(compliance_job or iceberg_maintenance) removed them, not knowing this run held their days (its lease lapsed, or a sweep "
+                "without lease checks); nothing of this run was committed. Run it again; keep TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S above the "
+                "longest publish if sweeps run without the pipeline's leases."
+            )
 
     def _commit(self, table: Table, evolve_to: pa.Schema | None, written: dict[str, list[DataFile]], old: dict[str, list[DataFile]], run_id: str) -> int:
         """One transaction: the schema change (if any) and one overwrite snapshot; its snapshot id."""

@@ -11,8 +11,12 @@ storage. This module removes them:
 - :func:`remove_orphan_files`: deletes each data, delete, manifest or metadata file under the table's
   ``data/`` and ``metadata/`` folders that no live snapshot references and that is older than
   ``TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S`` (a failed writer's leftovers; a younger one may be another
-  writer's uncommitted file, so it stays). Nothing outside those two folders is touched (the Hive
-  ``dt=`` objects of a lake that switched formats stay).
+  writer's uncommitted file, so it stays), **unless a live writer may still commit it**: a data file
+  of a day whose lease a run holds (not released, not expired, its run not finished: a backfill
+  writes every day's files first and commits once, hours later), or a metadata file while any day's
+  lease is held (a commit's manifests carry no day). Those are skipped and counted (``held``); the
+  next sweep removes what is still unreferenced then. Nothing outside those two folders is touched
+  (the Hive ``dt=`` objects of a lake that switched formats stay).
 - :func:`compact`: rewrites each day held in several data files as one (sorted by ``created_at, id``),
   all such days in one commit.
 
@@ -22,6 +26,7 @@ Athena's ``OPTIMIZE … REWRITE DATA USING BIN_PACK`` and ``VACUUM`` do the same
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -32,6 +37,7 @@ import pyarrow.parquet as pq
 from pyiceberg.table import Table, TableProperties
 
 from tweet_assets import config
+from tweet_assets.lake.leases import DayLeases
 from tweet_assets.tables.iceberg import IcebergTable, TableCommitError, ordinal_day  # noqa: F401  (TableCommitError: compact raises it)
 
 RETENTION_ENV = "TWEET_ASSETS_ICEBERG_SNAPSHOT_RETENTION"
@@ -157,26 +163,48 @@ def expire_snapshots(table: Table, retention_h: float | None = None, now: float 
 
 @dataclass
 class Sweep:
-    """What :func:`remove_orphan_files` did: files listed, deleted, and unreferenced but younger than the grace period."""
+    """What :func:`remove_orphan_files` did: files listed, deleted, unreferenced but younger than the
+    grace period (``young``), and unreferenced but kept for a run holding their day's lease
+    (``held``, by the runs ``held_by``)."""
 
     listed: int = 0
     deleted: int = 0
     young: int = 0
+    held: int = 0
+    held_by: list[str] = field(default_factory=list)
 
 
-def remove_orphan_files(table: Table, grace_s: float | None = None, now: float | None = None) -> Sweep:
+#: A partition folder of a day in a data file's path (``created_at_day=2024-06-01``).
+_DAY_FOLDER = re.compile(r"/[^/=]+=(\d{4}-\d{2}-\d{2})/")
+
+
+def remove_orphan_files(table: Table, grace_s: float | None = None, now: float | None = None, leases: DayLeases | None = None) -> Sweep:
     """Delete each Iceberg file under the table's ``data/`` and ``metadata/`` folders that no
     snapshot reaches and the metadata does not name, when older than ``grace_s`` (default the
-    setting): what failed or killed writers left behind."""
+    setting): what failed or killed writers left behind.
+
+    ``leases``: the day leases of the table's lake (a :class:`~tweet_assets.lake.leases.DayLeases`
+    whose ``run_finished`` asks the Dagster instance). Such a file is kept while a run may still
+    commit it: a data file whose day (its partition folder) a run holds, a metadata file (or a data
+    file whose path names no day) while any day is held (module doc). None: no writer is asked
+    about (tests, a table no pipeline writes)."""
     grace_s = orphan_grace_s() if grace_s is None else grace_s
     now = time.time() if now is None else now
     table = table.refresh()
     live = {normalized(location) for location in reachable(table)} | metadata_files(table)
     out = Sweep()
-    folders = {
-        table.properties.get(TableProperties.WRITE_DATA_PATH) or f"{table.location().rstrip('/')}/data",
-        table.properties.get(TableProperties.WRITE_METADATA_PATH) or f"{table.location().rstrip('/')}/metadata",
-    }
+    data_folder = table.properties.get(TableProperties.WRITE_DATA_PATH) or f"{table.location().rstrip('/')}/data"
+    folders = {data_folder, table.properties.get(TableProperties.WRITE_METADATA_PATH) or f"{table.location().rstrip('/')}/metadata"}
+    _, data_path = _filesystem(table, data_folder)
+    holders: dict[str | None, str | None] = {}  # day (None: any) -> the run holding it, asked once each
+
+    def holder(day: str | None) -> str | None:
+        if leases is None:
+            return None
+        if day not in holders:
+            holders[day] = leases.holder(day) if day is not None else next(iter(sorted(set(leases.holders().values()))), None)
+        return holders[day]
+
     for folder in sorted(folders):
         fs, path = _filesystem(table, folder)
         for info in fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True)):
@@ -187,6 +215,13 @@ def remove_orphan_files(table: Table, grace_s: float | None = None, now: float |
                 continue
             if info.mtime is not None and info.mtime.timestamp() > now - grace_s:
                 out.young += 1
+                continue
+            day = _DAY_FOLDER.search(info.path[len(data_path.rstrip("/")) :]) if info.path.startswith(data_path.rstrip("/") + "/") else None
+            run = holder(day.group(1) if day else None)
+            if run is not None:  # a live writer's uncommitted file, maybe: the next sweep decides
+                out.held += 1
+                if run not in out.held_by:
+                    out.held_by.append(run)
                 continue
             fs.delete_file(info.path)
             out.deleted += 1
@@ -234,11 +269,19 @@ def data_files_by_day(table: Table) -> dict[str, list]:
     return out
 
 
-def compact(itable: IcebergTable, days: Sequence[str] | None = None, min_files: int = 2, before_commit: Callable[[list[str]], None] | None = None, run_id: str = "maintenance") -> Compaction:
+def compact(
+    itable: IcebergTable,
+    days: Sequence[str] | None = None,
+    min_files: int = 2,
+    before_commit: Callable[[list[str]], None] | None = None,
+    run_id: str = "maintenance",
+    hold: Callable[[list[str]], list[str]] | None = None,
+) -> Compaction:
     """Rewrite each day (of ``days``, default all) held in ``min_files`` or more data files as
     one day of rows sorted by ``(created_at, id)``, through :meth:`IcebergTable.publish` (one commit
-    for every such day; ``before_commit(days)`` holds their leases). Files before and after are
-    counted over the whole table.
+    for every such day; ``before_commit(days)`` renews their leases). ``hold(days)``: given the
+    days to compact, the ones this run may (their leases taken; the others are left). Files before
+    are counted over the whole table (planned once), files after as those plus this commit's change.
 
     Raises:
         TableCommitError: the commit lost to other writers every time (names the setting).
@@ -250,6 +293,8 @@ def compact(itable: IcebergTable, days: Sequence[str] | None = None, min_files: 
     by_day = data_files_by_day(table)
     out.files_before = sum(len(f) for f in by_day.values())
     chosen = sorted(d for d, files in by_day.items() if len(files) >= min_files and (days is None or d in days))
+    if chosen and hold is not None:
+        chosen = sorted(set(hold(chosen)) & set(chosen))
     if not chosen:
         out.files_after = out.files_before
         return out
@@ -264,5 +309,5 @@ def compact(itable: IcebergTable, days: Sequence[str] | None = None, min_files: 
     commit = itable.publish({day: rows(day) for day in chosen}, run_id, before_commit=(lambda: before_commit(chosen)) if before_commit else None)
     out.days = chosen
     out.snapshot_id = commit.snapshot_id
-    out.files_after = sum(len(f) for f in data_files_by_day(itable.load()).values())
+    out.files_after = out.files_before + sum(c.files_added - c.files_removed for c in commit.days.values())
     return out

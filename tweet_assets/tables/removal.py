@@ -14,6 +14,10 @@
 4. expires every snapshot older than ``TWEET_ASSETS_ICEBERG_SNAPSHOT_RETENTION`` and deletes the
    files only they reached, then sweeps orphans older than ``TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S``
    (:mod:`.maintenance`): with the default retention (0 h) no file holding a removed post is left.
+   The sweep keeps the unreferenced files a live writer may still commit (a day whose lease a run
+   holds: a backfill's files written before its one commit); they hold no removed post that the
+   table could show (``clean_tweets`` drops ledger posts), and a later sweep removes them if they
+   stay unreferenced.
 """
 
 from __future__ import annotations
@@ -84,5 +88,5 @@ def remove_posts(
     loaded = table.load()
     if loaded is not None:
         loaded, out.expiry = expire_snapshots(loaded)
-        out.sweep = remove_orphan_files(loaded)
+        out.sweep = remove_orphan_files(loaded, leases=leases)
     return out

@@ -299,10 +299,12 @@ def _remove_iceberg(context: AssetExecutionContext, store: Lake, table: IcebergT
         data_files_dropped=done.removal.files_deleted,
         snapshots_expired=done.expiry.snapshots_expired,
         files_deleted=done.files_deleted,
+        orphans_kept_for_runs_holding_their_day=done.sweep.held,
     )
     context.log.info(
         f"Iceberg table {table.qualified_name}: {counts['ids_removed']} row(s) removed over {len(done.days)} day(s) in one commit, "
         f"{counts['data_files_rewritten']} data file(s) rewritten; {counts['snapshots_expired']} snapshot(s) expired, {counts['files_deleted']} file(s) deleted"
+        + (f"; {done.sweep.held} unreferenced file(s) kept while run(s) {', '.join(done.sweep.held_by)} hold their days (removed by a later sweep)" if done.sweep.held else "")
     )
     return out, counts
 

@@ -10,8 +10,8 @@ finds it: tweet_assets.tables.iceberg.IcebergTable.at):
    added) into one, sorted by ``created_at, id``, all such days in one commit, each day under its
    lease (a day a run is writing is skipped this time, and named);
 2. expires every snapshot older than ``TWEET_ASSETS_ICEBERG_SNAPSHOT_RETENTION`` hours and deletes
-   the files only those reached; sweeps orphan files older than ``TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S``
-   (tweet_assets.tables.maintenance).
+   the files only those reached; sweeps orphan files older than ``TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S``,
+   except those a run holding their day's lease may still commit (tweet_assets.tables.maintenance).
 
 Its metadata says data files before and after, days compacted and skipped, snapshots expired and
 files deleted. Athena's ``OPTIMIZE <table> REWRITE DATA USING BIN_PACK`` and ``VACUUM <table>`` do
@@ -29,7 +29,7 @@ from tweet_assets.lake.leases import DayLeases, LeaseConflict, dagster_run_finis
 from tweet_assets.lake.prefixes import sub_lake
 from tweet_assets.tables import table_format
 from tweet_assets.tables.iceberg import IcebergTable, renew_leases
-from tweet_assets.tables.maintenance import compact, data_files_by_day, expire_snapshots, remove_orphan_files
+from tweet_assets.tables.maintenance import compact, expire_snapshots, remove_orphan_files
 
 #: The defs folder, where each collection's defs.yaml is.
 DEFS = Path(__file__).resolve().parent.parent
@@ -55,23 +55,25 @@ def iceberg_maintenance(context: AssetExecutionContext, lake: LakeResource) -> M
         table = IcebergTable.at(zone, "tweets", names)
         if table is None:
             continue
-        loaded = table.load()
-        many = sorted(d for d, files in data_files_by_day(loaded).items() if len(files) >= COMPACT_FROM_FILES)
         leases = DayLeases(zone, context.run.run_id, "iceberg_maintenance compaction", dagster_run_finished(context.instance))
         held, skipped = [], []
-        for day in many:  # a day a run is writing now is compacted another time
-            try:
-                leases.acquire_one(day)
-                held.append(day)
-            except LeaseConflict as exc:
-                skipped.append(day)
-                context.log.info(f"{table.qualified_name}: {day} not compacted this time: {str(exc).split(':')[0]}")
+
+        def hold(days: list[str]) -> list[str]:  # a day a run is writing now is compacted another time
+            for day in days:
+                try:
+                    leases.acquire_one(day)
+                    held.append(day)
+                except LeaseConflict as exc:
+                    skipped.append(day)
+                    context.log.info(f"{table.qualified_name}: {day} not compacted this time: {str(exc).split(':')[0]}")
+            return list(held)
+
         try:
-            compaction = compact(table, held, COMPACT_FROM_FILES, before_commit=lambda days: renew_leases(leases, days), run_id=context.run.run_id)
+            compaction = compact(table, None, COMPACT_FROM_FILES, before_commit=lambda days: renew_leases(leases, days), run_id=context.run.run_id, hold=hold)
         finally:
             leases.release(held)
         loaded, expiry = expire_snapshots(table.load())
-        sweep = remove_orphan_files(loaded)
+        sweep = remove_orphan_files(loaded, leases=leases)
         tables[table.qualified_name] = {
             "data_files_before": compaction.files_before,
             "data_files_after": compaction.files_after,
@@ -81,10 +83,12 @@ def iceberg_maintenance(context: AssetExecutionContext, lake: LakeResource) -> M
             "snapshots_kept": expiry.snapshots_kept,
             "files_deleted": expiry.deleted + sweep.deleted,
             "orphans_younger_than_grace": sweep.young,
+            "orphans_kept_for_runs_holding_their_day": sweep.held,
         }
         context.log.info(
             f"{table.qualified_name}: data files {compaction.files_before} → {compaction.files_after} ({len(compaction.days)} day(s) compacted), "
             f"{expiry.snapshots_expired} snapshot(s) expired, {expiry.deleted + sweep.deleted} file(s) deleted"
+            + (f"; {sweep.held} unreferenced file(s) kept while run(s) {', '.join(sweep.held_by)} hold their days" if sweep.held else "")
         )
     return MaterializeResult(
         metadata={
