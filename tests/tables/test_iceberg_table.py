@@ -116,3 +116,21 @@ def test_days_filter_merges_consecutive_days_and_stays_shallow():
 
     assert depth(deep) <= 12
     assert iceberg_arrow_schema().field("created_at").type == pa.timestamp("us", tz="UTC")
+
+
+def test_review7_removal_counts_only_its_own_snapshots_when_another_commit_lands_first(table):
+    """Another run commits (a publish of another day) between the removal's plan and its commit:
+    pyiceberg's retry puts the delete on top of it, and the counts must still be the delete's own
+    (the other run's overwrite added a file and removed none: counted, it skewed both numbers)."""
+    table.publish({"2024-01-01": day_rows(rows("2024-01-01", [1, 2, 3])), "2024-01-02": day_rows(rows("2024-01-02", [4]))}, "run-1")
+    other = IcebergTable.open(open_lake(table.location[len("file://") : -len("/tweets")]), "tweets", "tweets")
+    landed = []
+
+    def another_commit_first():
+        landed.append(other.publish({"2024-01-05": day_rows(rows("2024-01-05", [9]))}, "run-other").snapshot_id)
+
+    removal = table.remove_ids(pa.array([2, 4], pa.int64()), before_commit=another_commit_first)
+    assert removal.removed_ids == {"2024-01-01": [2], "2024-01-02": [4]}
+    assert (removal.files_rewritten, removal.files_deleted, removal.records_removed) == (1, 1, 2)
+    assert landed and landed[0] not in removal.snapshot_ids and len(removal.snapshot_ids) == 2
+    assert _ids(table) == [1, 3, 9]

@@ -83,6 +83,9 @@ TABLE_PROPERTIES = {
 #: Snapshot summary properties every commit of this project carries.
 RUN_PROPERTY = "tweet-assets.run-id"
 DAYS_PROPERTY = "tweet-assets.days"
+#: What a compliance delete's snapshots carry: the operation, and an id of that one call.
+OPERATION_PROPERTY = "tweet-assets.operation"
+OPERATION_ID_PROPERTY = "tweet-assets.operation-id"
 DAY = timedelta(days=1)
 EPOCH = date(1970, 1, 1)
 
@@ -464,12 +467,17 @@ class IcebergTable(PublishedTable):
         return files
 
     # --- remove
-    def remove_ids(self, ids: pa.Array, days: Sequence[str] | None = None, before_commit: Callable[[], None] | None = None, log: Callable[[str], None] | None = None) -> Removal:
+    def remove_ids(
+        self, ids: pa.Array, days: Sequence[str] | None = None, before_commit: Callable[[], None] | None = None, log: Callable[[str], None] | None = None, run_id: str = ""
+    ) -> Removal:
         """Remove the rows whose ``id`` is in ``ids`` or that retweet one (``retweeted_id``), on
         ``days`` (default: all), in one transaction: pyiceberg's row-level ``delete``
         (copy-on-write: a data file holding such a row is rewritten without it, or dropped when
         nothing is left). Old snapshots still reference the old files until they are expired
-        (:func:`tweet_assets.tables.maintenance.expire_snapshots`).
+        (:func:`tweet_assets.tables.maintenance.expire_snapshots`). The counts are those of this
+        call's snapshots only (they carry :data:`OPERATION_ID_PROPERTY`, and ``run_id`` as
+        :data:`RUN_PROPERTY`): another run's commit that pyiceberg's retry put beneath them is not
+        counted.
 
         Raises:
             TableCommitError: every attempt lost to other writers (names the setting).
@@ -493,9 +501,11 @@ class IcebergTable(PublishedTable):
             if before_commit is not None:
                 before_commit()
             before = table.current_snapshot().snapshot_id
+            operation = uuid.uuid4().hex
+            properties = {OPERATION_PROPERTY: "compliance delete", OPERATION_ID_PROPERTY: operation, **({RUN_PROPERTY: run_id} if run_id else {})}
             try:
                 with table.transaction() as tx:  # one commit (a DELETE snapshot for files wholly removed, an OVERWRITE for files rewritten)
-                    tx.delete(scope, snapshot_properties={"tweet-assets.operation": "compliance delete"})
+                    tx.delete(scope, snapshot_properties=properties)
             except (CommitFailedException, ValidationException) as exc:
                 last = exc
                 say(f"{self.qualified_name}: delete attempt {attempt} of {attempts} lost to another writer ({type(exc).__name__}); planning again")
@@ -503,6 +513,8 @@ class IcebergTable(PublishedTable):
             out.attempts = attempt
             for snapshot in _snapshots_after(table, before):
                 summary = snapshot.summary
+                if summary is None or summary.get(OPERATION_ID_PROPERTY) != operation:
+                    continue  # another run's commit, beneath this one after pyiceberg's retry
                 out.snapshot_ids.append(snapshot.snapshot_id)
                 deleted = int(summary.get("deleted-data-files", 0) or 0)
                 added = int(summary.get("added-data-files", 0) or 0)

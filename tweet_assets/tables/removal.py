@@ -79,7 +79,7 @@ def remove_posts(
             held |= affected
         out.days = sorted(held)
         if out.days:
-            out.removal = table.remove_ids(ids, out.days, before_commit=lambda: renew_leases(leases, out.days), log=log)
+            out.removal = table.remove_ids(ids, out.days, before_commit=lambda: renew_leases(leases, out.days), log=log, run_id=leases.run_id)
             for day in out.days:
                 if per_day is not None:
                     per_day(day)
