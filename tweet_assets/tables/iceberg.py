@@ -35,6 +35,7 @@ from pyiceberg.exceptions import (
     CommitFailedException,
     NamespaceAlreadyExistsError,
     NoSuchIcebergTableError,
+    NoSuchNamespaceError,
     NoSuchPropertyException,
     NoSuchTableError,
     TableAlreadyExistsError,
@@ -50,7 +51,7 @@ from tweet_assets import config
 from tweet_assets.tables import pyiceberg_fixes  # noqa: F401  (null lists of structs read back as null: see the module)
 from tweet_assets.lake.store import Lake, LocalLake
 from tweet_assets.tables.base import Commit, DayChange, DayRows, PublishedTable, Removal
-from tweet_assets.tables.catalogs import catalog_name, database_name, open_catalog
+from tweet_assets.tables.catalogs import CATALOG_ENV, CatalogError, catalog_name, database_name, open_catalog
 from tweet_assets.tables.iceberg_schema import (
     SchemaChangeRefused,  # noqa: F401  (raised by publish; importers catch it from here)
     conform,
@@ -198,7 +199,12 @@ class IcebergTable(PublishedTable):
         ``names`` first, then every table of ``database`` (default: the setting) in the catalog. A
         lake that cannot have one (an S3 lake without a configured catalog, a local lake without
         the embedded catalog's file) answers None without opening anything. How the compliance job
-        and the maintenance job find each collection's table without its definition."""
+        and the maintenance job find each collection's table without its definition.
+
+        Raises:
+            CatalogError: the catalog cannot list ``database``'s tables (unreachable, access denied):
+                one line naming the catalog; a missing database is no error (its names are tried).
+        """
         chosen = catalog_name() if catalog is None else catalog.strip()
         if not chosen and not isinstance(lake, LocalLake):
             return None
@@ -210,8 +216,14 @@ class IcebergTable(PublishedTable):
         tried = set()
         try:
             listed = [ident[-1] for ident in opened.list_tables(database)]
-        except Exception:  # noqa: BLE001 - no such namespace: no table
+        except NoSuchNamespaceError:  # no such database: only the candidates' names can be tried
             listed = []
+        except Exception as exc:  # the catalog cannot answer: never read as "no Iceberg table here"
+            raise CatalogError(
+                f"cannot list the tables of {database} in Iceberg catalog {chosen or 'embedded'} ({type(exc).__name__}: {str(exc)[:300]}): "
+                f"check the catalog's configuration ({CATALOG_ENV}, .pyiceberg.yaml) and that it is reachable with these credentials; "
+                f"without it, whether {wanted} has an Iceberg table cannot be told."
+            ) from exc
         for name in [*names, *listed]:
             if name in tried or (listed and name not in listed):
                 continue
