@@ -134,3 +134,20 @@ def test_review7_removal_counts_only_its_own_snapshots_when_another_commit_lands
     assert (removal.files_rewritten, removal.files_deleted, removal.records_removed) == (1, 1, 2)
     assert landed and landed[0] not in removal.snapshot_ids and len(removal.snapshot_ids) == 2
     assert _ids(table) == [1, 3, 9]
+
+
+def test_review10_the_compliance_job_loads_a_table_once_per_list_of_ids_not_per_day(table, monkeypatch):
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    from tweet_assets.defs.compliance.assets import _id_batches
+
+    days = [f"2024-01-0{d}" for d in range(1, 6)]
+    table.publish({d: day_rows(rows(d, [10 * n + 1, 10 * n + 2])) for n, d in enumerate(days)}, "run-1")
+    loads = []
+    real = SqlCatalog.load_table
+    monkeypatch.setattr(SqlCatalog, "load_table", lambda self, identifier: loads.append(identifier) or real(self, identifier))
+    assert [len(b) for b in _id_batches([(table, d) for d in days], 1000)] == [10]
+    assert len(loads) == 1  # 5 before: one per day
+    loads.clear()
+    assert [len(b) for b in _id_batches([(table, d) for d in days], 4)] == [4, 4, 2]
+    assert len(loads) == 3  # once per list: a compliance job runs between two lists

@@ -552,18 +552,22 @@ class IcebergTable(PublishedTable):
         hits = table.scan(row_filter=which, selected_fields=("created_at",)).to_arrow().column("created_at")
         return sorted({t.strftime("%Y-%m-%d") for t in hits.to_pylist()})
 
-    def submitted_ids(self, day: str) -> pa.Array:
+    def submitted_ids(self, day: str, table: Table | None = None) -> pa.Array:
         """The ids to check with X for ``day`` (int64, each once): the published ids, then the ids
-        the rows reference (:data:`tweet_assets.compliance.rewrite.REFERENCE_COLUMNS`)."""
+        the rows reference (:data:`tweet_assets.compliance.rewrite.REFERENCE_COLUMNS`). ``table``:
+        as for :meth:`read_day`."""
         from tweet_assets.compliance.rewrite import REFERENCE_COLUMNS
 
-        read = self.read_day(day, ["id", *REFERENCE_COLUMNS])
+        read = self.read_day(day, ["id", *REFERENCE_COLUMNS], table)
         ids = pa.concat_arrays([read.column(c).combine_chunks().cast(pa.int64()) for c in ("id", *REFERENCE_COLUMNS)])
         return pc.unique(pc.drop_null(ids))
 
     # --- read
-    def read_day(self, day: str, columns: Sequence[str] | None = None) -> pa.Table:
-        table = self.load()
+    def read_day(self, day: str, columns: Sequence[str] | None = None, table: Table | None = None) -> pa.Table:
+        """``day``'s rows (``columns`` only if given) in the table's current snapshot. ``table``: the
+        table as already loaded (:meth:`load`), so that reading many days costs one catalog load
+        and reads one snapshot; default: loaded now."""
+        table = self.load() if table is None else table
         selected = tuple(columns) if columns else ("*",)
         if table is None or table.current_snapshot() is None:
             fields = iceberg_arrow_schema()

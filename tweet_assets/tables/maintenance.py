@@ -301,7 +301,7 @@ def compact(
 
     def rows(day: str):
         def read():
-            frame = itable.read_day(day)
+            frame = itable.read_day(day)  # loaded now: a compaction of many days outlives a snapshot another run may expire
             yield frame.sort_by([("created_at", "ascending"), ("id", "ascending")])
 
         return read

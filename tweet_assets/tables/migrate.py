@@ -71,9 +71,10 @@ def import_days(
         try:
             results = []
             changed = {}
+            loaded = iceberg.load()  # once per commit, not per day (the batch's days are held)
             for day in batch:
                 rows = hive.read_day(day)
-                if same_rows(rows, iceberg.read_day(day)):
+                if same_rows(rows, iceberg.read_day(day, table=loaded)):
                     results.append(DayImport(day, rows.num_rows, 0, True))
                 else:
                     changed[day] = rows

@@ -175,9 +175,14 @@ def _table_names(c) -> list[str]:
     return [c.prefix] if c.prefix else [os.environ.get("TWEET_ASSETS_GLUE_TABLE", "").strip() or "tweets"]
 
 
-def _submitted(store, day: str) -> pa.Array:
-    """The ids to check of one day: from a Hive day's object, or an Iceberg table's rows."""
-    return store.submitted_ids(day) if isinstance(store, IcebergTable) else submitted_ids(store, day)
+def _submitted(store, day: str, loaded: dict) -> pa.Array:
+    """The ids to check of one day: from a Hive day's object, or an Iceberg table's rows (each table
+    loaded once per list of ids, kept in ``loaded``: one catalog call for the days read together)."""
+    if not isinstance(store, IcebergTable):
+        return submitted_ids(store, day)
+    if id(store) not in loaded:
+        loaded[id(store)] = store.load()
+    return store.submitted_ids(day, loaded[id(store)])
 
 
 def _id_batches(places: list[tuple[Lake, str]], size: int) -> Iterator[list[int]]:
@@ -186,10 +191,12 @@ def _id_batches(places: list[tuple[Lake, str]], size: int) -> Iterator[list[int]
     ids without repeats (an id referenced on several days or collections can recur in a later list;
     the ledger keeps its first result), so a lake of years is never held whole."""
     batch: dict[int, None] = {}
+    loaded: dict = {}
     for store, day in places:
-        for i in _submitted(store, day).to_pylist():
+        for i in _submitted(store, day, loaded).to_pylist():
             batch[i] = None
             if len(batch) == size:
+                loaded.clear()  # a compliance job runs (minutes) before the next day is read: load the tables again then
                 yield list(batch)
                 batch = {}
     if batch:
@@ -384,8 +391,9 @@ def published_ids_not_in_ledger(context: AssetCheckExecutionContext, lake: LakeR
     if definition.get("tweet_assets/table_format") == "iceberg":  # the day's rows as the table has them now
         table = IcebergTable.open(store, table_path, str(definition.get("athena/table")))
         ids = ledger_ids(store)
+        loaded = table.load()  # once for the run's days
         for day in context.partition_keys:
-            day_ids = table.read_day(day, ["id", "retweeted_id"])
+            day_ids = table.read_day(day, ["id", "retweeted_id"], loaded)
             hits = int(pc.sum(pc.or_(pc.fill_null(pc.is_in(day_ids.column("id"), value_set=ids), False), pc.fill_null(pc.is_in(day_ids.column("retweeted_id"), value_set=ids), False))).as_py() or 0)
             results[day] = AssetCheckResult(passed=not hits, metadata={"stored": day_ids.num_rows > 0, "published_ledger_ids_by_day": MetadataValue.json({day: hits} if hits else {})})
         yield from partition_checks.per_partition(context, results)
