@@ -153,8 +153,13 @@ def removal_filter(ids: pa.Array) -> BooleanExpression:
 
 def renew_leases(leases, days: Sequence[str]) -> None:
     """Renew ``leases`` (a :class:`~tweet_assets.lake.leases.DayLeases`) of ``days`` from the lease
-    objects themselves, not this process's memory of them: a run whose lease another run took over
-    while it was paused (past its expiry) fails here with ``LeaseConflict``, before its commit."""
+    objects themselves, not this process's memory of them, before a commit.
+
+    Raises:
+        LeaseLost: another run took a day over while this one was paused (past its lease), naming it.
+        LeaseConflict: another live run holds a day this run never held (or whose record no longer
+            lists this run among its previous holders).
+    """
     leases.forget()
     leases.acquire(days)
 

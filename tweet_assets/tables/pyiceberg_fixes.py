@@ -1,4 +1,6 @@
-"""One correction to pyiceberg 0.12.0, applied when :mod:`tweet_assets.tables.iceberg` is imported.
+"""One correction to pyiceberg 0.12.0, applied to the whole process when this module is imported
+(:mod:`tweet_assets.tables.iceberg` imports it): it replaces ``ArrowProjectionVisitor.list`` on
+pyiceberg's class, so every pyiceberg read in the process (also another library's) gets it.
 
 pyiceberg's reader projects a list of structs by rebuilding the list from its offsets and its
 projected values (``ArrowProjectionVisitor.list``, working around apache/arrow#38809) and drops the
@@ -8,9 +10,10 @@ without some rows, which would write ``[]`` for the nulls of every row it keeps 
 ``url_entities``, ``unavailable_referenced_tweets`` … of posts that are not deleted). The data files
 themselves are right (pyarrow and ``polars.scan_iceberg`` read the nulls).
 
-The fix puts the list's own null mask back on the projected list. :func:`needed` says whether the
-installed pyiceberg still loses the nulls (tests/tables/test_iceberg_schema.py checks both ways), so
-the patch can go once pyiceberg keeps them.
+The fix puts the list's own null mask back on the projected list. A test reads a null list through
+pyiceberg without the fix (:func:`uninstall`) and with it
+(tests/tables/test_iceberg_schema.py::test_pyiceberg_needs_the_null_list_fix): when the unpatched
+read keeps the null, pyiceberg is fixed and this module can go.
 """
 
 from __future__ import annotations
