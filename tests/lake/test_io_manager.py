@@ -505,6 +505,17 @@ def test_each_value_kind_is_stored_as_one_object_per_day_and_read_back(tmp_path,
             assert meta[day]["uri"].value == str(path) and meta[day]["bytes"].value == path.stat().st_size
 
 
+def _store_unpartitioned(io_manager, lake, key: str, fmt: str, value) -> int:
+    """What the IO manager does with an unpartitioned output: its payload stored unconditionally; the bytes stored."""
+    from tweet_assets.lake.store import ANY
+
+    payload = io_manager._payload("", key, fmt, value)
+    try:
+        return payload(lake, key, ANY, None).bytes
+    finally:
+        payload.cleanup()
+
+
 def test_what_the_io_manager_refuses_and_what_it_logs(tmp_path, instance):
     import gzip
 
@@ -620,12 +631,12 @@ def test_what_the_io_manager_refuses_and_what_it_logs(tmp_path, instance):
 
     # values a format cannot be written from
     with pytest.raises(TypeError, match="k: jsonl.gz objects are written from SpooledPages, got Table"):
-        io_manager._write(lake, "k", "jsonl.gz", pa.table({"a": [1]}))
+        _store_unpartitioned(io_manager, lake, "k", "jsonl.gz", pa.table({"a": [1]}))
     with pytest.raises(TypeError, match="k: Parquet objects are written from SpooledTable, StoredTable .copied., polars DataFrames or Arrow tables, got dict"):
-        io_manager._write(lake, "k", "parquet", {"a": [1]})
+        _store_unpartitioned(io_manager, lake, "k", "parquet", {"a": [1]})
     spool = tmp_path / "p.jsonl.gz"
     spool.write_bytes(gzip.compress(b'{"a": 1}\n\n\r\n{"b": 2}\r\n{"c": 3} \nnot JSON, landed as received: X\n'))
-    assert io_manager._write(lake, "raw/x.jsonl.gz", "jsonl.gz", SpooledPages(str(spool), 2)) == lake.size("raw/x.jsonl.gz") and not spool.exists()
+    assert _store_unpartitioned(io_manager, lake, "raw/x.jsonl.gz", "jsonl.gz", SpooledPages(str(spool), 2)) == lake.size("raw/x.jsonl.gz") and not spool.exists()
 
     # reading: empty lines are not pages; a raw day never stored says what to do; a damaged Parquet object too
     pages = io_manager._read(lake, "raw/x.jsonl.gz", "jsonl.gz")
@@ -636,7 +647,7 @@ def test_what_the_io_manager_refuses_and_what_it_logs(tmp_path, instance):
     with pytest.raises(LakeError, match=r"t/part-00000.parquet: .*; rematerialize this partition"):
         io_manager._read(lake, "t/part-00000.parquet", "parquet").metadata()
     empty = pa.table({"a": pa.array([], pa.int64())})
-    io_manager._write(lake, "e/part-00000.parquet", "parquet", empty)
+    _store_unpartitioned(io_manager, lake, "e/part-00000.parquet", "parquet", empty)
     chunks = list(io_manager._read(lake, "e/part-00000.parquet", "parquet").batches())
     assert [c.num_rows for c in chunks] == [0] and chunks[0].schema == empty.schema
 

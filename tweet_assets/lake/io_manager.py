@@ -228,7 +228,7 @@ class LakeIOManager(ConfigurableIOManager):
                 payload = self._payload(table, key, fmt, value)
                 try:
                     if partition_key is None:
-                        written = payload(lake, key, ANY, None)  # no partition, no lease: as _write
+                        written = payload(lake, key, ANY, None)  # no partition, no lease: stored unconditionally
                     else:  # fenced: this run's live lease and the version it expects (tweet_assets.lake.fencing)
                         zone_key = _in_zone(table, key)
                         written = fencing.store(zone, leases, partition_key, zone_key, lambda expect, meta: payload(zone, zone_key, expect, meta), context.log)
@@ -292,15 +292,6 @@ class LakeIOManager(ConfigurableIOManager):
         if source is not None and read is None:
             entry["source"] = source
         lineage.record(lake, day, table, entry, fence=lambda: leases.check(day, force=True))
-
-    def _write(self, lake: Lake, key: str, fmt: str, value) -> int:
-        """Store one value at ``key`` unconditionally (no lease: an unpartitioned asset's output);
-        returns the bytes stored."""
-        payload = self._payload("", key, fmt, value)
-        try:
-            return payload(lake, key, ANY, None).bytes
-        finally:
-            payload.cleanup()
 
     def _payload(self, table: str, key: str, fmt: str, value) -> "_Payload":
         """What to store for one partition, prepared once (a retried fenced write sends it again):
