@@ -256,3 +256,54 @@ def test_review_forget_run_forgets_the_leases_it_found_lost_and_a_later_step_fin
     assert leases_module.lost_lease(lake.url, "run-a") is None
     with pytest.raises(LeaseLost, match="to run run-b"):
         DayLeases(lake, "run-a", "clean_tweets").acquire(["2024-01-02"])  # the record still says so
+
+
+def test_review3_a_check_waiting_for_a_renewal_that_finds_the_lease_lost_raises_lease_lost(tmp_path, _forget_leases):
+    """The step thread's check finds the lease past its renewal point while the heartbeat's renewal
+    holds the lease's lock; that renewal finds the day taken over (recorded lost, forgotten): the
+    check must raise LeaseLost once it gets the lock, not return the lease as if renewed (seen in
+    test_concurrency case 1b: the stale write was then recorded in lineage). The interleaving is
+    forced by holding the lock and a lock that says when the check waits on it."""
+    import threading
+
+    import orjson
+
+    from tweet_assets.lake import leases as leases_module
+    from tweet_assets.lake.leases import LeaseLost
+
+    class SignallingLock:
+        def __init__(self):
+            self.inner, self.waiting = threading.Lock(), threading.Event()
+
+        def __enter__(self):
+            self.waiting.set()
+            self.inner.acquire()
+            return self
+
+        def __exit__(self, *exc):
+            self.inner.release()
+
+    lake = LocalLake(str(tmp_path))
+    a = DayLeases(lake, "run-a", "raw_tweets")
+    a.acquire(["2024-01-02"])
+    lease = leases_module._held[(lake.url, "run-a", "2024-01-02")]
+    lease.lock = SignallingLock()
+    lease.lock.inner.acquire()  # the heartbeat's renewal is in flight
+    outcome = []
+    step = threading.Thread(target=lambda: outcome.append(_outcome(lambda: a.check("2024-01-02", force=True))))
+    step.start()
+    assert lease.lock.waiting.wait(60)  # the step's check waits for the renewal
+    DayLeases(lake, "run-b", "raw_tweets", run_finished=lambda r: r == "run-a").acquire(["2024-01-02"])
+    record, read = a._read("2024-01-02")
+    a._lost_error("2024-01-02", record, read)  # what the heartbeat's failed renewal records
+    lease.lock.inner.release()
+    step.join(60)
+    assert isinstance(outcome[0], LeaseLost) and "to run run-b" in str(outcome[0])
+    assert orjson.loads(lake.read_with_etag(lease_key("2024-01-02"))[0])["run_id"] == "run-b"
+
+
+def _outcome(call):
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - the test looks at it
+        return exc

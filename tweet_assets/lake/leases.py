@@ -354,20 +354,22 @@ class DayLeases:
             return self.acquire_one(day)
         if not force and self.clock() < lease.renewed_mono + self.heartbeat_s:
             return lease
-        lease = self._renew(lease)
-        return self.acquire_one(day) if lease.released else lease
+        renewed = self._renew(lease)
+        return renewed if renewed is not None else self.acquire_one(day)  # no longer held here: taken (or found lost) anew
 
-    def _renew(self, lease: Lease) -> Lease:
-        """Renew ``lease`` (``If-Match`` on the ETag this run stored last). Another process of the
-        same run may have renewed it meanwhile: its ETag is adopted. Anyone else's means it is lost.
+    def _renew(self, lease: Lease) -> Lease | None:
+        """Renew ``lease`` (``If-Match`` on the ETag this run stored last); returns it renewed.
+        Another process of the same run may have renewed it meanwhile: its ETag is adopted. Anyone
+        else's means it is lost.
 
         A lease this process released, or no longer holds (forgotten; this object replaced by a
-        newer take), is not renewed: the renewal runs under ``lease.lock``, as :meth:`release`
-        does, so a renewal the heartbeat had in hand never stores a released lease again. One that
-        another process of this run released is marked ``released`` and forgotten here.
+        newer take), is not renewed (None): the renewal runs under ``lease.lock``, as
+        :meth:`release` does, so a renewal the heartbeat had in hand never stores a released lease
+        again. One that another process of this run released is marked ``released``, forgotten
+        here, and None is returned.
 
         Raises:
-            LeaseLost: another run holds the day now.
+            LeaseLost: another run holds the day now (also when found by another thread meanwhile).
             LakeError: :data:`MAX_RACES` conditional writes in a row lost to other writers.
         """
         key = lease_key(lease.day)
@@ -375,9 +377,11 @@ class DayLeases:
         with lease.lock:
             for _ in range(MAX_RACES):
                 with _guard:
-                    current = _held.get(cache)
+                    lost, current = _lost.get(cache), _held.get(cache)
+                if lost is not None:  # the heartbeat found it lost while this thread waited for the lock
+                    raise lost
                 if lease.released or current is not lease:
-                    return lease
+                    return None
                 sent = self.clock()
                 try:
                     lease.etag, _ = self.lake.put_record(key, self._body(lease), lease.etag)
@@ -391,7 +395,7 @@ class DayLeases:
                             with _guard:
                                 if _held.get(cache) is lease:
                                     del _held[cache]
-                            return lease
+                            return None
                         lease.etag = read.etag  # another process of this run renewed it
                         for known, etag in (record.get("versions") or {}).items():  # in place: the step thread may be recording one
                             lease.versions.setdefault(known, etag)
