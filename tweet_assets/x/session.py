@@ -23,7 +23,8 @@ out of logs.
   ``tweepy.client``: :func:`redact_tweepy_debug_log` masks it; :func:`redact` masks given secrets
   in any text.
 - The signed ``upload_url``/``download_url`` of batch compliance jobs point at cloud storage, not
-  at the API: :func:`signed_put`/:func:`signed_get` send them without any X credential.
+  at the API: :func:`signed_put`/:func:`signed_get` send them without any X credential, with a
+  total deadline of their own (a compliance transfer can be megabytes).
 
 Only this package imports ``requests`` and ``tweepy`` (import-linter contract "only x/ talks HTTP
 to X" in ``pyproject.toml``); other packages use the names exported here.
@@ -214,11 +215,13 @@ class ApiSession(requests.Session):
     Raises (from :meth:`request`): :class:`DeadlineExceeded` when a request (not ``stream=True``)
     has no complete answer within ``deadline_s``; otherwise what ``requests`` raises."""
 
-    def __init__(self, timeout: tuple[float, float] = TWARC_TIMEOUT, base_url: str = API_HOST, deadline_s: float | None = DEFAULT_DEADLINE_S):
+    def __init__(self, timeout: tuple[float, float] = TWARC_TIMEOUT, base_url: str = API_HOST, deadline_s: float | None = DEFAULT_DEADLINE_S,
+                 deadline_setting: str = "X_HTTP_DEADLINE_S"):
         super().__init__()
         self.timeout = timeout
         self.base_url = base_url.rstrip("/")
         self.deadline_s = deadline_s
+        self.deadline_setting = deadline_setting  # named in DeadlineExceeded: what to raise
         for prefix in ("https://", "http://"):
             self.mount(prefix, _DeadlineAdapter())
 
@@ -247,7 +250,7 @@ class ApiSession(requests.Session):
     def _exceeded(self, method: str, url: str, request, response) -> DeadlineExceeded:
         return DeadlineExceeded(
             f"{method} {url.split('?')[0]}: no complete answer within the total deadline of {self.deadline_s:g} s "
-            f"(connect, headers and body; X_HTTP_DEADLINE_S)", request=request, response=response,
+            f"(connect, headers and body; {self.deadline_setting})", request=request, response=response,
         )
 
 
@@ -299,16 +302,29 @@ def stream_session(timeout: tuple[float, float], base_url: str = API_HOST) -> Ap
     return session
 
 
-def signed_put(url: str, body: bytes, timeout: tuple[float, float], content_type: str = "text/plain") -> requests.Response:
+def _signed_session(timeout: tuple[float, float], deadline_s: float, deadline_setting: str) -> ApiSession:
+    # base_url TWEEPY_HOST: no URL is rewritten (a signed URL points at cloud storage, never at X)
+    return ApiSession(timeout, TWEEPY_HOST, deadline_s, deadline_setting)
+
+
+def signed_put(url: str, body: bytes, timeout: tuple[float, float], deadline_s: float, deadline_setting: str,
+               content_type: str = "text/plain") -> requests.Response:
     """``PUT body`` to a signed cloud-storage URL (a compliance job's ``upload_url``), no X
-    credential. Raises ``requests.RequestException`` (one of :data:`REQUEST_ERRORS`)."""
-    return requests.put(url, data=body, headers={"Content-Type": content_type}, timeout=timeout)
+    credential, within ``deadline_s`` seconds in total (connect, headers and body), as every
+    request of this module.
+
+    Raises ``requests.RequestException`` (one of :data:`REQUEST_ERRORS`): :class:`DeadlineExceeded`
+    naming ``deadline_setting`` (and the URL without its query, which holds the signature) when the
+    deadline passed."""
+    with _signed_session(timeout, deadline_s, deadline_setting) as session:
+        return session.put(url, data=body, headers={"Content-Type": content_type})
 
 
-def signed_get(url: str, timeout: tuple[float, float]) -> requests.Response:
-    """``GET`` a signed cloud-storage URL (a compliance job's ``download_url``), no X credential.
-    Raises ``requests.RequestException`` (one of :data:`REQUEST_ERRORS`)."""
-    return requests.get(url, timeout=timeout)
+def signed_get(url: str, timeout: tuple[float, float], deadline_s: float, deadline_setting: str) -> requests.Response:
+    """``GET`` a signed cloud-storage URL (a compliance job's ``download_url``), no X credential,
+    within ``deadline_s`` seconds in total. Raises as :func:`signed_put`."""
+    with _signed_session(timeout, deadline_s, deadline_setting) as session:
+        return session.get(url)
 
 
 def is_timeout(exc: BaseException | None) -> bool:

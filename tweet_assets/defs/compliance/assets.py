@@ -120,8 +120,9 @@ def compliance_ledger(context: AssetExecutionContext, config: ComplianceConfig, 
     found, jobs = [], []
     started = time.monotonic()
     checked = 0
+    waits = compliance_api.wait_budget()  # one ceiling on the run's 429 waits, all its jobs together
     for number, part in enumerate(_id_batches([(zone, day) for _, zone, day in places], max(1, config.ids_per_job)), start=1):
-        job, body = compliance_api.check(part, name=f"tweet_assets {days[0]}..{days[-1]} part {number}", log=context.log)
+        job, body = compliance_api.check(part, name=f"tweet_assets {days[0]}..{days[-1]} part {number}", log=context.log, budget=waits)
         result = parse_results(body, datetime.now(timezone.utc), job.id)
         checked += len(part)
         context.log.info(f"compliance job {job.id}: {result.num_rows:,} of {len(part):,} ids affected ({checked:,} ids of {len(days)} day(s) checked so far, {time.monotonic() - started:.0f}s)")
