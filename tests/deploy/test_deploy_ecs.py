@@ -171,6 +171,15 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
     )
     proc = subprocess.run([venv_bin("dagster"), "instance", "migrate"], env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # the x_api pool's limit set before the backfill (as deploy/README says to), at 2 so that both
+    # queue slots can fill. Left to default_limit (1), the queue daemon's first pass over a new pool
+    # reads the pool's limit before it creates it (Dagster 1.13.27, queued_run_coordinator_daemon:
+    # get_concurrency_keys, then GlobalOpConcurrencyLimitsCounter initializes the default), so that
+    # pass dequeues every run it sees and the next passes block on the pool: two tasks when the
+    # backfill daemon had created two runs by then, one task for good otherwise (a STARTING run holds
+    # its root step's slot, and moto's tasks never start). Seen in CI under load: 1 task, 2 queued.
+    proc = subprocess.run([venv_bin("dagster"), "instance", "concurrency", "set", "x_api", "2"], env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     services = DagsterServices(home=home, env=env)
     try:
         services.start()
@@ -195,8 +204,8 @@ def test_a_backfill_reaches_ecs_as_one_task_definition_and_a_run_task_per_run_of
             return sorted((r["status"], "ecs/task_arn" in r) for r in runs_now())
 
         # the run queue bounds the fan-out: two tasks, the third run waits (max_concurrent_runs: 2,
-        # and the x_api pool: a run whose first step needs the pool is not dequeued while another
-        # such run is still starting)
+        # and the x_api pool's 2 slots: a run whose first step needs the pool is not dequeued while
+        # the slots are counted for runs still starting)
         runs = wait_for(lambda: launched(2), 300, "two runs launched on ECS", services, every=2, progress=daemon_progress)
         time.sleep(5)
         runs = runs_now()
