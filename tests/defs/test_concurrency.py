@@ -232,7 +232,7 @@ class FakeCompliance(ComplianceApi):
 
     deleted: list[int] = []
 
-    def check(self, ids, name, log, sleep=None):
+    def check(self, ids, name, log, sleep=None, budget=None):
         wanted = set(self.deleted)
         body = b"\n".join(orjson.dumps({"id": str(i), "action": "delete", "reason": "deleted"}) for i in ids if i in wanted)
         return SimpleNamespace(id=f"job-{threading.current_thread().name}"), body

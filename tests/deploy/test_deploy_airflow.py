@@ -23,6 +23,7 @@ import sys
 import time
 import uuid
 from datetime import date, datetime, timedelta, timezone
+from datetime import time as dt_time
 from pathlib import Path
 
 import pytest
@@ -360,15 +361,18 @@ def test_access_tier_rule_at_its_boundaries_is_the_x_api_sources_rule(airflow):
     require_project()
     boundary = datetime(2026, 11, 28, 23, 45, tzinfo=timezone.utc)  # now - 7 d + 15 min = 2026-11-22T00:00Z
     now = datetime.now(timezone.utc)
-    today = now.date()
+    # at today's clock: the first day the rule lets through, and the day before it. Not "today - 6 d":
+    # from 23:45 UTC on, that day's start is before now - 7 d + 15 min too (seen failing at 23:5x)
+    limit = now - timedelta(days=7) + timedelta(minutes=15)
+    first = limit.date() if limit.timetz() == dt_time(0, tzinfo=timezone.utc) else limit.date() + timedelta(days=1)
     search_cases = [
         ("2026-11-22", boundary, True),
         ("2026-11-22", boundary + timedelta(seconds=1), False),
         ("2026-11-21", boundary, False),
         ("2026-11-23", boundary + timedelta(seconds=1), True),
         ("2026-11-22", datetime(2026, 11, 29, tzinfo=timezone.utc), False),  # the scheduled run's midnight
-        ((today - timedelta(days=6)).isoformat(), now, True),
-        ((today - timedelta(days=8)).isoformat(), now, False),
+        (first.isoformat(), now, True),
+        ((first - timedelta(days=1)).isoformat(), now, False),
     ]
     full = {**X_API_SEARCH, "X_FULL_ARCHIVE": "1"}
     timeline = {"TWEET_ASSETS_SOURCE": "x_api", "X_ACCOUNTS": "XDevelopers,TwitterDev"}
