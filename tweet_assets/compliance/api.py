@@ -109,7 +109,7 @@ class ComplianceApi(ConfigurableResource):
             raise ComplianceError("the batch compliance endpoints need an app-only bearer token: set X_BEARER_TOKEN.")
         return http.api_client(
             bearer_token=self.bearer_token, timeout=(self.connect_timeout_s, self.read_timeout_s),
-            base_url=self.base_url, return_type=dict, wait_on_rate_limit=False,  # 429s: self._policy's bounded waits
+            base_url=self.base_url, return_type=dict, wait_on_rate_limit=False,  # 429s: _retried waits them out, bounded
         )
 
     @staticmethod
