@@ -174,3 +174,81 @@ def test_review2_old_metadata_orphans_wait_while_any_day_is_held(lake_url):
     writer.release(["2024-07-09"])
     sweep = remove_orphan_files(table.load(), leases=sweeper)
     assert (sweep.held, sweep.deleted) == (0, 1) and not os.path.exists(manifest)
+
+
+def test_review11_a_day_committed_while_the_sweep_runs_keeps_its_files(lake_url, monkeypatch):
+    """The sweep reads what the table reaches, then a backfill commits its day (files written two
+    hours ago) and releases the day's lease, then the sweep asks who writes that day: nobody. The
+    files are reached by the table now and must stay (before: deleted, and the committed snapshot's
+    scan failed with FileNotFoundError). Forced: the sweep's first read of the table waits for the
+    backfill's commit and release, in a thread, held by events."""
+    import threading
+
+    from tweet_assets.tables import maintenance as tables_maintenance
+
+    lake = open_lake(lake_url)
+    table = IcebergTable.open(lake, "tweets", "tweets")
+    table.publish({"2024-06-01": day_rows(rows("2024-06-01", [1]))}, "run-1")
+    backfill = DayLeases(lake, "backfill-run", "raw_tweets")
+    backfill.acquire(["2024-06-02"])
+    files_ready, go, committed = threading.Event(), threading.Event(), threading.Event()
+    failure = []
+
+    def hold_before_commit():
+        _age([p for p, _ in files_under(table.load(), "data") if "created_at_day=2024-06-02" in p], 2 * 3600)
+        files_ready.set()
+        assert go.wait(60)
+
+    def publish():
+        try:
+            table.publish({"2024-06-02": day_rows(rows("2024-06-02", [2]))}, "backfill-run", before_commit=hold_before_commit)
+            backfill.release(["2024-06-02"])
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            failure.append(exc)
+        finally:
+            committed.set()
+
+    original, calls = tables_maintenance.reachable, []
+
+    def reachable(t):
+        found = original(t)
+        calls.append(len(found))
+        if len(calls) == 1:  # the sweep's first read of the table: the backfill commits now
+            go.set()
+            assert committed.wait(60)
+        return found
+
+    writer = threading.Thread(target=publish, name="backfill")
+    writer.start()
+    assert files_ready.wait(60)
+    monkeypatch.setattr(tables_maintenance, "reachable", reachable)
+    sweep = tables_maintenance.remove_orphan_files(table.load(), leases=DayLeases(lake, "maintenance-run", "iceberg_maintenance compaction"))
+    writer.join(60)
+    assert failure == [] and len(calls) >= 1
+    assert sweep.deleted == 0
+    assert sorted(table.load().scan().to_arrow().column("id").to_pylist()) == [1, 2]
+
+
+def test_review11_a_writer_paused_past_its_lease_keeps_its_files_until_its_run_ends(lake_url):
+    """A run paused past its lease's expiry (nobody took the day) may resume, renew and commit the
+    files it wrote: the sweep keeps them while Dagster says the run is not finished (before: an
+    expired lease counted as free and the files went), and deletes them once it is."""
+    from tweet_assets.lake.leases import lease_key
+    from tweet_assets.tables.maintenance import remove_orphan_files
+
+    lake = open_lake(lake_url)
+    table = IcebergTable.open(lake, "tweets", "tweets")
+    table.publish({"2024-06-01": day_rows(rows("2024-06-01", [1]))}, "run-1")
+    written = table.location[len("file://") :] + "/data/created_at_day=2024-06-02/written-by-the-paused-run.parquet"
+    os.makedirs(os.path.dirname(written), exist_ok=True)
+    with open(written, "wb") as out:
+        out.write(b"PAR1 not committed yet")
+    paused = DayLeases(lake, "paused-run", "raw_tweets", ttl_s=60)
+    paused.acquire(["2024-06-02"])
+    paused.forget()  # its process is stopped: no heartbeat
+    _age([written, os.path.join(lake_url, lease_key("2024-06-02"))], 2 * 3600)  # the lease expired 2 h - 60 s ago
+    assert DayLeases(lake, "maintenance-run", "sweep").holder("2024-06-02") is None  # expired: another run could take it
+    running = remove_orphan_files(table.load(), leases=DayLeases(lake, "maintenance-run", "sweep", run_finished=lambda run: False))
+    assert (running.held, running.held_by, running.deleted) == (1, ["paused-run"], 0) and os.path.exists(written)
+    ended = remove_orphan_files(table.load(), leases=DayLeases(lake, "maintenance-run", "sweep", run_finished=lambda run: run == "paused-run"))
+    assert (ended.held, ended.deleted) == (0, 1) and not os.path.exists(written)

@@ -412,6 +412,21 @@ class DayLeases:
             return None
         return str(record.get("run_id") or "?")
 
+    def writer(self, day: str) -> str | None:
+        """The run that may still commit files it wrote for ``day``, or None: the lease's run unless
+        the lease is released or ``run_finished`` says the run is over. Unlike :meth:`holder`, an
+        expired lease still counts: a run paused past its lease (SIGSTOP, a long wait) resumes, and
+        when no other run took the day its renewal succeeds and it commits. A run the instance
+        cannot ask about counts as writing. One read (the orphan sweep's rule for a day's data files)."""
+        record, _ = self._read(day)
+        if record is None or record.get("released"):
+            return None
+        run = str(record.get("run_id") or "?")
+        try:
+            return None if self.run_finished(run) else run
+        except Exception:  # the instance cannot say: the run may still write
+            return run
+
     def holders(self) -> dict[str, str]:
         """``{day: run}`` of every day whose lease is held now (:meth:`holder`): one listing of the
         lease folder and one read per lease object there (one per day ever written)."""

@@ -12,9 +12,10 @@ storage. This module removes them:
   ``data/`` and ``metadata/`` folders that no live snapshot references and that is older than
   ``TWEET_ASSETS_ICEBERG_ORPHAN_GRACE_S`` (a failed writer's leftovers; a younger one may be another
   writer's uncommitted file, so it stays), **unless a live writer may still commit it**: a data file
-  of a day whose lease a run holds (not released, not expired, its run not finished: a backfill
-  writes every day's files first and commits once, hours later), or a metadata file while any day's
-  lease is held (a commit's manifests carry no day). Those are skipped and counted (``held``); the
+  of a day whose lease names a run that may still write (not released, its run not finished, even
+  past the lease's expiry, since a paused writer may resume: a backfill writes every day's files
+  first and commits once, hours later), or a metadata file while any day's lease is held (a
+  commit's manifests carry no day, and are written at commit time, so are young). Those are skipped and counted (``held``); the
   next sweep removes what is still unreferenced then. Nothing outside those two folders is touched
   (the Hive ``dt=`` objects of a lake that switched formats stay).
 - :func:`compact`: rewrites each day held in several data files as one (sorted by ``created_at, id``),
@@ -185,26 +186,26 @@ def remove_orphan_files(table: Table, grace_s: float | None = None, now: float |
 
     ``leases``: the day leases of the table's lake (a :class:`~tweet_assets.lake.leases.DayLeases`
     whose ``run_finished`` asks the Dagster instance). Such a file is kept while a run may still
-    commit it: a data file whose day (its partition folder) a run holds, a metadata file (or a data
-    file whose path names no day) while any day is held (module doc). None: no writer is asked
-    about (tests, a table no pipeline writes)."""
+    commit it: a data file of a day whose lease names a run that may still write it
+    (:meth:`~tweet_assets.lake.leases.DayLeases.writer`: not released, its run not finished, even
+    past its expiry, as a paused writer may resume), a metadata file (or a data file whose path
+    names no day) while any day is held (module doc). None: no writer is asked about (tests, a
+    table no pipeline writes).
+
+    In two passes: the candidates (unreferenced, old enough), then, once the writers are asked,
+    the table read again and only what it still does not reach deleted. A run that committed a
+    candidate day's files and released its lease between the first read and the question is in
+    the second read (it releases after its commit).
+    """
     grace_s = orphan_grace_s() if grace_s is None else grace_s
     now = time.time() if now is None else now
     table = table.refresh()
-    live = {normalized(location) for location in reachable(table)} | metadata_files(table)
+    live = _live(table)
     out = Sweep()
     data_folder = table.properties.get(TableProperties.WRITE_DATA_PATH) or f"{table.location().rstrip('/')}/data"
     folders = {data_folder, table.properties.get(TableProperties.WRITE_METADATA_PATH) or f"{table.location().rstrip('/')}/metadata"}
     _, data_path = _filesystem(table, data_folder)
-    holders: dict[str | None, str | None] = {}  # day (None: any) -> the run holding it, asked once each
-
-    def holder(day: str | None) -> str | None:
-        if leases is None:
-            return None
-        if day not in holders:
-            holders[day] = leases.holder(day) if day is not None else next(iter(sorted(set(leases.holders().values()))), None)
-        return holders[day]
-
+    candidates: dict[str | None, list[tuple[pafs.FileSystem, str]]] = {}  # day (None: no day) -> files
     for folder in sorted(folders):
         fs, path = _filesystem(table, folder)
         for info in fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True)):
@@ -217,15 +218,32 @@ def remove_orphan_files(table: Table, grace_s: float | None = None, now: float |
                 out.young += 1
                 continue
             day = _DAY_FOLDER.search(info.path[len(data_path.rstrip("/")) :]) if info.path.startswith(data_path.rstrip("/") + "/") else None
-            run = holder(day.group(1) if day else None)
-            if run is not None:  # a live writer's uncommitted file, maybe: the next sweep decides
-                out.held += 1
-                if run not in out.held_by:
-                    out.held_by.append(run)
-                continue
-            fs.delete_file(info.path)
-            out.deleted += 1
+            candidates.setdefault(day.group(1) if day else None, []).append((fs, info.path))
+    if not candidates:
+        return out
+    writers = {}
+    if leases is not None:
+        for day in candidates:
+            writers[day] = leases.writer(day) if day is not None else next(iter(sorted(set(leases.holders().values()))), None)
+    live = _live(table.refresh())  # after the writers were asked: what they committed meanwhile is reached
+    for day, files in candidates.items():
+        run = writers.get(day)
+        if run is not None:  # a live (or paused) writer's uncommitted files, maybe: the next sweep decides
+            out.held += len(files)
+            if run not in out.held_by:
+                out.held_by.append(run)
+            continue
+        for fs, path in files:
+            if path not in live:
+                fs.delete_file(path)
+                out.deleted += 1
     return out
+
+
+def _live(table: Table) -> set[str]:
+    """Every file the table reaches (snapshots, manifests, data and delete files) or names
+    (metadata JSON), as paths of its filesystem."""
+    return {normalized(location) for location in reachable(table)} | metadata_files(table)
 
 
 def parquet_ids(table: Table, columns: Sequence[str] = ("id", "retweeted_id")) -> pa.Table:
