@@ -217,7 +217,7 @@ def test_review_heartbeat_storage_errors_are_logged_once_per_problem(tmp_path, m
     from tweet_assets.lake import leases as leases_module
 
     lake = LocalLake(str(tmp_path))
-    a = DayLeases(lake, "run-a", "raw_tweets", ttl_s=60, heartbeat_s=10)
+    a = DayLeases(lake, "run-a", "raw_tweets", ttl_s=3 * 3600, heartbeat_s=3600)  # the real heartbeat thread never fires during the test
     a.acquire(["2024-01-02"])
     lease = leases_module._held[(lake.url, "run-a", "2024-01-02")]
     beat = leases_module._Heartbeat(a)
@@ -307,3 +307,26 @@ def _outcome(call):
         return call()
     except Exception as exc:  # noqa: BLE001 - the test looks at it
         return exc
+
+
+def test_review11_a_wait_for_several_days_has_one_deadline(tmp_path, monkeypatch, _forget_leases):
+    """run-a holds two days and releases the first after 30 min: the taker's wait for both ends
+    at its one hour (before: 30 min for the first day, then a whole hour more for the second)."""
+    from tweet_assets.lake import leases as leases_module
+
+    lake = LocalLake(str(tmp_path))
+    a = DayLeases(lake, "run-a", "raw_tweets")
+    a.acquire(["2024-01-02", "2024-01-03"])
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+        if now[0] >= 1800 and a.holder("2024-01-02") == "run-a":
+            a.release(["2024-01-02"])
+
+    monkeypatch.setattr(leases_module, "_sleep", sleep)
+    b = DayLeases(lake, "run-b", "compliance_job rewrite", clock=lambda: now[0])
+    with pytest.raises(LeaseConflict, match="2024-01-03"):
+        b.acquire(["2024-01-02", "2024-01-03"], wait_s=3600)
+    assert now[0] == pytest.approx(3600)
+    assert b.holder("2024-01-02") is None  # the day it took is released again

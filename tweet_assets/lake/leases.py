@@ -314,6 +314,8 @@ class DayLeases:
 
     def acquire(self, days: Iterable[str], wait_s: float = 0.0) -> dict[str, Lease]:
         """Hold the leases of every day of ``days`` (a range: each day, in order), or none.
+        ``wait_s``: how long (s) to wait for live holders, all days together (one deadline: waits
+        day after day do not add up).
 
         Raises:
             LeaseConflict: a day is held by another live run; the leases this call took are released.
@@ -322,9 +324,10 @@ class DayLeases:
         taken: dict[str, Lease] = {}
         with _guard:
             before = {d for (url, run, d) in _held if url == self.lake.url and run == self.run_id}
+        deadline = self.clock() + wait_s
         try:
             for day in sorted(set(days)):
-                taken[day] = self.acquire_one(day, wait_s)
+                taken[day] = self.acquire_one(day, max(0.0, deadline - self.clock()))
         except LakeError:
             self.release([d for d in taken if d not in before])
             raise

@@ -68,6 +68,7 @@ def remove_posts(
     out = PostsRemoved()
     named = set(named_days)
     held: set[str] = set()
+    deadline = leases.clock() + wait_s  # one wait for every pass: they do not add up
     try:
         # hold the affected days, then look again: a run that held one may have committed the
         # posts (or retweets of them) on days not affected before; until no new day appears
@@ -75,7 +76,7 @@ def remove_posts(
             affected = set(table.days_holding(ids)) | (named & set(table.days()))
             if affected <= held:
                 break
-            leases.acquire(sorted(affected - held), wait_s=wait_s)
+            leases.acquire(sorted(affected - held), wait_s=max(0.0, deadline - leases.clock()))
             held |= affected
         out.days = sorted(held)
         if out.days:
