@@ -252,3 +252,24 @@ def test_review11_a_writer_paused_past_its_lease_keeps_its_files_until_its_run_e
     assert (running.held, running.held_by, running.deleted) == (1, ["paused-run"], 0) and os.path.exists(written)
     ended = remove_orphan_files(table.load(), leases=DayLeases(lake, "maintenance-run", "sweep", run_finished=lambda run: run == "paused-run"))
     assert (ended.held, ended.deleted) == (0, 1) and not os.path.exists(written)
+
+
+def test_review11_files_after_a_compaction_count_a_commit_made_meanwhile(lake_url):
+    """Another run publishes a new day between the compaction's plan and its commit: files after
+    are the committed snapshot's (2024-06-01 compacted to 1, 2024-06-02's 1, the new day's 1: 3),
+    not the plan's count plus this commit's change (4 - 3 + 1 = 2: before, the new file was missed)."""
+    from tweet_assets.tables.maintenance import compact
+
+    lake = open_lake(lake_url)
+    table = IcebergTable.open(lake, "tweets", "tweets")
+    table.publish({"2024-06-01": day_rows(rows("2024-06-01", [1, 2])), "2024-06-02": day_rows(rows("2024-06-02", [5]))}, "run-1")
+    for ids in ([3], [4]):
+        table.load().append(rows("2024-06-01", ids).cast(iceberg_arrow_schema()))
+
+    def hold(days):
+        table.publish({"2024-06-03": day_rows(rows("2024-06-03", [7]))}, "run-2")  # lands after the plan
+        return days
+
+    done = compact(table, None, 2, hold=hold)
+    assert (done.days, done.files_before) == (["2024-06-01"], 4)
+    assert done.files_after == 3 == sum(len(f) for f in data_files_by_day(table.load()).values())

@@ -299,7 +299,8 @@ def compact(
     one day of rows sorted by ``(created_at, id)``, through :meth:`IcebergTable.publish` (one commit
     for every such day; ``before_commit(days)`` renews their leases). ``hold(days)``: given the
     days to compact, the ones this run may (their leases taken; the others are left). Files before
-    are counted over the whole table (planned once), files after as those plus this commit's change.
+    are counted over the whole table (planned once), files after from the committed snapshot's
+    summary (so a commit of another run between the plan and this one counts).
 
     Raises:
         TableCommitError: the commit lost to other writers every time (names the setting).
@@ -327,5 +328,16 @@ def compact(
     commit = itable.publish({day: rows(day) for day in chosen}, run_id, before_commit=(lambda: before_commit(chosen)) if before_commit else None)
     out.days = chosen
     out.snapshot_id = commit.snapshot_id
-    out.files_after = out.files_before + sum(c.files_added - c.files_removed for c in commit.days.values())
+    out.files_after = _data_files_at(itable, commit.snapshot_id)
+    if out.files_after is None:  # the snapshot expired meanwhile: this commit's change on the plan's count
+        out.files_after = out.files_before + sum(c.files_added - c.files_removed for c in commit.days.values())
     return out
+
+
+def _data_files_at(itable: IcebergTable, snapshot_id: int | None) -> int | None:
+    """The table's data files at ``snapshot_id`` (its summary's ``total-data-files``, Iceberg spec
+    "Snapshot summary"), other runs' commits before it included; None when it is gone or says not."""
+    table = itable.load()
+    snapshot = table.snapshot_by_id(snapshot_id) if table is not None and snapshot_id is not None else None
+    total = snapshot.summary.get("total-data-files") if snapshot is not None and snapshot.summary is not None else None
+    return int(total) if total is not None else None
