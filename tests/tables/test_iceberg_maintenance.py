@@ -273,3 +273,19 @@ def test_review11_files_after_a_compaction_count_a_commit_made_meanwhile(lake_ur
     done = compact(table, None, 2, hold=hold)
     assert (done.days, done.files_before) == (["2024-06-01"], 4)
     assert done.files_after == 3 == sum(len(f) for f in data_files_by_day(table.load()).values())
+
+
+def test_review11_a_day_read_from_a_table_loaded_before_an_expiry_is_read_from_the_current_snapshot(lake_url):
+    """Reading many days from one loaded table (the Hive import, the compliance id lists): another
+    run commits and an expiry deletes the loaded snapshot's files; the next day's read loads the
+    table again instead of failing with FileNotFoundError (before)."""
+    from tweet_assets.tables.maintenance import expire_snapshots
+
+    lake = open_lake(lake_url)
+    table = IcebergTable.open(lake, "tweets", "tweets")
+    table.publish({"2024-06-01": day_rows(rows("2024-06-01", [1])), "2024-06-02": day_rows(rows("2024-06-02", [2]))}, "run-1")
+    loaded = table.load()
+    table.publish({"2024-06-02": day_rows(rows("2024-06-02", [2, 3]))}, "run-2")
+    _, expiry = expire_snapshots(table.load())  # retention 0 h: the loaded snapshot and its manifest list go
+    assert expiry.snapshots_expired == 1
+    assert sorted(table.read_day("2024-06-02", ["id"], table=loaded).column("id").to_pylist()) == [2, 3]

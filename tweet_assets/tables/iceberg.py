@@ -571,13 +571,21 @@ class IcebergTable(PublishedTable):
     def read_day(self, day: str, columns: Sequence[str] | None = None, table: Table | None = None) -> pa.Table:
         """``day``'s rows (``columns`` only if given) in the table's current snapshot. ``table``: the
         table as already loaded (:meth:`load`), so that reading many days costs one catalog load
-        and reads one snapshot; default: loaded now."""
+        and reads one snapshot; default: loaded now. When that snapshot's files are gone (another
+        run's commit, then an expiry deleted them: the default retention keeps only the current
+        snapshot), the table is loaded again and the day read from its current snapshot."""
+        given = table is not None
         table = self.load() if table is None else table
         selected = tuple(columns) if columns else ("*",)
         if table is None or table.current_snapshot() is None:
             fields = iceberg_arrow_schema()
             return (fields if not columns else pa.schema([fields.field(c) for c in columns])).empty_table()
-        return table.scan(row_filter=days_filter([day], zoned(table.schema())), selected_fields=selected).to_arrow()
+        try:
+            return table.scan(row_filter=days_filter([day], zoned(table.schema())), selected_fields=selected).to_arrow()
+        except FileNotFoundError:
+            if not given:
+                raise
+            return self.read_day(day, columns)  # the snapshot as loaded was expired meanwhile
 
     def days(self, first: str | None = None, last: str | None = None) -> list[str]:
         table = self.load()
