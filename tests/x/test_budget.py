@@ -98,7 +98,7 @@ def _live_reservations(lake) -> list:
 
 
 def test_a_backfill_that_would_overrun_is_refused_with_zero_post_requests(api, tmp_path, instance):
-    days = _days(6, 5, 4, 3, 2)
+    days = _days(5, 4, 3, 2, 1)  # not 6 days back: from 23:45 UTC on, that day is older than recent search (now - 7 d + 15 min)
     for n, (day, count) in enumerate(zip(days, (120, 80, 300, 50, 90))):
         _synthetic(api, day, count, 10_000 * (n + 1))
     lake = tmp_path / "lake"
@@ -133,7 +133,7 @@ def test_a_backfill_that_would_overrun_is_refused_with_zero_post_requests(api, t
 def test_each_run_of_a_split_backfill_is_checked_on_its_own_days(api, tmp_path, instance):
     """A backfill as runs of a few days (TWEET_ASSETS_BACKFILL_PARTITIONS_PER_RUN): the first run
     fits the cap and reads; the second, checked against what is left after it, is refused."""
-    days = _days(6, 5, 4, 3, 2)
+    days = _days(5, 4, 3, 2, 1)  # not 6 days back: from 23:45 UTC on, that day is older than recent search (now - 7 d + 15 min)
     for n, (day, count) in enumerate(zip(days, (120, 80, 300, 250, 90))):
         _synthetic(api, day, count, 10_000 * (n + 1))
     api.post_cap, api.posts_used = 1000, 300  # 600 left after the reserve
