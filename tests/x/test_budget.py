@@ -36,16 +36,12 @@ HOLD_BOUND_S = 120  # a held request or a waiting thread: only stops a broken te
 
 
 @pytest.fixture
-def api(x_api_double, monkeypatch):
-    """The session's X API double, reset; sleeps recorded, not slept; a request the API would reject fails the test."""
+def api(api, monkeypatch):
+    """tests/x/conftest.py's strict X API double, with sleeps recorded, not slept."""
     from tweet_assets.sources import x_api
 
-    x_api_double.reset()
     monkeypatch.setattr(x_api, "_sleep", Sleeps())
-    yield x_api_double
-    violations = list(x_api_double.violations)
-    x_api_double.reset()
-    assert violations == [], f"requests the X API rejects: {violations}"
+    return api
 
 
 def _source(api, **settings) -> XApiSource:

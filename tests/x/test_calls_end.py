@@ -31,16 +31,6 @@ from tweet_assets.sources.x_api import XApiError, XApiSource
 LOG = logging.getLogger("test")
 
 
-@pytest.fixture
-def api(x_api_double):
-    """The session's X API double, reset; a request the API would reject fails the test."""
-    x_api_double.reset()
-    yield x_api_double
-    violations = list(x_api_double.violations)
-    x_api_double.reset()
-    assert violations == [], f"requests the X API rejects: {violations}"
-
-
 # --- case 4: next_token cycles and the page bound
 
 

@@ -304,16 +304,6 @@ class Sleeps(list):
         self.append(seconds)
 
 
-@pytest.fixture
-def api(x_api_double):
-    """The session's X API double, reset; a request the API would reject fails the test."""
-    x_api_double.reset()
-    yield x_api_double
-    violations = list(x_api_double.violations)
-    x_api_double.reset()
-    assert violations == [], f"requests the X API rejects: {violations}"
-
-
 def _today() -> datetime:
     return datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
 
